@@ -1,0 +1,117 @@
+// The only reader of process.env. Every setting is validated here, once, at start-up; a bad value
+// ends the process with one line that names the variable (see cli.ts), never a stack trace.
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const postgresUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}, "must be a postgres:// URL with a database name, e.g. postgres://postgres@127.0.0.1:5432/gmail_sync");
+
+const redisUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "redis:" || u.protocol === "rediss:";
+  } catch {
+    return false;
+  }
+}, "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379");
+
+const httpUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "must be an http(s) URL");
+
+const list = z.string().transform((v) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
+
+// Defaults work on a developer machine with local Postgres and Redis; production sets the rest.
+const schema = z.object({
+  DATABASE_URL: postgresUrl.default("postgres://postgres@127.0.0.1:5432/gmail_sync"),
+  DATABASE_POOL_SIZE: int(1, 200).default(10),
+  REDIS_URL: redisUrl.default("redis://127.0.0.1:6379"),
+  // BullMQ key prefix. The braces are a Redis Cluster hash tag: every queue key lands in one slot.
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9{}_.-]+$/, "may hold letters, digits, {}_.- only (no ':')")
+    .default("{gmail-sync}"),
+  // base64 of 32 random bytes (`openssl rand -base64 32`); older keys may follow, comma-separated.
+  TOKEN_ENCRYPTION_KEY: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  HTTP_HOST: z.string().default("0.0.0.0"),
+  HTTP_PORT: int(0, 65535).default(9464),
+  HTTP_BODY_LIMIT_BYTES: int(1024).default(64 * 1024),
+
+  GMAIL_API_ROOT_URL: httpUrl.default("https://gmail.googleapis.com/"),
+  GOOGLE_OAUTH_AUTH_URL: httpUrl.default("https://accounts.google.com/o/oauth2/v2/auth"),
+  GOOGLE_OAUTH_TOKEN_URL: httpUrl.default("https://oauth2.googleapis.com/token"),
+  GOOGLE_CERTS_URL: httpUrl.default("https://www.googleapis.com/oauth2/v1/certs"),
+  GOOGLE_CLIENT_ID: z.string().optional(),
+  GOOGLE_CLIENT_SECRET: z.string().optional(),
+  GOOGLE_OAUTH_REDIRECT_URI: httpUrl.default("http://127.0.0.1:9464/oauth2/callback"),
+  GMAIL_QUOTA_UNITS_PER_SECOND: int(1).default(250),
+  GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: int(1).default(1_200_000),
+
+  PUBSUB_TOPIC: z.string().optional(),
+  PUBSUB_AUDIENCE: z.string().optional(),
+  PUBSUB_SERVICE_ACCOUNT: z.string().optional(),
+  PUBSUB_VERIFICATION_TOKEN: z.string().optional(),
+  WATCH_LABEL_IDS: list.default([]),
+
+  BACKFILL_QUERY: z.string().optional(),
+  BACKFILL_LABEL_IDS: list.default([]),
+  INCLUDE_SPAM_TRASH: bool.default(false),
+  POLL_FALLBACK_MINUTES: int(1).default(10),
+  RECONCILE_CRON: z.string().default("0 3 * * 0"),
+  WORKER_CONCURRENCY: int(1, 256).default(8),
+
+  ATTACHMENT_TEMP_DIR: z.string().default(path.join(os.tmpdir(), "gmail-sync-attachments")),
+  ATTACHMENT_MEMORY_MAX_BYTES: int(0).default(10 * 1024 * 1024),
+  ATTACHMENT_TEMP_FILE_MAX_BYTES: int(0).default(50 * 1024 * 1024),
+  TEMP_FILE_ORPHAN_MINUTES: int(1).default(30),
+  EXTRACT_POOL_SIZE: int(1, 64).default(Math.max(1, os.availableParallelism())),
+  EXTRACT_RSS_LIMIT_MB: int(64).default(512),
+  EXTRACT_TIMEOUT_MS: int(100).default(30_000),
+  EXTRACT_MAX_PAGES: int(1).default(500),
+  EXTRACT_MAX_TEXT_BYTES: int(1024).default(1024 * 1024),
+  EXTRACT_RECYCLE_AFTER: int(1).default(200),
+
+  METRICS_PER_ACCOUNT: bool.default(false),
+});
+
+export type Config = Readonly<z.output<typeof schema>>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Validates the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty value means "unset", as in most .env tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,54 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.ts";
+import { unusedDatabaseUrl } from "../helpers/database.ts";
+
+const target = unusedDatabaseUrl();
+afterAll(() => target.drop());
+
+describe("gmail-sync migrate", () => {
+  it("creates the database and schema, is a no-op again, and --down undoes the last step", async () => {
+    const env = { DATABASE_URL: target.url };
+    const first = await runCli(["migrate", "--json"], env);
+    expect(first.stderr).toBe("");
+    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema"] });
+
+    const again = await runCli(["migrate", "--json"], env);
+    expect(JSON.parse(again.stdout)).toEqual({ databaseCreated: false, applied: [] });
+
+    const status = await runCli(["migrate", "--status", "--json"], env);
+    const rows = JSON.parse(status.stdout) as { name: string; executedAt: string | null }[];
+    expect(rows.map((r) => [r.name, r.executedAt !== null])).toEqual([["0001_initial_schema", true]]);
+
+    const down = await runCli(["migrate", "--down"], env);
+    expect(down.code).toBe(0);
+    expect(down.stdout).toContain("reverted  0001_initial_schema");
+    const after = await runCli(["migrate", "--status"], env);
+    expect(after.stdout.trim()).toBe("pending  0001_initial_schema");
+  });
+
+  it("prints --version and --help", async () => {
+    const v = await runCli(["--version"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const h = await runCli(["migrate", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain("--down");
+  });
+
+  it.each([
+    [{ DATABASE_URL: "mysql://root@localhost/x" }, /^gmail-sync: invalid configuration: DATABASE_URL must be a postgres:\/\/ URL/],
+    [{ DATABASE_URL: "postgres://postgres@127.0.0.1:1/gmail_sync" }, /^gmail-sync: cannot connect to 127\.0\.0\.1:1 \(ECONNREFUSED\)$/],
+  ])("fails with one clear line and exit 1 on bad input %#", async (env, pattern) => {
+    const r = await runCli(["migrate"], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(pattern);
+  });
+
+  it("rejects an unknown flag with exit 1", async () => {
+    const r = await runCli(["migrate", "--bogus"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("unknown option '--bogus'");
+  });
+});
