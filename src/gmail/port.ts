@@ -1,0 +1,76 @@
+// The Gmail port: what sync code needs from Gmail, for one account. src/gmail/client.ts implements
+// it over @googleapis/gmail (with quota, retries, classification and metrics); sync code depends
+// only on this interface. Every method throws GmailError (src/errors.ts) on failure.
+import type { gmail_v1 } from "@googleapis/gmail";
+
+export type GmailMessage = gmail_v1.Schema$Message;
+export type GmailHistory = gmail_v1.Schema$History;
+
+export interface MessageRef {
+  id: string;
+  threadId: string;
+}
+
+export interface Profile {
+  emailAddress: string;
+  messagesTotal: number;
+  threadsTotal: number;
+  historyId: string;
+}
+
+export interface ListMessagesOptions {
+  pageToken?: string;
+  q?: string;
+  labelIds?: string[];
+  includeSpamTrash?: boolean;
+  maxResults?: number;
+}
+
+export interface ListMessagesPage {
+  messages: MessageRef[];
+  nextPageToken?: string;
+  resultSizeEstimate: number;
+}
+
+/** One id's outcome in getMessages: a message, or the classified error for that id alone. */
+export type FetchedMessage = { id: string; message: GmailMessage; error?: undefined } | { id: string; message?: undefined; error: import("../errors.ts").GmailError };
+
+export interface ListHistoryOptions {
+  startHistoryId: string;
+  pageToken?: string;
+  historyTypes?: Array<"messageAdded" | "messageDeleted" | "labelAdded" | "labelRemoved">;
+  maxResults?: number;
+}
+
+export interface HistoryPage {
+  history: GmailHistory[];
+  nextPageToken?: string;
+  /** The mailbox's current history id at the time of the call. */
+  historyId: string;
+}
+
+export interface WatchRequest {
+  topicName: string;
+  labelIds?: string[];
+  labelFilterBehavior?: "include" | "exclude";
+}
+
+export interface GmailPort {
+  getProfile(): Promise<Profile>;
+  listMessages(opts: ListMessagesOptions): Promise<ListMessagesPage>;
+  /** Full-format messages, fetched in bounded parallel / batches; per-id outcomes, in input order. */
+  getMessages(ids: string[]): Promise<FetchedMessage[]>;
+  /** Decoded bytes of one attachment (messages.attachments.get). */
+  getAttachment(messageId: string, attachmentId: string): Promise<Buffer>;
+  listHistory(opts: ListHistoryOptions): Promise<HistoryPage>;
+  watch(req: WatchRequest): Promise<{ historyId: string; expiration: string }>;
+  stop(): Promise<void>;
+}
+
+export interface AccountRef {
+  id: number;
+  email: string;
+}
+
+/** Builds the port for one account (loads and refreshes its tokens as needed). */
+export type GmailFactory = (account: AccountRef) => Promise<GmailPort>;
