@@ -1,0 +1,39 @@
+// The recurring work, as one BullMQ job scheduler per kind ("tick"), each fanning out per-account
+// jobs from a database query (src/maintenance.ts) — never one scheduler per account. Upserted from
+// one place, the migrate/init step: concurrent upserts from many instances have duplicated or
+// stopped schedules in BullMQ (ops-notes §1, issues #2876…#3430).
+import type { Queue } from "bullmq";
+import type { Config } from "./config.ts";
+
+export const TICKS = {
+  watchRenew: "watch-renew-tick",
+  poll: "poll-tick",
+  reconcile: "reconcile-tick",
+  tempSweep: "temp-sweep",
+} as const;
+export type TickName = (typeof TICKS)[keyof typeof TICKS];
+
+const DAY_MS = 24 * 3600 * 1000;
+const keep = { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 } };
+
+/** Creates or updates the four tick schedulers. Idempotent by scheduler id; call sequentially. */
+export async function upsertSchedules(maintenance: Queue, config: Config): Promise<void> {
+  // Google recommends renewing every watch daily (it lasts 7 days).
+  await maintenance.upsertJobScheduler(TICKS.watchRenew, { every: DAY_MS }, { name: TICKS.watchRenew, data: {}, opts: keep });
+  // The tick is frequent and cheap; the query decides which accounts have been silent too long.
+  await maintenance.upsertJobScheduler(TICKS.poll, { every: 60_000 }, { name: TICKS.poll, data: {}, opts: keep });
+  await maintenance.upsertJobScheduler(TICKS.reconcile, { pattern: config.RECONCILE_CRON, tz: "UTC" }, { name: TICKS.reconcile, data: {}, opts: keep });
+  const sweepMs = Math.min(config.TEMP_FILE_ORPHAN_MINUTES, 15) * 60_000;
+  await maintenance.upsertJobScheduler(TICKS.tempSweep, { every: sweepMs }, { name: TICKS.tempSweep, data: {}, opts: keep });
+}
+
+/**
+ * At start-up: renew now any watch that is missing or lapses within 24 h (a process that was down
+ * for days must not wait for the daily tick), and sweep orphans left by a crash. The job ids are
+ * per hour so a fleet starting together adds each once.
+ */
+export async function enqueueStartupTicks(maintenance: Queue): Promise<void> {
+  const hour = new Date().toISOString().slice(0, 13).replace(/[^0-9]/g, "");
+  await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS }, { jobId: `startup-watch-${hour}`, ...keep });
+  await maintenance.add(TICKS.tempSweep, {}, { jobId: `startup-sweep-${hour}`, ...keep });
+}
