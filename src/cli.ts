@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { loadConfig } from "./config.ts";
 import { createDb } from "./db/database.ts";
 import { ensureDatabase, migrateDown, migrateToLatest, migrationStatus } from "./db/migrate.ts";
+import { registerSearchCommand } from "./commands/search.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
       }
     });
 
+  registerSearchCommand(program);
   return program;
 }
 

@@ -1,0 +1,47 @@
+// `gmail-sync search QUERY`: ranked full-text search over stored mail and attachment text.
+import { type Command, InvalidArgumentError } from "commander";
+import { loadConfig } from "../config.ts";
+import { createDb } from "../db/database.ts";
+import { searchMessages } from "../db/search.ts";
+
+const BOLD = { start: "\u001b[1m", stop: "\u001b[22m" };
+
+export function registerSearchCommand(program: Command): void {
+  program
+    .command("search")
+    .description("full-text search over message subject, sender, body and attachment text (web-search syntax: \"phrase\", -not, or)")
+    .argument("<query>", "what to look for")
+    .option("--account <email>", "only this account")
+    .option("--limit <n>", "at most this many messages", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError(`must be an integer from 1 to 1000, got ${JSON.stringify(v)}`);
+      return n;
+    }, 20)
+    .option("--json", "print the hits as a JSON array")
+    .action(async (query: string, opts: { account?: string; limit: number; json?: boolean }) => {
+      const config = loadConfig();
+      const db = createDb(config.DATABASE_URL, 1);
+      try {
+        let accountId: number | undefined;
+        if (opts.account !== undefined) {
+          const row = await db.selectFrom("accounts").select("id").where("email", "=", opts.account.toLowerCase()).executeTakeFirst();
+          if (row === undefined) throw new Error(`unknown account ${opts.account}`);
+          accountId = row.id;
+        }
+        const tty = process.stdout.isTTY === true && !opts.json;
+        const hits = await searchMessages(db, query, { accountId, limit: opts.limit, highlight: tty ? BOLD : { start: "**", stop: "**" } });
+        if (opts.json) {
+          console.log(JSON.stringify(hits));
+          return;
+        }
+        if (hits.length === 0) console.log("no matches");
+        for (const h of hits) {
+          const where = h.attachment !== null ? `  [attachment: ${h.attachment}]` : "";
+          console.log(`${h.date?.slice(0, 10) ?? "          "}  ${h.from ?? "(no sender)"}  ${h.subject ?? "(no subject)"}${where}`);
+          console.log(`    ${h.snippet}`);
+        }
+      } finally {
+        await db.destroy();
+      }
+    });
+}
