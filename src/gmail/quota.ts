@@ -1,0 +1,182 @@
+// The quota governor: every Gmail call is charged its documented unit cost before it is sent, against
+// a per-account token bucket and a per-project bucket kept in Redis, so any number of worker
+// processes on any number of machines together stay under Gmail's per-user limit (250 units/s
+// moving average) and the project limit. One Lua script reads, refills and charges both buckets
+// atomically, and takes the time from Redis (TIME) so the hosts' clocks never need to agree.
+//
+// AIMD: a 429 from Gmail halves the account's rate (down to a floor) and blocks it for Gmail's
+// Retry-After; the rate then grows back additively with time. The bucket capacity is one second of
+// the current rate, so a penalised account also loses its burst.
+//
+// Keys: <prefix>:quota:acct:<id> and <prefix>:quota:project. With the default QUEUE_PREFIX
+// "{gmail-sync}" the hash tag puts them in one Redis Cluster slot, which the script needs.
+import type { Redis } from "ioredis";
+import { GmailError } from "../errors.ts";
+import { quotaWaitSeconds } from "../metrics.ts";
+
+/** Documented quota units per method (developers.google.com/workspace/gmail/api/reference/quota). */
+export const QUOTA_COST: Record<string, number> = {
+  "users.getProfile": 1,
+  "labels.list": 1,
+  "labels.get": 1,
+  "messages.list": 5,
+  "messages.get": 5,
+  "messages.attachments.get": 5,
+  "history.list": 2,
+  "threads.list": 10,
+  "threads.get": 10,
+  "users.watch": 100,
+  "users.stop": 50,
+};
+
+export type TakeResult = { ok: true } | { ok: false; waitMs: number };
+
+export interface QuotaGovernor {
+  /** Charges `units` if both buckets have them; otherwise says how long until they would. */
+  take(accountId: number, units: number): Promise<TakeResult>;
+  /** take(), waiting in-process up to maxWaitMs (default 2000); beyond that throws rate_limited. */
+  acquire(accountId: number, units: number, opts?: { maxWaitMs?: number }): Promise<void>;
+  /** After a 429: halve the account's rate (AIMD) and block it for retryAfterMs (if given). */
+  penalize(accountId: number, retryAfterMs?: number): Promise<void>;
+  /** Current bucket state (for tests, the CLI and metrics). */
+  inspect(accountId: number): Promise<{ tokens: number; rate: number; blockedUntilMs: number }>;
+}
+
+export interface QuotaOptions {
+  prefix: string;
+  unitsPerSecond: number;
+  projectUnitsPerMinute: number;
+  /** Lowest rate AIMD may cut to; default max(5, unitsPerSecond/20) (one messages.get a second). */
+  floorUnitsPerSecond?: number;
+  /** Additive recovery, units/s gained per second; default unitsPerSecond/20 (floor→full in ~20 s). */
+  recoveryPerSecond?: number;
+}
+
+// KEYS[1] account bucket, KEYS[2] project bucket.
+// ARGV: op ("take" | "penalize" | "inspect"), units, maxRate, floor, recovery/s, projRate/s, projCap, retryAfterMs, ttlSeconds
+// Returns {allowed(1|0), waitMs, tokens*1000, rate*1000, blockedUntil}.
+const SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local op = ARGV[1]
+local units = tonumber(ARGV[2])
+local maxRate = tonumber(ARGV[3])
+local floor = tonumber(ARGV[4])
+local recovery = tonumber(ARGV[5])
+local projRate = tonumber(ARGV[6])
+local projCap = tonumber(ARGV[7])
+local retryAfter = tonumber(ARGV[8])
+local ttl = tonumber(ARGV[9])
+
+local a = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate', 'blocked')
+local rate = tonumber(a[3]) or maxRate
+local ts = tonumber(a[2]) or now
+local tokens = tonumber(a[1])
+local blocked = tonumber(a[4]) or 0
+local elapsed = math.max(0, now - ts) / 1000
+-- additive increase, then refill at the (new) rate; capacity is one second of the current rate
+rate = math.min(maxRate, rate + recovery * elapsed)
+if tokens == nil then tokens = rate end
+tokens = math.min(rate, tokens + rate * elapsed)
+
+local p = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
+local pts = tonumber(p[2]) or now
+local ptokens = tonumber(p[1]) or projCap
+ptokens = math.min(projCap, ptokens + projRate * math.max(0, now - pts) / 1000)
+
+local allowed = 0
+local wait = 0
+if op == 'penalize' then
+  rate = math.max(floor, rate / 2)
+  tokens = math.min(tokens, 0)
+  if retryAfter > 0 then blocked = math.max(blocked, now + retryAfter) end
+elseif op == 'take' then
+  -- a charge above the capacity (e.g. watch at a low rate) waits for a full bucket and leaves a debt
+  local need = math.min(units, rate)
+  local pneed = math.min(units, projCap)
+  if now < blocked then
+    wait = blocked - now
+  elseif tokens < need or ptokens < pneed then
+    local w1 = 0
+    local w2 = 0
+    if tokens < need then w1 = (need - tokens) / rate * 1000 end
+    if ptokens < pneed then w2 = (pneed - ptokens) / projRate * 1000 end
+    wait = math.ceil(math.max(w1, w2))
+  else
+    tokens = tokens - units
+    ptokens = ptokens - units
+    allowed = 1
+  end
+end
+
+if op ~= 'inspect' then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'rate', tostring(rate), 'blocked', blocked)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('HSET', KEYS[2], 'tokens', tostring(ptokens), 'ts', now)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {allowed, wait, math.floor(tokens * 1000), math.floor(rate * 1000), blocked}
+`;
+
+type Reply = [number, number, number, number, number];
+
+declare module "ioredis" {
+  interface RedisCommander<Context> {
+    gmailSyncQuota(acctKey: string, projectKey: string, ...args: Array<string | number>): Result<Reply, Context>;
+  }
+}
+
+export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGovernor {
+  if (typeof (redis as { gmailSyncQuota?: unknown }).gmailSyncQuota !== "function") {
+    // defineCommand caches the script by SHA (EVALSHA, falling back to EVAL once).
+    redis.defineCommand("gmailSyncQuota", { numberOfKeys: 2, lua: SCRIPT });
+  }
+  const maxRate = opts.unitsPerSecond;
+  const floor = Math.min(maxRate, opts.floorUnitsPerSecond ?? Math.max(5, maxRate / 20));
+  const recovery = opts.recoveryPerSecond ?? maxRate / 20;
+  const projRate = opts.projectUnitsPerMinute / 60;
+  const projCap = projRate; // one second of burst, like the per-user moving average
+  const ttl = 3600;
+  const acctKey = (id: number) => `${opts.prefix}:quota:acct:${id}`;
+  const projectKey = `${opts.prefix}:quota:project`;
+
+  async function run(op: "take" | "penalize" | "inspect", accountId: number, units = 0, retryAfterMs = 0): Promise<Reply> {
+    return redis.gmailSyncQuota(acctKey(accountId), projectKey, op, units, maxRate, floor, recovery, projRate, projCap, Math.max(0, Math.round(retryAfterMs)), ttl);
+  }
+
+  const governor: QuotaGovernor = {
+    async take(accountId, units) {
+      const [allowed, wait] = await run("take", accountId, units);
+      return allowed === 1 ? { ok: true } : { ok: false, waitMs: Math.max(1, Number(wait)) };
+    },
+    async acquire(accountId, units, o = {}) {
+      const maxWaitMs = o.maxWaitMs ?? 2000;
+      const started = Date.now();
+      for (;;) {
+        const r = await governor.take(accountId, units);
+        if (r.ok) {
+          quotaWaitSeconds.observe((Date.now() - started) / 1000);
+          return;
+        }
+        const waited = Date.now() - started;
+        if (waited + r.waitMs > maxWaitMs) {
+          quotaWaitSeconds.observe(waited / 1000);
+          throw new GmailError("rate_limited", `quota bucket of account ${accountId} is empty; retry in ${r.waitMs} ms`, {
+            reason: "localQuota",
+            retryAfterMs: r.waitMs,
+          });
+        }
+        // A little jitter so processes woken together do not collide on the same refill.
+        await new Promise((res) => setTimeout(res, r.waitMs + Math.random() * 5));
+      }
+    },
+    async penalize(accountId, retryAfterMs) {
+      await run("penalize", accountId, 0, retryAfterMs ?? 0);
+    },
+    async inspect(accountId) {
+      const [, , tokens, rate, blocked] = await run("inspect", accountId);
+      return { tokens: Number(tokens) / 1000, rate: Number(rate) / 1000, blockedUntilMs: Number(blocked) };
+    },
+  };
+  return governor;
+}
