@@ -10,7 +10,7 @@
 //
 // Keys: <prefix>:quota:acct:<id> and <prefix>:quota:project. With the default QUEUE_PREFIX
 // "{gmail-sync}" the hash tag puts them in one Redis Cluster slot, which the script needs.
-import type { Redis } from "ioredis";
+import type { Redis, Result } from "ioredis";
 import { GmailError } from "../errors.ts";
 import { quotaWaitSeconds } from "../metrics.ts";
 
