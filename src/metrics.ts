@@ -210,3 +210,99 @@ export const extractChildrenKilledTotal = new Counter({
   labelNames: ["reason"] as const, // timeout | memory | crashed
   registers: r,
 });
+
+// --- state read at scrape time (set by src/metrics-collect.ts from Postgres and BullMQ) ---
+// Aggregates over accounts, never one series per account unless METRICS_PER_ACCOUNT is on.
+export const accountsGauge = new Gauge({
+  name: "gmail_sync_accounts",
+  help: "Accounts by state (backfilling = active with its backfill not done)",
+  labelNames: ["status"] as const, // active | backfilling | reauth_required | disabled
+  registers: r,
+});
+export const backfillMessages = new Gauge({
+  name: "gmail_sync_backfill_messages",
+  help: "Backfill progress summed over accounts: message ids listed and messages stored",
+  labelNames: ["stage"] as const, // listed | stored
+  registers: r,
+});
+export const cursorAgeMaxSeconds = new Gauge({
+  name: "gmail_sync_cursor_age_max_seconds",
+  help: "Largest time since an enabled account's history cursor last advanced",
+  registers: r,
+});
+// A histogram snapshot over accounts with fixed, non-overlapping age ranges (no `le`: promtool
+// reserves it for real histograms, and these counts go up and down).
+export const accountsByCursorAge = new Gauge({
+  name: "gmail_sync_accounts_by_cursor_age",
+  help: "Enabled accounts by time since their cursor last advanced",
+  labelNames: ["age"] as const, // lt_5m | 5m_1h | 1h_6h | 6h_1d | 1d_3d | 3d_5d | 5d_7d | gt_7d
+  registers: r,
+});
+export const lastSuccessAgeMaxSeconds = new Gauge({
+  name: "gmail_sync_last_success_age_max_seconds",
+  help: "Largest time since an active account's last successful sync (since connection if never)",
+  registers: r,
+});
+export const accountsStale = new Gauge({
+  name: "gmail_sync_accounts_stale",
+  help: "Active accounts with no successful sync in the last hour",
+  registers: r,
+});
+export const watchExpirySoonestSeconds = new Gauge({
+  name: "gmail_sync_watch_expiry_soonest_seconds",
+  help: "Seconds until the soonest users.watch expiry among active accounts (NaN when none is watched)",
+  registers: r,
+});
+export const accountsWatched = new Gauge({
+  name: "gmail_sync_accounts_watched",
+  help: "Active accounts with a users.watch expiry recorded",
+  registers: r,
+});
+export const deadLettersOpen = new Gauge({
+  name: "gmail_sync_dead_letters_open",
+  help: "Parked, unresolved dead letters",
+  labelNames: ["reason"] as const,
+  registers: r,
+});
+export const queueJobs = new Gauge({
+  name: "gmail_sync_queue_jobs",
+  help: "BullMQ jobs by queue and state (getJobCounts at scrape time)",
+  labelNames: ["queue", "state"] as const,
+  registers: r,
+});
+export const quotaLimitUnitsPerSecond = new Gauge({
+  name: "gmail_sync_quota_limit_units_per_second",
+  help: "Configured Gmail quota ceiling: per user (GMAIL_QUOTA_UNITS_PER_SECOND) and per project",
+  labelNames: ["scope"] as const, // user | project
+  registers: r,
+});
+export const metricsCollectErrorsTotal = new Counter({
+  name: "gmail_sync_metrics_collect_errors_total",
+  help: "Scrape-time collector failures or timeouts (the previous values stay exported)",
+  labelNames: ["collector"] as const, // database | queues
+  registers: r,
+});
+export const metricsAccountsTruncated = new Gauge({
+  name: "gmail_sync_metrics_accounts_truncated",
+  help: "1 when METRICS_PER_ACCOUNT hit its series cap and some accounts were left out",
+  registers: r,
+});
+// Only filled when METRICS_PER_ACCOUNT=true (small installs); labelled by account id, never email.
+export const accountCursorAgeSeconds = new Gauge({
+  name: "gmail_sync_account_cursor_age_seconds",
+  help: "Per account (METRICS_PER_ACCOUNT only): time since its cursor last advanced",
+  labelNames: ["account_id"] as const,
+  registers: r,
+});
+export const accountLastSuccessAgeSeconds = new Gauge({
+  name: "gmail_sync_account_last_success_age_seconds",
+  help: "Per account (METRICS_PER_ACCOUNT only): time since its last successful sync",
+  labelNames: ["account_id"] as const,
+  registers: r,
+});
+export const buildInfo = new Gauge({
+  name: "gmail_sync_build_info",
+  help: "Build metadata; always 1",
+  labelNames: ["version", "node_version"] as const,
+  registers: r,
+});

@@ -1,0 +1,105 @@
+// The process's HTTP server: /metrics, /healthz and /readyz here; callers register their own routes
+// (Pub/Sub push, OAuth callback) on the returned instance before listen(). Fastify gives a body
+// limit (413 past HTTP_BODY_LIMIT_BYTES) and request logging through our pino logger.
+import type { Queue } from "bullmq";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Config } from "./config.ts";
+import type { Db } from "./db/database.ts";
+import { migrationsApplied, pingDb } from "./db/migrate.ts";
+import type { Logger } from "./log.ts";
+import { registerScrapeCollectors } from "./metrics-collect.ts";
+import { buildInfo, registry } from "./metrics.ts";
+
+export interface HttpDeps {
+  config: Config;
+  log: Logger;
+  db: Db;
+  redis: Redis;
+  queues?: { backfill: Queue; incremental: Queue; maintenance: Queue };
+  /** Passed to the scrape collectors; tests use 0 to see every change. */
+  metricsReuseMs?: number;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** Resolves to null when the check passed, or to why it failed (never rejects, never hangs). */
+async function probe(run: () => Promise<unknown>): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${CHECK_TIMEOUT_MS} ms`), CHECK_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([run().then(() => null), timeout]);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return e.code ?? e.message ?? String(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function buildHttpServer(deps: HttpDeps): FastifyInstance {
+  const { config } = deps;
+  // Request URLs are logged without their query string: the legacy Pub/Sub push mode carries its
+  // shared token there. Bodies are never logged.
+  const log = deps.log.child(
+    { component: "http" },
+    {
+      serializers: {
+        req: (req: { method?: string; url?: string; ip?: string }) => ({
+          method: req.method,
+          url: req.url?.split("?")[0],
+          remoteAddress: req.ip,
+        }),
+      },
+    },
+  );
+  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.HTTP_BODY_LIMIT_BYTES });
+
+  const collect = registerScrapeCollectors({
+    db: deps.db,
+    config,
+    log,
+    ...(deps.queues ? { queues: deps.queues } : {}),
+    ...(deps.metricsReuseMs !== undefined ? { reuseMs: deps.metricsReuseMs } : {}),
+  });
+  buildInfo.set({ version: process.env.npm_package_version ?? "unknown", node_version: process.version }, 1);
+
+  // Scrapes and probes arrive every few seconds: log them only when something goes wrong.
+  const quiet = { logLevel: "warn" as const };
+
+  app.get("/metrics", quiet, async (_req, reply) => {
+    await collect();
+    const body = await registry.metrics();
+    return reply.header("content-type", registry.contentType).send(body);
+  });
+
+  app.get("/healthz", quiet, async () => ({ status: "ok" }));
+
+  app.get("/readyz", quiet, async (_req, reply) => {
+    const [postgres, redis] = await Promise.all([probe(() => pingDb(deps.db)), probe(() => deps.redis.ping())]);
+    let migrations: string | null = postgres === null ? null : "skipped: postgres unavailable";
+    if (postgres === null) {
+      migrations = await probe(async () => {
+        if (!(await migrationsApplied(deps.db))) throw new Error("pending migrations (run `gmail-sync migrate`)");
+      });
+    }
+    const checks = { postgres: postgres ?? "ok", redis: redis ?? "ok", migrations: migrations ?? "ok" };
+    const ready = postgres === null && redis === null && migrations === null;
+    if (!ready) log.warn({ checks }, "not ready");
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", checks });
+  });
+
+  return app;
+}
+
+/** Starts listening on HTTP_HOST:HTTP_PORT (0 = any free port) and returns the base URL. */
+export async function listen(app: FastifyInstance, config: Config): Promise<string> {
+  await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+  const address = app.server.address();
+  if (address === null || typeof address === "string") return String(address);
+  const host = config.HTTP_HOST === "0.0.0.0" || config.HTTP_HOST === "::" ? "127.0.0.1" : address.address;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return `http://${shown}:${address.port}`;
+}
