@@ -1,0 +1,116 @@
+// The per-account sync state: the cursor (history_id, moved only forward and only in the
+// transaction that stores what it covers) and the backfill/resync run with its page checkpoint.
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { Database, HistoryId, SyncStateTable } from "./database.ts";
+import type { Selectable } from "kysely";
+
+type Executor = Kysely<Database> | Transaction<Database>;
+export type SyncState = Selectable<SyncStateTable>;
+
+export async function ensureSyncState(db: Executor, accountId: number): Promise<void> {
+  await db.insertInto("sync_state").values({ account_id: accountId }).onConflict((oc) => oc.column("account_id").doNothing()).execute();
+}
+
+export async function getSyncState(db: Executor, accountId: number): Promise<SyncState | undefined> {
+  return db.selectFrom("sync_state").selectAll().where("account_id", "=", accountId).executeTakeFirst();
+}
+
+/** Locks the row for the rest of the transaction (serialises run starts and checkpoints). */
+export async function getSyncStateForUpdate(trx: Transaction<Database>, accountId: number): Promise<SyncState | undefined> {
+  return trx.selectFrom("sync_state").selectAll().where("account_id", "=", accountId).forUpdate().executeTakeFirst();
+}
+
+/**
+ * Starts a backfill/resync run: pins `pinnedHistoryId` (read from getProfile BEFORE the first
+ * list page) and resets the page checkpoint. The cursor is set to the pin when there is none
+ * (first backfill) or when `resetCursor` (history expired: the old cursor is unusable); it only
+ * ever moves forward.
+ */
+export async function beginRun(
+  trx: Transaction<Database>,
+  accountId: number,
+  run: { pinnedHistoryId: HistoryId; estimate: number; query: string | null; resyncReason: string | null; resetCursor: boolean },
+): Promise<Date> {
+  const row = await trx
+    .updateTable("sync_state")
+    .set({
+      pinned_history_id: run.pinnedHistoryId,
+      history_id: run.resetCursor
+        ? sql`greatest(coalesce(history_id, 0), ${run.pinnedHistoryId}::numeric)`
+        : sql`coalesce(history_id, ${run.pinnedHistoryId}::numeric)`,
+      cursor_advanced_at: sql`CASE WHEN history_id IS NULL OR ${run.resetCursor} THEN now() ELSE cursor_advanced_at END`,
+      backfill_phase: "listing",
+      backfill_page_token: null,
+      backfill_pages: 0,
+      backfill_listed: 0,
+      backfill_stored: 0,
+      backfill_estimate: run.estimate,
+      backfill_query: run.query,
+      backfill_started_at: sql`clock_timestamp()`,
+      backfill_finished_at: null,
+      resync_reason: run.resyncReason,
+      resync_started_at: run.resyncReason !== null ? sql`clock_timestamp()` : null,
+      updated_at: sql`now()`,
+    })
+    .where("account_id", "=", accountId)
+    .returning("backfill_started_at")
+    .executeTakeFirstOrThrow();
+  return row.backfill_started_at as Date;
+}
+
+/**
+ * Checkpoints one listed page of the run that started at `runStartedAt` (compare-and-set: a run
+ * restarted meanwhile, e.g. by an expired cursor, makes this a no-op and returns false).
+ */
+export async function checkpointPage(
+  trx: Transaction<Database>,
+  accountId: number,
+  runStartedAt: Date,
+  page: { nextPageToken: string | null; listed: number; stored: number },
+): Promise<boolean> {
+  const done = page.nextPageToken === null;
+  const res = await trx
+    .updateTable("sync_state")
+    .set((eb) => ({
+      backfill_page_token: page.nextPageToken,
+      backfill_pages: eb("backfill_pages", "+", 1),
+      backfill_listed: eb("backfill_listed", "+", page.listed),
+      backfill_stored: eb("backfill_stored", "+", page.stored),
+      ...(done
+        ? { backfill_phase: "done" as const, backfill_finished_at: sql`now()`, resync_reason: null, resync_started_at: null, last_sync_at: sql`now()` }
+        : {}),
+      updated_at: sql`now()`,
+    }))
+    .where("account_id", "=", accountId)
+    .where("backfill_phase", "=", "listing")
+    .where("backfill_started_at", "=", runStartedAt)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) === 1;
+}
+
+/** Moves the cursor forward to `historyId` (numeric compare); a smaller or equal id is ignored. */
+export async function advanceCursor(trx: Executor, accountId: number, historyId: HistoryId): Promise<boolean> {
+  const res = await trx
+    .updateTable("sync_state")
+    .set({ history_id: historyId, cursor_advanced_at: sql`now()`, last_sync_at: sql`now()`, updated_at: sql`now()` })
+    .where("account_id", "=", accountId)
+    .where(sql<boolean>`(history_id IS NULL OR history_id < ${historyId}::numeric)`)
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) === 0) {
+    await trx.updateTable("sync_state").set({ last_sync_at: sql`now()` }).where("account_id", "=", accountId).execute();
+    return false;
+  }
+  return true;
+}
+
+export async function recordSyncError(db: Executor, accountId: number, kind: string, message: string): Promise<void> {
+  await db
+    .updateTable("sync_state")
+    .set({ last_error: message.slice(0, 2000), last_error_kind: kind, last_error_at: sql`now()`, updated_at: sql`now()` })
+    .where("account_id", "=", accountId)
+    .execute();
+}
+
+export async function setThrottledUntil(db: Executor, accountId: number, until: Date | null): Promise<void> {
+  await db.updateTable("sync_state").set({ throttled_until: until, updated_at: sql`now()` }).where("account_id", "=", accountId).execute();
+}

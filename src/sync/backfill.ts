@@ -1,0 +1,103 @@
+// One backfill page per job: list the next page from the checkpoint, fetch what is not already
+// current, store it and checkpoint the page token and counts in the SAME transaction, then enqueue
+// the next page (so a 200,000-message mailbox takes turns with every other account) or, after the
+// last page, an incremental sync from the pinned cursor. A crash or SIGKILL resumes at the last
+// committed page; a run restarted meanwhile (expired cursor) turns this page's checkpoint into a
+// no-op through the run-start compare-and-set.
+import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
+import { softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { checkpointPage, ensureSyncState, getSyncState } from "../db/sync-state.ts";
+import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
+import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
+import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
+import { withSyncLock } from "./lock.ts";
+import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
+import { fetchAndPrepare } from "./store-message.ts";
+
+export const BACKFILL_PAGE_SIZE = 500;
+
+export class RetryableMessagesError extends Error {
+  override name = "RetryableMessagesError";
+}
+
+export type BackfillPageResult =
+  | SyncSkip
+  | { page: number; listed: number; fetched: number; stored: number; done: boolean; swept: number; superseded?: boolean };
+
+export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise<BackfillPageResult> {
+  const { db, log } = deps;
+  const accountId = job.accountId;
+  return withSyncLock(db, "backfill", accountId, async () => {
+    const port = await activeAccountPort(deps, accountId);
+    if ("skipped" in port) return port;
+    const { gmail } = port;
+    await ensureSyncState(db, accountId);
+    let state = await getSyncState(db, accountId);
+    if (state?.backfill_phase !== "listing") {
+      await startRun(deps, gmail, accountId, { reason: job.reason, query: job.query ?? null });
+      state = await getSyncState(db, accountId);
+    }
+    if (state === undefined || state.backfill_started_at === null) throw new Error(`sync_state of account ${accountId} vanished`);
+    const runStartedAt = state.backfill_started_at;
+    const sweep = runMaySweep(deps, state);
+    const key = seenKey(deps.queues.prefix, accountId, runStartedAt);
+
+    const q = state.backfill_query ?? deps.config.BACKFILL_QUERY;
+    const page = await gmail.listMessages({
+      ...(state.backfill_page_token !== null ? { pageToken: state.backfill_page_token } : {}),
+      ...(q !== undefined && q !== "" ? { q } : {}),
+      ...(deps.config.BACKFILL_LABEL_IDS.length > 0 ? { labelIds: deps.config.BACKFILL_LABEL_IDS } : {}),
+      includeSpamTrash: deps.config.INCLUDE_SPAM_TRASH,
+      maxResults: BACKFILL_PAGE_SIZE,
+    });
+    const ids = page.messages.map((m) => m.id);
+    // Rows written since this run began (by an earlier attempt of this page, or by the incremental
+    // sync running alongside) are current: no need to spend quota on them again.
+    const current = await storedCurrentIds(db, accountId, ids, { since: runStartedAt });
+    const toFetch = ids.filter((id) => !current.has(id));
+    const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
+    // Before the commit: a crash after it must not lose ids the sweep relies on (SADD is idempotent).
+    if (sweep) await recordSeen(deps.redis, key, ids);
+
+    const nextPageToken = page.nextPageToken ?? null;
+    let blocked = 0;
+    let parked = 0;
+    let swept = 0;
+    let stored = 0;
+    let checkpointed = false;
+    await db.transaction().execute(async (trx) => {
+      stored = await upsertMessages(trx, accountId, prepared.records);
+      // Gone since it was listed: soft-delete if we hold it (history will say so too).
+      await softDeleteMessages(trx, accountId, prepared.gone, null);
+      for (const f of prepared.failed) {
+        const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
+        if (isParked) parked++;
+        else blocked++;
+      }
+      await resolveDeadLetters(trx, accountId, [...prepared.records.map((r) => r.gmailId), ...prepared.gone]);
+      if (blocked > 0) return; // keep what was stored; the page is retried (its checkpoint is not moved)
+      checkpointed = await checkpointPage(trx, accountId, runStartedAt, {
+        nextPageToken,
+        listed: ids.length,
+        stored: prepared.records.length + current.size,
+      });
+      if (checkpointed && nextPageToken === null && sweep) swept = await sweepUnseen(trx, deps, accountId, key, runStartedAt);
+    });
+    if (stored > 0) syncMessagesTotal.inc({ direction: "backfill" }, stored);
+    if (parked > 0) deadLettersTotal.inc({ reason: "backfill_fetch" }, parked);
+    if (blocked > 0) throw new RetryableMessagesError(`${blocked} message(s) of backfill page ${state.backfill_pages + 1} failed transiently; the page will be retried`);
+    const result = { page: state.backfill_pages + 1, listed: ids.length, fetched: toFetch.length, stored, done: nextPageToken === null, swept };
+    if (!checkpointed) {
+      log.info({ accountId }, "backfill page superseded by a restarted run; its rows are kept, its checkpoint dropped");
+      return { ...result, superseded: true };
+    }
+    if (nextPageToken !== null) {
+      await enqueueBackfill(deps.queues, accountId, { reason: job.reason, ...(job.query !== undefined ? { query: job.query } : {}) });
+    } else {
+      if (sweep) await deps.redis.del(key);
+      log.info({ accountId, pages: state.backfill_pages + 1, swept }, "backfill run complete");
+      await enqueueIncremental(deps.queues, accountId, { reason: "after_backfill" });
+    }
+    return result;
+  });
+}

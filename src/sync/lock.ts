@@ -1,0 +1,29 @@
+// One sync of each kind per account at a time, across every worker on every machine. BullMQ's
+// de-duplication keeps a second job from being queued, but a stalled job (lock lost while its
+// worker still runs) can run twice; this Postgres session lock is the real guard. It is held on a
+// dedicated pooled connection for the whole run and released when the run ends or the process
+// dies (the server drops a dead session's locks).
+import { sql } from "kysely";
+import type { Db } from "../db/database.ts";
+
+export type SyncKind = "backfill" | "incremental";
+
+// First key of the two-int advisory lock: the kind. Fixed numbers, so every version agrees.
+const KIND_KEY: Record<SyncKind, number> = { backfill: 0x67730001, incremental: 0x67730002 };
+
+export class SyncBusyError extends Error {
+  override name = "SyncBusyError";
+}
+
+/** Runs `fn` holding the (kind, account) lock; throws SyncBusyError at once if another run holds it. */
+export async function withSyncLock<T>(db: Db, kind: SyncKind, accountId: number, fn: () => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${KIND_KEY[kind]}::int, ${accountId}::int) AS ok`.execute(conn);
+    if (got.rows[0]?.ok !== true) throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
+    try {
+      return await fn();
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${KIND_KEY[kind]}::int, ${accountId}::int)`.execute(conn).catch(() => {});
+    }
+  });
+}

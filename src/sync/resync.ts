@@ -1,0 +1,90 @@
+// Starting a backfill/resync run (pin first, then list) and the reconciling sweep at its end.
+// A run that re-lists a mailbox we already hold (history expired, reconcile, manual) records every
+// listed id in a Redis set keyed by the run; when — and only when — the listing completed, stored
+// messages that were neither listed nor written since the run began are soft-deleted: they were
+// deleted in Gmail while we could not see the history (msgvault PR #697's rule).
+import type { Redis } from "ioredis";
+import type { Transaction } from "kysely";
+import type { Database } from "../db/database.ts";
+import { liveIdsUntouchedSince, softDeleteMessages } from "../db/messages.ts";
+import { beginRun, ensureSyncState, getSyncStateForUpdate } from "../db/sync-state.ts";
+import type { GmailPort } from "../gmail/port.ts";
+import type { BackfillJob } from "../jobs.ts";
+import { fullResyncsTotal, messageChangesTotal } from "../metrics.ts";
+import type { SyncDeps } from "./deps.ts";
+
+const SEEN_TTL_SECONDS = 14 * 86400;
+
+export function seenKey(prefix: string, accountId: number, runStartedAt: Date): string {
+  return `${prefix}:seen:${accountId}:${runStartedAt.getTime()}`;
+}
+
+/**
+ * Pins getProfile's historyId (before any list page) and resets the checkpoint. `history_expired`
+ * also resets the cursor to the fresh pin so incremental sync resumes at once from there.
+ */
+export async function startRun(
+  deps: SyncDeps,
+  gmail: GmailPort,
+  accountId: number,
+  opts: { reason: BackfillJob["reason"]; query: string | null },
+): Promise<Date> {
+  const profile = await gmail.getProfile();
+  await ensureSyncState(deps.db, accountId);
+  return deps.db.transaction().execute(async (trx) => {
+    const state = await getSyncStateForUpdate(trx, accountId);
+    // A first backfill (no cursor yet) is not a resync, whatever asked for it.
+    const resyncReason = opts.reason === "connect" || state?.history_id === null || state?.history_id === undefined ? null : opts.reason;
+    const started = await beginRun(trx, accountId, {
+      pinnedHistoryId: profile.historyId,
+      estimate: profile.messagesTotal,
+      query: opts.query,
+      resyncReason,
+      resetCursor: opts.reason === "history_expired",
+    });
+    if (resyncReason !== null) fullResyncsTotal.inc({ reason: resyncReason });
+    deps.log.info({ accountId, reason: opts.reason, resync: resyncReason, pinnedHistoryId: profile.historyId, estimate: profile.messagesTotal }, "backfill run started");
+    return started;
+  });
+}
+
+/** Whether a run's listing covers the whole stored mailbox, so absence may mean deletion. */
+export function runMaySweep(deps: SyncDeps, state: { resync_reason: string | null; backfill_query: string | null }): boolean {
+  return (
+    state.resync_reason !== null &&
+    state.backfill_query === null &&
+    (deps.config.BACKFILL_QUERY ?? "") === "" &&
+    deps.config.BACKFILL_LABEL_IDS.length === 0
+  );
+}
+
+export async function recordSeen(redis: Redis, key: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await redis.multi().sadd(key, ...ids).expire(key, SEEN_TTL_SECONDS).exec();
+}
+
+/** Inside the transaction that completes the listing: soft-delete stored messages not seen. */
+export async function sweepUnseen(
+  trx: Transaction<Database>,
+  deps: SyncDeps,
+  accountId: number,
+  key: string,
+  runStartedAt: Date,
+): Promise<number> {
+  // Spam and trash are not listed unless configured; their rows are not evidence of deletion.
+  const exclude = deps.config.INCLUDE_SPAM_TRASH ? [] : ["SPAM", "TRASH"];
+  const candidates = await liveIdsUntouchedSince(trx, accountId, runStartedAt, exclude);
+  const unseen: string[] = [];
+  for (let i = 0; i < candidates.length; i += 1000) {
+    const chunk = candidates.slice(i, i + 1000);
+    const member = await deps.redis.smismember(key, ...chunk);
+    chunk.forEach((id, j) => {
+      if (member[j] !== 1) unseen.push(id);
+    });
+  }
+  let deleted = 0;
+  for (let i = 0; i < unseen.length; i += 1000) deleted += await softDeleteMessages(trx, accountId, unseen.slice(i, i + 1000), null);
+  if (deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, deleted);
+  deps.log.info({ accountId, checked: candidates.length, deleted }, "resync sweep: soft-deleted messages absent from the complete listing");
+  return deleted;
+}

@@ -1,0 +1,162 @@
+// BullMQ workers: one per queue, each job dispatched to its sync run, and every failure turned into
+// what the queue should do — retry with backoff (transient), park until the quota allows
+// (rate limited: moveToDelayed + DelayedError, not an attempt, never pausing the queue), stop for
+// good (revoked auth → reauth_required, UnrecoverableError: no retry storm), or wait briefly for
+// the account's other run of the same kind to finish (advisory lock held).
+import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { markReauthRequired } from "./db/accounts.ts";
+import { recordSyncError, setThrottledUntil } from "./db/sync-state.ts";
+import { GmailError, isGmailError } from "./errors.ts";
+import { type BackfillJob, type IncrementalJob, QUEUE_NAMES, type QueueName } from "./jobs.ts";
+import { jobDurationSeconds, jobsStalledTotal, jobWaitSeconds, quotaDelayedJobsTotal, syncErrorsTotal } from "./metrics.ts";
+import { runBackfillPage } from "./sync/backfill.ts";
+import type { SyncDeps } from "./sync/deps.ts";
+import { runIncremental } from "./sync/incremental.ts";
+import { SyncBusyError } from "./sync/lock.ts";
+
+export interface StartWorkersOptions {
+  /** Jobs per queue run at once by this process (default WORKER_CONCURRENCY). */
+  concurrency?: number;
+  /** The maintenance queue's processor (src/maintenance.ts); without it no maintenance worker runs. */
+  maintenanceProcessor?: (job: Job) => Promise<unknown>;
+  /** BullMQ job lock; a dead worker's job is taken over after about this long (default 30 s). */
+  lockDurationMs?: number;
+}
+
+export interface WorkerDeps extends SyncDeps {
+  /** A connection for the workers (maxRetriesPerRequest: null); BullMQ duplicates it as needed. */
+  workerConnection: Redis;
+  prefix: string;
+  defaultConcurrency: number;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  close(opts?: { force?: boolean }): Promise<void>;
+}
+
+const BUSY_RETRY_MS = 2_000;
+const MAX_RATE_LIMIT_DELAY_MS = 15 * 60_000;
+
+export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): RunningWorkers {
+  const concurrency = opts.concurrency ?? deps.defaultConcurrency;
+  const lockDuration = opts.lockDurationMs ?? 30_000;
+  const common = {
+    connection: deps.workerConnection,
+    prefix: deps.prefix,
+    concurrency,
+    lockDuration,
+    stalledInterval: lockDuration,
+    // Every run is idempotent and resumes from Postgres: a job orphaned by a dead worker more than
+    // once is still safe to run again rather than fail.
+    maxStalledCount: 5,
+  };
+  const workers: Worker[] = [];
+  const make = (queue: QueueName, processor: (job: Job, token: string | undefined) => Promise<unknown>) => {
+    const w = new Worker(queue, (job, token) => processor(job, token), common);
+    w.on("error", (err) => deps.log.error({ queue, err: err.message }, "worker error"));
+    w.on("stalled", (jobId) => {
+      jobsStalledTotal.inc({ queue });
+      deps.log.warn({ queue, jobId }, "job stalled (its worker died or blocked); it will run again");
+    });
+    w.on("failed", (job, err) => {
+      if (job !== undefined && !(err instanceof DelayedError)) deps.log.warn({ queue, jobId: job.id, attemptsMade: job.attemptsMade, err: err.message }, "job failed");
+    });
+    workers.push(w);
+  };
+
+  make(QUEUE_NAMES.backfill, (job, token) => guarded(deps, QUEUE_NAMES.backfill, job, token, () => runBackfillPage(deps, job.data as BackfillJob)));
+  make(QUEUE_NAMES.incremental, (job, token) => guarded(deps, QUEUE_NAMES.incremental, job, token, () => runIncremental(deps, job.data as IncrementalJob)));
+  if (opts.maintenanceProcessor !== undefined) {
+    const processor = opts.maintenanceProcessor;
+    make(QUEUE_NAMES.maintenance, (job) => timed(QUEUE_NAMES.maintenance, job, () => processor(job)));
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    workers,
+    close(closeOpts = {}) {
+      closing ??= Promise.all(workers.map((w) => w.close(closeOpts.force === true))).then(() => {});
+      return closing;
+    },
+  };
+}
+
+async function timed<T>(queue: QueueName, job: Job, fn: () => Promise<T>): Promise<T> {
+  const readyAt = job.timestamp + (job.opts.delay ?? 0);
+  jobWaitSeconds.observe({ queue }, Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000);
+  const end = jobDurationSeconds.startTimer({ queue });
+  try {
+    const r = await fn();
+    end({ outcome: "completed" });
+    return r;
+  } catch (err) {
+    end({ outcome: err instanceof DelayedError ? "delayed" : "failed" });
+    throw err;
+  }
+}
+
+async function delay(job: Job, token: string | undefined, ms: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + ms, token);
+  throw new DelayedError();
+}
+
+function accountIdOf(job: Job): number {
+  return Number((job.data as { accountId?: unknown }).accountId);
+}
+
+/** Runs a sync job and maps its failure to a queue action; records the account's visible state. */
+async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: string | undefined, run: () => Promise<unknown>): Promise<unknown> {
+  const accountId = accountIdOf(job);
+  if (!Number.isInteger(accountId) || accountId <= 0) throw new UnrecoverableError(`job ${job.id} has no valid accountId`);
+  const readyAt = job.timestamp + (job.opts.delay ?? 0);
+  jobWaitSeconds.observe({ queue }, Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000);
+  const end = jobDurationSeconds.startTimer({ queue });
+  try {
+    const result = await run();
+    end({ outcome: "completed" });
+    await deps.db
+      .updateTable("sync_state")
+      .set({ throttled_until: null, last_error: null, last_error_kind: null })
+      .where("account_id", "=", accountId)
+      .where((eb) => eb.or([eb("throttled_until", "is not", null), eb("last_error", "is not", null)]))
+      .execute();
+    return result;
+  } catch (err) {
+    if (err instanceof DelayedError) {
+      end({ outcome: "delayed" });
+      throw err;
+    }
+    if (err instanceof SyncBusyError) {
+      end({ outcome: "delayed" });
+      return delay(job, token, BUSY_RETRY_MS);
+    }
+    if (isGmailError(err, "rate_limited")) {
+      end({ outcome: "rate_limited" });
+      const waitMs = Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, err.retryAfterMs ?? 1_000));
+      syncErrorsTotal.inc({ error_type: "rate_limit" });
+      quotaDelayedJobsTotal.inc({ queue });
+      await setThrottledUntil(deps.db, accountId, new Date(Date.now() + waitMs)).catch(() => {});
+      deps.log.info({ queue, accountId, waitMs }, "account rate limited: job parked until its quota allows");
+      return delay(job, token, waitMs);
+    }
+    end({ outcome: "failed" });
+    const message = (err as Error)?.message ?? String(err);
+    if (isGmailError(err, "auth_revoked")) {
+      syncErrorsTotal.inc({ error_type: "auth" });
+      await markReauthRequired(deps.db, accountId, message);
+      await recordSyncError(deps.db, accountId, "auth_revoked", message);
+      deps.log.warn({ queue, accountId, reason: err.reason }, "account authorization revoked: reauth_required, its jobs stop");
+      throw new UnrecoverableError(`account ${accountId} needs re-authorization: ${message}`);
+    }
+    if (err instanceof GmailError && err.kind === "permanent") {
+      syncErrorsTotal.inc({ error_type: "permanent" });
+      await recordSyncError(deps.db, accountId, "permanent", message);
+      throw new UnrecoverableError(message);
+    }
+    syncErrorsTotal.inc({ error_type: "transient" });
+    await recordSyncError(deps.db, accountId, err instanceof GmailError ? err.kind : "transient", message).catch(() => {});
+    throw err;
+  }
+}
