@@ -190,3 +190,14 @@ export function statusCodeLabel(status: number | undefined): string {
   if ([400, 401, 403, 404, 429].includes(status)) return String(status);
   return "other";
 }
+
+/**
+ * Whether a raw failure came from the OAuth token endpoint (a refresh inside a Gmail call) rather
+ * than from Gmail: an RFC 6749 error body, or a request to the token URL that got no answer.
+ */
+export function isTokenEndpointError(err: unknown, tokenUrl?: string): boolean {
+  const e = (err ?? {}) as { response?: ResponseLike; config?: { url?: unknown } };
+  if (e.response && apiError(e.response.data) === undefined && tokenError(e.response.data)) return true;
+  const url = e.config?.url === undefined ? "" : String(e.config.url);
+  return tokenUrl !== undefined && tokenUrl !== "" && url !== "" && url.split("?")[0] === tokenUrl.split("?")[0];
+}

@@ -1,0 +1,410 @@
+// GmailPort over @googleapis/gmail, for one account. Every call: charge its documented quota cost
+// to the shared governor, send with the client's own retry off, classify any failure
+// (classify-error.ts), retry per retry.ts, count metrics. getMessages uses the HTTP batch endpoint
+// (retrying only the failed sub-requests) or bounded parallel GETs.
+//
+// Account-level failures end the account's work instead of being returned per id: auth_revoked
+// (after one forced token refresh on a 401) calls onAuthRevoked once and makes every later call on
+// this port fail without touching the network; a rate limit that outlasts the retry budget is thrown
+// so the job can be parked with its retryAfterMs.
+import { randomBytes } from "node:crypto";
+import { gmail, type gmail_v1 } from "@googleapis/gmail";
+import type { OAuth2Client } from "google-auth-library";
+import { GmailError, isGmailError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  apiBatchRequests,
+  apiQuotaUnitsTotal,
+  apiRateLimitedTotal,
+  apiRequestDurationSeconds,
+  apiRequestsTotal,
+  apiRetriesTotal,
+  tokenRefreshesTotal,
+} from "../metrics.ts";
+import { classifyGmailError, isTokenEndpointError, rateLimitScope, statusCodeLabel } from "./classify-error.ts";
+import type { FetchedMessage, GmailMessage, GmailPort, HistoryPage, ListHistoryOptions, ListMessagesOptions, ListMessagesPage, Profile, WatchRequest } from "./port.ts";
+import { QUOTA_COST, type QuotaGovernor } from "./quota.ts";
+import { DEFAULT_RETRY, retryDelay, retryReason, sleep, withRetry, type RetryPolicy } from "./retry.ts";
+
+export interface GmailPortDeps {
+  auth: OAuth2Client;
+  accountId: number;
+  quota: QuotaGovernor;
+  rootUrl: string;
+  log: Logger;
+  fetchStrategy?: "batch" | "parallel";
+  /** Parallel GETs in flight (parallel), or batch HTTP requests in flight (batch). */
+  concurrency?: number;
+  /** Sub-requests per batch (Google: at most 100, over 50 not recommended). */
+  batchSize?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Called once when the account's grant is found revoked (the factory marks reauth_required). */
+  onAuthRevoked?: (err: GmailError) => Promise<void>;
+  /** Longest in-process wait for the quota bucket before throwing rate_limited. */
+  maxQuotaWaitMs?: number;
+}
+
+export const DEFAULT_FETCH_STRATEGY: "batch" | "parallel" = "batch";
+const DEFAULT_BATCH_SIZE = 50;
+
+function cost(method: string): number {
+  const c = QUOTA_COST[method];
+  if (c === undefined) throw new Error(`no documented quota cost for ${method}`);
+  return c;
+}
+
+export function createGmailPort(deps: GmailPortDeps): GmailPort {
+  const { auth, accountId, quota, log } = deps;
+  const policy: RetryPolicy = { ...DEFAULT_RETRY, ...deps.retry };
+  const strategy = deps.fetchStrategy ?? DEFAULT_FETCH_STRATEGY;
+  const batchSize = Math.min(100, Math.max(1, deps.batchSize ?? DEFAULT_BATCH_SIZE));
+  const concurrency = Math.max(1, deps.concurrency ?? (strategy === "batch" ? 2 : 10));
+  const api = gmail({ version: "v1", auth, rootUrl: deps.rootUrl, retry: false });
+  const origin = new URL(deps.rootUrl).origin;
+  const tokenUrl = String(auth.endpoints?.oauth2TokenUrl ?? "");
+  let revoked: GmailError | undefined;
+
+  async function authRevoked(err: GmailError): Promise<never> {
+    if (!revoked) {
+      revoked = err;
+      log.warn({ accountId, reason: err.reason, status: err.status }, "gmail grant revoked or insufficient; account needs re-authorisation");
+      await deps.onAuthRevoked?.(err);
+    }
+    throw err;
+  }
+
+  /** Classifies a raw failure and does the bookkeeping every failure path shares. */
+  async function failure(raw: unknown, method: string): Promise<GmailError> {
+    const err = classifyGmailError(raw, { method });
+    const fromTokenEndpoint = isTokenEndpointError(raw, tokenUrl);
+    if (fromTokenEndpoint) {
+      tokenRefreshesTotal.inc({ outcome: err.kind === "auth_revoked" ? "invalid_grant" : "transient" });
+    } else {
+      apiRequestsTotal.inc({ method, code: statusCodeLabel(err.status) });
+    }
+    if (err.kind === "rate_limited") {
+      apiRateLimitedTotal.inc({ scope: rateLimitScope(err) });
+      await quota.penalize(accountId, err.retryAfterMs);
+    }
+    return err;
+  }
+
+  function forceRefresh(): void {
+    // The next request's header lookup sees an expiring token and refreshes it (emitting `tokens`).
+    auth.setCredentials({ ...auth.credentials, expiry_date: 1 });
+  }
+
+  /** One API call with quota, metrics, the retry policy and one refresh-and-retry on 401. */
+  async function call<T>(method: string, fn: () => Promise<{ data: T }>): Promise<T> {
+    if (revoked) throw revoked;
+    let refreshed = false;
+    try {
+      return await withRetry(async () => {
+        for (;;) {
+          const units = cost(method);
+          await quota.acquire(accountId, units, { maxWaitMs: deps.maxQuotaWaitMs ?? 2000 });
+          apiQuotaUnitsTotal.inc({ method }, units);
+          const end = apiRequestDurationSeconds.startTimer({ method });
+          try {
+            const res = await fn();
+            apiRequestsTotal.inc({ method, code: "2xx" });
+            return res.data;
+          } catch (raw) {
+            const err = await failure(raw, method);
+            if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
+              refreshed = true; // an access token rejected before its expiry: refresh once, then believe it
+              forceRefresh();
+              continue;
+            }
+            throw err;
+          } finally {
+            end();
+          }
+        }
+      }, policy);
+    } catch (err) {
+      if (isGmailError(err, "auth_revoked")) return authRevoked(err);
+      throw err;
+    }
+  }
+
+  async function getProfile(): Promise<Profile> {
+    const d = await call("users.getProfile", () => api.users.getProfile({ userId: "me" }, { retry: false }));
+    return {
+      emailAddress: d.emailAddress ?? "",
+      messagesTotal: d.messagesTotal ?? 0,
+      threadsTotal: d.threadsTotal ?? 0,
+      historyId: d.historyId ?? "",
+    };
+  }
+
+  async function listMessages(o: ListMessagesOptions): Promise<ListMessagesPage> {
+    const d = await call("messages.list", () =>
+      api.users.messages.list(
+        {
+          userId: "me",
+          maxResults: o.maxResults ?? 500,
+          ...(o.pageToken ? { pageToken: o.pageToken } : {}),
+          ...(o.q ? { q: o.q } : {}),
+          ...(o.labelIds && o.labelIds.length > 0 ? { labelIds: o.labelIds } : {}),
+          ...(o.includeSpamTrash !== undefined ? { includeSpamTrash: o.includeSpamTrash } : {}),
+        },
+        { retry: false },
+      ),
+    );
+    const page: ListMessagesPage = {
+      messages: (d.messages ?? []).map((m) => ({ id: m.id ?? "", threadId: m.threadId ?? "" })).filter((m) => m.id !== ""),
+      resultSizeEstimate: d.resultSizeEstimate ?? 0,
+    };
+    if (d.nextPageToken) page.nextPageToken = d.nextPageToken;
+    return page;
+  }
+
+  async function listHistory(o: ListHistoryOptions): Promise<HistoryPage> {
+    const d = await call("history.list", () =>
+      api.users.history.list(
+        {
+          userId: "me",
+          startHistoryId: o.startHistoryId,
+          maxResults: o.maxResults ?? 500,
+          ...(o.pageToken ? { pageToken: o.pageToken } : {}),
+          ...(o.historyTypes ? { historyTypes: o.historyTypes } : {}),
+        },
+        { retry: false },
+      ),
+    );
+    const page: HistoryPage = { history: d.history ?? [], historyId: d.historyId ?? "" };
+    if (d.nextPageToken) page.nextPageToken = d.nextPageToken;
+    return page;
+  }
+
+  async function getAttachment(messageId: string, attachmentId: string): Promise<Buffer> {
+    const d = await call("messages.attachments.get", () => api.users.messages.attachments.get({ userId: "me", messageId, id: attachmentId }, { retry: false }));
+    return Buffer.from(d.data ?? "", "base64url");
+  }
+
+  async function watch(req: WatchRequest): Promise<{ historyId: string; expiration: string }> {
+    const body: gmail_v1.Schema$WatchRequest = { topicName: req.topicName };
+    if (req.labelIds) body.labelIds = req.labelIds;
+    if (req.labelFilterBehavior) body.labelFilterBehavior = req.labelFilterBehavior;
+    const d = await call("users.watch", () => api.users.watch({ userId: "me", requestBody: body }, { retry: false }));
+    return { historyId: String(d.historyId ?? ""), expiration: String(d.expiration ?? "") };
+  }
+
+  async function stop(): Promise<void> {
+    await call("users.stop", () => api.users.stop({ userId: "me" }, { retry: false }));
+  }
+
+  // --- getMessages: parallel GETs ---
+
+  async function getOne(id: string): Promise<FetchedMessage> {
+    try {
+      const message = await call("messages.get", () => api.users.messages.get({ userId: "me", id, format: "full" }, { retry: false }));
+      return { id, message };
+    } catch (err) {
+      if (isGmailError(err) && (err.kind === "not_found" || err.kind === "permanent" || err.kind === "transient")) return { id, error: err };
+      throw err;
+    }
+  }
+
+  async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    let failed: unknown;
+    const run = async () => {
+      while (failed === undefined && next < items.length) {
+        const item = items[next++] as T;
+        try {
+          await fn(item);
+        } catch (err) {
+          failed ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+    if (failed !== undefined) throw failed;
+  }
+
+  async function getMessagesParallel(ids: string[]): Promise<Map<string, FetchedMessage>> {
+    const out = new Map<string, FetchedMessage>();
+    await pool(ids, concurrency, async (id) => {
+      out.set(id, await getOne(id));
+    });
+    return out;
+  }
+
+  // --- getMessages: HTTP batch ---
+
+  interface SubResponse {
+    status: number;
+    headers: Record<string, string>;
+    data: unknown;
+  }
+
+  async function sendBatch(ids: string[]): Promise<SubResponse[]> {
+    const boundary = `batch_${randomBytes(12).toString("hex")}`;
+    const body =
+      ids
+        .map(
+          (id, i) =>
+            `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <item-${i}>\r\n\r\n` +
+            `GET /gmail/v1/users/me/messages/${encodeURIComponent(id)}?format=full\r\nAccept: application/json\r\n\r\n`,
+        )
+        .join("") + `--${boundary}--\r\n`;
+    const res = await auth.request<string>({
+      url: `${origin}/batch/gmail/v1`,
+      method: "POST",
+      headers: { "Content-Type": `multipart/mixed; boundary=${boundary}` },
+      data: body,
+      responseType: "text",
+      retry: false,
+    });
+    const ct = (res.headers as unknown as Headers).get?.("content-type") ?? String((res.headers as unknown as Record<string, string>)["content-type"] ?? "");
+    return parseBatchResponse(String(res.data), ct, ids.length);
+  }
+
+  async function getMessagesBatch(ids: string[]): Promise<Map<string, FetchedMessage>> {
+    const out = new Map<string, FetchedMessage>();
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += batchSize) chunks.push(ids.slice(i, i + batchSize));
+    await pool(chunks, concurrency, async (chunk) => {
+      let pending = chunk;
+      let refreshed = false;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (revoked) throw revoked;
+        const units = cost("messages.get") * pending.length;
+        await quota.acquire(accountId, units, { maxWaitMs: deps.maxQuotaWaitMs ?? 2000 });
+        apiQuotaUnitsTotal.inc({ method: "messages.get" }, units);
+        apiBatchRequests.observe(pending.length);
+        const end = apiRequestDurationSeconds.startTimer({ method: "batch" });
+        let answers: Array<{ id: string; err?: GmailError; message?: GmailMessage }>;
+        try {
+          const subs = await sendBatch(pending);
+          answers = pending.map((id, i) => {
+            const sub = subs[i];
+            if (sub && sub.status >= 200 && sub.status < 300) {
+              apiRequestsTotal.inc({ method: "messages.get", code: "2xx" });
+              return { id, message: sub.data as GmailMessage };
+            }
+            const err =
+              sub && sub.status > 0
+                ? classifyGmailError({ response: sub, message: `batch sub-request ${sub.status}` }, { method: "messages.get" })
+                : new GmailError("transient", "batch response is missing this part");
+            apiRequestsTotal.inc({ method: "messages.get", code: statusCodeLabel(err.status) });
+            return { id, err };
+          });
+        } catch (raw) {
+          // The whole batch failed (network, 5xx, 429, token refresh): every sub-request shares it.
+          const err = await failure(raw, "batch");
+          if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
+            refreshed = true;
+            forceRefresh();
+            attempt--;
+            continue;
+          }
+          if (err.kind === "auth_revoked") return authRevoked(err);
+          answers = pending.map((id) => ({ id, err }));
+        } finally {
+          end();
+        }
+
+        const retry: string[] = [];
+        let worst: GmailError | undefined;
+        let rateLimited: GmailError | undefined;
+        for (const a of answers) {
+          if (a.message) {
+            out.set(a.id, { id: a.id, message: a.message });
+            continue;
+          }
+          const err = a.err as GmailError;
+          if (err.kind === "auth_revoked") return authRevoked(err);
+          if (err.kind === "transient" || err.kind === "rate_limited") {
+            retry.push(a.id);
+            if (err.kind === "rate_limited") rateLimited ??= err;
+            worst = rateLimited ?? worst ?? err;
+            out.set(a.id, { id: a.id, error: err });
+          } else {
+            out.set(a.id, { id: a.id, error: err });
+          }
+        }
+        if (retry.length === 0 || !worst) return;
+        if (rateLimited && !answers.every((a) => a.err === rateLimited)) {
+          // sub-request 429s (a whole-batch 429 was counted and penalised in failure())
+          apiRateLimitedTotal.inc({ scope: rateLimitScope(rateLimited) });
+          await quota.penalize(accountId, rateLimited.retryAfterMs);
+        }
+        const delay = retryDelay(worst, attempt, policy);
+        if (delay === undefined) {
+          if (rateLimited) throw rateLimited; // parks the job; transient ones stay as per-id errors
+          return;
+        }
+        apiRetriesTotal.inc({ reason: retryReason(worst) }, retry.length);
+        log.debug({ accountId, retry: retry.length, delay, kind: worst.kind }, "retrying failed batch sub-requests");
+        await sleep(delay);
+        pending = retry;
+      }
+    });
+    return out;
+  }
+
+  async function getMessages(ids: string[]): Promise<FetchedMessage[]> {
+    if (revoked) throw revoked;
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return [];
+    const got = strategy === "batch" ? await getMessagesBatch(unique) : await getMessagesParallel(unique);
+    return ids.map((id) => got.get(id) ?? { id, error: new GmailError("transient", `message ${id} was not fetched`) });
+  }
+
+  return { getProfile, listMessages, getMessages, getAttachment, listHistory, watch, stop };
+}
+
+/** Splits a multipart/mixed batch response into sub-responses, in request order. */
+export function parseBatchResponse(text: string, contentType: string, count: number): Array<{ status: number; headers: Record<string, string>; data: unknown }> {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = m?.[1] ?? m?.[2];
+  if (!boundary) throw new GmailError("transient", `batch response without a multipart boundary (${contentType})`);
+  const byIndex = new Map<number, { status: number; headers: Record<string, string>; data: unknown }>();
+  const inOrder: Array<{ status: number; headers: Record<string, string>; data: unknown }> = [];
+  for (const chunk of text.split(`--${boundary}`)) {
+    const part = chunk.replace(/^\r?\n/, "");
+    if (part.trim() === "" || part.startsWith("--")) continue;
+    const [outerHead, inner] = splitHead(part);
+    if (inner === undefined) continue;
+    const outer = parseHeaders(outerHead);
+    const [innerHead, body] = splitHead(inner);
+    const lines = innerHead.split(/\r?\n/);
+    const statusLine = /^HTTP\/\d(?:\.\d)?\s+(\d{3})/.exec(lines[0] ?? "");
+    if (!statusLine) continue;
+    const headers = parseHeaders(lines.slice(1).join("\n"));
+    const raw = (body ?? "").trim();
+    let data: unknown = raw;
+    if (raw !== "") {
+      try {
+        data = JSON.parse(raw);
+      } catch {
+        data = raw;
+      }
+    }
+    const sub = { status: Number(statusLine[1]), headers, data };
+    const cid = /(\d+)>?\s*$/.exec(outer["content-id"] ?? "");
+    if (cid?.[1] !== undefined) byIndex.set(Number(cid[1]), sub);
+    inOrder.push(sub);
+  }
+  return Array.from({ length: count }, (_, i) => byIndex.get(i) ?? (byIndex.size === 0 ? inOrder[i] : undefined)).map(
+    (s) => s ?? { status: 0, headers: {}, data: undefined },
+  ) as Array<{ status: number; headers: Record<string, string>; data: unknown }>;
+}
+
+function splitHead(s: string): [string, string | undefined] {
+  const m = /\r?\n\r?\n/.exec(s);
+  if (!m) return [s, undefined];
+  return [s.slice(0, m.index), s.slice(m.index + m[0].length)];
+}
+
+function parseHeaders(block: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of block.split(/\r?\n/)) {
+    const i = line.indexOf(":");
+    if (i > 0) out[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return out;
+}
