@@ -7,6 +7,13 @@ import { loadConfig } from "./config.ts";
 import { createDb } from "./db/database.ts";
 import { ensureDatabase, migrateDown, migrateToLatest, migrationStatus } from "./db/migrate.ts";
 import { registerSearchCommand } from "./commands/search.ts";
+import { registerWorkerCommand } from "./commands/worker.ts";
+import { registerAccountsCommand } from "./commands/accounts.ts";
+import { registerBackfillCommand } from "./commands/backfill.ts";
+import { registerSyncCommand } from "./commands/sync.ts";
+import { registerDeadLettersCommand } from "./commands/dead-letters.ts";
+import { registerDisconnectCommand } from "./commands/disconnect.ts";
+import { registerExtractCommand } from "./commands/extract.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -62,6 +69,13 @@ export function buildProgram(): Command {
     });
 
   registerSearchCommand(program);
+  registerWorkerCommand(program);
+  registerAccountsCommand(program);
+  registerBackfillCommand(program);
+  registerSyncCommand(program);
+  registerDeadLettersCommand(program);
+  registerDisconnectCommand(program);
+  registerExtractCommand(program);
   return program;
 }
 

@@ -56,6 +56,8 @@ export interface ReusableText {
   textTruncated: boolean;
   detectedType: string | null;
   metadata: Record<string, unknown>;
+  /** Set when the stored row is a content-based skip (encrypted, unsupported_type, corrupt, empty). */
+  skippedReason?: SkippedReason | null;
 }
 
 export interface AttachmentPipeline {

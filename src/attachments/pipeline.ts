@@ -1,0 +1,216 @@
+// Fetch, hash, extract in isolation, forget: the ephemeral attachment pipeline. Plans the route
+// from the size Gmail reports (memory ≤ ATTACHMENT_MEMORY_MAX_BYTES < temp file ≤
+// ATTACHMENT_TEMP_FILE_MAX_BYTES < not downloaded), reuses text already extracted for the same
+// SHA-256, and hands everything else to the child-process pool. Only checksum, text and metadata
+// leave this module; the bytes are dropped (and any temp file deleted) before process() returns.
+import { createHash } from "node:crypto";
+import type { Config } from "../config.ts";
+import { isGmailError } from "../errors.ts";
+import { createExtractPool, type ExtractPool, type PoolOutcome } from "../extract/pool.ts";
+import type { ExtractRequest } from "../extract/protocol.ts";
+import { countCharacters, countWords } from "../extract/hygiene.ts";
+import { sniff } from "../extract/sniff.ts";
+import type { Logger } from "../log.ts";
+import {
+  attachmentChecksumReuseTotal,
+  attachmentDownloadedBytesTotal,
+  attachmentExtractedBytesTotal,
+  attachmentExtractedPagesTotal,
+  attachmentProcessingSeconds,
+  attachmentsSkippedTotal,
+  attachmentsTotal,
+  sizeBucket,
+} from "../metrics.ts";
+import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "./temp-files.ts";
+import type { AttachmentPipeline, AttachmentRef, AttachmentResult, AttachmentRoute, ReusableText, SkippedReason } from "./types.ts";
+
+export interface PipelineDeps {
+  log: Logger;
+  findReusable: (checksum: string) => Promise<ReusableText | null>;
+}
+
+type PipelineConfig = Pick<
+  Config,
+  | "ATTACHMENT_TEMP_DIR"
+  | "ATTACHMENT_MEMORY_MAX_BYTES"
+  | "ATTACHMENT_TEMP_FILE_MAX_BYTES"
+  | "TEMP_FILE_ORPHAN_MINUTES"
+  | "EXTRACT_POOL_SIZE"
+  | "EXTRACT_RSS_LIMIT_MB"
+  | "EXTRACT_TIMEOUT_MS"
+  | "EXTRACT_MAX_PAGES"
+  | "EXTRACT_MAX_TEXT_BYTES"
+  | "EXTRACT_RECYCLE_AFTER"
+>;
+
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/** Fetch errors the sync job retries instead of recording fetch_failed. */
+const RETRYABLE = new Set(["rate_limited", "transient", "auth_revoked"]);
+
+export type Plan = { route: "memory" | "temp_file" } | { route: "skipped"; reason: "too_large" | "empty" };
+
+/** The route for a part, decided from its size before anything is downloaded. */
+export function planRoute(size: number, config: Pick<Config, "ATTACHMENT_MEMORY_MAX_BYTES" | "ATTACHMENT_TEMP_FILE_MAX_BYTES">): Plan {
+  if (size > config.ATTACHMENT_TEMP_FILE_MAX_BYTES) return { route: "skipped", reason: "too_large" };
+  if (size <= 0) return { route: "skipped", reason: "empty" };
+  return { route: size > config.ATTACHMENT_MEMORY_MAX_BYTES ? "temp_file" : "memory" };
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function compact(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null));
+}
+
+export async function createAttachmentPipeline(config: PipelineConfig, deps: PipelineDeps): Promise<AttachmentPipeline> {
+  const { log } = deps;
+  const dir = await ensureTempDir(config.ATTACHMENT_TEMP_DIR);
+  await sweepOrphanTempFiles(dir, config.TEMP_FILE_ORPHAN_MINUTES, log);
+  // Orphans can only come from a process that died mid-extraction; checking at the orphan age's
+  // own pace is enough, and the timer never keeps the process alive.
+  const sweeper = setInterval(
+    () => void sweepOrphanTempFiles(dir, config.TEMP_FILE_ORPHAN_MINUTES, log).catch((err: Error) => log.error({ err: err.message }, "temp file sweep failed")),
+    config.TEMP_FILE_ORPHAN_MINUTES * 60_000,
+  );
+  sweeper.unref();
+
+  const pool: ExtractPool = createExtractPool({
+    size: config.EXTRACT_POOL_SIZE,
+    rssLimitMb: config.EXTRACT_RSS_LIMIT_MB,
+    timeoutMs: config.EXTRACT_TIMEOUT_MS,
+    recycleAfter: config.EXTRACT_RECYCLE_AFTER,
+    log,
+  });
+  const limits = { maxPages: config.EXTRACT_MAX_PAGES, maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES };
+
+  async function findReusable(checksum: string): Promise<ReusableText | null> {
+    try {
+      return await deps.findReusable(checksum);
+    } catch (err) {
+      // Reuse is an optimisation: a failed lookup costs one extraction, not the attachment.
+      log.warn({ err: (err as Error).message }, "checksum reuse lookup failed");
+      return null;
+    }
+  }
+
+  async function extract(request: Omit<ExtractRequest, "source">, bytes: Buffer, route: "memory" | "temp_file"): Promise<PoolOutcome> {
+    if (route === "memory") return pool.run({ ...request, source: { type: "bytes", bytes } });
+    // Mid-size attachments go through a private temp file: the child reads it, the parent does not
+    // ship tens of MB over IPC, and the file is gone before this function returns, whatever happened.
+    const file = await writeTempFile(dir, bytes);
+    try {
+      return await pool.run({ ...request, source: { type: "file", path: file } });
+    } finally {
+      await removeTempFile(file, log);
+    }
+  }
+
+  async function run(ref: AttachmentRef, fetchBytes: () => Promise<Buffer>, started: number): Promise<AttachmentResult> {
+    const base = { partId: ref.partId, filename: ref.filename, mimeType: ref.mimeType, contentId: ref.contentId };
+    const finish = (
+      route: AttachmentRoute,
+      fields: { size: number; checksum: string | null; detectedType: string | null; text?: string | null; textTruncated?: boolean; skippedReason?: SkippedReason | null; metadata?: Record<string, unknown> },
+    ): AttachmentResult => {
+      const text = fields.text ?? null;
+      const skippedReason = fields.skippedReason ?? null;
+      return {
+        ...base,
+        size: fields.size,
+        detectedType: fields.detectedType,
+        checksum: fields.checksum,
+        text,
+        textTruncated: fields.textTruncated ?? false,
+        route,
+        skippedReason,
+        metadata: compact({
+          ...fields.metadata,
+          route,
+          detected_type: fields.detectedType,
+          size: fields.size,
+          words: text === null ? undefined : countWords(text),
+          characters: text === null ? undefined : countCharacters(text),
+          duration_ms: Math.round(performance.now() - started),
+          skipped_reason: skippedReason ?? undefined,
+        }),
+      };
+    };
+
+    const plan = planRoute(ref.size, config);
+    if (plan.route === "skipped" && plan.reason === "too_large") {
+      return finish("skipped", { size: ref.size, checksum: null, detectedType: null, skippedReason: "too_large", metadata: { reason: `declared size over ${config.ATTACHMENT_TEMP_FILE_MAX_BYTES} bytes: not downloaded` } });
+    }
+    // Gmail's size is of the decoded bytes: zero means there is nothing to fetch.
+    if (plan.route === "skipped") return finish("skipped", { size: 0, checksum: EMPTY_SHA256, detectedType: "inode/x-empty", skippedReason: "empty", metadata: { reason: "zero bytes" } });
+
+    let bytes: Buffer;
+    try {
+      bytes = await fetchBytes();
+    } catch (err) {
+      if (isGmailError(err) && RETRYABLE.has(err.kind)) throw err;
+      const reason = isGmailError(err) ? `${err.kind}: ${err.message}` : String((err as Error)?.message ?? err);
+      return finish("skipped", { size: ref.size, checksum: null, detectedType: null, skippedReason: "fetch_failed", metadata: { reason: reason.slice(0, 200) } });
+    }
+    attachmentDownloadedBytesTotal.inc(bytes.length);
+    const size = bytes.length;
+    const checksum = sha256Hex(bytes);
+    // Gmail's size is an estimate we planned with; the decoded bytes decide.
+    const actual = planRoute(size, config);
+    if (actual.route === "skipped") {
+      const empty = actual.reason === "empty";
+      const reason = empty ? "zero bytes" : `decoded size over ${config.ATTACHMENT_TEMP_FILE_MAX_BYTES} bytes`;
+      return finish("skipped", { size, checksum, detectedType: empty ? "inode/x-empty" : null, skippedReason: actual.reason, metadata: { reason } });
+    }
+    const route = actual.route;
+
+    const sniffed = sniff(bytes, ref.mimeType, ref.filename);
+    if (sniffed.kind === "skip") {
+      return finish(route, { size, checksum, detectedType: sniffed.detectedType, skippedReason: sniffed.reason, metadata: { reason: `detected ${sniffed.detectedType}` } });
+    }
+
+    const reusable = await findReusable(checksum);
+    if (reusable) {
+      attachmentChecksumReuseTotal.inc();
+      return finish(route, {
+        size,
+        checksum,
+        detectedType: reusable.detectedType ?? sniffed.detectedType,
+        text: reusable.text,
+        textTruncated: reusable.textTruncated,
+        skippedReason: reusable.skippedReason ?? null,
+        metadata: { ...reusable.metadata, reused: true },
+      });
+    }
+
+    const outcome = await extract({ kind: sniffed.kind, declaredType: ref.mimeType, charset: ref.charset, detectedType: sniffed.detectedType, limits }, bytes, route);
+    return finish(route, {
+      size,
+      checksum,
+      detectedType: outcome.detectedType,
+      text: outcome.skippedReason ? null : outcome.text,
+      textTruncated: outcome.textTruncated,
+      skippedReason: outcome.skippedReason,
+      metadata: { ...outcome.details, extractor: outcome.extractor, extractor_version: outcome.extractorVersion },
+    });
+  }
+
+  return {
+    async process(ref, fetchBytes) {
+      const started = performance.now();
+      const result = await run(ref, fetchBytes, started);
+      attachmentProcessingSeconds.observe({ size_bucket: sizeBucket(result.size) }, (performance.now() - started) / 1000);
+      attachmentsTotal.inc({ route: result.route });
+      if (result.skippedReason) attachmentsSkippedTotal.inc({ reason: result.skippedReason });
+      if (result.text) attachmentExtractedBytesTotal.inc(Buffer.byteLength(result.text, "utf8"));
+      const pages = result.metadata.pages;
+      if (typeof pages === "number" && result.metadata.reused !== true) attachmentExtractedPagesTotal.inc(pages);
+      return result;
+    },
+    async close() {
+      clearInterval(sweeper);
+      await pool.close();
+    },
+  };
+}

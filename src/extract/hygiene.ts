@@ -1,0 +1,51 @@
+// Output hygiene for extracted text, applied in the child before the text crosses IPC: Postgres
+// rejects NUL bytes and lone UTF-16 surrogates in text columns, and search wants tidy whitespace.
+
+// Lone high surrogate (not followed by a low one) or lone low surrogate (not preceded by a high one).
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+// C0 controls except \t \n \r, DEL, and C1 controls: never meaningful in stored text.
+const CONTROL = /[\u0000-\u0008\u000B\u000E-\u001F\u007F-\u009F]/g;
+
+export interface CleanText {
+  text: string;
+  /** True when the text was cut at maxBytes (UTF-8). */
+  truncated: boolean;
+}
+
+/** Removes NUL/control characters and lone surrogates, normalizes whitespace, caps UTF-8 bytes. */
+export function cleanText(raw: string, maxBytes: number): CleanText {
+  let text = raw
+    .replace(LONE_SURROGATE, "")
+    .replace(/\r\n?|\f|\v|\u2028|\u2029/g, "\n")
+    .replace(CONTROL, "")
+    // Non-breaking and other exotic spaces become plain spaces, then runs collapse.
+    .replace(/[\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g, " ")
+    .replace(/ *\n */g, "\n")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim();
+  return capUtf8(text, maxBytes);
+}
+
+/** Cuts text to at most maxBytes of UTF-8 without splitting a character. */
+export function capUtf8(text: string, maxBytes: number): CleanText {
+  // Fast path: each UTF-16 unit is at most 3 UTF-8 bytes.
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text, "utf8") <= maxBytes) return { text, truncated: false };
+  const bytes = Buffer.from(text, "utf8");
+  let end = maxBytes;
+  // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return { text: bytes.subarray(0, end).toString("utf8").trimEnd(), truncated: true };
+}
+
+export function countWords(text: string): number {
+  let n = 0;
+  for (const _ of text.matchAll(/\S+/g)) n++;
+  return n;
+}
+
+/** Unicode code points, not UTF-16 units. */
+export function countCharacters(text: string): number {
+  let pairs = 0;
+  for (const _ of text.matchAll(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)) pairs++;
+  return text.length - pairs;
+}
