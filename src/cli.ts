@@ -14,6 +14,7 @@ import { registerSyncCommand } from "./commands/sync.ts";
 import { registerDeadLettersCommand } from "./commands/dead-letters.ts";
 import { registerDisconnectCommand } from "./commands/disconnect.ts";
 import { registerExtractCommand } from "./commands/extract.ts";
+import { registerAuthCommand } from "./commands/auth.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   registerDeadLettersCommand(program);
   registerDisconnectCommand(program);
   registerExtractCommand(program);
+  registerAuthCommand(program);
   return program;
 }
 
