@@ -19,7 +19,7 @@ beforeAll(async () => {
   appMetrics = [];
   for (const m of await registry.getMetricsAsJSON()) {
     declared.add(m.name);
-    if (m.type === "histogram") for (const s of ["_bucket", "_sum", "_count"]) declared.add(m.name + s);
+    if (String(m.type) === "histogram") for (const s of ["_bucket", "_sum", "_count"]) declared.add(m.name + s);
     if (!m.name.startsWith("process_") && !m.name.startsWith("nodejs_")) appMetrics.push(m.name);
   }
 });
@@ -65,7 +65,7 @@ describe("grafana dashboard", () => {
       (m) =>
         !usedBase.has(m) &&
         !used.has(m) &&
-        !["gmail_sync_account_cursor_age_seconds", "gmail_sync_account_last_success_age_seconds", "gmail_sync_metrics_accounts_truncated", "gmail_sync_build_info", ].includes(m),
+        !["gmail_sync_account_cursor_age_seconds", "gmail_sync_account_last_success_age_seconds", "gmail_sync_metrics_accounts_truncated", "gmail_sync_build_info"].includes(m),
     );
     expect(notShown).toEqual([]);
   });
