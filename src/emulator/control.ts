@@ -1,0 +1,144 @@
+// The emulator's own control API (JSON, under {origin}/emulator, never under Gmail's paths) and
+// a thin HTTP client for it, so tests, the demo, worker child processes and benchmarks drive the
+// emulator the same way.
+import type { FastifyInstance } from "fastify";
+import { attachmentsOf } from "./format.ts";
+import type { Mailbox } from "./mailbox.ts";
+import type { EmulatorState, Settings } from "./state.ts";
+import type { EmulatorStats } from "./stats.ts";
+
+export interface DeliverRequest {
+  raw?: Buffer | string;
+  labelIds?: string[];
+}
+
+export interface MailboxSnapshot {
+  historyId: string;
+  messages: Array<{ id: string; threadId: string; labelIds: string[]; attachments: Array<{ partId: string; filename: string | null; size: number }> }>;
+}
+
+export type SettingsUpdate = Partial<{ quotaUnitsPerSecond: number; faultRate: number; latencyMs: number; pushEndpoint: string | null; pushDropRate: number; pushDuplicateRate: number }>;
+
+export interface EmulatorControl {
+  deliver(email: string, msg?: DeliverRequest): Promise<{ id: string; threadId: string; historyId: string }>;
+  deleteMessage(email: string, id: string): Promise<void>;
+  modifyLabels(email: string, id: string, change: { add?: string[]; remove?: string[] }): Promise<void>;
+  expireHistory(email: string): Promise<void>;
+  revoke(email: string): Promise<void>;
+  updateSettings(s: SettingsUpdate): Promise<void>;
+  stats(): Promise<EmulatorStats>;
+  /** Ground truth for equality assertions: live messages (id, threadId, labelIds, attachment partIds with size) and current historyId. */
+  mailbox(email: string): Promise<MailboxSnapshot>;
+  /** Mints a refresh token for an account without the consent flow (tests that do not exercise OAuth). */
+  issueRefreshToken(email: string, scopes?: string[]): Promise<string>;
+}
+
+export const DEFAULT_TEST_SCOPES = ["https://www.googleapis.com/auth/gmail.readonly"];
+
+/** Produces a message for a delivery with no raw body (the seeded generator). */
+export type MessageSource = (email: string) => { raw: Buffer; labelIds: string[] };
+
+export function registerControlRoutes(app: FastifyInstance, state: EmulatorState, source: MessageSource, applySettings: (s: SettingsUpdate) => void): void {
+  const mailboxOf = (email: string): Mailbox | undefined => state.mailboxes.get(email.toLowerCase());
+  const notFound = { error: "no such mailbox or message" };
+
+  app.post("/emulator/users/:email/messages", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[] };
+    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
+    const generated = body.raw === undefined ? source(mb.email) : undefined;
+    const raw = body.raw !== undefined ? Buffer.from(body.raw, "base64url") : (generated?.raw as Buffer);
+    const labelIds = body.labelIds ?? generated?.labelIds ?? ["INBOX", "UNREAD"];
+    const msg = mb.insert(raw, labelIds, Date.now(), true);
+    return { id: msg.id, threadId: msg.threadId, historyId: String(msg.historyId) };
+  });
+
+  app.delete("/emulator/users/:email/messages/:id", async (req, reply) => {
+    const { email, id } = req.params as { email: string; id: string };
+    const mb = mailboxOf(email);
+    if (!mb || !mb.delete(id)) return reply.code(404).send(notFound);
+    return reply.code(204).send();
+  });
+
+  app.post("/emulator/users/:email/messages/:id/labels", async (req, reply) => {
+    const { email, id } = req.params as { email: string; id: string };
+    const body = (req.body ?? {}) as { add?: string[]; remove?: string[] };
+    const mb = mailboxOf(email);
+    if (!mb || !mb.modifyLabels(id, body.add ?? [], body.remove ?? [])) return reply.code(404).send(notFound);
+    return { historyId: String(mb.historyId) };
+  });
+
+  app.post("/emulator/users/:email/history/expire", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    mb.expireHistory();
+    return { historyId: String(mb.historyId) };
+  });
+
+  app.post("/emulator/users/:email/revoke", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    state.tokens.revoke(mb.email);
+    return {};
+  });
+
+  app.post("/emulator/users/:email/refresh-tokens", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    const scopes = ((req.body ?? {}) as { scopes?: string[] }).scopes ?? DEFAULT_TEST_SCOPES;
+    return { refreshToken: state.tokens.issueRefreshToken(mb.email, scopes) };
+  });
+
+  app.get("/emulator/users/:email/mailbox", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    const snapshot: MailboxSnapshot = {
+      historyId: String(mb.historyId),
+      messages: mb.sortedMessages().map((m) => ({ id: m.id, threadId: m.threadId, labelIds: [...m.labelIds], attachments: attachmentsOf(mb, m, state.attachmentIds) })),
+    };
+    return snapshot;
+  });
+
+  app.put("/emulator/settings", async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const numeric = ["quotaUnitsPerSecond", "faultRate", "latencyMs", "pushDropRate", "pushDuplicateRate", "pushDelayMs"] as const;
+    for (const k of numeric) if (body[k] !== undefined && (typeof body[k] !== "number" || (body[k] as number) < 0)) return reply.code(400).send({ error: `${k} must be a non-negative number` });
+    if (body.pushEndpoint !== undefined && body.pushEndpoint !== null && typeof body.pushEndpoint !== "string") return reply.code(400).send({ error: "pushEndpoint must be a URL or null" });
+    applySettings(body as SettingsUpdate);
+    return publicSettings(state.settings);
+  });
+
+  app.get("/emulator/settings", async () => publicSettings(state.settings));
+
+  app.get("/emulator/stats", async () => state.stats.snapshot(state.quota.spent));
+}
+
+function publicSettings(s: Settings): Settings {
+  return { ...s };
+}
+
+async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const res = await fetch(url, { method, headers: body !== undefined ? { "content-type": "application/json" } : {}, body: body !== undefined ? JSON.stringify(body) : undefined });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`emulator control ${method} ${url}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** A control handle over HTTP for any process that knows the control URL. */
+export function createControlClient(controlUrl: string): EmulatorControl {
+  const base = controlUrl.replace(/\/$/, "");
+  const user = (email: string) => `${base}/users/${encodeURIComponent(email)}`;
+  return {
+    deliver: (email, msg = {}) =>
+      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}) }),
+    deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
+    modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
+    expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),
+    revoke: async (email) => void (await call("POST", `${user(email)}/revoke`, {})),
+    updateSettings: async (s) => void (await call("PUT", `${base}/settings`, s)),
+    stats: () => call("GET", `${base}/stats`),
+    mailbox: (email) => call("GET", `${user(email)}/mailbox`),
+    issueRefreshToken: async (email, scopes) => (await call<{ refreshToken: string }>("POST", `${user(email)}/refresh-tokens`, scopes ? { scopes } : {})).refreshToken,
+  };
+}

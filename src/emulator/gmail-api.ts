@@ -1,0 +1,335 @@
+// Gmail API v1 routes at the origin root (/gmail/v1/users/{userId}/…), each passing through the
+// same gate Gmail applies: latency, injected faults, Bearer token, userId ("me" or the address),
+// scope, per-user quota charge and concurrency cap. Batch parts are dispatched into these same
+// routes (src/emulator/batch.ts), so each part is authenticated and charged on its own.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ApiError, errors } from "./errors.ts";
+import { attachmentsOf, messageJson, messageSummary, partBytes, base64urlPadded, type MessageFormat } from "./format.ts";
+import type { HistoryRecord, HistoryType, Mailbox, StoredMessage } from "./mailbox.ts";
+import { GMAIL_SCOPES, type AccessSession } from "./oauth.ts";
+import { compileQuery } from "./query.ts";
+import { METHOD_COST } from "./quota.ts";
+import type { EmulatorState } from "./state.ts";
+
+const READ_SCOPES = [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly, GMAIL_SCOPES.metadata];
+const WRITE_SCOPES = [GMAIL_SCOPES.full, GMAIL_SCOPES.modify];
+
+export const INNER_HEADER = "x-emulator-batch-part";
+
+interface Ctx {
+  mailbox: Mailbox;
+  session: AccessSession;
+  query: Record<string, string | string[] | undefined>;
+  params: Record<string, string>;
+  body: unknown;
+  /** Token carries gmail.metadata: q and format full/raw are refused, even alongside readonly. */
+  metadataOnly: boolean;
+}
+
+type Handler = (ctx: Ctx) => unknown;
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+function many(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function boolParam(v: string | string[] | undefined): boolean {
+  return one(v) === "true" || one(v) === "1";
+}
+
+function maxResults(v: string | string[] | undefined, dflt: number): number {
+  const s = one(v);
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw errors.badRequest(`Invalid value for maxResults: ${s}`, "maxResults");
+  // Gmail caps at 500 silently; 0 behaves as the default.
+  return n === 0 ? dflt : Math.min(n, 500);
+}
+
+/** Message/thread ids: hex below 2^63, else 400 "Invalid id value". */
+export function normalizeId(id: string): string {
+  if (!/^[0-9a-fA-F]{1,16}$/.test(id) || BigInt("0x" + id) >= 1n << 63n) throw errors.invalidId();
+  return id.toLowerCase().padStart(16, "0");
+}
+
+function encodeToken(s: string): string {
+  return Buffer.from(s).toString("base64url");
+}
+
+function decodeToken(t: string | undefined): string | undefined {
+  if (t === undefined || t === "") return undefined;
+  const s = Buffer.from(t, "base64url").toString();
+  if (!/^[\w:.-]+$/.test(s)) throw errors.badRequest("Invalid pageToken", "pageToken");
+  return s;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
+  for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+  return reply.code(err.status).type("application/json; charset=UTF-8").send(JSON.stringify(err.toJSON()));
+}
+
+export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState): void {
+  const { settings } = state;
+
+  const route = (method: "GET" | "POST" | "DELETE", path: string, name: string, scopes: string[], handler: Handler) => {
+    const cost = METHOD_COST[name] ?? 5;
+    app.route({
+      method,
+      url: `/gmail/v1/users/:userId${path}`,
+      config: { name },
+      handler: async (req: FastifyRequest, reply: FastifyReply) => {
+        const inner = req.headers[INNER_HEADER] === state.innerSecret;
+        if (!inner && settings.latencyMs > 0) await sleep(settings.latencyMs);
+        if (settings.faultRate > 0 && state.random.next() < settings.faultRate) {
+          const kind = state.random.int(5);
+          if (kind === 0 && !inner) {
+            // A dropped connection: the client sees a socket reset, no HTTP answer.
+            state.stats.count(name, "dropped");
+            reply.hijack();
+            req.raw.socket.destroy();
+            return;
+          }
+          return sendApiError(reply, kind <= 2 ? errors.backendError() : errors.unavailable());
+        }
+        const q = req.query as Record<string, string | string[] | undefined>;
+        const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1] ?? one(q.access_token);
+        if (bearer === undefined) return sendApiError(reply, errors.missingCredentials());
+        const session = state.tokens.session(bearer);
+        if (!session) return sendApiError(reply, errors.invalidCredentials());
+        const { userId } = req.params as { userId: string };
+        if (userId !== "me" && userId.toLowerCase() !== session.email.toLowerCase()) return sendApiError(reply, errors.delegationDenied(session.email));
+        const mailbox = state.mailboxes.get(session.email.toLowerCase());
+        if (!mailbox) return sendApiError(reply, errors.invalidCredentials());
+        if (!scopes.some((s) => session.scopes.has(s))) return sendApiError(reply, errors.insufficientScope(scopes.join(" ")));
+        let release: () => void = () => {};
+        try {
+          state.quota.charge(mailbox.email, cost);
+          release = state.quota.enter(mailbox.email);
+          const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata) });
+          if (result === undefined) return reply.code(204).send();
+          return reply.type("application/json; charset=UTF-8").send(JSON.stringify(result));
+        } catch (err) {
+          if (err instanceof ApiError) return sendApiError(reply, err);
+          throw err;
+        } finally {
+          release();
+        }
+      },
+    });
+  };
+
+  const getMessage = (mailbox: Mailbox, rawId: string): StoredMessage => {
+    const msg = mailbox.messages.get(normalizeId(rawId));
+    if (!msg) throw errors.notFound();
+    return msg;
+  };
+
+  const readFormat = (ctx: Ctx, allowed: MessageFormat[]): MessageFormat => {
+    const f = (one(ctx.query.format) ?? "full").toLowerCase() as MessageFormat;
+    if (!allowed.includes(f)) throw errors.badRequest(`Invalid value at 'format' (${one(ctx.query.format)})`, "format");
+    if (ctx.metadataOnly && (f === "full" || f === "raw")) throw errors.forbidden(`Metadata scope doesn't allow format ${f.toUpperCase()}`);
+    return f;
+  };
+
+  /** Messages matching list parameters (labelIds AND, q, includeSpamTrash), newest first. */
+  const matching = (ctx: Ctx): StoredMessage[] => {
+    const { mailbox } = ctx;
+    const q = one(ctx.query.q);
+    if (ctx.metadataOnly && q !== undefined) throw errors.forbidden("Metadata scope does not support 'q' parameter");
+    const labelIds = many(ctx.query.labelIds).map((l) => mailbox.findLabel(l)?.id ?? `\u0000${l}`);
+    const filter = compileQuery(mailbox, q, (m) => attachmentsOf(mailbox, m, state.attachmentIds).length > 0, (m) => messageSummary(mailbox, m, state.attachmentIds).snippet);
+    const excludeSpamTrash = !boolParam(ctx.query.includeSpamTrash) && !filter.mentionsSpamTrash && !labelIds.includes("SPAM") && !labelIds.includes("TRASH");
+    return mailbox.sortedMessages().filter((m) => {
+      if (excludeSpamTrash && (m.labelIds.has("SPAM") || m.labelIds.has("TRASH"))) return false;
+      for (const l of labelIds) if (!m.labelIds.has(l)) return false;
+      return q === undefined || filter(m);
+    });
+  };
+
+  route("GET", "/profile", "gmail.users.getProfile", [...READ_SCOPES, GMAIL_SCOPES.compose], ({ mailbox }) => ({
+    emailAddress: mailbox.email,
+    messagesTotal: mailbox.messages.size,
+    threadsTotal: mailbox.threads.size,
+    historyId: String(mailbox.historyId),
+  }));
+
+  route("GET", "/labels", "gmail.users.labels.list", [...READ_SCOPES, GMAIL_SCOPES.labels], ({ mailbox }) => ({
+    labels: [...mailbox.labels.values()].map((l) => (l.type === "user" ? { id: l.id, name: l.name, messageListVisibility: "show", labelListVisibility: "labelShow", type: l.type } : { id: l.id, name: l.name, type: l.type })),
+  }));
+
+  route("GET", "/labels/:id", "gmail.users.labels.get", [...READ_SCOPES, GMAIL_SCOPES.labels], ({ mailbox, params }) => {
+    const l = mailbox.labels.get(params.id as string);
+    if (!l) throw errors.notFound();
+    const msgs = [...mailbox.messages.values()].filter((m) => m.labelIds.has(l.id));
+    const threads = new Set(msgs.map((m) => m.threadId));
+    const unreadThreads = new Set(msgs.filter((m) => m.labelIds.has("UNREAD")).map((m) => m.threadId));
+    return {
+      id: l.id,
+      name: l.name,
+      ...(l.type === "user" ? { messageListVisibility: "show", labelListVisibility: "labelShow" } : {}),
+      type: l.type,
+      messagesTotal: msgs.length,
+      messagesUnread: msgs.filter((m) => m.labelIds.has("UNREAD")).length,
+      threadsTotal: threads.size,
+      threadsUnread: unreadThreads.size,
+    };
+  });
+
+  route("GET", "/messages", "gmail.users.messages.list", READ_SCOPES, (ctx) => {
+    const all = matching(ctx);
+    const limit = maxResults(ctx.query.maxResults, 100);
+    const cursor = decodeToken(one(ctx.query.pageToken));
+    let start = 0;
+    if (cursor !== undefined) {
+      const [date, id] = cursor.split(":");
+      const d = Number(date);
+      start = all.findIndex((m) => m.internalDate < d || (m.internalDate === d && m.id < (id as string)));
+      if (start === -1) start = all.length;
+    }
+    const page = all.slice(start, start + limit);
+    const out: Record<string, unknown> = {};
+    if (page.length > 0) out.messages = page.map((m) => ({ id: m.id, threadId: m.threadId }));
+    const last = page[page.length - 1];
+    if (last && start + limit < all.length) out.nextPageToken = encodeToken(`${last.internalDate}:${last.id}`);
+    out.resultSizeEstimate = all.length;
+    return out;
+  });
+
+  route("GET", "/messages/:id", "gmail.users.messages.get", [...READ_SCOPES], (ctx) => {
+    const format = readFormat(ctx, ["minimal", "metadata", "full", "raw"]);
+    const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    return messageJson(ctx.mailbox, msg, format, state.attachmentIds, many(ctx.query.metadataHeaders));
+  });
+
+  route("GET", "/messages/:messageId/attachments/:id", "gmail.users.messages.attachments.get", [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly], (ctx) => {
+    const msg = getMessage(ctx.mailbox, ctx.params.messageId as string);
+    const partId = state.attachmentIds.decode(msg.id, ctx.params.id as string);
+    if (partId === undefined) throw errors.badRequest("Invalid attachment token", "id");
+    const data = partBytes(ctx.mailbox, msg, partId);
+    if (!data) throw errors.notFound();
+    return { size: data.length, data: base64urlPadded(data) };
+  });
+
+  route("POST", "/messages/:id/modify", "gmail.users.messages.modify", WRITE_SCOPES, (ctx) => {
+    const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    const body = (ctx.body ?? {}) as { addLabelIds?: string[]; removeLabelIds?: string[] };
+    for (const l of body.addLabelIds ?? []) if (!ctx.mailbox.labels.has(l) || l === "SENT" || l === "DRAFT") throw errors.badRequest(`Invalid label: ${l}`);
+    ctx.mailbox.modifyLabels(msg.id, body.addLabelIds ?? [], body.removeLabelIds ?? []);
+    return messageJson(ctx.mailbox, msg, "minimal", state.attachmentIds);
+  });
+
+  route("DELETE", "/messages/:id", "gmail.users.messages.delete", [GMAIL_SCOPES.full], (ctx) => {
+    const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    ctx.mailbox.delete(msg.id);
+    return undefined;
+  });
+
+  route("GET", "/threads", "gmail.users.threads.list", READ_SCOPES, (ctx) => {
+    const msgs = matching(ctx);
+    const order: string[] = [];
+    const seen = new Set<string>();
+    for (const m of msgs) if (!seen.has(m.threadId)) (seen.add(m.threadId), order.push(m.threadId));
+    const limit = maxResults(ctx.query.maxResults, 100);
+    const cursor = decodeToken(one(ctx.query.pageToken));
+    let start = cursor !== undefined ? order.indexOf(cursor) + 1 : 0;
+    if (cursor !== undefined && start === 0) start = order.length;
+    const page = order.slice(start, start + limit);
+    const out: Record<string, unknown> = {};
+    if (page.length > 0) {
+      out.threads = page.map((t) => {
+        const members = threadMessages(ctx.mailbox, t);
+        const newest = members[members.length - 1] as StoredMessage;
+        return { id: t, snippet: messageSummary(ctx.mailbox, newest, state.attachmentIds).snippet, historyId: String(Math.max(...members.map((m) => m.historyId))) };
+      });
+    }
+    if (start + limit < order.length) out.nextPageToken = encodeToken(page[page.length - 1] as string);
+    out.resultSizeEstimate = order.length;
+    return out;
+  });
+
+  route("GET", "/threads/:id", "gmail.users.threads.get", READ_SCOPES, (ctx) => {
+    const format = readFormat(ctx, ["minimal", "metadata", "full"]);
+    const id = normalizeId(ctx.params.id as string);
+    const members = threadMessages(ctx.mailbox, id);
+    if (members.length === 0) throw errors.notFound();
+    return {
+      id,
+      historyId: String(Math.max(...members.map((m) => m.historyId))),
+      messages: members.map((m) => messageJson(ctx.mailbox, m, format, state.attachmentIds, many(ctx.query.metadataHeaders))),
+    };
+  });
+
+  route("GET", "/history", "gmail.users.history.list", READ_SCOPES, (ctx) => {
+    const { mailbox } = ctx;
+    const startRaw = one(ctx.query.startHistoryId);
+    if (startRaw === undefined || !/^\d{1,20}$/.test(startRaw)) throw errors.badRequest("Missing/invalid parameter: startHistoryId", "startHistoryId");
+    const start = Number(startRaw);
+    if (start < mailbox.prune()) throw errors.notFound();
+    const types = new Set(many(ctx.query.historyTypes) as HistoryType[]);
+    for (const t of types) if (!["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"].includes(t)) throw errors.badRequest(`Invalid value at 'history_types' (${t})`, "historyTypes");
+    const labelId = one(ctx.query.labelId);
+    const limit = maxResults(ctx.query.maxResults, 100);
+    const cursor = decodeToken(one(ctx.query.pageToken));
+    const after = cursor !== undefined ? Math.max(start, Number(cursor)) : start;
+    const records = mailbox.history;
+    let lo = 0;
+    let hi = records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((records[mid] as HistoryRecord).id <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const page: HistoryRecord[] = [];
+    let i = lo;
+    for (; i < records.length && page.length < limit; i++) {
+      const r = records[i] as HistoryRecord;
+      if (types.size > 0 && !types.has(r.type)) continue;
+      if (labelId !== undefined && !r.message.labelIds.includes(labelId) && !(r.changedLabels ?? []).includes(labelId)) continue;
+      page.push(r);
+    }
+    const out: Record<string, unknown> = {};
+    if (page.length > 0) out.history = page.map(historyJson);
+    if (i < records.length && page.length > 0) out.nextPageToken = encodeToken(String((page[page.length - 1] as HistoryRecord).id));
+    out.historyId = String(mailbox.historyId);
+    return out;
+  });
+
+  route("POST", "/watch", "gmail.users.watch", READ_SCOPES, (ctx) => {
+    const body = (ctx.body ?? {}) as { topicName?: string; labelIds?: string[]; labelFilterBehavior?: string; labelFilterAction?: string };
+    if (typeof body.topicName !== "string" || !/^projects\/[^/]+\/topics\/[^/]+$/.test(body.topicName)) {
+      throw errors.badRequest("Invalid topicName does not match projects/emulator/topics/*", "topicName");
+    }
+    const behavior = (body.labelFilterBehavior ?? body.labelFilterAction ?? "include").toLowerCase();
+    if (behavior !== "include" && behavior !== "exclude") throw errors.badRequest(`Invalid value at 'label_filter_behavior' (${behavior})`);
+    return state.push.watch(ctx.mailbox, { topicName: body.topicName, labelIds: body.labelIds ?? [], behavior });
+  });
+
+  route("POST", "/stop", "gmail.users.stop", READ_SCOPES, (ctx) => {
+    state.push.stop(ctx.mailbox);
+    return undefined;
+  });
+}
+
+function threadMessages(mailbox: Mailbox, threadId: string): StoredMessage[] {
+  const ids = mailbox.threads.get(threadId);
+  if (!ids) return [];
+  return [...ids].map((id) => mailbox.messages.get(id) as StoredMessage).sort((a, b) => a.internalDate - b.internalDate || (a.id < b.id ? -1 : 1));
+}
+
+function historyJson(r: HistoryRecord): Record<string, unknown> {
+  const message: Record<string, unknown> = { id: r.message.id, threadId: r.message.threadId };
+  if (r.message.labelIds.length > 0) message.labelIds = r.message.labelIds;
+  const out: Record<string, unknown> = { id: String(r.id), messages: [{ id: r.message.id, threadId: r.message.threadId }] };
+  if (r.type === "messageAdded") out.messagesAdded = [{ message }];
+  else if (r.type === "messageDeleted") out.messagesDeleted = [{ message }];
+  else if (r.type === "labelAdded") out.labelsAdded = [{ message, labelIds: r.changedLabels }];
+  else out.labelsRemoved = [{ message, labelIds: r.changedLabels }];
+  return out;
+}

@@ -1,0 +1,227 @@
+// One account's mailbox held in memory: messages (raw RFC 822 bytes are the source of truth),
+// threads, labels and the history log with Gmail's semantics (ids increase with gaps on every
+// change; records older than the retention window age out and starting before them is a 404).
+import { parseHeaderBlock, parseMime, type MimeNode } from "./mime.ts";
+import type { Random } from "./random.ts";
+
+export const SYSTEM_LABELS = [
+  "INBOX",
+  "SPAM",
+  "TRASH",
+  "UNREAD",
+  "STARRED",
+  "IMPORTANT",
+  "SENT",
+  "DRAFT",
+  "CHAT",
+  "CATEGORY_PERSONAL",
+  "CATEGORY_SOCIAL",
+  "CATEGORY_PROMOTIONS",
+  "CATEGORY_UPDATES",
+  "CATEGORY_FORUMS",
+] as const;
+
+export interface LabelDef {
+  id: string;
+  name: string;
+  type: "system" | "user";
+}
+
+export interface StoredMessage {
+  id: string;
+  threadId: string;
+  labelIds: Set<string>;
+  internalDate: number;
+  raw: Buffer;
+  /** Last history record that touched this message. */
+  historyId: number;
+  /** Top-level headers, parsed at delivery (cheap: the header block only). */
+  headers: Array<{ name: string; value: string }>;
+  /** Parsed MIME tree, built on first need. */
+  tree?: MimeNode;
+}
+
+export type HistoryType = "messageAdded" | "messageDeleted" | "labelAdded" | "labelRemoved";
+
+export interface HistoryRecord {
+  id: number;
+  time: number;
+  type: HistoryType;
+  message: { id: string; threadId: string; labelIds: string[] };
+  /** For label records: only the labels that changed. */
+  changedLabels?: string[];
+}
+
+export type ChangeListener = (mailbox: Mailbox, record: HistoryRecord) => void;
+
+export class Mailbox {
+  readonly email: string;
+  readonly messages = new Map<string, StoredMessage>();
+  readonly threads = new Map<string, Set<string>>();
+  readonly labels = new Map<string, LabelDef>();
+  /** Message-ID header → thread id, for threading replies by In-Reply-To/References. */
+  private readonly byMessageIdHeader = new Map<string, string>();
+  readonly history: HistoryRecord[] = [];
+  historyId: number;
+  /** Smallest startHistoryId history.list still accepts. */
+  floorHistoryId: number;
+  retentionMs: number;
+  private readonly random: Random;
+  private lastIdNum = 0n;
+  private sorted: StoredMessage[] | undefined;
+  private readonly listeners: ChangeListener[] = [];
+
+  constructor(email: string, random: Random, retentionMs: number) {
+    this.email = email;
+    this.random = random;
+    this.retentionMs = retentionMs;
+    this.historyId = 1000 + random.int(9000);
+    this.floorHistoryId = this.historyId;
+    for (const id of SYSTEM_LABELS) this.labels.set(id, { id, name: id, type: "system" });
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Resolves a label id or a user label name, creating user labels on first use (deliveries name them freely). */
+  ensureLabel(idOrName: string): string {
+    const upper = idOrName.toUpperCase();
+    if (this.labels.has(upper) && (SYSTEM_LABELS as readonly string[]).includes(upper)) return upper;
+    if (this.labels.has(idOrName)) return idOrName;
+    for (const l of this.labels.values()) if (l.name.toLowerCase() === idOrName.toLowerCase()) return l.id;
+    const id = /^Label_\d+$/.test(idOrName) ? idOrName : `Label_${this.labels.size - SYSTEM_LABELS.length + 1}`;
+    this.labels.set(id, { id, name: idOrName, type: "user" });
+    return id;
+  }
+
+  findLabel(idOrName: string): LabelDef | undefined {
+    const direct = this.labels.get(idOrName) ?? this.labels.get(idOrName.toUpperCase());
+    if (direct) return direct;
+    const lower = idOrName.toLowerCase().replace(/[-_]/g, " ");
+    for (const l of this.labels.values()) if (l.name.toLowerCase().replace(/[-_/]/g, " ") === lower) return l;
+    return undefined;
+  }
+
+  /** Gmail ids are roughly internalDate << 20 in hex; keep them unique and increasing per mailbox. */
+  private nextId(internalDate: number): string {
+    let n = BigInt(internalDate) << 20n;
+    if (n <= this.lastIdNum) n = this.lastIdNum + 1n + BigInt(this.random.int(16));
+    else n += BigInt(this.random.int(1 << 16));
+    // Ids from older generated mail may sort below newer ones; uniqueness is what matters.
+    while (this.messages.has(n.toString(16).padStart(16, "0"))) n += 1n;
+    if (n > this.lastIdNum) this.lastIdNum = n;
+    return n.toString(16).padStart(16, "0");
+  }
+
+  private bumpHistory(): number {
+    // Gaps between ids, as Gmail's are not contiguous.
+    this.historyId += 1 + this.random.int(3);
+    return this.historyId;
+  }
+
+  private record(type: HistoryType, msg: StoredMessage, changedLabels?: string[]): HistoryRecord {
+    const id = this.bumpHistory();
+    msg.historyId = id;
+    const rec: HistoryRecord = { id, time: Date.now(), type, message: { id: msg.id, threadId: msg.threadId, labelIds: [...msg.labelIds] }, ...(changedLabels ? { changedLabels } : {}) };
+    this.history.push(rec);
+    for (const l of this.listeners) l(this, rec);
+    return rec;
+  }
+
+  /**
+   * Adds a message. `recordHistory` false is for the mailbox generated at start: it exists before
+   * anyone could have a history id, so it leaves no records (the floor moves past it).
+   */
+  insert(raw: Buffer, labelIds: string[], internalDate: number, recordHistory: boolean): StoredMessage {
+    const [headerEnd] = headerBlockEnd(raw);
+    const headers = parseHeaderBlock(raw.subarray(0, headerEnd).toString("utf8"));
+    const get = (n: string) => headers.find((h) => h.name.toLowerCase() === n)?.value;
+    const id = this.nextId(internalDate);
+    let threadId: string | undefined;
+    const refs = `${get("in-reply-to") ?? ""} ${get("references") ?? ""}`.match(/<[^>]+>/g) ?? [];
+    for (const ref of refs.reverse()) {
+      const t = this.byMessageIdHeader.get(ref);
+      if (t !== undefined && this.threads.has(t)) {
+        threadId = t;
+        break;
+      }
+    }
+    threadId ??= id;
+    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate, raw, historyId: this.historyId, headers };
+    this.messages.set(id, msg);
+    let thread = this.threads.get(threadId);
+    if (!thread) this.threads.set(threadId, (thread = new Set()));
+    thread.add(id);
+    const ownId = get("message-id")?.match(/<[^>]+>/)?.[0];
+    if (ownId !== undefined && !this.byMessageIdHeader.has(ownId)) this.byMessageIdHeader.set(ownId, threadId);
+    this.sorted = undefined;
+    if (recordHistory) this.record("messageAdded", msg);
+    else {
+      msg.historyId = this.bumpHistory();
+      this.floorHistoryId = this.historyId;
+    }
+    return msg;
+  }
+
+  delete(id: string): boolean {
+    const msg = this.messages.get(id);
+    if (!msg) return false;
+    this.messages.delete(id);
+    const thread = this.threads.get(msg.threadId);
+    thread?.delete(id);
+    if (thread && thread.size === 0) this.threads.delete(msg.threadId);
+    this.sorted = undefined;
+    this.record("messageDeleted", msg);
+    return true;
+  }
+
+  modifyLabels(id: string, add: string[], remove: string[]): boolean {
+    const msg = this.messages.get(id);
+    if (!msg) return false;
+    const added = add.map((l) => this.ensureLabel(l)).filter((l) => !msg.labelIds.has(l));
+    for (const l of added) msg.labelIds.add(l);
+    if (added.length > 0) this.record("labelAdded", msg, [...new Set(added)]);
+    const removed = remove.map((l) => this.findLabel(l)?.id ?? l).filter((l) => msg.labelIds.has(l));
+    for (const l of removed) msg.labelIds.delete(l);
+    if (removed.length > 0) this.record("labelRemoved", msg, [...new Set(removed)]);
+    return true;
+  }
+
+  /** Everything before the current history id ages out. */
+  expireHistory(): void {
+    this.history.length = 0;
+    this.floorHistoryId = this.historyId;
+  }
+
+  /** Drops records older than the retention window; returns the floor. */
+  prune(now = Date.now()): number {
+    if (this.retentionMs <= 0) return this.floorHistoryId;
+    let drop = 0;
+    while (drop < this.history.length && now - (this.history[drop] as HistoryRecord).time > this.retentionMs) drop++;
+    if (drop > 0) {
+      this.floorHistoryId = (this.history[drop - 1] as HistoryRecord).id;
+      this.history.splice(0, drop);
+    }
+    return this.floorHistoryId;
+  }
+
+  /** Live messages, newest first (internalDate, then id). */
+  sortedMessages(): StoredMessage[] {
+    this.sorted ??= [...this.messages.values()].sort((a, b) => b.internalDate - a.internalDate || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    return this.sorted;
+  }
+
+  tree(msg: StoredMessage): MimeNode {
+    msg.tree ??= parseMime(msg.raw);
+    return msg.tree;
+  }
+}
+
+function headerBlockEnd(buf: Buffer): [number] {
+  const crlf = buf.indexOf("\r\n\r\n");
+  const lf = buf.indexOf("\n\n");
+  if (crlf === -1 && lf === -1) return [buf.length];
+  if (crlf !== -1 && (lf === -1 || crlf <= lf + 1)) return [crlf];
+  return [lf];
+}

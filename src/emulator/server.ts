@@ -1,0 +1,196 @@
+// The Gmail emulator: Gmail API v1 at the origin root, Google's OAuth2 endpoints, OIDC signing
+// keys, Pub/Sub push, HTTP batch and a control API, in one HTTP server (fastify).
+import { randomBytes } from "node:crypto";
+import Fastify, { type FastifyInstance } from "fastify";
+import { registerBatchRoutes } from "./batch.ts";
+import { createControlClient, registerControlRoutes, type EmulatorControl, type SettingsUpdate } from "./control.ts";
+import { ApiError, errors } from "./errors.ts";
+import { createAttachmentIds } from "./format.ts";
+import { registerGmailRoutes, sendApiError } from "./gmail-api.ts";
+import { createSigningKey } from "./keys.ts";
+import { Mailbox } from "./mailbox.ts";
+import { loadMessageSource } from "./message-source.ts";
+import { createTokenStore, registerOAuthRoutes } from "./oauth.ts";
+import { createPushService } from "./push.ts";
+import { createQuota } from "./quota.ts";
+import { createRandom } from "./random.ts";
+import type { EmulatorState, Settings } from "./state.ts";
+import { createStats } from "./stats.ts";
+
+export type { EmulatorControl } from "./control.ts";
+export type { EmulatorStats } from "./stats.ts";
+export { createControlClient } from "./control.ts";
+
+export interface EmulatorOptions {
+  port?: number;
+  host?: string;
+  seed?: number;
+  /** Messages generated per account at start (default 0). */
+  messages?: number;
+  accounts?: string[];
+  /** Generated mail has attachments (default true). */
+  attachments?: boolean;
+  /** 0 = quota and concurrency cap off (default 0). */
+  quotaUnitsPerSecond?: number;
+  /** Requests in flight per user before "Too many concurrent requests for user" (default 10; only while quota is on). */
+  maxConcurrentPerUser?: number;
+  historyRetentionHours?: number;
+  latencyMs?: number;
+  faultRate?: number;
+  pushEndpoint?: string;
+  /** aud claim of push tokens (default pushEndpoint). */
+  pushAudience?: string;
+  pushDropRate?: number;
+  pushDuplicateRate?: number;
+  pushDelayMs?: number;
+  /** First redelivery delay after a NACK (default 1000 ms; doubles per attempt, max 60 s). */
+  pushMinBackoffMs?: number;
+  /** Default 3599, as Google. */
+  accessTokenTtlSeconds?: number;
+  clientId?: string;
+  clientSecret?: string;
+  pushServiceAccount?: string;
+}
+
+export interface Emulator {
+  url: string;
+  /** origin + "/" — what @googleapis/gmail takes as rootUrl. */
+  gmailRootUrl: string;
+  authUrl: string;
+  tokenUrl: string;
+  jwksUrl: string;
+  /** PEM map like googleapis.com/oauth2/v1/certs, for OAuth2Client.verifyIdToken. */
+  certsUrl: string;
+  controlUrl: string;
+  clientId: string;
+  clientSecret: string;
+  pushServiceAccount: string;
+  accounts: string[];
+  control: EmulatorControl;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_CLIENT_ID = "100000000000-gmailsyncemulator.apps.googleusercontent.com";
+export const DEFAULT_CLIENT_SECRET = "GOCSPX-gmail-sync-emulator";
+export const DEFAULT_PUSH_SERVICE_ACCOUNT = "gmail-push@gmail-sync-emulator.iam.gserviceaccount.com";
+
+export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
+  const seed = opts.seed ?? 1;
+  const random = createRandom(seed);
+  const accounts = (opts.accounts ?? ["alice@example.com"]).map((a) => a.trim().toLowerCase()).filter(Boolean);
+  const settings: Settings = {
+    quotaUnitsPerSecond: opts.quotaUnitsPerSecond ?? 0,
+    faultRate: opts.faultRate ?? 0,
+    latencyMs: opts.latencyMs ?? 0,
+    pushEndpoint: opts.pushEndpoint ?? null,
+    pushAudience: opts.pushAudience ?? null,
+    pushDropRate: opts.pushDropRate ?? 0,
+    pushDuplicateRate: opts.pushDuplicateRate ?? 0,
+    pushDelayMs: opts.pushDelayMs ?? 0,
+    pushMinBackoffMs: opts.pushMinBackoffMs ?? 1000,
+  };
+  const retentionMs = (opts.historyRetentionHours ?? 168) * 3_600_000;
+  const key = createSigningKey();
+  const stats = createStats();
+  const quota = createQuota(settings.quotaUnitsPerSecond, opts.maxConcurrentPerUser ?? 10);
+  const pushServiceAccount = opts.pushServiceAccount ?? DEFAULT_PUSH_SERVICE_ACCOUNT;
+  const push = createPushService({ settings, random: createRandom(seed ^ 0x5eed), key, stats, serviceAccount: pushServiceAccount, serviceAccountId: "113774264463038321964" });
+  const tokens = createTokenStore(opts.clientId ?? DEFAULT_CLIENT_ID, opts.clientSecret ?? DEFAULT_CLIENT_SECRET, opts.accessTokenTtlSeconds ?? 3599);
+  const state: EmulatorState = {
+    mailboxes: new Map(),
+    settings,
+    random,
+    tokens,
+    quota,
+    stats,
+    attachmentIds: createAttachmentIds(randomBytes(16).toString("hex")),
+    push,
+    innerSecret: randomBytes(16).toString("hex"),
+  };
+
+  const source = await loadMessageSource(seed);
+  for (const [i, email] of accounts.entries()) {
+    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs);
+    mb.onChange((m, rec) => push.onChange(m, rec));
+    state.mailboxes.set(email, mb);
+    if ((opts.messages ?? 0) > 0) {
+      for (const g of source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+    }
+  }
+
+  const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000 });
+  installParsers(app);
+  app.addHook("onResponse", async (req, reply) => {
+    const name = (req.routeOptions.config as { name?: string } | undefined)?.name ?? (req.routeOptions.url ? `${req.method} ${req.routeOptions.url}` : "unrouted");
+    stats.count(name, reply.statusCode);
+  });
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof ApiError) return sendApiError(reply, err);
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch")) return sendApiError(reply, status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message));
+    return reply.code(status).send({ error: (err as Error).message });
+  });
+  app.setNotFoundHandler((req, reply) => sendApiError(reply, errors.notFound()));
+  app.get("/oauth2/v3/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.jwks));
+  app.get("/oauth2/v1/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.pemCerts));
+
+  const latency = () => (settings.latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, settings.latencyMs)) : Promise.resolve());
+  registerOAuthRoutes(app, tokens, () => accounts, latency);
+  registerGmailRoutes(app, state);
+  registerBatchRoutes(app, state);
+  registerControlRoutes(app, state, (email) => source.message(email), (s: SettingsUpdate) => {
+    Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)));
+    if (s.quotaUnitsPerSecond !== undefined) quota.setRate(s.quotaUnitsPerSecond);
+  });
+
+  const host = opts.host ?? "127.0.0.1";
+  await app.listen({ port: opts.port ?? 0, host });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : (opts.port ?? 0);
+  const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const url = `http://${publicHost}:${port}`;
+  const controlUrl = `${url}/emulator`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    gmailRootUrl: `${url}/`,
+    authUrl: `${url}/o/oauth2/v2/auth`,
+    tokenUrl: `${url}/token`,
+    jwksUrl: `${url}/oauth2/v3/certs`,
+    certsUrl: `${url}/oauth2/v1/certs`,
+    controlUrl,
+    clientId: tokens.clientId,
+    clientSecret: tokens.clientSecret,
+    pushServiceAccount,
+    accounts,
+    control: createControlClient(controlUrl),
+    close() {
+      closing ??= (async () => {
+        await push.close();
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function installParsers(app: FastifyInstance): void {
+  // The Node client POSTs watch/stop with a JSON content type and sometimes no body at all.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      const err = errors.badRequest("Invalid JSON payload received.");
+      done(err, undefined);
+    }
+  });
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  app.addContentTypeParser("multipart/mixed", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  // Anything else (e.g. text/plain posts) arrives as a string; handlers decide.
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+}

@@ -1,0 +1,190 @@
+// The Gmail API surface, driven with the real @googleapis/gmail client over HTTP.
+import type { gmail_v1 } from "@googleapis/gmail";
+import type { OAuth2Client } from "google-auth-library";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { clientFor, compose, rawGet } from "./helpers.ts";
+
+const ALICE = "alice@example.com";
+let emu: Emulator;
+let api: gmail_v1.Gmail;
+let auth: OAuth2Client;
+
+beforeAll(async () => {
+  emu = await startEmulator({ seed: 7, accounts: [ALICE, "bob@example.com"] });
+  ({ api, auth } = await clientFor(emu));
+});
+afterAll(async () => {
+  await emu.close();
+});
+
+const pdfBytes = Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(6000, 7), Buffer.from("\n%%EOF\n")]);
+
+async function richMessage(): Promise<Buffer> {
+  return compose({
+    from: "Zoë Müller <zoe@example.net>",
+    to: ALICE,
+    subject: "Réunion — ordre du jour",
+    messageId: "<rich-1@example.net>",
+    text: "Bonjour,\r\nvoici l'ordre du jour.\r\n",
+    html: "<p>Bonjour, voici l'<b>ordre</b> du jour.</p>",
+    attachments: [{ filename: "agenda.pdf", content: pdfBytes, contentType: "application/pdf" }],
+  });
+}
+
+describe("messages", () => {
+  it("serves the full payload tree derived from the MIME bytes, raw, metadata and minimal", async () => {
+    const raw = await richMessage();
+    const { id, threadId } = await emu.control.deliver(ALICE, { raw, labelIds: ["INBOX", "UNREAD"] });
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(threadId).toBe(id);
+
+    const full = (await api.users.messages.get({ userId: "me", id })).data;
+    expect(full.labelIds).toEqual(["INBOX", "UNREAD"]);
+    expect(full.sizeEstimate).toBe(raw.length);
+    expect(full.internalDate).toMatch(/^\d+$/);
+    expect(full.historyId).toMatch(/^\d+$/);
+    expect(full.snippet).toBe("Bonjour, voici l&#39;ordre du jour.");
+    const p = full.payload as gmail_v1.Schema$MessagePart;
+    expect(p.partId).toBe("");
+    expect(p.mimeType).toBe("multipart/mixed");
+    expect(p.body).toEqual({ size: 0 });
+    expect(p.headers?.find((h) => h.name === "Subject")?.value).toBe("Réunion — ordre du jour");
+    expect(p.headers?.find((h) => h.name === "From")?.value).toBe("Zoë Müller <zoe@example.net>");
+    expect(p.parts?.map((x) => [x.partId, x.mimeType])).toEqual([
+      ["0", "multipart/alternative"],
+      ["1", "application/pdf"],
+    ]);
+    const alt = p.parts?.[0]?.parts ?? [];
+    expect(alt.map((x) => [x.partId, x.mimeType])).toEqual([
+      ["0.0", "text/plain"],
+      ["0.1", "text/html"],
+    ]);
+    const text = alt[0]?.body as gmail_v1.Schema$MessagePartBody;
+    expect(Buffer.from(text.data as string, "base64url").toString()).toBe("Bonjour,\r\nvoici l'ordre du jour.\r\n");
+    expect(text.size).toBe(Buffer.byteLength("Bonjour,\r\nvoici l'ordre du jour.\r\n"));
+    expect(text.attachmentId).toBeUndefined();
+    const pdf = p.parts?.[1] as gmail_v1.Schema$MessagePart;
+    expect(pdf.filename).toBe("agenda.pdf");
+    expect(pdf.body?.data).toBeUndefined();
+    expect(pdf.body?.size).toBe(pdfBytes.length);
+
+    const att = (await api.users.messages.attachments.get({ userId: "me", messageId: id, id: pdf.body?.attachmentId as string })).data;
+    expect(att.size).toBe(pdfBytes.length);
+    expect(Buffer.from(att.data as string, "base64url").equals(pdfBytes)).toBe(true);
+
+    const rawFmt = (await api.users.messages.get({ userId: "me", id, format: "raw" })).data;
+    expect(rawFmt.payload).toBeUndefined();
+    expect(Buffer.from(rawFmt.raw as string, "base64url").equals(raw)).toBe(true);
+
+    const meta = (await api.users.messages.get({ userId: ALICE, id, format: "metadata", metadataHeaders: ["Subject", "message-id"] })).data;
+    expect(meta.payload?.headers?.map((h) => h.name)).toEqual(["Subject", "Message-ID"]);
+    expect(meta.payload?.parts).toBeUndefined();
+
+    const minimal = (await api.users.messages.get({ userId: "me", id, format: "minimal" })).data;
+    expect(minimal.payload).toBeUndefined();
+    expect(minimal.labelIds).toEqual(["INBOX", "UNREAD"]);
+  });
+
+  it("threads replies by In-Reply-To/References and serves threads", async () => {
+    const first = await emu.control.deliver(ALICE, { raw: await compose({ from: "a@example.net", to: ALICE, subject: "Plan", messageId: "<plan-1@example.net>", text: "one" }) });
+    const reply = await emu.control.deliver(ALICE, { raw: await compose({ from: "b@example.net", to: ALICE, subject: "Re: Plan", messageId: "<plan-2@example.net>", inReplyTo: "<plan-1@example.net>", references: ["<plan-1@example.net>"], text: "two" }) });
+    const other = await emu.control.deliver(ALICE, { raw: await compose({ from: "c@example.net", to: ALICE, subject: "Other", text: "three" }) });
+    expect(reply.threadId).toBe(first.id);
+    expect(other.threadId).toBe(other.id);
+    const thread = (await api.users.threads.get({ userId: "me", id: first.id, format: "minimal" })).data;
+    expect(thread.messages?.map((m) => m.id)).toEqual([first.id, reply.id]);
+    const threads = (await api.users.threads.list({ userId: "me", q: "from:b@example.net" })).data;
+    expect(threads.threads?.map((t) => t.id)).toEqual([first.id]);
+  });
+
+  it("lists newest first with paging, filters and omitted empty lists", async () => {
+    const ids: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = (await api.users.messages.list({ userId: "me", maxResults: 2, ...(pageToken ? { pageToken } : {}) })).data;
+      ids.push(...(page.messages ?? []).map((m) => m.id as string));
+      pageToken = page.nextPageToken ?? undefined;
+    } while (pageToken);
+    const truth = await emu.control.mailbox(ALICE);
+    expect(ids).toEqual(truth.messages.map((m) => m.id));
+    expect(new Set(ids).size).toBe(ids.length);
+
+    const withAttachment = (await api.users.messages.list({ userId: "me", q: "has:attachment" })).data;
+    expect(withAttachment.messages).toHaveLength(1);
+    const none = await rawGet(emu, auth, "/gmail/v1/users/me/messages?labelIds=STARRED");
+    expect(await none.json()).toEqual({ resultSizeEstimate: 0 });
+  });
+
+  it("answers 400 Invalid id value for malformed ids and 404 for unknown ones", async () => {
+    for (const bad of ["xyz", "8000000000000000", "123456789abcdef01"]) {
+      const res = await rawGet(emu, auth, `/gmail/v1/users/me/messages/${bad}`);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { message: string; status: string } };
+      expect(body.error.message).toBe("Invalid id value");
+      expect(body.error.status).toBe("INVALID_ARGUMENT");
+    }
+    const res = await rawGet(emu, auth, "/gmail/v1/users/me/messages/0000000000000abc");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({
+      error: { code: 404, message: "Requested entity was not found.", errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }], status: "NOT_FOUND" },
+    });
+  });
+
+  it("refuses another user's mailbox with the caller's token", async () => {
+    const res = await rawGet(emu, auth, "/gmail/v1/users/bob%40example.com/profile");
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(`Delegation denied for ${ALICE}`);
+  });
+});
+
+describe("history", () => {
+  it("records every change with increasing ids, filters by type and pages", async () => {
+    const start = (await api.users.getProfile({ userId: "me" })).data.historyId as string;
+    const a = await emu.control.deliver(ALICE, {});
+    await emu.control.modifyLabels(ALICE, a.id, { add: ["STARRED"], remove: ["UNREAD"] });
+    await emu.control.deleteMessage(ALICE, a.id);
+
+    const all = (await api.users.history.list({ userId: "me", startHistoryId: start })).data;
+    const ids = (all.history ?? []).map((h) => BigInt(h.id as string));
+    expect(ids).toHaveLength(4);
+    expect([...ids].sort((x, y) => (x < y ? -1 : 1))).toEqual(ids);
+    expect(ids[0]).toBeGreaterThan(BigInt(start));
+    expect(all.historyId).toBe((await emu.control.mailbox(ALICE)).historyId);
+    const [added, labelAdded, labelRemoved, deleted] = all.history ?? [];
+    expect(added?.messagesAdded?.[0]?.message?.id).toBe(a.id);
+    expect(labelAdded?.labelsAdded?.[0]?.labelIds).toEqual(["STARRED"]);
+    expect(labelRemoved?.labelsRemoved?.[0]?.labelIds).toEqual(["UNREAD"]);
+    expect(deleted?.messagesDeleted?.[0]?.message?.id).toBe(a.id);
+
+    const onlyAdded = (await api.users.history.list({ userId: "me", startHistoryId: start, historyTypes: ["messageAdded"] })).data;
+    expect(onlyAdded.history?.map((h) => h.id)).toEqual([added?.id]);
+
+    const paged: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = (await api.users.history.list({ userId: "me", startHistoryId: start, maxResults: 3, ...(pageToken ? { pageToken } : {}) })).data;
+      paged.push(...(page.history ?? []).map((h) => h.id as string));
+      pageToken = page.nextPageToken ?? undefined;
+    } while (pageToken);
+    expect(paged).toEqual(all.history?.map((h) => h.id));
+
+    const nothing = (await api.users.history.list({ userId: "me", startHistoryId: all.historyId as string })).data;
+    expect(nothing).toEqual({ historyId: all.historyId });
+  });
+
+  it("answers 404 with Google's envelope when startHistoryId has aged out", async () => {
+    const old = (await api.users.getProfile({ userId: "me" })).data.historyId as string;
+    await emu.control.deliver(ALICE, {});
+    await emu.control.expireHistory(ALICE);
+    const res = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${old}`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({
+      error: { code: 404, message: "Requested entity was not found.", errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }], status: "NOT_FOUND" },
+    });
+    const current = (await emu.control.mailbox(ALICE)).historyId;
+    expect((await api.users.history.list({ userId: "me", startHistoryId: current })).data).toEqual({ historyId: current });
+    const missing = await rawGet(emu, auth, "/gmail/v1/users/me/history");
+    expect(missing.status).toBe(400);
+  });
+});
