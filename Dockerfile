@@ -4,10 +4,11 @@
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+ENV NODE_ENV=production \
+    ATTACHMENT_TEMP_DIR=/tmp/gmail-sync-attachments
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
@@ -15,6 +16,8 @@ COPY bin ./bin
 COPY src ./src
 COPY migrations ./migrations
 RUN mkdir -p /tmp/gmail-sync-attachments && chown node:node /tmp/gmail-sync-attachments && chmod 700 /tmp/gmail-sync-attachments
+# The image's `node` user (uid 1000): nothing runs as root; compose mounts a tmpfs for the temp
+# directory owned by the same uid.
 USER node
 EXPOSE 9464
 ENTRYPOINT ["node", "bin/gmail-sync.js"]

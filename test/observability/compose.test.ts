@@ -1,0 +1,169 @@
+// docker-compose.yml and the Dockerfile, checked without a Docker engine: Debian's docker-compose
+// 1.29 validates the file (`config -q`), and structural assertions pin what the stack relies on.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { hasBinary, rel, run, skipNotice } from "./tools.ts";
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  entrypoint?: string[];
+  environment?: Record<string, string>;
+  healthcheck?: { test: string[]; start_interval?: string };
+  depends_on?: Record<string, { condition: string; restart?: boolean; required?: boolean }>;
+  volumes?: string[];
+  user?: string;
+}
+interface Compose {
+  name?: string;
+  services: Record<string, Service>;
+}
+
+const composeText = readFileSync(rel("docker-compose.yml"), "utf8");
+const compose = parseYaml(composeText, { merge: true }) as Compose;
+const svc = (name: string): Service => {
+  const s = compose.services[name];
+  if (!s) throw new Error(`no service ${name}`);
+  return s;
+};
+// No engine, no socket: config -q must not need either.
+const composeEnv = { TOKEN_ENCRYPTION_KEY: "dGVzdA==", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+
+describe("docker-compose config -q (Debian docker-compose 1.29, no engine)", () => {
+  beforeAll(() => skipNotice("docker-compose", "docker-compose"));
+
+  it.skipIf(!hasBinary("docker-compose"))("validates docker-compose.yml", () => {
+    const r = run("docker-compose", ["-f", "docker-compose.yml", "config", "-q"], { env: composeEnv });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it.skipIf(!hasBinary("docker-compose"))("rejects a misspelled key and a newer-schema key (the validation is real)", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "compose-check-"));
+    try {
+      for (const broken of [
+        composeText.replace("retries: 10", "retriez: 10"),
+        composeText.replace("      start_period: 10s\n", "      start_period: 10s\n      start_interval: 1s\n"),
+      ]) {
+        expect(broken).not.toBe(composeText);
+        const file = path.join(dir, "docker-compose.yml");
+        writeFileSync(file, broken);
+        const r = run("docker-compose", ["-f", file, "--project-directory", rel("."), "config", "-q"], { env: composeEnv });
+        expect(r.status).not.toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("compose structure", () => {
+  it("has the whole stack", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["emulator", "grafana", "migrate", "postgres", "prometheus", "redis", "traffic", "worker"]);
+  });
+
+  it("avoids keys the older schema rejects", () => {
+    expect(compose.name).toBeUndefined();
+    for (const [name, s] of Object.entries(compose.services)) {
+      expect(s.healthcheck?.start_interval, name).toBeUndefined();
+      for (const dep of Object.values(s.depends_on ?? {})) {
+        expect(dep.restart, name).toBeUndefined();
+        expect(dep.required, name).toBeUndefined();
+      }
+    }
+  });
+
+  it("gives every long-running service a healthcheck", () => {
+    for (const name of ["postgres", "redis", "emulator", "worker", "prometheus", "grafana"]) {
+      expect(svc(name).healthcheck?.test.length, name).toBeGreaterThan(0);
+    }
+    expect(svc("worker").healthcheck?.test.join(" ")).toContain("/readyz");
+  });
+
+  it("runs Redis with noeviction and AOF", () => {
+    const cmd = svc("redis").command as string[];
+    expect(cmd[cmd.indexOf("--maxmemory-policy") + 1]).toBe("noeviction");
+    expect(cmd[cmd.indexOf("--appendonly") + 1]).toBe("yes");
+  });
+
+  it("orders start-up: migrate after healthy databases, the worker after a successful migrate", () => {
+    expect(svc("migrate").command).toEqual(["migrate"]);
+    expect(svc("migrate").depends_on).toEqual({ postgres: { condition: "service_healthy" }, redis: { condition: "service_healthy" } });
+    expect(svc("worker").command).toEqual(["serve"]);
+    expect(svc("worker").depends_on).toMatchObject({
+      migrate: { condition: "service_completed_successfully" },
+      postgres: { condition: "service_healthy" },
+      redis: { condition: "service_healthy" },
+    });
+    expect(svc("grafana").depends_on).toMatchObject({ prometheus: { condition: "service_healthy" } });
+    expect(svc("traffic").depends_on).toMatchObject({ emulator: { condition: "service_healthy" }, worker: { condition: "service_healthy" } });
+  });
+
+  it("points the worker at the emulator unless Google settings are given", () => {
+    const env = svc("worker").environment ?? {};
+    expect(env.GMAIL_API_ROOT_URL).toBe("${GMAIL_API_ROOT_URL:-http://emulator:8085/}");
+    expect(env.PUBSUB_AUDIENCE).toContain("http://worker:9464/pubsub/push");
+    expect((svc("emulator").command as string[]).join(" ")).toContain("--push-endpoint http://worker:9464/pubsub/push");
+    expect(svc("migrate").environment).toEqual(env);
+  });
+
+  it("the traffic script compiles", () => {
+    const script = (svc("traffic").command as string[])[0] as string;
+    const AsyncFunction = (async () => {}).constructor as new (body: string) => unknown;
+    expect(() => new AsyncFunction(script)).not.toThrow();
+    expect(svc("traffic").entrypoint).toEqual(["node", "--input-type=module", "-e"]);
+  });
+
+  it("Grafana: anonymous viewer, the provisioned dashboard as home", () => {
+    const g = svc("grafana");
+    expect(g.environment).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: "true", GF_AUTH_ANONYMOUS_ORG_ROLE: "Viewer" });
+    const home = g.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH as string;
+    const mount = (g.volumes ?? []).find((v) => v.startsWith("./grafana/dashboards:")) as string;
+    const target = mount.split(":")[1] as string;
+    expect(home.startsWith(`${target}/`)).toBe(true);
+    expect(() => readFileSync(rel("grafana/dashboards", path.basename(home)))).not.toThrow();
+    expect(g.volumes).toContain("./grafana/provisioning:/etc/grafana/provisioning:ro");
+  });
+
+  it("Prometheus mounts prometheus/ and scrapes the worker's HTTP port", () => {
+    expect(svc("prometheus").volumes).toContain("./prometheus:/etc/prometheus:ro");
+    const prom = parseYaml(readFileSync(rel("prometheus/prometheus.yml"), "utf8")) as {
+      rule_files: string[];
+      scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
+    };
+    const job = prom.scrape_configs.find((j) => j.job_name === "gmail-sync");
+    expect(job?.dns_sd_configs?.[0]).toMatchObject({ names: ["worker"], port: 9464 });
+    expect(svc("worker").environment?.HTTP_PORT).toBe("9464");
+    expect(prom.rule_files).toEqual(["alerts.yml"]);
+  });
+});
+
+describe("Dockerfile", () => {
+  const lines = readFileSync(rel("Dockerfile"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+
+  it("is multi-stage and runs as a non-root user", () => {
+    const froms = lines.filter((l) => l.startsWith("FROM "));
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    const finalStage = lines.slice(lines.lastIndexOf(froms[froms.length - 1] as string));
+    const users = finalStage.filter((l) => l.startsWith("USER "));
+    expect(users.length).toBeGreaterThan(0);
+    expect(users[users.length - 1]).not.toMatch(/^USER (root|0)(:|$)/);
+    // And compose never overrides it back to root.
+    for (const [name, s] of Object.entries(compose.services)) {
+      if (s.build !== undefined) expect(s.user, name).toBeUndefined();
+    }
+  });
+
+  it("enters through the CLI and copies what it needs at run time", () => {
+    expect(lines).toContain('ENTRYPOINT ["node", "bin/gmail-sync.js"]');
+    for (const dir of ["bin", "src", "migrations"]) expect(lines.some((l) => l.startsWith(`COPY ${dir} `))).toBe(true);
+    expect(lines.some((l) => l.includes("npm ci --omit=dev"))).toBe(true);
+  });
+});
