@@ -36,7 +36,7 @@ export interface EmulatorControl {
 export const DEFAULT_TEST_SCOPES = ["https://www.googleapis.com/auth/gmail.readonly"];
 
 /** Produces a message for a delivery with no raw body (the seeded generator). */
-export type MessageSource = (email: string) => { raw: Buffer; labelIds: string[] };
+export type MessageSource = (email: string) => Promise<{ raw: Buffer; labelIds: string[] }>;
 
 export function registerControlRoutes(app: FastifyInstance, state: EmulatorState, source: MessageSource, applySettings: (s: SettingsUpdate) => void): void {
   const mailboxOf = (email: string): Mailbox | undefined => state.mailboxes.get(email.toLowerCase());
@@ -47,7 +47,7 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     if (!mb) return reply.code(404).send(notFound);
     const body = (req.body ?? {}) as { raw?: string; labelIds?: string[] };
     if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
-    const generated = body.raw === undefined ? source(mb.email) : undefined;
+    const generated = body.raw === undefined ? await source(mb.email) : undefined;
     const raw = body.raw !== undefined ? Buffer.from(body.raw, "base64url") : (generated?.raw as Buffer);
     const labelIds = body.labelIds ?? generated?.labelIds ?? ["INBOX", "UNREAD"];
     const msg = mb.insert(raw, labelIds, Date.now(), true);

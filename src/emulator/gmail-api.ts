@@ -86,18 +86,6 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
       config: { name },
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const inner = req.headers[INNER_HEADER] === state.innerSecret;
-        if (!inner && settings.latencyMs > 0) await sleep(settings.latencyMs);
-        if (settings.faultRate > 0 && state.random.next() < settings.faultRate) {
-          const kind = state.random.int(5);
-          if (kind === 0 && !inner) {
-            // A dropped connection: the client sees a socket reset, no HTTP answer.
-            state.stats.count(name, "dropped");
-            reply.hijack();
-            req.raw.socket.destroy();
-            return;
-          }
-          return sendApiError(reply, kind <= 2 ? errors.backendError() : errors.unavailable());
-        }
         const q = req.query as Record<string, string | string[] | undefined>;
         const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1] ?? one(q.access_token);
         if (bearer === undefined) return sendApiError(reply, errors.missingCredentials());
@@ -111,7 +99,20 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
         let release: () => void = () => {};
         try {
           state.quota.charge(mailbox.email, cost);
+          // The request counts as in flight for the whole time it is being answered, latency included.
           release = state.quota.enter(mailbox.email);
+          if (!inner && settings.latencyMs > 0) await sleep(settings.latencyMs);
+          if (settings.faultRate > 0 && state.random.next() < settings.faultRate) {
+            const kind = state.random.int(5);
+            if (kind === 0 && !inner) {
+              // A dropped connection: the client sees a socket reset, no HTTP answer.
+              state.stats.count(name, "dropped");
+              reply.hijack();
+              req.raw.socket.destroy();
+              return;
+            }
+            throw kind <= 2 ? errors.backendError() : errors.unavailable();
+          }
           const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata) });
           if (result === undefined) return reply.code(204).send();
           return reply.type("application/json; charset=UTF-8").send(JSON.stringify(result));

@@ -95,6 +95,10 @@ export class Mailbox {
     return id;
   }
 
+  defineLabel(id: string, name: string): void {
+    if (!this.labels.has(id)) this.labels.set(id, { id, name, type: "user" });
+  }
+
   findLabel(idOrName: string): LabelDef | undefined {
     const direct = this.labels.get(idOrName) ?? this.labels.get(idOrName.toUpperCase());
     if (direct) return direct;

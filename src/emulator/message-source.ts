@@ -9,35 +9,45 @@ export interface GeneratedMessage {
 }
 
 export interface MessageSource {
-  mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean }): GeneratedMessage[];
+  mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean }): Promise<GeneratedMessage[]>;
   /** One new message for a control delivery with body {} (a fresh seed each call). */
-  message(email: string): GeneratedMessage;
+  message(email: string): Promise<GeneratedMessage>;
+  /** User labels the generated mail uses (id → display name). */
+  userLabels: ReadonlyArray<{ id: string; name: string }>;
 }
 
+// The generator may build attachments asynchronously; accept either form.
 interface GeneratorModule {
-  generateMailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; large?: boolean }): GeneratedMessage[];
-  generateMessage(seed: number, email: string): GeneratedMessage;
+  generateMailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; large?: boolean }): GeneratedMessage[] | Promise<GeneratedMessage[]>;
+  generateMessage(opts: { seed: number; email: string; date?: number }): GeneratedMessage | Promise<GeneratedMessage>;
+  GENERATED_USER_LABELS?: ReadonlyArray<{ id: string; name: string }>;
 }
+
+/** Files of src/emulator/generate/ that may export the generator, in order of preference. */
+const GENERATOR_FILES = ["./generate/index.ts", "./generate/mailbox.ts", "./generate/generate.ts"];
 
 export async function loadMessageSource(seed: number): Promise<MessageSource> {
   let deliveries = 0;
-  const url = new URL("./generate/index.ts", import.meta.url);
-  if (existsSync(url)) {
+  for (const file of GENERATOR_FILES) {
+    const url = new URL(file, import.meta.url);
+    if (!existsSync(url)) continue;
     const mod = (await import(url.href)) as Partial<GeneratorModule>;
     if (typeof mod.generateMailbox === "function" && typeof mod.generateMessage === "function") {
       const gen = mod as GeneratorModule;
       return {
-        mailbox: (o) => gen.generateMailbox(o),
-        message: (email) => ({ ...gen.generateMessage(seed * 1_000_003 + ++deliveries, email), internalDate: Date.now() }),
+        mailbox: async (o) => gen.generateMailbox(o),
+        message: async (email) => gen.generateMessage({ seed: seed * 1_000_003 + ++deliveries, email, date: Date.now() }),
+        userLabels: gen.GENERATED_USER_LABELS ?? [],
       };
     }
   }
   return {
-    mailbox: ({ count, email }) => {
+    mailbox: async ({ count, email }) => {
       const now = Date.now();
       return Array.from({ length: count }, (_, i) => plainMessage(email, `Message ${i + 1}`, now - (count - i) * 3_600_000));
     },
-    message: (email) => plainMessage(email, `Delivery ${++deliveries}`, Date.now()),
+    message: async (email) => plainMessage(email, `Delivery ${++deliveries}`, Date.now()),
+    userLabels: [],
   };
 }
 

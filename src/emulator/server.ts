@@ -113,8 +113,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs);
     mb.onChange((m, rec) => push.onChange(m, rec));
     state.mailboxes.set(email, mb);
+    for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {
-      for (const g of source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
     }
   }
 

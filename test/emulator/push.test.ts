@@ -1,0 +1,158 @@
+// Pub/Sub push from watched mailboxes: Google's envelope, an OIDC JWT that verifies against the
+// emulator's JWKS / PEM certs (and fails against any other key), rate limit, redelivery, drops
+// and duplicates.
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createPushAuthenticator, decodePushEnvelope } from "../../src/pubsub.ts";
+import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { clientFor } from "./helpers.ts";
+
+interface Received {
+  at: number;
+  authorization: string;
+  body: { message: { data: string; messageId: string; message_id: string; publishTime: string; publish_time: string; attributes?: unknown }; subscription: string };
+}
+
+let receiver: Server;
+let endpoint: string;
+let received: Received[] = [];
+/** Status the receiver answers with, per call index (default 204). */
+let answer: (n: number) => number = () => 204;
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    let data = "";
+    req.on("data", (c: Buffer) => (data += c.toString()));
+    req.on("end", () => {
+      received.push({ at: Date.now(), authorization: req.headers.authorization ?? "", body: JSON.parse(data) });
+      res.statusCode = answer(received.length);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/push`;
+});
+afterAll(async () => {
+  await new Promise((r) => receiver.close(r));
+});
+
+const emulators: Emulator[] = [];
+afterEach(async () => {
+  await Promise.all(emulators.splice(0).map((e) => e.close()));
+  received = [];
+  answer = () => 204;
+});
+
+async function watched(opts: Parameters<typeof startEmulator>[0] = {}) {
+  const emu = await startEmulator({ seed: 11, pushEndpoint: endpoint, pushMinBackoffMs: 50, ...opts });
+  emulators.push(emu);
+  const { api } = await clientFor(emu);
+  const watch = (await api.users.watch({ userId: "me", requestBody: { topicName: "projects/demo/topics/gmail", labelIds: ["INBOX"], labelFilterBehavior: "INCLUDE" } })).data;
+  return { emu, api, watch };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("push", () => {
+  it("sends Google's envelope with an OIDC JWT that verifies against the emulator's keys only", async () => {
+    const { emu, watch } = await watched();
+    expect(watch.historyId).toMatch(/^\d+$/);
+    expect(Number(watch.expiration) - Date.now()).toBeGreaterThan(6 * 86_400_000);
+    // A successful watch sends one notification at once.
+    await until(() => received.length === 1);
+    const first = received[0] as Received;
+    expect(first.body.subscription).toMatch(/^projects\/[^/]+\/subscriptions\/[^/]+$/);
+    expect(first.body.message.messageId).toBe(first.body.message.message_id);
+    expect(first.body.message.publishTime).toBe(first.body.message.publish_time);
+    expect(first.body.message.attributes).toBeUndefined();
+    expect(JSON.parse(Buffer.from(first.body.message.data, "base64").toString())).toEqual({ emailAddress: "alice@example.com", historyId: Number(watch.historyId) });
+    expect(decodePushEnvelope(first.body)).toMatchObject({ emailAddress: "alice@example.com", historyId: watch.historyId });
+
+    // The project's own push authenticator (google-auth-library verifyIdToken over the PEM certs) accepts it.
+    const auth = createPushAuthenticator({ certsUrl: emu.certsUrl, audience: endpoint, serviceAccount: emu.pushServiceAccount, verificationToken: undefined });
+    expect(await auth(first.authorization, undefined)).toMatchObject({ ok: true, via: "oidc" });
+    const wrongAudience = createPushAuthenticator({ certsUrl: emu.certsUrl, audience: "https://elsewhere.example", serviceAccount: emu.pushServiceAccount, verificationToken: undefined });
+    expect((await wrongAudience(first.authorization, undefined)).ok).toBe(false);
+
+    // Claims and signature against the JWKS.
+    const [h, p, s] = first.authorization.replace(/^Bearer /, "").split(".") as [string, string, string];
+    const header = JSON.parse(Buffer.from(h, "base64url").toString());
+    const claims = JSON.parse(Buffer.from(p, "base64url").toString());
+    expect(header).toMatchObject({ alg: "RS256", typ: "JWT" });
+    expect(claims).toMatchObject({ iss: "https://accounts.google.com", aud: endpoint, email: emu.pushServiceAccount, email_verified: true });
+    expect(claims.exp - claims.iat).toBe(3600);
+    const jwks = (await (await fetch(emu.jwksUrl)).json()) as { keys: Array<{ kid: string }> };
+    const jwk = jwks.keys.find((k) => k.kid === header.kid);
+    expect(jwk).toBeDefined();
+    const signed = Buffer.from(`${h}.${p}`);
+    expect(verify("sha256", signed, createPublicKey({ key: jwk as never, format: "jwk" }), Buffer.from(s, "base64url"))).toBe(true);
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey;
+    expect(verify("sha256", signed, other, Buffer.from(s, "base64url"))).toBe(false);
+
+    // Another emulator's certs (another key) refuse the token.
+    const stranger = await startEmulator({ seed: 12 });
+    emulators.push(stranger);
+    const strangerAuth = createPushAuthenticator({ certsUrl: stranger.certsUrl, audience: endpoint, serviceAccount: emu.pushServiceAccount, verificationToken: undefined });
+    expect((await strangerAuth(first.authorization, undefined)).ok).toBe(false);
+  });
+
+  it("notifies at most once per second per user, with the latest history id", async () => {
+    const { emu } = await watched();
+    await until(() => received.length === 1);
+    for (let i = 0; i < 5; i++) await emu.control.deliver("alice@example.com", {});
+    await until(() => received.length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received).toHaveLength(2);
+    expect((received[1] as Received).at - (received[0] as Received).at).toBeGreaterThanOrEqual(990);
+    const latest = (await emu.control.mailbox("alice@example.com")).historyId;
+    expect(decodePushEnvelope((received[1] as Received).body).historyId).toBe(latest);
+  });
+
+  it("follows the watch's label filter and stops after users.stop", async () => {
+    const { emu, api } = await watched();
+    await until(() => received.length === 1);
+    await emu.control.deliver("alice@example.com", { labelIds: ["SPAM"] });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(received).toHaveLength(1);
+    await api.users.stop({ userId: "me" });
+    await emu.control.deliver("alice@example.com", { labelIds: ["INBOX"] });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(received).toHaveLength(1);
+  });
+
+  it("redelivers the same message after a non-2xx answer", async () => {
+    answer = (n) => (n === 1 ? 503 : 200);
+    const { emu } = await watched();
+    await until(() => received.length === 2);
+    expect((received[1] as Received).body.message.messageId).toBe((received[0] as Received).body.message.messageId);
+    const stats = await emu.control.stats();
+    expect(stats.pushes).toMatchObject({ sent: 2, acked: 1, nacked: 1 });
+  });
+
+  it("drops and duplicates at the configured rates", async () => {
+    const { emu } = await watched({ pushDuplicateRate: 1 });
+    await until(() => received.length === 2);
+    expect((received[1] as Received).body.message.messageId).toBe((received[0] as Received).body.message.messageId);
+    await emu.control.updateSettings({ pushDuplicateRate: 0, pushDropRate: 1 });
+    await new Promise((r) => setTimeout(r, 1000));
+    await emu.control.deliver("alice@example.com", {});
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(received).toHaveLength(2);
+    expect((await emu.control.stats()).pushes).toMatchObject({ duplicated: 1, dropped: 1 });
+  });
+
+  it("rejects a malformed topic name", async () => {
+    const emu = await startEmulator({ seed: 13 });
+    emulators.push(emu);
+    const { api } = await clientFor(emu);
+    await expect(api.users.watch({ userId: "me", requestBody: { topicName: "gmail" } })).rejects.toMatchObject({ status: 400 });
+  });
+});
