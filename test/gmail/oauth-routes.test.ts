@@ -1,0 +1,113 @@
+// The browser round trip (/oauth2/start → emulator consent → /oauth2/callback) and the CLI's
+// `auth` command, against the emulator, real Postgres and real Redis.
+import { randomBytes } from "node:crypto";
+import Fastify, { type FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { findAccountByEmail } from "../../src/db/accounts.ts";
+import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { createLogger } from "../../src/log.ts";
+import { registerOAuthRoutes } from "../../src/oauth-routes.ts";
+import { parseKeyRing } from "../../src/token-crypto.ts";
+import { runCli } from "../helpers/cli.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
+
+const ALICE = "alice@example.com";
+const BOB = "bob@example.com";
+let emu: Emulator;
+let t: TestDatabase;
+let r: TestRedis;
+let config: Config;
+let env: Record<string, string>;
+let app: FastifyInstance;
+const connected: number[] = [];
+
+beforeAll(async () => {
+  [emu, t, r] = await Promise.all([startEmulator({ accounts: [ALICE, BOB], messages: 3, seed: 3 }), createTestDatabase(), createTestRedis()]);
+  env = {
+    DATABASE_URL: t.url,
+    REDIS_URL: r.url,
+    QUEUE_PREFIX: r.prefix,
+    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
+    GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
+    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
+    GOOGLE_CLIENT_ID: emu.clientId,
+    GOOGLE_CLIENT_SECRET: emu.clientSecret,
+    GOOGLE_OAUTH_REDIRECT_URI: "http://127.0.0.1:9/oauth2/callback",
+  };
+  config = loadConfig(env);
+  app = Fastify();
+  registerOAuthRoutes(app, {
+    db: t.db,
+    redis: r.redis,
+    config,
+    keyRing: parseKeyRing(config.TOKEN_ENCRYPTION_KEY),
+    log: createLogger("silent"),
+    onConnected: async (id) => void connected.push(id),
+  });
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app?.close();
+  await Promise.all([emu?.close(), t?.drop(), r?.cleanup()]);
+});
+
+/** Follows the consent redirect as a browser would; returns the callback's path and query. */
+async function consent(startUrl: string): Promise<string> {
+  const start = await app.inject({ method: "GET", url: startUrl });
+  expect(start.statusCode).toBe(302);
+  const consentUrl = new URL(String(start.headers.location));
+  expect(consentUrl.origin + consentUrl.pathname).toBe(emu.authUrl);
+  expect(consentUrl.searchParams.get("access_type")).toBe("offline");
+  expect(consentUrl.searchParams.get("prompt")).toBe("consent");
+  expect(consentUrl.searchParams.get("scope")).toBe("https://www.googleapis.com/auth/gmail.readonly");
+  const res = await fetch(consentUrl, { redirect: "manual" });
+  const back = new URL(res.headers.get("location") ?? "");
+  return back.pathname + back.search;
+}
+
+describe("OAuth routes", () => {
+  it("start → consent → callback connects the account once; the state cannot be replayed", async () => {
+    const callback = await consent(`/oauth2/start?login_hint=${encodeURIComponent(BOB)}`);
+    const res = await app.inject({ method: "GET", url: callback });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toContain(BOB);
+    const row = await findAccountByEmail(t.db, BOB);
+    expect(row?.status).toBe("active");
+    expect(connected).toContain(row?.id);
+    const replay = await app.inject({ method: "GET", url: callback });
+    expect(replay.statusCode).toBe(400);
+    expect(replay.body).toContain("state");
+  });
+
+  it("refuses a callback whose state was never issued, and a denied consent", async () => {
+    const forged = await app.inject({ method: "GET", url: "/oauth2/callback?state=forged&code=4/0Aemu-x" });
+    expect(forged.statusCode).toBe(400);
+    const denied = await consent(`/oauth2/start?login_hint=${encodeURIComponent("nobody@example.com")}`);
+    expect(denied).toContain("error=access_denied");
+    const res = await app.inject({ method: "GET", url: denied });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain("access_denied");
+  });
+});
+
+describe("gmail-sync auth", () => {
+  it("prints a consent URL with a state, then --code connects the account and queues its backfill", async () => {
+    const printed = await runCli(["auth", "--login-hint", ALICE, "--json"], env);
+    expect(printed.code, printed.stderr).toBe(0);
+    const { url, state } = JSON.parse(printed.stdout) as { url: string; state: string };
+    expect(new URL(url).searchParams.get("state")).toBe(state);
+    const res = await fetch(url, { redirect: "manual" });
+    const code = new URL(res.headers.get("location") ?? "").searchParams.get("code") ?? "";
+    const done = await runCli(["auth", "--code", code, "--json"], env);
+    expect(done.code, done.stderr).toBe(0);
+    const out = JSON.parse(done.stdout) as { accountId: number; email: string };
+    expect(out.email).toBe(ALICE);
+    expect((await findAccountByEmail(t.db, ALICE))?.id).toBe(out.accountId);
+    const queued = await r.redis.keys(`${r.prefix}:backfill:*`);
+    expect(queued.length).toBeGreaterThan(0);
+  });
+});
