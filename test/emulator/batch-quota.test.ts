@@ -1,0 +1,148 @@
+// HTTP batch (limits, per-part answers, LF and CRLF), per-user quota (429 + Retry-After + "Retry
+// after <timestamp>"), the concurrency cap, and injected faults.
+import type { OAuth2Client } from "google-auth-library";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { clientFor } from "./helpers.ts";
+
+let emu: Emulator;
+let auth: OAuth2Client;
+let token: string;
+let ids: string[];
+
+beforeAll(async () => {
+  emu = await startEmulator({ seed: 5, messages: 30, attachments: false });
+  ({ auth } = await clientFor(emu));
+  token = (await auth.getAccessToken()).token as string;
+  ids = (await emu.control.mailbox("alice@example.com")).messages.map((m) => m.id);
+});
+afterAll(async () => {
+  await emu.close();
+});
+
+function batchBody(paths: string[], eol: string, boundary: string): string {
+  const parts = paths.map((p, i) => [`--${boundary}`, "Content-Type: application/http", `Content-ID: <${i + 1}>`, "", `GET ${p} HTTP/1.1`, "Accept: application/json", "", ""].join(eol));
+  return parts.join("") + `--${boundary}--${eol}`;
+}
+
+async function postBatch(path: string, body: string, contentType: string): Promise<Response> {
+  return fetch(emu.url + path, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": contentType }, body });
+}
+
+interface PartAnswer {
+  contentId: string | undefined;
+  status: number;
+  headers: Record<string, string>;
+  json: unknown;
+}
+
+function parseAnswer(res: Response, text: string): PartAnswer[] {
+  const boundary = /boundary=([^;]+)/.exec(res.headers.get("content-type") ?? "")?.[1] as string;
+  return text
+    .split(`--${boundary}`)
+    .slice(1, -1)
+    .map((chunk) => {
+      const [outer = "", status = "", ...rest] = chunk.split("\r\n\r\n");
+      const [statusLine = "", ...headerLines] = status.split("\r\n");
+      const headers = Object.fromEntries(headerLines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+      return { contentId: /Content-ID: <([^>]+)>/.exec(outer)?.[1], status: Number(statusLine.split(" ")[1]), headers, json: JSON.parse(rest.join("\r\n\r\n").trim() || "null") };
+    });
+}
+
+describe("batch", () => {
+  it("answers a 50-part batch part by part, in order, with per-part errors (LF, quoted boundary, /batch)", async () => {
+    const paths = Array.from({ length: 50 }, (_, i) => (i === 7 ? "/gmail/v1/users/me/messages/00000000000000aa" : i === 8 ? "/gmail/v1/users/me/messages/nothex" : `/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=minimal`));
+    const res = await postBatch("/batch", batchBody(paths, "\n", "b0und"), 'multipart/mixed; boundary="b0und"');
+    expect(res.status).toBe(200);
+    const parts = parseAnswer(res, await res.text());
+    expect(parts).toHaveLength(50);
+    expect(parts.map((p) => p.contentId)).toEqual(paths.map((_, i) => `response-${i + 1}`));
+    expect(parts[7]?.status).toBe(404);
+    expect(parts[8]?.status).toBe(400);
+    expect((parts[8]?.json as { error: { message: string } }).error.message).toBe("Invalid id value");
+    for (const [i, p] of parts.entries()) if (i !== 7 && i !== 8) expect((p.json as { id: string }).id).toBe(ids[i % ids.length]);
+    const stats = await emu.control.stats();
+    expect(stats.requests["gmail.users.messages.get"]?.["200"]).toBeGreaterThanOrEqual(48);
+  });
+
+  it("accepts CRLF and a bare boundary at /batch/gmail/v1", async () => {
+    const res = await postBatch("/batch/gmail/v1", batchBody(["/gmail/v1/users/me/profile", `/gmail/v1/users/me/messages/${ids[0]}?format=metadata&metadataHeaders=Subject`], "\r\n", "xyz"), "multipart/mixed; boundary=xyz");
+    const parts = parseAnswer(res, await res.text());
+    expect(parts.map((p) => p.status)).toEqual([200, 200]);
+    expect((parts[0]?.json as { emailAddress: string }).emailAddress).toBe("alice@example.com");
+  });
+
+  it("refuses a batch over 100 parts", async () => {
+    const paths = Array.from({ length: 200 }, () => "/gmail/v1/users/me/profile");
+    const res = await postBatch("/batch", batchBody(paths, "\r\n", "big"), "multipart/mixed; boundary=big");
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe("Inner request count exceeds the limit. Received: 200, Limit: 100");
+  });
+});
+
+describe("quota", () => {
+  it("answers 429 with Retry-After and Gmail's text under a burst, charging batch parts one by one", async () => {
+    await emu.control.updateSettings({ quotaUnitsPerSecond: 20 });
+    try {
+      const before = (await emu.control.stats()).quotaUnits["alice@example.com"] ?? 0;
+      const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(`${emu.url}/gmail/v1/users/me/messages/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } })));
+      const statuses = answers.map((r) => r.status);
+      expect(statuses.filter((s) => s === 200).length).toBe(4); // 20 units of burst / 5 per get
+      const limited = answers.find((r) => r.status === 429) as Response;
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      const body = (await limited.json()) as { error: { message: string; status: string; errors: Array<{ reason: string; domain: string }> } };
+      expect(body.error.message).toMatch(/^User-rate limit exceeded\. {2}Retry after \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(body.error.status).toBe("RESOURCE_EXHAUSTED");
+      expect(body.error.errors[0]).toMatchObject({ reason: "rateLimitExceeded", domain: "usageLimits" });
+      const stats = await emu.control.stats();
+      expect(stats.rateLimited).toBeGreaterThanOrEqual(4);
+      expect((stats.quotaUnits["alice@example.com"] ?? 0) - before).toBe(20);
+
+      // Refilled after a second: a batch of 12 history.list parts (2 units each) fits 10.
+      await new Promise((r) => setTimeout(r, 1100));
+      const start = (await emu.control.mailbox("alice@example.com")).historyId;
+      const res = await postBatch("/batch", batchBody(Array.from({ length: 12 }, () => `/gmail/v1/users/me/history?startHistoryId=${start}`), "\r\n", "q"), "multipart/mixed; boundary=q");
+      const parts = parseAnswer(res, await res.text());
+      expect(parts.filter((p) => p.status === 200).length).toBeGreaterThanOrEqual(10);
+      expect(parts.filter((p) => p.status === 429).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await emu.control.updateSettings({ quotaUnitsPerSecond: 0 });
+    }
+  });
+
+  it("caps concurrent requests per user", async () => {
+    await emu.control.updateSettings({ quotaUnitsPerSecond: 100_000, latencyMs: 150 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 14 }, () => fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${token}` } })));
+      const limited = answers.filter((r) => r.status === 429);
+      expect(answers.filter((r) => r.status === 200)).toHaveLength(10);
+      expect(((await (limited[0] as Response).json()) as { error: { message: string } }).error.message).toBe("Too many concurrent requests for user");
+    } finally {
+      await emu.control.updateSettings({ quotaUnitsPerSecond: 0, latencyMs: 0 });
+    }
+  });
+});
+
+describe("faults", () => {
+  it("injects 500/503 backendError and dropped connections at the fault rate", async () => {
+    await emu.control.updateSettings({ faultRate: 1 });
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 25; i++) {
+        try {
+          const r = await fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${token}` } });
+          const body = (await r.json()) as { error: { errors: Array<{ reason: string }> } };
+          expect(body.error.errors[0]?.reason).toBe("backendError");
+          seen.add(String(r.status));
+        } catch {
+          seen.add("dropped");
+        }
+      }
+      expect(seen).toEqual(new Set(["500", "503", "dropped"]));
+    } finally {
+      await emu.control.updateSettings({ faultRate: 0 });
+    }
+    const ok = await fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+  });
+});
