@@ -36,13 +36,14 @@ function mammothReads(name: string): boolean {
   return (/^word\/[^/]+\.xml$/.test(name) || /^word\/_rels\/[^/]+\.rels$/.test(name) || name === "_rels/.rels" || name === "[Content_Types].xml");
 }
 
-async function listEntries(zip: yauzl.ZipFile, limits: Limits): Promise<yauzl.Entry[]> {
+async function listEntries(zip: yauzl.ZipFile, limits: Limits, names: Set<string>): Promise<yauzl.Entry[]> {
   if (zip.entryCount > limits.maxEntries) throw new Refused("too_complex", `zip has ${zip.entryCount} entries (limit ${limits.maxEntries})`);
   const entries: yauzl.Entry[] = [];
   let total = 0;
   return new Promise((resolve, reject) => {
     zip.on("entry", (entry: yauzl.Entry) => {
       try {
+        names.add(entry.fileName);
         total += entry.uncompressedSize;
         if (entry.uncompressedSize > limits.maxEntryBytes) throw new Refused("too_complex", `entry ${entry.fileName.slice(0, 100)} declares ${entry.uncompressedSize} bytes`);
         if (total > limits.maxTotalBytes) throw new Refused("too_complex", `entries declare more than ${limits.maxTotalBytes} bytes in total`);
@@ -99,11 +100,11 @@ function kindOf(names: Set<string>): string {
 export async function preflightZip(bytes: Uint8Array, limits: Limits = ZIP_LIMITS): Promise<Preflight> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   let zip: yauzl.ZipFile | undefined;
+  const names = new Set<string>();
   let detectedType: string = MIME.zip;
   try {
     zip = await yauzl.fromBufferPromise(buf, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true });
-    const entries = await listEntries(zip, limits);
-    const names = new Set(entries.map((e) => e.fileName));
+    const entries = await listEntries(zip, limits, names);
     detectedType = kindOf(names);
     if (detectedType !== MIME.docx) return { ok: false, detectedType, reason: "unsupported_type", detail: "not a word-processing document" };
     const budget = { left: limits.maxXmlBytes };
@@ -111,6 +112,8 @@ export async function preflightZip(bytes: Uint8Array, limits: Limits = ZIP_LIMIT
     for (const entry of entries) if (mammothReads(entry.fileName)) xmlBytes += await inflateCounting(zip, entry, budget);
     return { ok: true, detectedType, entries: entries.length, xmlBytes };
   } catch (err) {
+    // Refused while listing: name what the entries seen so far say it is.
+    detectedType = kindOf(names);
     if (err instanceof Refused) return { ok: false, detectedType, reason: err.reason, detail: err.message };
     const message = String((err as Error)?.message ?? err);
     // yauzl checks inflated sizes against the directory: more bytes than declared is a bomb that lies.

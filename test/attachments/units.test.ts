@@ -1,0 +1,79 @@
+// Pure pieces of the pipeline: output hygiene, magic-byte sniffing, charset decoding, route plan.
+import { describe, expect, it } from "vitest";
+import { planRoute, sha256Hex } from "../../src/attachments/pipeline.ts";
+import { decodeText } from "../../src/extract/decode.ts";
+import { capUtf8, cleanText, countCharacters, countWords } from "../../src/extract/hygiene.ts";
+import { MIME, sniff } from "../../src/extract/sniff.ts";
+import { makeCsv, makeDocx, makeEncryptedDocx, makePdf, makePng } from "../../src/emulator/generate/attachments.ts";
+
+describe("cleanText", () => {
+  it("removes NUL, controls and lone surrogates and normalizes whitespace", () => {
+    const raw = "a\u0000b\u0001c \t\u00A0 d\r\n\r\n\r\n\r\ne\uD800f\uDC00g 😀\u000Bh";
+    const { text, truncated } = cleanText(raw, 1000);
+    expect(text).toBe("abc d\n\nefg 😀\nh");
+    expect(truncated).toBe(false);
+  });
+
+  it("caps UTF-8 bytes without splitting a character", () => {
+    const { text, truncated } = capUtf8("ééééé", 5); // 2 bytes each
+    expect(truncated).toBe(true);
+    expect(text).toBe("éé");
+    expect(Buffer.byteLength(capUtf8("😀😀😀", 7).text)).toBe(4);
+  });
+
+  it("counts words and code points", () => {
+    expect(countWords(" one two\nthree ")).toBe(3);
+    expect(countCharacters("a😀b")).toBe(3);
+  });
+});
+
+describe("sniff", () => {
+  it("trusts the bytes over the declared type", async () => {
+    const pdf = await makePdf({ pages: 1 });
+    expect(sniff(pdf, "application/octet-stream")).toEqual({ kind: "pdf", detectedType: MIME.pdf });
+    const exe = Buffer.concat([Buffer.from("MZ"), Buffer.alloc(100, 7)]);
+    expect(sniff(exe, "application/pdf", "invoice.pdf")).toMatchObject({ kind: "skip", detectedType: "application/x-msdownload", reason: "unsupported_type" });
+    expect(sniff(makePng(), "application/pdf")).toMatchObject({ kind: "skip", detectedType: "image/png" });
+    expect(sniff(await makeDocx({ paragraphs: ["x"] }), "application/octet-stream")).toMatchObject({ kind: "zip" });
+  });
+
+  it("classifies CFB containers without parsing them", () => {
+    expect(sniff(makeEncryptedDocx(), MIME.docx)).toMatchObject({ kind: "skip", detectedType: MIME.encryptedOoxml, reason: "encrypted" });
+    // A legacy .doc: CFB header plus a directory entry named WordDocument (UTF-16LE).
+    const doc = Buffer.concat([Buffer.from("d0cf11e0a1b11ae1", "hex"), Buffer.alloc(500), Buffer.from("WordDocument", "utf16le")]);
+    expect(sniff(doc, MIME.doc)).toMatchObject({ kind: "skip", detectedType: MIME.doc, reason: "unsupported_type" });
+  });
+
+  it("routes text-like declared types, and sniffs generic ones", () => {
+    expect(sniff(makeCsv([["a", "b"]], { encoding: "utf16le" }), "text/csv")).toEqual({ kind: "text", detectedType: "text/csv" });
+    expect(sniff(Buffer.from("<!DOCTYPE html><p>x"), "application/octet-stream")).toEqual({ kind: "html", detectedType: "text/html" });
+    expect(sniff(Buffer.from("root:x:0:0:root:/root:/bin/bash\n"), "application/octet-stream", "../../etc/passwd")).toEqual({ kind: "text", detectedType: "text/plain" });
+    expect(sniff(Buffer.from([0, 1, 2, 3, 200, 201]), "application/octet-stream")).toMatchObject({ kind: "skip", reason: "unsupported_type" });
+    expect(sniff(Buffer.from("From: a@b\r\n\r\nhi"), "message/rfc822")).toEqual({ kind: "rfc822", detectedType: "message/rfc822" });
+  });
+});
+
+describe("decodeText", () => {
+  it("uses the BOM, then the declared charset, then UTF-8, then detection; never keeps the BOM", () => {
+    expect(decodeText(makeCsv([["Zoë", "Zürich"]], { encoding: "utf16le" }), null).text).toBe("Zoë,Zürich\r\n");
+    expect(decodeText(Buffer.from("\uFEFFhello", "utf8"), "iso-8859-1").text).toBe("hello");
+    expect(decodeText(Buffer.from([0x5a, 0xfc, 0x72, 0x69, 0x63, 0x68]), "iso-8859-1")).toMatchObject({ text: "Zürich", source: "declared" });
+    expect(decodeText(Buffer.from("Zürich", "utf8"), null)).toMatchObject({ text: "Zürich", source: "utf8" });
+    expect(decodeText(Buffer.from("Zürich", "utf8"), "us-ascii").text).toBe("Zürich");
+    expect(decodeText(Buffer.from('<meta charset="windows-1252"><p>caf\xe9', "latin1"), null, { html: true }).text).toContain("café");
+  });
+});
+
+describe("planRoute", () => {
+  const config = { ATTACHMENT_MEMORY_MAX_BYTES: 10, ATTACHMENT_TEMP_FILE_MAX_BYTES: 50 };
+  it("plans memory, temp file or skip from the declared size", () => {
+    expect(planRoute(0, config)).toEqual({ route: "skipped", reason: "empty" });
+    expect(planRoute(10, config)).toEqual({ route: "memory" });
+    expect(planRoute(11, config)).toEqual({ route: "temp_file" });
+    expect(planRoute(50, config)).toEqual({ route: "temp_file" });
+    expect(planRoute(51, config)).toEqual({ route: "skipped", reason: "too_large" });
+  });
+  it("hashes with SHA-256 as 64 lower-case hex", () => {
+    expect(sha256Hex(Buffer.alloc(0))).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  });
+});
