@@ -15,6 +15,7 @@ import { registerDeadLettersCommand } from "./commands/dead-letters.ts";
 import { registerDisconnectCommand } from "./commands/disconnect.ts";
 import { registerExtractCommand } from "./commands/extract.ts";
 import { registerAuthCommand } from "./commands/auth.ts";
+import { registerEmulatorCommand } from "./commands/emulator.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
   registerDisconnectCommand(program);
   registerExtractCommand(program);
   registerAuthCommand(program);
+  registerEmulatorCommand(program);
   return program;
 }
 
