@@ -1,0 +1,86 @@
+// POST /pubsub/push: authenticate, decode, resolve the account from OUR stored state (never trust
+// the payload's address for anything but the lookup), drop stale and repeated notifications, and
+// enqueue one coalesced incremental sync. Answers 204 in milliseconds: the sync runs in a worker.
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { sql } from "kysely";
+import type { Db } from "./db/database.ts";
+import type { Logger } from "./log.ts";
+import { pushRequestsTotal } from "./metrics.ts";
+import { decodePushEnvelope, MalformedPushError, type PushAuthResult } from "./pubsub.ts";
+
+export interface PushRouteDeps {
+  db: Db;
+  redis: Redis;
+  log: Logger;
+  /** Key prefix for the Pub/Sub messageId de-duplication keys (the queue prefix). */
+  keyPrefix: string;
+  authenticate: (authorization: string | undefined, token: string | undefined) => Promise<PushAuthResult>;
+  /** Enqueues (or folds into the queued) incremental sync; reports whether it was coalesced. */
+  enqueueIncremental: (accountId: number, opts: { reason: "push"; pushReceivedAt: number; historyId: string }) => Promise<{ coalesced: boolean }>;
+}
+
+// Pub/Sub keeps unacknowledged messages up to 7 days; a redelivery inside that window is ignored.
+const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
+
+export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): void {
+  app.post("/pubsub/push", async (req, reply) => {
+    const receivedAt = Date.now();
+    const token = (req.query as Record<string, unknown> | undefined)?.token;
+    const auth = await deps.authenticate(req.headers.authorization, typeof token === "string" ? token : undefined);
+    if (!auth.ok) {
+      pushRequestsTotal.inc({ outcome: "unauthorized" });
+      deps.log.warn({ why: auth.why }, "push rejected: unauthorized");
+      return reply.code(401).send({ error: "unauthorized" });
+    }
+
+    let note;
+    try {
+      note = decodePushEnvelope(req.body);
+    } catch (err) {
+      if (!(err instanceof MalformedPushError)) throw err;
+      pushRequestsTotal.inc({ outcome: "malformed" });
+      deps.log.warn({ why: err.message }, "push rejected: malformed");
+      return reply.code(400).send({ error: "malformed", detail: err.message });
+    }
+
+    const account = await deps.db
+      .selectFrom("accounts")
+      .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
+      .select([
+        "accounts.id",
+        "accounts.status",
+        // Compared in SQL: history ids are uint64 decimals, not JS numbers.
+        sql<boolean>`coalesce(sync_state.history_id >= ${note.historyId}::numeric, false)`.as("stale"),
+      ])
+      .where("accounts.email", "=", note.emailAddress)
+      .executeTakeFirst();
+    // Unknown, deleted or paused accounts are acknowledged (Pub/Sub would retry for a week).
+    if (account === undefined || account.status !== "active") {
+      pushRequestsTotal.inc({ outcome: "unknown_account" });
+      return reply.code(204).send();
+    }
+    if (account.stale) {
+      pushRequestsTotal.inc({ outcome: "stale" });
+      return reply.code(204).send();
+    }
+
+    const dedupeKey = `${deps.keyPrefix}:push-seen:${note.messageId}`;
+    const first = await deps.redis.set(dedupeKey, "1", "EX", DEDUPE_TTL_SECONDS, "NX");
+    if (first === null) {
+      pushRequestsTotal.inc({ outcome: "duplicate" });
+      return reply.code(204).send();
+    }
+    let result;
+    try {
+      await deps.db.updateTable("sync_state").set({ last_push_at: new Date(receivedAt) }).where("account_id", "=", account.id).execute();
+      result = await deps.enqueueIncremental(account.id, { reason: "push", pushReceivedAt: receivedAt, historyId: note.historyId });
+    } catch (err) {
+      // Not enqueued: forget the messageId so Pub/Sub's redelivery (after our 5xx) is accepted.
+      await deps.redis.del(dedupeKey).catch(() => {});
+      throw err;
+    }
+    pushRequestsTotal.inc({ outcome: result.coalesced ? "coalesced" : "accepted" });
+    return reply.code(204).send();
+  });
+}
