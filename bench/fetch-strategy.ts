@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { startEmulator } from "../src/emulator/server.ts";
+import { isGmailError } from "../src/errors.ts";
 import { createGmailPort } from "../src/gmail/client.ts";
 import { createQuotaGovernor, QUOTA_COST } from "../src/gmail/quota.ts";
 import { OAuth2Client } from "google-auth-library";
@@ -43,6 +44,7 @@ interface Row {
   gmail429: number;
   httpRequests: number;
   failed: number;
+  parked: number;
 }
 
 async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; concurrency: number; batchSize?: number }, accountId: number): Promise<Row> {
@@ -61,9 +63,20 @@ async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; c
   const started = process.hrtime.bigint();
   let failed = 0;
   // Pages of 100 ids, as the backfill hands them over.
+  let parked = 0;
   for (let i = 0; i < ids.length; i += 100) {
-    const res = await gmail.getMessages(ids.slice(i, i + 100));
-    failed += res.filter((f) => f.error).length;
+    for (;;) {
+      try {
+        const res = await gmail.getMessages(ids.slice(i, i + 100));
+        failed += res.filter((f) => f.error).length;
+        break;
+      } catch (err) {
+        // What the worker does with a rate-limited job: park it for retryAfterMs, then redo it.
+        if (!isGmailError(err, "rate_limited")) throw err;
+        parked++;
+        await new Promise((r) => setTimeout(r, err.retryAfterMs ?? 1000));
+      }
+    }
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const perSecond = ids.length / seconds;
@@ -78,6 +91,7 @@ async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; c
     gmail429: after.rateLimited - before.rateLimited,
     httpRequests: (await httpRequestsSent()) - sentBefore,
     failed,
+    parked,
   };
 }
 

@@ -40,8 +40,13 @@ export interface GmailPortDeps {
   retry?: Partial<RetryPolicy>;
   /** Called once when the account's grant is found revoked (the factory marks reauth_required). */
   onAuthRevoked?: (err: GmailError) => Promise<void>;
-  /** Longest in-process wait for the quota bucket before throwing rate_limited. */
+  /** Longest in-process wait for the quota bucket before throwing rate_limited (single calls). */
   maxQuotaWaitMs?: number;
+  /**
+   * The same inside getMessages (default 10 s): throwing there discards the messages already
+   * fetched by that call, which the retried job pays for again, so waiting is cheaper.
+   */
+  fetchQuotaWaitMs?: number;
 }
 
 export const DEFAULT_FETCH_STRATEGY: "batch" | "parallel" = "batch";
@@ -62,6 +67,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
   const api = gmail({ version: "v1", auth, rootUrl: deps.rootUrl, retry: false });
   const origin = new URL(deps.rootUrl).origin;
   const tokenUrl = String(auth.endpoints?.oauth2TokenUrl ?? "");
+  const fetchQuotaWaitMs = deps.fetchQuotaWaitMs ?? 10_000;
   let revoked: GmailError | undefined;
 
   async function authRevoked(err: GmailError): Promise<never> {
@@ -95,14 +101,14 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
   }
 
   /** One API call with quota, metrics, the retry policy and one refresh-and-retry on 401. */
-  async function call<T>(method: string, fn: () => Promise<{ data: T }>): Promise<T> {
+  async function call<T>(method: string, fn: () => Promise<{ data: T }>, quotaWaitMs = deps.maxQuotaWaitMs ?? 2000): Promise<T> {
     if (revoked) throw revoked;
     let refreshed = false;
     try {
       return await withRetry(async () => {
         for (;;) {
           const units = cost(method);
-          await quota.acquire(accountId, units, { maxWaitMs: deps.maxQuotaWaitMs ?? 2000 });
+          await quota.acquire(accountId, units, { maxWaitMs: quotaWaitMs });
           apiQuotaUnitsTotal.inc({ method }, units);
           const end = apiRequestDurationSeconds.startTimer({ method });
           try {
@@ -199,7 +205,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
 
   async function getOne(id: string): Promise<FetchedMessage> {
     try {
-      const message = await call("messages.get", () => api.users.messages.get({ userId: "me", id, format: "full" }, { retry: false }));
+      const message = await call("messages.get", () => api.users.messages.get({ userId: "me", id, format: "full" }, { retry: false }), fetchQuotaWaitMs);
       return { id, message };
     } catch (err) {
       if (isGmailError(err) && (err.kind === "not_found" || err.kind === "permanent" || err.kind === "transient")) return { id, error: err };
@@ -272,7 +278,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
       for (let attempt = 0; pending.length > 0; attempt++) {
         if (revoked) throw revoked;
         const units = cost("messages.get") * pending.length;
-        await quota.acquire(accountId, units, { maxWaitMs: deps.maxQuotaWaitMs ?? 2000 });
+        await quota.acquire(accountId, units, { maxWaitMs: fetchQuotaWaitMs });
         apiQuotaUnitsTotal.inc({ method: "messages.get" }, units);
         apiBatchRequests.observe(pending.length);
         const end = apiRequestDurationSeconds.startTimer({ method: "batch" });
