@@ -83,6 +83,8 @@ const schema = z.object({
   POLL_FALLBACK_MINUTES: int(1).default(10),
   RECONCILE_CRON: z.string().default("0 3 * * 0"),
   WORKER_CONCURRENCY: int(1, 256).default(8),
+  // BullMQ job lock: a killed worker's job is taken over by another after about this long.
+  WORKER_LOCK_DURATION_MS: int(1000).default(30_000),
 
   ATTACHMENT_TEMP_DIR: z.string().default(path.join(os.tmpdir(), "gmail-sync-attachments")),
   ATTACHMENT_MEMORY_MAX_BYTES: int(0).default(10 * 1024 * 1024),

@@ -46,7 +46,7 @@ export async function beginRun(
       backfill_stored: 0,
       backfill_estimate: run.estimate,
       backfill_query: run.query,
-      backfill_started_at: sql`clock_timestamp()`,
+      backfill_started_at: sql`date_trunc('milliseconds', clock_timestamp())`, // ms: the run id must survive a round trip through a JS Date
       backfill_finished_at: null,
       resync_reason: run.resyncReason,
       resync_started_at: run.resyncReason !== null ? sql`clock_timestamp()` : null,

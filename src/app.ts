@@ -1,0 +1,135 @@
+// The one composition root: builds Postgres, Redis, the queues, the quota governor, the Gmail
+// factory and the attachment pipeline from the config, and hands them out. Commands, the HTTP
+// server and tests build an App and call close() once; nothing else constructs these.
+import { Redis } from "ioredis";
+import { createAttachmentPipeline } from "./attachments/pipeline.ts";
+import type { AttachmentPipeline } from "./attachments/types.ts";
+import type { Config } from "./config.ts";
+import { findReusableText } from "./db/attachments.ts";
+import { createDb, type Db } from "./db/database.ts";
+import { sweepOrphanTempFiles } from "./attachments/temp-files.ts";
+import { createGmailFactory } from "./gmail/factory.ts";
+import type { GmailFactory } from "./gmail/port.ts";
+import { createQuotaGovernor, type QuotaGovernor } from "./gmail/quota.ts";
+import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, type IncrementalJob, type Queues } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import { processMaintenanceJob } from "./maintenance.ts";
+import { type KeyRing, parseKeyRing } from "./token-crypto.ts";
+import { type RunningWorkers, type StartWorkersOptions, startWorkers } from "./worker.ts";
+
+export interface App {
+  config: Config;
+  log: Logger;
+  db: Db;
+  /** General connection (queues, quota buckets, our own keys); maxRetriesPerRequest null per BullMQ. */
+  redis: Redis;
+  /** Null when TOKEN_ENCRYPTION_KEY is unset: commands that need no Gmail still work. */
+  keyRing: KeyRing | null;
+  quota: QuotaGovernor;
+  gmailFactory: GmailFactory;
+  pipeline: AttachmentPipeline;
+  queues: Queues;
+  enqueueBackfill(accountId: number, opts: { reason: BackfillJob["reason"]; query?: string }): Promise<void>;
+  enqueueIncremental(accountId: number, opts: Omit<IncrementalJob, "accountId">): Promise<{ coalesced: boolean }>;
+  /**
+   * Runs the backfill, incremental and maintenance workers in this process. The maintenance
+   * processor defaults to src/maintenance.ts wired to this app; `maintenance: false` leaves it out.
+   */
+  startWorkers(opts?: StartWorkersOptions & { maintenance?: boolean }): RunningWorkers;
+  /** Stops workers started here, then closes the pipeline, queues, Redis and Postgres. Safe twice. */
+  close(): Promise<void>;
+}
+
+export function createApp(config: Config, deps: { log: Logger }): App {
+  const { log } = deps;
+  const concurrency = config.WORKER_CONCURRENCY;
+  // Each running sync holds one connection for its advisory lock and uses another for its writes.
+  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE + 2 * concurrency);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
+  const keyRing = config.TOKEN_ENCRYPTION_KEY ? parseKeyRing(config.TOKEN_ENCRYPTION_KEY) : null;
+  const quota = createQuotaGovernor(redis, {
+    prefix: config.QUEUE_PREFIX,
+    unitsPerSecond: config.GMAIL_QUOTA_UNITS_PER_SECOND,
+    projectUnitsPerMinute: config.GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE,
+  });
+  const queues = createQueues(redis, config.QUEUE_PREFIX);
+
+  let factory: GmailFactory | undefined;
+  const gmailFactory: GmailFactory = (account) => {
+    if (keyRing === null) throw new Error("TOKEN_ENCRYPTION_KEY is not set: it is needed to read the stored Gmail tokens");
+    factory ??= createGmailFactory({ db, redis, config, keyRing, quota, log });
+    return factory(account);
+  };
+
+  // The pipeline may start extraction children: only when a message with attachments shows up.
+  let realPipeline: Promise<AttachmentPipeline> | undefined;
+  const pipeline: AttachmentPipeline = {
+    async process(ref, fetchBytes) {
+      realPipeline ??= createAttachmentPipeline(config, { log, findReusable: (checksum: string) => findReusableText(db, checksum) });
+      return (await realPipeline).process(ref, fetchBytes);
+    },
+    async close() {
+      if (realPipeline !== undefined) await (await realPipeline).close();
+    },
+  };
+
+  const running: RunningWorkers[] = [];
+  let closing: Promise<void> | undefined;
+  const app: App = {
+    config,
+    log,
+    db,
+    redis,
+    keyRing,
+    quota,
+    gmailFactory,
+    pipeline,
+    queues,
+    enqueueBackfill: (accountId, opts) => enqueueBackfill(queues, accountId, opts),
+    enqueueIncremental: (accountId, opts) => enqueueIncremental(queues, accountId, opts),
+    startWorkers(opts = {}) {
+      const workerConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+      workerConnection.on("error", (err) => log.warn({ err: err.message }, "worker redis connection error"));
+      const maintenanceProcessor =
+        opts.maintenanceProcessor ??
+        (opts.maintenance === false
+          ? undefined
+          : (job: Parameters<typeof processMaintenanceJob>[0]) =>
+              processMaintenanceJob(job, {
+                db,
+                config,
+                log,
+                gmailFactory,
+                maintenance: queues.maintenance,
+                enqueueIncremental: (accountId, o) => enqueueIncremental(queues, accountId, o),
+                enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
+                sweepTempFiles: () => sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
+              }));
+      const workers = startWorkers(
+        { db, redis, queues, gmailFactory, pipeline, log, config, workerConnection, prefix: config.QUEUE_PREFIX, defaultConcurrency: concurrency },
+        { lockDurationMs: config.WORKER_LOCK_DURATION_MS, ...opts, ...(maintenanceProcessor !== undefined ? { maintenanceProcessor } : {}) },
+      );
+      const handle: RunningWorkers = {
+        workers: workers.workers,
+        async close(closeOpts) {
+          await workers.close(closeOpts);
+          workerConnection.disconnect();
+        },
+      };
+      running.push(handle);
+      return handle;
+    },
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled(running.map((w) => w.close()));
+        await pipeline.close().catch((err) => log.warn({ err: (err as Error).message }, "pipeline close failed"));
+        await queues.close().catch(() => {});
+        await redis.quit().catch(() => redis.disconnect());
+        await db.destroy();
+      })();
+      return closing;
+    },
+  };
+  return app;
+}

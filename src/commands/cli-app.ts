@@ -1,0 +1,25 @@
+// The App for one-shot commands: logs go to stderr so that stdout carries only the command's output
+// (tables, --json), and the app is always closed.
+import pino from "pino";
+import { type App, createApp } from "../app.ts";
+import { loadConfig } from "../config.ts";
+import { findAccountByEmail } from "../db/accounts.ts";
+import { createLogger } from "../log.ts";
+
+export async function withCliApp<T>(fn: (app: App) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const app = createApp(config, { log: createLogger(config.LOG_LEVEL, pino.destination({ dest: 2, sync: true })) });
+  try {
+    return await fn(app);
+  } finally {
+    await app.close();
+  }
+}
+
+export async function requireAccount(app: App, email: string): Promise<{ id: number; email: string; status: string }> {
+  const row = await findAccountByEmail(app.db, email);
+  if (row === undefined) throw new Error(`unknown account ${email} (see \`gmail-sync accounts\`)`);
+  return row;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
