@@ -1,8 +1,13 @@
 // parseGmailMessage over payload trees shaped as in the facts sheet §5 (real capture layout:
 // root partId "", children "0", "1", grandchildren "1.0"; base64url bodies of the transfer-decoded
-// bytes, charset not converted, CRLF kept).
+// bytes, charset not converted, CRLF kept), then over the emulator's generated mailbox with an
+// independent MIME parser (postal-mime over format=raw) as the oracle.
+import { gmail } from "@googleapis/gmail";
+import { OAuth2Client } from "google-auth-library";
 import iconv from "iconv-lite";
+import PostalMime from "postal-mime";
 import { describe, expect, it } from "vitest";
+import { startEmulator } from "../../src/emulator/server.ts";
 import { isGmailError } from "../../src/errors.ts";
 import { parseGmailMessage } from "../../src/gmail/parse-message.ts";
 import type { GmailMessage } from "../../src/gmail/port.ts";
@@ -136,5 +141,36 @@ describe("parseGmailMessage", () => {
       payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", "text/plain; charset=x-klingon")], body: { size: 5, data: b64("héllo") } },
     });
     expect(p.bodyText).toBe("héllo");
+  });
+});
+
+describe("parseGmailMessage over the emulator's messages", () => {
+  it("agrees with postal-mime on format=raw: subject, sender, body text, attachment count", async () => {
+    const email = "parse@example.com";
+    const emu = await startEmulator({ accounts: [email], messages: 60, seed: 11 });
+    try {
+      const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+      auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(email) });
+      const api = gmail({ version: "v1", auth, rootUrl: emu.gmailRootUrl, retry: false });
+      const norm = (v: string | null | undefined) => (v ?? "").replace(/\r\n/g, "\n").replace(/\u0000/g, "").trim();
+      const ids = (await emu.control.mailbox(email)).messages.map((m) => m.id);
+      expect(ids.length).toBe(60);
+      let withAttachments = 0;
+      for (const id of ids) {
+        const full = (await api.users.messages.get({ userId: "me", id, format: "full" })).data;
+        const raw = (await api.users.messages.get({ userId: "me", id, format: "raw" })).data.raw ?? "";
+        const oracle = await PostalMime.parse(Buffer.from(raw, "base64url"));
+        const p = parseGmailMessage(full);
+        expect(norm(p.subject), id).toBe(norm(oracle.subject));
+        if (oracle.text !== undefined) expect(norm(p.bodyText), id).toBe(norm(oracle.text));
+        else if (oracle.html !== undefined) expect(norm(p.bodyText).length, id).toBeGreaterThan(0);
+        expect(p.fromAddress ?? "", id).toContain(oracle.from?.address ?? "");
+        expect(p.attachments.length, id).toBe(oracle.attachments.length);
+        if (p.attachments.length > 0) withAttachments++;
+      }
+      expect(withAttachments).toBeGreaterThan(0); // the corpus exercised attachment parts
+    } finally {
+      await emu.close();
+    }
   });
 });
