@@ -61,7 +61,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     db: deps.db,
     config,
     log,
-    ...(deps.queues ? { queues: deps.queues } : {}),
+    // Only the three queues: callers may pass the whole Queues bundle from src/jobs.ts.
+    ...(deps.queues ? { queues: { backfill: deps.queues.backfill, incremental: deps.queues.incremental, maintenance: deps.queues.maintenance } } : {}),
     ...(deps.metricsReuseMs !== undefined ? { reuseMs: deps.metricsReuseMs } : {}),
   });
   buildInfo.set({ version: process.env.npm_package_version ?? "unknown", node_version: process.version }, 1);
