@@ -200,6 +200,11 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     async process(ref, fetchBytes) {
       const started = performance.now();
       const result = await run(ref, fetchBytes, started);
+      // Outcome only: never the filename's content, the text or the bytes.
+      log.debug(
+        { partId: ref.partId, route: result.route, detectedType: result.detectedType, skippedReason: result.skippedReason, size: result.size, ms: result.metadata.duration_ms },
+        "attachment processed",
+      );
       attachmentProcessingSeconds.observe({ size_bucket: sizeBucket(result.size) }, (performance.now() - started) / 1000);
       attachmentsTotal.inc({ route: result.route });
       if (result.skippedReason) attachmentsSkippedTotal.inc({ reason: result.skippedReason });

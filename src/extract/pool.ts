@@ -52,6 +52,7 @@ interface Slot {
 
 const childPath = fileURLToPath(new URL("./child.ts", import.meta.url));
 const MAX_START_FAILURES = 5;
+const START_TIMEOUT_MS = 30_000;
 
 /** Resident set size of a process in MB from /proc (Linux); null when unavailable. */
 export async function rssMb(pid: number): Promise<number | null> {
@@ -102,8 +103,14 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
     const exited = new Promise<void>((r) => (resolveExit = r));
     exits.add(exited);
 
+    // A child that never reports ready (stuck loading) is killed and counted as a start failure.
+    const startTimer = setTimeout(() => {
+      if (!slot.ready) child.kill("SIGKILL");
+    }, START_TIMEOUT_MS);
+    startTimer.unref();
     child.on("message", (message: ChildMessage) => {
       if (message.type === "ready") {
+        clearTimeout(startTimer);
         slot.ready = true;
         startFailures = 0;
         dispatch();
@@ -120,6 +127,7 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
     });
     child.on("error", (err) => opts.log.warn({ err: err.message }, "extraction child error"));
     child.on("exit", (code, signal) => {
+      clearTimeout(startTimer);
       slots.delete(slot);
       exits.delete(exited);
       resolveExit();

@@ -26,7 +26,9 @@ import {
 import { GmailError } from "../../src/errors.ts";
 import { attachmentChecksumReuseTotal, attachmentTempFiles, extractChildrenKilledTotal } from "../../src/metrics.ts";
 
-const log = pino({ level: "silent" });
+// Everything the pipeline logs, at the most verbose level, to check no content ever reaches it.
+const logLines: string[] = [];
+const log = pino({ level: "trace" }, { write: (line: string) => void logLines.push(line) });
 let root: string;
 let tempDir: string;
 let pipeline: AttachmentPipeline;
@@ -259,7 +261,12 @@ describe("attachment pipeline", () => {
     expect((await attachmentChecksumReuseTotal.get()).values[0]?.value).toBe(before + 1);
   });
 
-  it("leaves no temp file open", async () => {
+  it("leaves no temp file open and logs no content", async () => {
     expect((await attachmentTempFiles.get()).values[0]?.value).toBe(0);
+    const logged = logLines.join("");
+    expect(logLines.length).toBeGreaterThan(10);
+    for (const marker of ["marmalade", "zeppelin", "innerattachmentbytes", "root:x:0:0", "Zürich", "quandaryencrypted", "Hello docx world", "Paragraph 1 of"]) {
+      expect(logged).not.toContain(marker);
+    }
   });
 });
