@@ -136,6 +136,9 @@ describe("generateMailbox (300 messages)", () => {
     const raw = messages.map((m) => m.raw.toString("latin1"));
     expect(raw.every((r) => /^[\x09\x0a\x0d\x20-\x7e]*$/.test(r))).toBe(true); // 7-bit on the wire
     expect(raw.some((r) => /^Subject: =\?UTF-8\?B\?/m.test(r))).toBe(true);
+    for (const cte of ["7bit", "quoted-printable", "base64"]) {
+      expect(raw.some((r) => r.includes(`Content-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: ${cte}\r\n`)), cte).toBe(true);
+    }
     expect(raw.some((r) => /^From: =\?UTF-8\?B\?/m.test(r))).toBe(true);
     expect(parsed.some((e) => /[^\x00-\x7f]/.test(e.subject ?? ""))).toBe(true);
     expect(parsed.some((e) => /[^\x00-\x7f]/.test(e.from?.name ?? ""))).toBe(true);
@@ -168,6 +171,8 @@ describe("generateMailbox (300 messages)", () => {
           expect(att.disposition).toBe("inline");
           expect(email.html).toContain(`cid:${att.contentId!.replace(/[<>]/g, "")}`);
         }
+        if (kind === "empty-file") expect((att.content as ArrayBuffer).byteLength).toBe(0);
+        if (kind === "nul-bytes-text") expect(Buffer.from(att.content as ArrayBuffer).includes(0)).toBe(true);
         if (kind === "forwarded-message") {
           expect(att.mimeType).toBe("message/rfc822");
           expect(Buffer.from(att.content as ArrayBuffer).toString()).toMatch(/^MIME-Version: 1\.0\r?\nDate: /);

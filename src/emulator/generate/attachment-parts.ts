@@ -32,6 +32,7 @@ export const NORMAL_KINDS = [
   "png",
   "inline-image",
   "forwarded-message",
+  "calendar-invite",
 ] as const;
 export const HOSTILE_KINDS = [
   "encrypted-pdf",
@@ -41,6 +42,9 @@ export const HOSTILE_KINDS = [
   "entity-bomb-docx",
   "encrypted-docx",
   "exe-named-pdf",
+  "empty-file",
+  "path-traversal-name",
+  "nul-bytes-text",
 ] as const;
 export type AttachmentKind = (typeof NORMAL_KINDS)[number] | (typeof HOSTILE_KINDS)[number] | "large-csv";
 
@@ -60,6 +64,10 @@ export const FIXED_FILENAMES = {
   "entity-bomb-docx": "laughs.docx",
   "encrypted-docx": "salaries-protected.docx",
   "exe-named-pdf": "invoice-urgent.pdf",
+  "empty-file": "empty.txt",
+  "path-traversal-name": "../../etc/passwd",
+  "nul-bytes-text": "nul-bytes.txt",
+  "calendar-invite": "invite.ics",
   "large-csv": "export-large.csv",
 } as const satisfies Partial<Record<AttachmentKind, string>>;
 
@@ -269,6 +277,26 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
           withScript: rng.chance(0.5),
         });
         return plain(binaryPart('text/html; charset="UTF-8"', FIXED_FILENAMES["html"], { base64: base64Lines(html), size: html.length }));
+      }
+      case "calendar-invite": {
+        const start = new Date(ctx.time + 7 * 86_400_000).toISOString().replace(/[-:]|\.\d+/g, "");
+        const ics = [
+          "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//gmail-sync//generator//EN", "METHOD:REQUEST", "BEGIN:VEVENT",
+          `UID:${ctx.uid}@generator.gmail-sync.test`, `DTSTAMP:${start}`, `DTSTART:${start}`,
+          `SUMMARY:Planning session ${word}`, "LOCATION:Room Ølstykke", "END:VEVENT", "END:VCALENDAR", "",
+        ].join("\r\n");
+        const bytes = Buffer.from(ics, "utf8");
+        return plain(binaryPart('text/calendar; charset="UTF-8"; method=REQUEST', FIXED_FILENAMES["calendar-invite"], { base64: base64Lines(bytes), size: bytes.length }));
+      }
+      case "empty-file":
+        return plain(binaryPart("text/plain", FIXED_FILENAMES["empty-file"], { base64: "", size: 0 }));
+      case "path-traversal-name": {
+        const bytes = Buffer.from(`root:x:0:0:not really:/root:/bin/false\nmarker ${word}\n`);
+        return plain(binaryPart("text/plain", FIXED_FILENAMES["path-traversal-name"], { base64: base64Lines(bytes), size: bytes.length }));
+      }
+      case "nul-bytes-text": {
+        const bytes = Buffer.from(`before\0the\0nul bytes ${word}\0\0after\n`, "latin1");
+        return plain(binaryPart("text/plain", FIXED_FILENAMES["nul-bytes-text"], { base64: base64Lines(bytes), size: bytes.length }));
       }
       case "forwarded-message": {
         const inner = forwardedMessage(ctx);
