@@ -210,6 +210,24 @@ describe("/metrics", () => {
     expect(lint.all.some((l) => l.startsWith("orphaned_temp_files_gauge "))).toBe(true);
   });
 
+  it("adds per-account series (by account id, enabled accounts only) when METRICS_PER_ACCOUNT is on", async () => {
+    const perAccount = loadConfig({ METRICS_PER_ACCOUNT: "true" });
+    const other = buildHttpServer({ config: perAccount, log, db: tdb.db, redis: tredis.redis, metricsReuseMs: 0 });
+    try {
+      const s = parseExposition((await other.inject({ method: "GET", url: "/metrics" })).body);
+      const ids = await tdb.db.selectFrom("accounts").select(["id", "email"]).execute();
+      const id = (email: string) => String(ids.find((r) => r.email === email)?.id);
+      // The never-advanced cursor has no age; the disabled account has no series at all.
+      expect(s.filter((x) => x.name === "gmail_sync_account_cursor_age_seconds").map((x) => x.labels.account_id).sort()).toEqual([id("done@example.com"), id("revoked@example.com")].sort());
+      expect(s.filter((x) => x.name === "gmail_sync_account_last_success_age_seconds").length).toBe(3);
+      expect(sampleValue(s, "gmail_sync_account_last_success_age_seconds", { account_id: id("filling@example.com") })).toBeGreaterThanOrEqual(7200);
+      expect(sampleValue(s, "gmail_sync_metrics_accounts_truncated")).toBe(0);
+      expect(s.some((x) => x.labels.account_id === id("off@example.com"))).toBe(false);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("reflects a change on the next scrape and counts a failing collector instead of failing", async () => {
     await tdb.db.updateTable("accounts").set({ status: "reauth_required" }).where("email", "=", "done@example.com").execute();
     let s = parseExposition(await (await fetch(`${base}/metrics`)).text());
