@@ -35,8 +35,8 @@ export interface StoredMessage {
   raw: Buffer;
   /** Last history record that touched this message. */
   historyId: number;
-  /** Top-level headers, parsed at delivery (cheap: the header block only). */
-  headers: Array<{ name: string; value: string }>;
+  /** Top-level headers, parsed on first need (search by from:/to:/subject:). */
+  headers?: Array<{ name: string; value: string }>;
   /** Parsed MIME tree, built on first need. */
   tree?: MimeNode;
 }
@@ -67,7 +67,8 @@ export class Mailbox {
   floorHistoryId: number;
   retentionMs: number;
   private readonly random: Random;
-  private lastIdNum = 0n;
+  private lastIdMs = 0;
+  private lastIdLow = 0;
   private sorted: StoredMessage[] | undefined;
   private readonly listeners: ChangeListener[] = [];
 
@@ -107,15 +108,24 @@ export class Mailbox {
     return undefined;
   }
 
-  /** Gmail ids are roughly internalDate << 20 in hex; keep them unique and increasing per mailbox. */
+  /**
+   * Gmail ids are roughly internalDate << 20 in hex. Kept as (ms, low 20 bits) numbers rather than
+   * BigInt: id allocation runs 20,000 times at start. Unique and increasing per mailbox.
+   */
   private nextId(internalDate: number): string {
-    let n = BigInt(internalDate) << 20n;
-    if (n <= this.lastIdNum) n = this.lastIdNum + 1n + BigInt(this.random.int(16));
-    else n += BigInt(this.random.int(1 << 16));
-    // Ids from older generated mail may sort below newer ones; uniqueness is what matters.
-    while (this.messages.has(n.toString(16).padStart(16, "0"))) n += 1n;
-    if (n > this.lastIdNum) this.lastIdNum = n;
-    return n.toString(16).padStart(16, "0");
+    let ms = Math.max(0, Math.floor(internalDate));
+    let low: number;
+    if (ms < this.lastIdMs || (ms === this.lastIdMs && this.lastIdLow >= 0xfffff - 16)) {
+      ms = this.lastIdMs;
+      low = this.lastIdLow + 1 + this.random.int(16);
+      if (low > 0xfffff) {
+        ms += 1;
+        low -= 0x100000;
+      }
+    } else low = ms === this.lastIdMs ? this.lastIdLow + 1 + this.random.int(16) : this.random.int(1 << 16);
+    this.lastIdMs = ms;
+    this.lastIdLow = low;
+    return ms.toString(16).padStart(11, "0") + low.toString(16).padStart(5, "0");
   }
 
   private bumpHistory(): number {
@@ -138,9 +148,11 @@ export class Mailbox {
    * anyone could have a history id, so it leaves no records (the floor moves past it).
    */
   insert(raw: Buffer, labelIds: string[], internalDate: number, recordHistory: boolean): StoredMessage {
+    // Only the threading headers are read now (a regex over the header block): starting with
+    // 20,000 generated messages must stay fast; the full header list is parsed when needed.
     const [headerEnd] = headerBlockEnd(raw);
-    const headers = parseHeaderBlock(raw.subarray(0, headerEnd).toString("utf8"));
-    const get = (n: string) => headers.find((h) => h.name.toLowerCase() === n)?.value;
+    const threading = threadingHeaders(raw.subarray(0, headerEnd).toString("latin1"));
+    const get = (n: "message-id" | "in-reply-to" | "references") => threading[n];
     const id = this.nextId(internalDate);
     let threadId: string | undefined;
     const refs = `${get("in-reply-to") ?? ""} ${get("references") ?? ""}`.match(/<[^>]+>/g) ?? [];
@@ -152,7 +164,7 @@ export class Mailbox {
       }
     }
     threadId ??= id;
-    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate, raw, historyId: this.historyId, headers };
+    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate, raw, historyId: this.historyId };
     this.messages.set(id, msg);
     let thread = this.threads.get(threadId);
     if (!thread) this.threads.set(threadId, (thread = new Set()));
@@ -216,15 +228,32 @@ export class Mailbox {
     return this.sorted;
   }
 
+  headersOf(msg: StoredMessage): Array<{ name: string; value: string }> {
+    msg.headers ??= parseHeaderBlock(msg.raw.subarray(0, headerBlockEnd(msg.raw)[0]).toString("utf8"));
+    return msg.headers;
+  }
+
   tree(msg: StoredMessage): MimeNode {
     msg.tree ??= parseMime(msg.raw);
     return msg.tree;
   }
 }
 
+const THREADING = /^(message-id|in-reply-to|references)[ \t]*:((?:[^\r\n]*)(?:\r?\n[ \t][^\r\n]*)*)/gim;
+
+function threadingHeaders(block: string): Partial<Record<"message-id" | "in-reply-to" | "references", string>> {
+  const out: Partial<Record<"message-id" | "in-reply-to" | "references", string>> = {};
+  for (const m of block.matchAll(THREADING)) {
+    const key = (m[1] as string).toLowerCase() as "message-id" | "in-reply-to" | "references";
+    out[key] ??= m[2] as string;
+  }
+  return out;
+}
+
 function headerBlockEnd(buf: Buffer): [number] {
   const crlf = buf.indexOf("\r\n\r\n");
-  const lf = buf.indexOf("\n\n");
+  // Look for a bare-LF blank line only before the CRLF one (or everywhere when there is none).
+  const lf = (crlf === -1 ? buf : buf.subarray(0, crlf + 2)).indexOf("\n\n");
   if (crlf === -1 && lf === -1) return [buf.length];
   if (crlf !== -1 && (lf === -1 || crlf <= lf + 1)) return [crlf];
   return [lf];

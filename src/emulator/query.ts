@@ -33,7 +33,7 @@ function parseAge(v: string): number {
 export function compileQuery(mailbox: Mailbox, q: string | undefined, hasAttachment: (m: StoredMessage) => boolean, snippet: (m: StoredMessage) => string): MessageFilter {
   const tests: Array<(m: StoredMessage) => boolean> = [];
   let mentionsSpamTrash = false;
-  const header = (m: StoredMessage, name: string) => m.headers.filter((h) => h.name.toLowerCase() === name).map((h) => h.value.toLowerCase()).join(" ");
+  const header = (m: StoredMessage, name: string) => mailbox.headersOf(m).filter((h) => h.name.toLowerCase() === name).map((h) => h.value.toLowerCase()).join(" ");
   for (let token of tokenize(q ?? "")) {
     let negate = false;
     if (token.startsWith("-") && token.length > 1) {
