@@ -32,7 +32,7 @@ export interface GenerateMailboxOptions {
   attachments?: boolean;
   /** Encrypted/corrupt/looping PDFs, zip- and entity-bomb DOCX, CFB DOCX, an .exe named .pdf — once each. Default: same as attachments. */
   hostile?: boolean;
-  /** One 60 MB CSV attachment in the middle of the mailbox. Default false. */
+  /** One 60 MB CSV attachment in the middle of the mailbox (even with attachments: false). Default false. */
   large?: boolean;
   /** Oldest possible message; the mailbox spans two years from here. Default 2024-01-01T00:00Z. */
   startDate?: number;
@@ -102,7 +102,7 @@ function planThreads(opts: GenerateMailboxOptions, contacts: Contact[]): Planned
   const planned: Planned[] = [];
   while (planned.length < opts.count) {
     const size = Math.min(rng.pick(THREAD_SIZES), opts.count - planned.length);
-    const others = Array.from({ length: rng.int(1, 3) }, () => rng.pick(contacts));
+    const others = [...new Set(Array.from({ length: rng.int(1, 3) }, () => rng.pick(contacts)))];
     const subject = makeSubject(rng);
     const category = weighted(rng, CATEGORIES);
     const userLabel = rng.chance(0.25) ? rng.pick(GENERATED_USER_LABELS).id : null;
@@ -159,11 +159,15 @@ function planThreads(opts: GenerateMailboxOptions, contacts: Contact[]): Planned
 
 function planAttachments(opts: GenerateMailboxOptions, messages: Planned[]): Set<AttachmentKind> {
   const used = new Set<AttachmentKind>();
+  const count = messages.length;
+  if (opts.large && count > 0) {
+    messages[Math.floor(count / 2)]!.attachments.push("large-csv");
+    used.add("large-csv");
+  }
   if (opts.attachments === false) return used;
   const rng = createRng(mixSeed(opts.seed, 0xa77a));
   const next = deck(rng, NORMAL_KINDS);
   const hostile = opts.hostile ?? true;
-  const count = messages.length;
   // Hostile files sit at fixed spots spread over the mailbox, so a 300-message mailbox has each.
   const hostileAt = new Map<number, AttachmentKind>();
   if (hostile) HOSTILE_KINDS.forEach((kind, i) => hostileAt.set(Math.floor(((i + 0.5) * count) / HOSTILE_KINDS.length), kind));
@@ -184,10 +188,6 @@ function planAttachments(opts: GenerateMailboxOptions, messages: Planned[]): Set
     }
     for (const kind of message.attachments) used.add(kind);
   });
-  if (opts.large && count > 0) {
-    messages[Math.floor(count / 2)]!.attachments.push("large-csv");
-    used.add("large-csv");
-  }
   return used;
 }
 
