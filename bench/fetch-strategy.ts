@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { startEmulator } from "../src/emulator/server.ts";
 import { isGmailError } from "../src/errors.ts";
-import { createGmailPort } from "../src/gmail/client.ts";
+import { createGmailPort, DEFAULT_FETCH_STRATEGY } from "../src/gmail/client.ts";
 import { createQuotaGovernor, QUOTA_COST } from "../src/gmail/quota.ts";
 import { OAuth2Client } from "google-auth-library";
 import { createLogger } from "../src/log.ts";
@@ -98,8 +98,9 @@ async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; c
 const rows: Row[] = [];
 try {
   let acct = 1;
+  rows.push(await run("default (batch)", { fetchStrategy: DEFAULT_FETCH_STRATEGY, concurrency: 2 }, acct++));
   rows.push(await run("batch-50 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 50 }, acct++));
-  rows.push(await run("batch-25 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 25 }, acct++));
+  rows.push(await run("batch-25 x3", { fetchStrategy: "batch", concurrency: 3, batchSize: 25 }, acct++));
   rows.push(await run("parallel x10", { fetchStrategy: "parallel", concurrency: 10 }, acct++));
   rows.push(await run("parallel x5", { fetchStrategy: "parallel", concurrency: 5 }, acct++));
 } finally {
