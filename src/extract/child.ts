@@ -49,8 +49,8 @@ async function run(request: ExtractRequest): Promise<ExtractOutcome> {
 
 process.on("message", (message: ParentMessage) => {
   if (message.type === "exit") {
-    process.disconnect?.();
-    return;
+    // Recycled or shutting down: nothing to flush, and a parser's leftover timer must not keep us.
+    process.exit(0);
   }
   const { id, request } = message;
   current = { id, request };

@@ -7,7 +7,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../log.ts";
-import { extractChildrenKilledTotal } from "../metrics.ts";
+import { extractChildrenKilledTotal, syncErrorsTotal } from "../metrics.ts";
 import type { ChildMessage, ExtractOutcome, ExtractRequest, ParentMessage } from "./protocol.ts";
 
 export interface PoolOptions {
@@ -139,10 +139,12 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
           job.reject(new Error("extraction pool is closed"));
         } else if (slot.kill) {
           extractChildrenKilledTotal.inc({ reason: slot.kill.reason });
+          syncErrorsTotal.inc({ error_type: "extract" });
           job.resolve(outcomeFor(job, slot.kill.reason === "timeout" ? "timeout" : "too_complex", slot.kill.detail));
         } else {
           // Died on its own: V8 heap exhaustion (abort) or a native crash inside a parser.
           extractChildrenKilledTotal.inc({ reason: "crashed" });
+          syncErrorsTotal.inc({ error_type: "extract" });
           job.resolve(outcomeFor(job, "too_complex", `extractor crashed (${signal ?? `exit ${code}`})`));
         }
         if (!slot.kill && !closing) opts.log.warn({ code, signal, kind: job.kind }, "extraction child crashed");

@@ -109,7 +109,7 @@ describe("attachment pipeline", () => {
     expect(r.metadata).toMatchObject({ pages: 500, pages_total: 2000, page_limit_reached: true });
     expect(r.text).toContain("marmalade500.");
     expect(r.text).not.toContain("marmalade501.");
-  }, 30_000);
+  }, 60_000);
 
   it("PDF whose content stream loops the parser → timeout; the next attachment still extracts", async () => {
     const short = await createAttachmentPipeline(
@@ -192,7 +192,7 @@ describe("attachment pipeline", () => {
     expect(r.text).not.toContain("scriptpayloadxyzzy");
     expect(r.text).not.toContain("stylepayloadplugh");
     expect(Buffer.byteLength(r.text ?? "")).toBeLessThanOrEqual(1024 * 1024);
-  }, 20_000);
+  }, 60_000);
 
   it("message/rfc822 → headers and body text, attachments by name only", async () => {
     const eml = [
