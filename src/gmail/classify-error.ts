@@ -165,7 +165,8 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
     return make("transient", text, status, reason ?? "failedPrecondition", err);
   }
   if (status === 401) return make("auth_revoked", text, status, reason ?? "authError", err);
-  if (status === 403 && (reasons.some((r) => AUTH_REASONS.has(r)) || /insufficient (authentication scopes|permission)/i.test(text))) {
+  // A token with only gmail.metadata gets 403 "forbidden" for format=full and q: a missing scope.
+  if (status === 403 && (reasons.some((r) => AUTH_REASONS.has(r)) || /insufficient (authentication scopes|permission)|metadata scope/i.test(text))) {
     return make("auth_revoked", text, status, reason, err);
   }
   if (status === 404) {

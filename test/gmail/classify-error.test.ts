@@ -100,6 +100,8 @@ describe("classifyGmailError", () => {
     expect(classifyGmailError(u).kind).toBe("auth_revoked");
     const s = await gaxiosErrorFor(403, envelope(403, "Request had insufficient authentication scopes.", "insufficientPermissions", "PERMISSION_DENIED", "global", "Insufficient Permission"));
     expect(classifyGmailError(s).kind).toBe("auth_revoked");
+    const meta = await gaxiosErrorFor(403, envelope(403, "Metadata scope doesn't allow format FULL", "forbidden", "PERMISSION_DENIED"));
+    expect(classifyGmailError(meta).kind).toBe("auth_revoked");
   });
 
   it("token endpoint invalid_grant → auth_revoked; token endpoint 5xx → transient", async () => {

@@ -280,3 +280,29 @@ describe("tokens", () => {
     expect(gmailCalls(after)).toBe(gmailCalls(before));
   });
 });
+
+describe("token endpoint and scope failures", () => {
+  it("an unreachable token endpoint is transient and leaves the account active", async () => {
+    const id = await connect(CAROL);
+    await t.db.updateTable("accounts").set({ access_token_expires_at: new Date(Date.now() + 1000) }).where("id", "=", id).execute();
+    const down = { ...config, GOOGLE_OAUTH_TOKEN_URL: "http://127.0.0.1:9/token" } as Config;
+    const err = await createGmailFactory({ db: t.db, redis: r.redis, config: down, keyRing, log, quota })({ id, email: CAROL }).catch((e: unknown) => e);
+    expect(isGmailError(err, "transient")).toBe(true);
+    expect((await getAccount(t.db, id))?.status).toBe("active");
+  });
+
+  it("a grant with only gmail.metadata (403 on format=full) makes the account reauth_required", async () => {
+    const id = await connect(CAROL);
+    const metadataOnly = await emu.control.issueRefreshToken(CAROL, ["https://www.googleapis.com/auth/gmail.metadata"]);
+    await t.db
+      .updateTable("accounts")
+      .set({ refresh_token_encrypted: encryptToken(keyRing, "refresh_token", id, metadataOnly), access_token_encrypted: null, access_token_expires_at: null })
+      .where("id", "=", id)
+      .execute();
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: CAROL });
+    const ids = (await emu.control.mailbox(CAROL)).messages.slice(0, 2).map((m) => m.id);
+    const err = await gmail.getMessages(ids).catch((e: unknown) => e);
+    expect(isGmailError(err, "auth_revoked")).toBe(true);
+    expect((await getAccount(t.db, id))?.status).toBe("reauth_required");
+  });
+});
