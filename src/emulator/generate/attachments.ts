@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { AlignmentType, Document, FootnoteReferenceRun, Packer, Paragraph, Table, TableCell, TableRow, TextRun, WidthType } from "docx";
 import JSZip from "jszip";
-import { PDFDocument, StandardFonts, rgb } from "pdf-lib";
+import { PDFDocument, StandardFonts } from "pdf-lib";
 import { buildPng } from "./png.ts";
 import { standardSecurity } from "./pdf-security.ts";
 import { pdfLiteral, serializePdf, type PdfObject } from "./raw-pdf.ts";
@@ -83,12 +83,14 @@ export function makePdf(opts: {
     doc.setCreationDate(FIXED_DATE);
     for (const text of texts) {
       const page = doc.addPage([612, 792]);
-      let y = 740;
-      for (const line of wrap(text, 95)) {
-        if (y < 50) break; // one page of text per page: callers keep texts page-sized
-        page.drawText(line, { x: 56, y, size: 10, font, color: rgb(0, 0, 0) });
-        y -= 14;
-      }
+      const fontKey = page.node.newFontDictionary("F1", font.ref);
+      // The content stream is written directly (one text object per page, 14 pt leading) rather
+      // than with page.drawText: ~3× faster, which matters for the 2,000-page fixture. Lines past
+      // the bottom margin are dropped: callers keep each page's text page-sized.
+      const lines = wrap(text, 95).slice(0, 49);
+      const shows = lines.map((line) => `<${Buffer.from(line, "latin1").toString("hex")}> Tj T*`).join("\n");
+      const ops = `BT\n${fontKey.asString()} 10 Tf 14 TL 56 740 Td\n${shows}\nET`;
+      page.node.addContentStream(doc.context.register(doc.context.flateStream(ops)));
     }
     return Buffer.from(await doc.save());
   });
