@@ -23,6 +23,8 @@ export interface MessagePartJson {
 
 interface Rendered {
   payload: MessagePartJson;
+  /** JSON text of `payload`, made once: messages.get format=full is the hot path of every sync. */
+  payloadJson?: string;
   snippet: string;
   /** partId → attachment size, for the control API's ground truth. */
   attachments: Array<{ partId: string; filename: string | null; size: number }>;
@@ -125,6 +127,23 @@ export function messageJson(mailbox: Mailbox, msg: StoredMessage, format: Messag
   out.historyId = String(msg.historyId);
   out.internalDate = String(msg.internalDate);
   return out;
+}
+
+/** A response body already serialised as JSON. */
+export class RawJson {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+/** messages.get format=full as JSON text, splicing in the cached payload (same key order as messageJson). */
+export function fullMessageJsonText(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): RawJson {
+  const r = render(mailbox, msg, ids);
+  r.payloadJson ??= JSON.stringify(r.payload);
+  const labels = labelList(msg);
+  const head = `{"id":"${msg.id}","threadId":"${msg.threadId}",${labels ? `"labelIds":${JSON.stringify(labels)},` : ""}"snippet":${JSON.stringify(r.snippet)},"payload":`;
+  return new RawJson(`${head}${r.payloadJson},"sizeEstimate":${msg.raw.length},"historyId":"${msg.historyId}","internalDate":"${msg.internalDate}"}`);
 }
 
 /** Decoded bytes of one part, by partId, or undefined. */

@@ -4,7 +4,7 @@
 // routes (src/emulator/batch.ts), so each part is authenticated and charged on its own.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError, errors } from "./errors.ts";
-import { attachmentsOf, messageJson, messageSummary, partBytes, base64urlPadded, type MessageFormat } from "./format.ts";
+import { attachmentsOf, base64urlPadded, fullMessageJsonText, messageJson, messageSummary, partBytes, RawJson, type MessageFormat } from "./format.ts";
 import type { HistoryRecord, HistoryType, Mailbox, StoredMessage } from "./mailbox.ts";
 import { GMAIL_SCOPES, type AccessSession } from "./oauth.ts";
 import { compileQuery } from "./query.ts";
@@ -115,7 +115,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
           }
           const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata) });
           if (result === undefined) return reply.code(204).send();
-          return reply.type("application/json; charset=UTF-8").send(JSON.stringify(result));
+          return reply.type("application/json; charset=UTF-8").send(result instanceof RawJson ? result.text : JSON.stringify(result));
         } catch (err) {
           if (err instanceof ApiError) return sendApiError(reply, err);
           throw err;
@@ -206,6 +206,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   route("GET", "/messages/:id", "gmail.users.messages.get", [...READ_SCOPES], (ctx) => {
     const format = readFormat(ctx, ["minimal", "metadata", "full", "raw"]);
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    if (format === "full") return fullMessageJsonText(ctx.mailbox, msg, state.attachmentIds);
     return messageJson(ctx.mailbox, msg, format, state.attachmentIds, many(ctx.query.metadataHeaders));
   });
 

@@ -1,0 +1,109 @@
+// `npm run bench:emulator`: how fast the emulator serves messages.get format=full with quota off
+// (it must never be the bottleneck of a sync benchmark), and how long `gmail-sync emulator
+// --messages N` takes to be ready. The emulator runs as its own process (the CLI), so the load
+// generator here does not share its event loop. Not a test: prints figures.
+//   BENCH_SECONDS (default 8) per measurement  BENCH_CONCURRENCY (default 16)
+//   BENCH_MESSAGES (default 2000, mailbox for the request-rate runs)  BENCH_READY_MESSAGES (default 20000; 0 skips)
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { gmail } from "@googleapis/gmail";
+import { OAuth2Client } from "google-auth-library";
+import { createControlClient } from "../src/emulator/control.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
+const READY_MESSAGES = Number(process.env.BENCH_READY_MESSAGES ?? 20000);
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/gmail-sync.js");
+
+interface Info {
+  url: string;
+  gmailRootUrl: string;
+  tokenUrl: string;
+  controlUrl: string;
+  clientId: string;
+  clientSecret: string;
+  accounts: string[];
+  readyMs: number;
+}
+
+async function startCli(args: string[]): Promise<{ child: ChildProcess; info: Info; wallMs: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const info = await new Promise<Info>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (line && out.includes("\n")) resolve(JSON.parse(line) as Info);
+    });
+    child.on("exit", (code) => reject(new Error(`emulator exited with ${code}`)));
+  });
+  return { child, info, wallMs: performance.now() - started };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** Runs `worker` from CONCURRENCY loops for SECONDS; returns completed calls per second. */
+async function rate(worker: (i: number) => Promise<void>): Promise<{ perSecond: number; errors: number }> {
+  const end = performance.now() + SECONDS * 1000;
+  let done = 0;
+  let errors = 0;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        try {
+          await worker(n++);
+          done++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { perSecond: done / SECONDS, errors };
+}
+
+const rows: Array<Record<string, string | number>> = [];
+
+{
+  const { child, info } = await startCli(["--messages", String(MESSAGES), "--quota-units-per-second", "0", "--seed", "3"]);
+  try {
+    const email = info.accounts[0] as string;
+    const control = createControlClient(info.controlUrl);
+    const ids = (await control.mailbox(email)).messages.map((m) => m.id);
+    const auth = new OAuth2Client({ clientId: info.clientId, clientSecret: info.clientSecret, endpoints: { oauth2TokenUrl: info.tokenUrl } });
+    auth.setCredentials({ refresh_token: await control.issueRefreshToken(email) });
+    const token = (await auth.getAccessToken()).token as string;
+    const headers = { authorization: `Bearer ${token}` };
+
+    // Warm the per-message render cache once, as a sync run's first pass would.
+    const warm = await rate(async (i) => void (await (await fetch(`${info.url}/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=full`, { headers })).arrayBuffer()));
+    rows.push({ measure: "messages.get full, fetch keep-alive (first pass incl. MIME parse)", concurrency: CONCURRENCY, "req/s": Math.round(warm.perSecond), errors: warm.errors });
+    const hot = await rate(async (i) => {
+      const res = await fetch(`${info.url}/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=full`, { headers });
+      if (res.status !== 200) throw new Error(String(res.status));
+      await res.arrayBuffer();
+    });
+    rows.push({ measure: "messages.get full, fetch keep-alive", concurrency: CONCURRENCY, "req/s": Math.round(hot.perSecond), errors: hot.errors });
+    const api = gmail({ version: "v1", rootUrl: info.gmailRootUrl, auth });
+    const viaClient = await rate(async (i) => void (await api.users.messages.get({ userId: "me", id: ids[i % ids.length] as string, format: "full" })));
+    rows.push({ measure: "messages.get full, @googleapis/gmail client", concurrency: CONCURRENCY, "req/s": Math.round(viaClient.perSecond), errors: viaClient.errors });
+  } finally {
+    await stop(child);
+  }
+}
+
+if (READY_MESSAGES > 0) {
+  const { child, info, wallMs } = await startCli(["--messages", String(READY_MESSAGES), "--seed", "1"]);
+  rows.push({ measure: `ready with --messages ${READY_MESSAGES} (process start → JSON line)`, "ms (wall)": Math.round(wallMs), "ms (readyMs)": info.readyMs });
+  await stop(child);
+}
+
+console.table(rows);
