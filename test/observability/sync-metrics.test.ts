@@ -2,7 +2,6 @@
 // delivered to our push route, an expired-history resync — /metrics shows non-zero samples for the
 // seed's five names and the API, quota, queue, job, attachment, push and watch families; every
 // metric the dashboard and the alerts name is exported; promtool's lint still passes.
-import net from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_PUSH_SERVICE_ACCOUNT } from "../../src/emulator/server.ts";
@@ -15,7 +14,7 @@ import type { RunningWorkers } from "../../src/worker.ts";
 import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "../sync/harness.ts";
 import { parseExposition, type Sample, sampleSum, sampleValue } from "./exposition.ts";
 import { alertQueries, dashboardQueries, parsePromql, substituteGrafanaMacros } from "./promql.ts";
-import { hasBinary, promtoolLint, skipNotice } from "./tools.ts";
+import { freePort, hasBinary, promtoolLint, skipNotice } from "./tools.ts";
 
 const EMAIL = "alice@example.com";
 const t0 = Date.now();
@@ -26,17 +25,6 @@ let server: FastifyInstance;
 let base: string;
 let workers: RunningWorkers;
 let accountId: number;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function scrape(): Promise<{ text: string; samples: Sample[] }> {
   const res = await fetch(`${base}/metrics`);

@@ -2,6 +2,7 @@
 // promtool; docker-compose 1.29 validates compose files without a Docker engine). .ci/run installs
 // both; a developer machine without them skips those checks with a message saying how to get them.
 import { execFileSync, spawnSync } from "node:child_process";
+import net from "node:net";
 import path from "node:path";
 import { repoRoot } from "../helpers/cli.ts";
 
@@ -61,4 +62,16 @@ export function promtoolLint(exposition: string): { problems: string[]; status: 
     .filter((l) => l.length > 0);
   const problems = all.filter((l) => !PROMTOOL_LINT_ALLOWED.some((name) => l.startsWith(`${name} `)));
   return { problems, status: r.status, all };
+}
+
+/** A TCP port free right now on 127.0.0.1 (for configs that must name their port before listening). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
