@@ -44,6 +44,8 @@ export async function startHarness(opts: { emulator: EmulatorOptions; env?: Reco
     WORKER_CONCURRENCY: "2",
     WORKER_LOCK_DURATION_MS: "2000",
     EXTRACT_POOL_SIZE: "2",
+    // The generated mailboxes include a PDF built to hit the extraction timeout: fail it fast.
+    EXTRACT_TIMEOUT_MS: "1500",
     ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-test-${tredis.prefix}`),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...opts.env,
