@@ -321,12 +321,18 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
         const retry: string[] = [];
         let worst: GmailError | undefined;
         let rateLimited: GmailError | undefined;
+        let unauthorized = false;
         for (const a of answers) {
           if (a.message) {
             out.set(a.id, { id: a.id, message: a.message });
             continue;
           }
           const err = a.err as GmailError;
+          if (err.kind === "auth_revoked" && err.status === 401 && !refreshed) {
+            unauthorized = true; // as for single calls: refresh once, then believe a 401
+            retry.push(a.id);
+            continue;
+          }
           if (err.kind === "auth_revoked") return authRevoked(err);
           if (err.kind === "transient" || err.kind === "rate_limited") {
             retry.push(a.id);
@@ -337,7 +343,17 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
             out.set(a.id, { id: a.id, error: err });
           }
         }
-        if (retry.length === 0 || !worst) return;
+        if (retry.length === 0) return;
+        if (unauthorized) {
+          refreshed = true;
+          forceRefresh();
+          if (!worst) {
+            pending = retry;
+            attempt--;
+            continue;
+          }
+        }
+        if (!worst) return;
         if (rateLimited && !answers.every((a) => a.err === rateLimited)) {
           // sub-request 429s (a whole-batch 429 was counted and penalised in failure())
           apiRateLimitedTotal.inc({ scope: rateLimitScope(rateLimited) });

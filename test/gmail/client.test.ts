@@ -260,6 +260,21 @@ describe("tokens", () => {
     ).toBe(true);
   });
 
+  it("an access token Gmail rejects before its expiry is refreshed once and the calls succeed", async () => {
+    const id = await connect(BOB);
+    const bogus = encryptToken(keyRing, "access_token", id, "ya29.not-a-token");
+    const later = new Date(Date.now() + 3000_000);
+    const setBogus = () => t.db.updateTable("accounts").set({ access_token_encrypted: bogus, access_token_expires_at: later }).where("id", "=", id).execute();
+    await setBogus();
+    const factory = createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota });
+    expect((await (await factory({ id, email: BOB })).getProfile()).emailAddress).toBe(BOB);
+    await setBogus();
+    const ids = (await emu.control.mailbox(BOB)).messages.slice(0, 5).map((m) => m.id);
+    const res = await (await factory({ id, email: BOB })).getMessages(ids);
+    expect(res.every((f) => f.message !== undefined)).toBe(true);
+    expect((await getAccount(t.db, id))?.status).toBe("active");
+  });
+
   it("a revoked grant makes the account reauth_required, and later builds make no Gmail or token calls", async () => {
     const id = await connect(DAVE);
     const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: DAVE });
