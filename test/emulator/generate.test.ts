@@ -17,6 +17,7 @@ import {
   type AttachmentKind,
   type GeneratedMessage,
 } from "../../src/emulator/generate/index.ts";
+import { quotedPrintable } from "../../src/emulator/generate/mime.ts";
 
 const OWNER = "owner@example.com";
 const SYSTEM_LABELS = new Set([
@@ -268,5 +269,19 @@ describe("generateMessage", () => {
     const m = await generateMessage({ seed: 1, email: OWNER });
     expect(m.internalDate).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
     expect(m.internalDate).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe("quoted-printable bodies", () => {
+  it("round-trip through postal-mime with lines of at most 76 characters", async () => {
+    const samples = ["Hello = world ", `Zoë Müller: ${"ünïcode ".repeat(30)}`, "a".repeat(200), "tab at end\t", "=".repeat(40)];
+    for (const sample of samples) {
+      const text = `${sample}\r\nsecond line é\r\n`;
+      const qp = quotedPrintable(text);
+      for (const line of qp.split("\r\n")) expect(line.length).toBeLessThanOrEqual(76);
+      expect(qp).not.toMatch(/[ \t]\r\n/); // no trailing whitespace survives
+      const email = await PostalMime.parse(`Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${qp}`);
+      expect(email.text!.replace(/\r?\n/g, "\r\n")).toBe(text);
+    }
   });
 });

@@ -65,27 +65,43 @@ export function fileParams(filename: string): { name: string; filename: string }
   return { name: `name="${encodeWords(filename, " ")}"`, filename: `filename*=UTF-8''${encoded}` };
 }
 
+const HEX = "0123456789ABCDEF";
+
 /** RFC 2045 quoted-printable of UTF-8 text with CRLF line breaks; soft breaks keep lines ≤ 76. */
 export function quotedPrintable(text: string): string {
-  const out: string[] = [];
-  for (const line of text.split("\r\n")) {
-    const bytes = Buffer.from(line, "utf8");
-    let current = "";
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i]!;
-      const last = i === bytes.length - 1;
-      // Printable ASCII except "=", and spaces/tabs that do not end the line, pass through.
-      const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last);
-      const token = literal ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, "0")}`;
-      if (current.length + token.length > 75) {
-        out.push(`${current}=`);
-        current = "";
-      }
-      current += token;
+  const bytes = Buffer.from(text, "utf8");
+  // Worst case: every byte becomes "=XX", plus a soft break ("=\r\n") every 25 bytes.
+  const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil(bytes.length / 25) * 3 + 3);
+  let o = 0;
+  let column = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b === 0x0d && bytes[i + 1] === 0x0a) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      i++;
+      column = 0;
+      continue;
     }
-    out.push(current);
+    const endsLine = i === bytes.length - 1 || (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a);
+    // Printable ASCII except "=", and spaces/tabs that do not end a line, pass through.
+    const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !endsLine);
+    const width = literal ? 1 : 3;
+    if (column + width > 75) {
+      out[o++] = 0x3d;
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      column = 0;
+    }
+    if (literal) out[o++] = b;
+    else {
+      out[o++] = 0x3d;
+      out[o++] = HEX.charCodeAt(b >> 4);
+      out[o++] = HEX.charCodeAt(b & 15);
+    }
+    column += width;
   }
-  return out.join("\r\n");
+  return out.toString("latin1", 0, o);
 }
 
 /**
@@ -94,14 +110,21 @@ export function quotedPrintable(text: string): string {
  */
 export function textPart(contentType: string, text: string): string {
   const crlf = text.replace(/\r?\n/g, "\r\n");
-  if (/^[\x09\x0a\x0d\x20-\x7e]*$/.test(crlf) && crlf.split("\r\n").every((line) => line.length <= 900)) {
-    return `Content-Type: ${contentType}; charset="UTF-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n${crlf}`;
+  let nonAscii = 0;
+  let longest = 0;
+  let lineStart = 0;
+  for (let i = 0; i < crlf.length; i++) {
+    const c = crlf.charCodeAt(i);
+    if (c === 0x0a) {
+      longest = Math.max(longest, i - lineStart);
+      lineStart = i + 1;
+    } else if (c > 0x7e || (c < 0x20 && c !== 0x09 && c !== 0x0d)) nonAscii++;
   }
-  const nonAscii = crlf.replace(/[\x00-\x7f]/g, "").length;
-  if (nonAscii * 10 < crlf.length) {
-    return `Content-Type: ${contentType}; charset="UTF-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${quotedPrintable(crlf)}`;
-  }
-  return `Content-Type: ${contentType}; charset="UTF-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64Lines(Buffer.from(crlf, "utf8"))}`;
+  longest = Math.max(longest, crlf.length - lineStart);
+  const head = `Content-Type: ${contentType}; charset="UTF-8"\r\nContent-Transfer-Encoding: `;
+  if (nonAscii === 0 && longest <= 900) return `${head}7bit\r\n\r\n${crlf}`;
+  if (nonAscii * 10 < crlf.length) return `${head}quoted-printable\r\n\r\n${quotedPrintable(crlf)}`;
+  return `${head}base64\r\n\r\n${base64Lines(Buffer.from(crlf, "utf8"))}`;
 }
 
 /** Joins parts under a boundary; each part is its own headers + blank line + body. */
