@@ -58,7 +58,11 @@ export interface WatchRequest {
 export interface GmailPort {
   getProfile(): Promise<Profile>;
   listMessages(opts: ListMessagesOptions): Promise<ListMessagesPage>;
-  /** Full-format messages, fetched in bounded parallel / batches; per-id outcomes, in input order. */
+  /**
+   * Full-format messages, fetched in bounded parallel / batches; per-id outcomes, in input order.
+   * Per-id errors are not_found, permanent, or transient (retries used up); account-level ones
+   * (rate_limited past the inline wait, auth_revoked) are thrown instead.
+   */
   getMessages(ids: string[]): Promise<FetchedMessage[]>;
   /** Decoded bytes of one attachment (messages.attachments.get). */
   getAttachment(messageId: string, attachmentId: string): Promise<Buffer>;
