@@ -1,6 +1,7 @@
 // The process's HTTP server: /metrics, /healthz and /readyz here; callers register their own routes
 // (Pub/Sub push, OAuth callback) on the returned instance before listen(). Fastify gives a body
 // limit (413 past HTTP_BODY_LIMIT_BYTES) and request logging through our pino logger.
+import { readFileSync } from "node:fs";
 import type { Queue } from "bullmq";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
@@ -22,6 +23,7 @@ export interface HttpDeps {
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
 /** Resolves to null when the check passed, or to why it failed (never rejects, never hangs). */
 async function probe(run: () => Promise<unknown>): Promise<string | null> {
@@ -65,7 +67,7 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     ...(deps.queues ? { queues: { backfill: deps.queues.backfill, incremental: deps.queues.incremental, maintenance: deps.queues.maintenance } } : {}),
     ...(deps.metricsReuseMs !== undefined ? { reuseMs: deps.metricsReuseMs } : {}),
   });
-  buildInfo.set({ version: process.env.npm_package_version ?? "unknown", node_version: process.version }, 1);
+  buildInfo.set({ version, node_version: process.version }, 1);
 
   // Scrapes and probes arrive every few seconds: log them only when something goes wrong.
   const quiet = { logLevel: "warn" as const };

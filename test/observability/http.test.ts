@@ -1,5 +1,6 @@
 // The HTTP server against real Postgres, Redis and BullMQ: probes, the body limit, and /metrics with
 // the scrape-time gauges computed from seeded rows, linted by promtool.
+import { readFileSync } from "node:fs";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
@@ -12,7 +13,7 @@ import { createLogger } from "../../src/log.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 import { parseExposition, sampleValue } from "./exposition.ts";
-import { hasBinary, promtoolLint, skipNotice } from "./tools.ts";
+import { hasBinary, promtoolLint, rel, skipNotice } from "./tools.ts";
 
 const log = createLogger("silent");
 let tdb: TestDatabase;
@@ -189,6 +190,7 @@ describe("/metrics", () => {
     expect(sampleValue(s, "gmail_sync_quota_limit_units_per_second", { scope: "user" })).toBe(250);
     expect(sampleValue(s, "gmail_sync_metrics_collect_errors_total", { collector: "database" })).toBe(0);
     expect(s.some((x) => x.name === "gmail_sync_account_cursor_age_seconds")).toBe(false); // per-account off by default
+    expect(sampleValue(s, "gmail_sync_build_info", { version: JSON.parse(readFileSync(rel("package.json"), "utf8")).version, node_version: process.version })).toBe(1);
   });
 
   it("exports BullMQ job counts by queue and state", () => {
