@@ -26,6 +26,7 @@ interface EmulatorCliOptions {
   messages: number;
   accounts: string;
   attachments: boolean;
+  largeAttachment?: boolean;
   quotaUnitsPerSecond: number;
   historyRetentionHours: number;
   latencyMs: number;
@@ -47,6 +48,7 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--messages <n>", "messages generated per account at start", int("messages"), 0)
     .option("--accounts <list>", "comma-separated mailbox addresses", "alice@example.com")
     .option("--no-attachments", "generated mail has no attachments")
+    .option("--large-attachment", "generated mailboxes include one 60 MB attachment")
     .option("--quota-units-per-second <n>", "per-user quota (0 = off)", int("quota-units-per-second"), 250)
     .option("--history-retention-hours <n>", "how long history records are kept", int("history-retention-hours"), 168)
     .option("--latency-ms <n>", "delay added to every answer", int("latency-ms"), 0)
@@ -65,6 +67,7 @@ export function registerEmulatorCommand(program: Command): void {
         messages: opts.messages,
         accounts: opts.accounts.split(",").map((a) => a.trim()).filter(Boolean),
         attachments: opts.attachments,
+        largeAttachment: opts.largeAttachment ?? false,
         quotaUnitsPerSecond: opts.quotaUnitsPerSecond,
         historyRetentionHours: opts.historyRetentionHours,
         latencyMs: opts.latencyMs,

@@ -9,7 +9,7 @@ export interface GeneratedMessage {
 }
 
 export interface MessageSource {
-  mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean }): Promise<GeneratedMessage[]>;
+  mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; large?: boolean }): Promise<GeneratedMessage[]>;
   /** One new message for a control delivery with body {} (a fresh seed each call). */
   message(email: string): Promise<GeneratedMessage>;
   /** User labels the generated mail uses (id → display name). */

@@ -30,6 +30,8 @@ export interface EmulatorOptions {
   accounts?: string[];
   /** Generated mail has attachments (default true). */
   attachments?: boolean;
+  /** Generated mailboxes include one 60 MB attachment (default false). */
+  largeAttachment?: boolean;
   /** 0 = quota and concurrency cap off (default 0). */
   quotaUnitsPerSecond?: number;
   /** Requests in flight per user before "Too many concurrent requests for user" (default 10; only while quota is on). */
@@ -115,7 +117,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     state.mailboxes.set(email, mb);
     for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {
-      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
     }
   }
 
