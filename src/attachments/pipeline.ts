@@ -61,8 +61,18 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+// Postgres jsonb rejects \u0000 and lone surrogates just as text columns do; parser error messages
+// and document titles can carry both. Long strings are cut: metadata is not a second text column.
+function safeString(v: string): string {
+  return v.slice(0, 1000).replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "");
+}
+
 function compact(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null));
+  return Object.fromEntries(
+    Object.entries(o)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => [k, typeof v === "string" ? safeString(v) : v]),
+  );
 }
 
 export async function createAttachmentPipeline(config: PipelineConfig, deps: PipelineDeps): Promise<AttachmentPipeline> {

@@ -21,7 +21,7 @@ const VERSION = `${pdfParseVersion} (pdfjs-dist ${pdfjsVersion})`;
 
 function infoString(v: unknown): string | undefined {
   if (typeof v !== "string") return undefined;
-  const s = v.replace(/[\u0000-\u001F\uD800-\uDFFF]/g, "").trim();
+  const s = v.replace(/[\u0000-\u001F]/g, "").trim();
   return s.length > 0 ? s.slice(0, 1000) : undefined;
 }
 

@@ -253,11 +253,12 @@ describe("attachment pipeline", () => {
   it("reuses text stored for the same checksum instead of extracting again", async () => {
     const pdf = await makePdf({ pages: 2, title: "reuse me" });
     const first = await run(pdf, "application/pdf");
-    reusable.set(first.checksum!, { text: "stored text", textTruncated: false, detectedType: "application/pdf", metadata: { extractor: "pdf-parse", pages: 2 } });
+    // Stored metadata passes the same jsonb hygiene as fresh metadata (NUL, lone surrogates).
+    reusable.set(first.checksum!, { text: "stored text", textTruncated: false, detectedType: "application/pdf", metadata: { extractor: "pdf-parse", pages: 2, title: "a\u0000b\uD800c 😀" } });
     const before = (await attachmentChecksumReuseTotal.get()).values[0]?.value ?? 0;
     const second = await run(pdf, "application/pdf");
     expect(second).toMatchObject({ checksum: first.checksum, text: "stored text", skippedReason: null });
-    expect(second.metadata).toMatchObject({ reused: true, extractor: "pdf-parse" });
+    expect(second.metadata).toMatchObject({ reused: true, extractor: "pdf-parse", title: "abc 😀" });
     expect((await attachmentChecksumReuseTotal.get()).values[0]?.value).toBe(before + 1);
   });
 
