@@ -22,6 +22,7 @@ import {
   makePng,
   makeZipBombDocx,
 } from "../../src/emulator/generate/attachments.ts";
+import { crc32Combine } from "../../src/emulator/generate/zip-writer.ts";
 
 async function pdfText(bytes: Buffer, password?: string): Promise<{ text: string; pages: number }> {
   const parser = new PDFParse({ data: new Uint8Array(bytes), isEvalSupported: false, ...(password !== undefined ? { password } : {}) });
@@ -172,6 +173,13 @@ describe("DOCX builders", () => {
     expect(xml.subarray(0, 5).toString()).toBe("<?xml");
     expect(xml.subarray(-13).toString()).toBe("</w:document>");
     expect(bytes.length).toBeLessThan(10_000);
+  });
+
+  it("combines CRC-32s exactly as computing them over the concatenation", () => {
+    const a = Buffer.from("<?xml version=\"1.0\"?><w:t>");
+    for (const b of [Buffer.alloc(0), Buffer.from("x"), Buffer.alloc(3_000_017, 0x41)]) {
+      expect(crc32Combine(crc32(a), crc32(b), b.length)).toBe(crc32(Buffer.concat([a, b])) >>> 0);
+    }
   });
 
   it("makeEntityBombDocx nests ten levels of entities in document.xml", async () => {
