@@ -14,7 +14,7 @@ import { buildConsentUrl, connectAccount, createOAuthClient } from "../../src/gm
 import { parseGmailMessage } from "../../src/gmail/parse-message.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "../../src/gmail/quota.ts";
 import { createLogger } from "../../src/log.ts";
-import { apiRateLimitedTotal } from "../../src/metrics.ts";
+import { apiRateLimitedTotal, tokenRefreshesTotal } from "../../src/metrics.ts";
 import { decryptToken, encryptToken, parseKeyRing, type KeyRing } from "../../src/token-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
@@ -260,6 +260,23 @@ describe("tokens", () => {
     ).toBe(true);
   });
 
+  it("concurrent refreshers (two factories, as two processes) both work and the longest-lived token is kept", async () => {
+    const id = await connect(BOB);
+    await t.db.updateTable("accounts").set({ access_token_expires_at: new Date(Date.now() + 1000) }).where("id", "=", id).execute();
+    const [a, b] = await Promise.all(
+      [0, 1].map(() => createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: BOB })),
+    );
+    expect((await a!.getProfile()).emailAddress).toBe(BOB);
+    expect((await b!.getProfile()).emailAddress).toBe(BOB);
+    const row = await getAccount(t.db, id);
+    expect(row!.access_token_expires_at!.getTime()).toBeGreaterThan(Date.now() + 3000_000);
+    // whatever token is stored is one the emulator accepts
+    const stored = createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota });
+    const calls = tokenCalls(await emu.control.stats());
+    expect((await (await stored({ id, email: BOB })).getProfile()).emailAddress).toBe(BOB);
+    expect(tokenCalls(await emu.control.stats())).toBe(calls);
+  });
+
   it("an access token Gmail rejects before its expiry is refreshed once and the calls succeed", async () => {
     const id = await connect(BOB);
     const bogus = encryptToken(keyRing, "access_token", id, "ya29.not-a-token");
@@ -279,11 +296,14 @@ describe("tokens", () => {
     const id = await connect(DAVE);
     const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: DAVE });
     await emu.control.revoke(DAVE);
+    const invalidGrants = async () => (await tokenRefreshesTotal.get()).values.find((v) => v.labels.outcome === "invalid_grant")?.value ?? 0;
+    const before0 = await invalidGrants();
     // The current access token dies with the grant: 401 → one forced refresh → invalid_grant.
     const err = await gmail.getProfile().catch((e: unknown) => e);
     expect(isGmailError(err, "auth_revoked")).toBe(true);
     expect((await getAccount(t.db, id))?.status).toBe("reauth_required");
     expect((await getAccount(t.db, id))?.status_reason).toBe("invalid_grant");
+    expect(await invalidGrants()).toBe(before0 + 1);
 
     const before = await emu.control.stats();
     const again = await gmail.getProfile().catch((e: unknown) => e);
