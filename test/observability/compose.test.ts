@@ -1,10 +1,13 @@
 // docker-compose.yml and the Dockerfile, checked without a Docker engine: Debian's docker-compose
 // 1.29 validates the file (`config -q`), and structural assertions pin what the stack relies on.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { loadConfig } from "../../src/config.ts";
+import { parseKeyRing } from "../../src/token-crypto.ts";
 import { hasBinary, rel, run, skipNotice } from "./tools.ts";
 
 interface Service {
@@ -109,6 +112,22 @@ describe("compose structure", () => {
     expect(env.PUBSUB_AUDIENCE).toContain("http://worker:9464/pubsub/push");
     expect((svc("emulator").command as string[]).join(" ")).toContain("--push-endpoint http://worker:9464/pubsub/push");
     expect(svc("migrate").environment).toEqual(env);
+  });
+
+  it("the app environment is a valid configuration naming only known variables", () => {
+    // Compose's interpolation with nothing set: ${X:-default} → default; ${X:?msg} is required.
+    const resolved = Object.fromEntries(
+      Object.entries(svc("worker").environment ?? {}).map(([k, v]) => [
+        k,
+        String(v)
+          .replace(/\$\{\w+:-([^}]*)\}/g, "$1")
+          .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(32).toString("base64")),
+      ]),
+    );
+    const config = loadConfig(resolved) as Record<string, unknown>;
+    expect(Object.keys(resolved).filter((k) => !(k in config))).toEqual([]);
+    expect(config.GMAIL_API_ROOT_URL).toBe("http://emulator:8085/");
+    expect(() => parseKeyRing(resolved.TOKEN_ENCRYPTION_KEY as string)).not.toThrow();
   });
 
   it("the traffic script compiles", () => {
