@@ -1,12 +1,13 @@
 // classifyGmailError over errors produced by the real gaxios request pipeline: a fetch
 // implementation hands gaxios the response bodies from the facts sheet's catalogue (§7.2, §13), so
 // the GaxiosError shapes (status, joined message, response.data, Headers) are gaxios's own.
-import { Gaxios } from "gaxios";
+import { gaxios as gaxiosModule } from "google-auth-library";
 import { describe, expect, it } from "vitest";
 import { GmailError } from "../../src/errors.ts";
 import { classifyGmailError, parseRetryAfterText, rateLimitScope } from "../../src/gmail/classify-error.ts";
 
-const gaxios = new Gaxios();
+// gaxios as google-auth-library re-exports it: the very version the clients use.
+const gaxios = new gaxiosModule.Gaxios();
 
 async function gaxiosErrorFor(status: number, body: unknown, headers: Record<string, string> = {}): Promise<unknown> {
   try {
