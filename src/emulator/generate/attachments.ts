@@ -149,7 +149,7 @@ export function makeImageOnlyPdf(): Promise<Buffer> {
 
 /**
  * A page whose content draws form XObject X0, which draws X1 four times, ... down to a leaf that
- * shows a word: 4^24 text runs from a 3 KB file. pdf.js re-evaluates non-empty forms on every
+ * shows a word: 4^24 text runs from a 5 KB file. pdf.js re-evaluates non-empty forms on every
  * Do (it only caches forms that produced no text) and only detects cycles, not this DAG, so text
  * extraction runs until a wall-clock or memory limit stops it.
  */
@@ -254,7 +254,7 @@ const W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/m
 /**
  * A well-formed DOCX whose word/document.xml is one paragraph of `inflatedBytes` letters
  * (default 1.2 GB): ~1.2 MB on the wire, sizes declared honestly in the zip directory. The zip
- * is written by hand because the XML is never materialised.
+ * is written by hand because the XML is never materialised; no ZIP64, so at most 4 GiB.
  */
 export function makeZipBombDocx(opts: { inflatedBytes?: number } = {}): Promise<Buffer> {
   const inflatedBytes = opts.inflatedBytes ?? 1_200_000_000;
