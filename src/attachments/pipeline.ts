@@ -10,6 +10,7 @@ import { createExtractPool, type ExtractPool, type PoolOutcome } from "../extrac
 import type { ExtractRequest } from "../extract/protocol.ts";
 import { countCharacters, countWords } from "../extract/hygiene.ts";
 import { sniff } from "../extract/sniff.ts";
+import { docxXmlCap } from "../extract/zip-preflight.ts";
 import type { Logger } from "../log.ts";
 import {
   attachmentChecksumReuseTotal,
@@ -94,7 +95,7 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     recycleAfter: config.EXTRACT_RECYCLE_AFTER,
     log,
   });
-  const limits = { maxPages: config.EXTRACT_MAX_PAGES, maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES };
+  const limits = { maxPages: config.EXTRACT_MAX_PAGES, maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES, maxXmlBytes: docxXmlCap(config.EXTRACT_RSS_LIMIT_MB) };
 
   async function findReusable(checksum: string): Promise<ReusableText | null> {
     try {

@@ -6,7 +6,7 @@ import mammoth from "mammoth";
 import { htmlToText } from "./html.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 import { MIME } from "./sniff.ts";
-import { preflightZip } from "./zip-preflight.ts";
+import { preflightZip, ZIP_LIMITS } from "./zip-preflight.ts";
 
 const require = createRequire(import.meta.url);
 const version = (JSON.parse(readFileSync(require.resolve("mammoth/package.json"), "utf8")) as { version: string }).version;
@@ -16,7 +16,7 @@ const convertImage = mammoth.images.imgElement(async () => ({ src: "" }));
 
 export async function extractZip(bytes: Uint8Array, limits: ExtractLimits): Promise<ExtractOutcome> {
   const base = { extractor: "mammoth", extractorVersion: version };
-  const pre = await preflightZip(bytes);
+  const pre = await preflightZip(bytes, { ...ZIP_LIMITS, maxXmlBytes: limits.maxXmlBytes });
   if (!pre.ok) {
     return { ...base, detectedType: pre.detectedType, text: null, textTruncated: false, skippedReason: pre.reason, details: { reason: pre.detail } };
   }

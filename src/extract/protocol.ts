@@ -6,6 +6,8 @@ import type { ExtractorKind } from "./sniff.ts";
 export interface ExtractLimits {
   maxPages: number;
   maxTextBytes: number;
+  /** Inflated word/*.xml the DOCX pre-flight lets through to mammoth (see docxXmlCap). */
+  maxXmlBytes: number;
 }
 
 export type ExtractSource = { type: "bytes"; bytes: Uint8Array } | { type: "file"; path: string };

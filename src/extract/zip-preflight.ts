@@ -15,6 +15,17 @@ export const ZIP_LIMITS = {
   maxXmlBytes: 20 * 1024 * 1024,
 };
 
+const MB = 1024 * 1024;
+
+/**
+ * The word-XML cap for a child with this RSS cap: mammoth needs ~45–50× the XML size (13.9 MB XML
+ * → 688 MB RSS), so a 512 MB child takes ~9 MB of XML; never more than 20 MB. Refusing up front
+ * is cheaper than letting the watchdog kill the child seconds later, and says why.
+ */
+export function docxXmlCap(rssLimitMb: number): number {
+  return Math.max(MB, Math.min(ZIP_LIMITS.maxXmlBytes, Math.floor((rssLimitMb * MB) / 55)));
+}
+
 export type Preflight =
   | { ok: true; detectedType: string; entries: number; xmlBytes: number }
   | { ok: false; detectedType: string; reason: "too_complex" | "corrupt" | "unsupported_type" | "encrypted"; detail: string };
@@ -64,7 +75,7 @@ async function listEntries(zip: yauzl.ZipFile, limits: Limits, names: Set<string
 }
 
 /** Inflates one entry, counting bytes against the shared budget and refusing DTDs (entity bombs). */
-async function inflateCounting(zip: yauzl.ZipFile, entry: yauzl.Entry, budget: { left: number }): Promise<number> {
+async function inflateCounting(zip: yauzl.ZipFile, entry: yauzl.Entry, budget: { left: number; cap: number }): Promise<number> {
   const stream = await zip.openReadStreamPromise(entry);
   let bytes = 0;
   let tail = Buffer.alloc(0);
@@ -73,7 +84,7 @@ async function inflateCounting(zip: yauzl.ZipFile, entry: yauzl.Entry, budget: {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       budget.left -= chunk.length;
-      if (budget.left < 0) throw new Refused("too_complex", `word XML inflates past ${ZIP_LIMITS.maxXmlBytes} bytes`);
+      if (budget.left < 0) throw new Refused("too_complex", `word XML inflates past ${budget.cap} bytes (mammoth would need ~50x that in memory)`);
       // OOXML never carries a DTD; a DOCTYPE or ENTITY declaration is an entity-bomb or XXE attempt.
       // Declarations must precede the root element, so the first 64 KB is where to look.
       if (head) {
@@ -107,7 +118,7 @@ export async function preflightZip(bytes: Uint8Array, limits: Limits = ZIP_LIMIT
     const entries = await listEntries(zip, limits, names);
     detectedType = kindOf(names);
     if (detectedType !== MIME.docx) return { ok: false, detectedType, reason: "unsupported_type", detail: "not a word-processing document" };
-    const budget = { left: limits.maxXmlBytes };
+    const budget = { left: limits.maxXmlBytes, cap: limits.maxXmlBytes };
     let xmlBytes = 0;
     for (const entry of entries) if (mammothReads(entry.fileName)) xmlBytes += await inflateCounting(zip, entry, budget);
     return { ok: true, detectedType, entries: entries.length, xmlBytes };

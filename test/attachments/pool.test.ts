@@ -8,7 +8,7 @@ import type { ExtractRequest } from "../../src/extract/protocol.ts";
 import { extractChildrenKilledTotal } from "../../src/metrics.ts";
 
 const log = pino({ level: "silent" });
-const limits = { maxPages: 500, maxTextBytes: 1024 * 1024 };
+const limits = { maxPages: 500, maxTextBytes: 1024 * 1024, maxXmlBytes: 20 * 1024 * 1024 };
 let pool: ExtractPool | undefined;
 
 function textRequest(s: string): ExtractRequest {

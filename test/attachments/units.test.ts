@@ -4,6 +4,7 @@ import { planRoute, sha256Hex } from "../../src/attachments/pipeline.ts";
 import { decodeText } from "../../src/extract/decode.ts";
 import { capUtf8, cleanText, countCharacters, countWords } from "../../src/extract/hygiene.ts";
 import { MIME, sniff } from "../../src/extract/sniff.ts";
+import { docxXmlCap, preflightZip, ZIP_LIMITS } from "../../src/extract/zip-preflight.ts";
 import { makeCsv, makeDocx, makeEncryptedDocx, makePdf, makePng } from "../../src/emulator/generate/attachments.ts";
 
 describe("cleanText", () => {
@@ -75,5 +76,23 @@ describe("planRoute", () => {
   });
   it("hashes with SHA-256 as 64 lower-case hex", () => {
     expect(sha256Hex(Buffer.alloc(0))).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  });
+});
+
+describe("DOCX pre-flight", () => {
+  it("derives the word-XML cap from the child's RSS cap, between 1 and 20 MB", () => {
+    expect(docxXmlCap(512)).toBeGreaterThan(8 * 1024 * 1024);
+    expect(docxXmlCap(512)).toBeLessThan(10 * 1024 * 1024);
+    expect(docxXmlCap(4096)).toBe(20 * 1024 * 1024);
+    expect(docxXmlCap(32)).toBe(1024 * 1024);
+  });
+
+  it("counts inflated word XML and stops at the cap, whatever the directory declares", async () => {
+    const docx = await makeDocx({ paragraphs: Array.from({ length: 50 }, (_, i) => `Paragraph ${i} with some words in it.`) });
+    const ok = await preflightZip(docx);
+    expect(ok).toMatchObject({ ok: true, detectedType: MIME.docx });
+    const refused = await preflightZip(docx, { ...ZIP_LIMITS, maxXmlBytes: 2000 });
+    expect(refused).toMatchObject({ ok: false, reason: "too_complex", detectedType: MIME.docx });
+    expect(await preflightZip(docx.subarray(0, docx.length - 30))).toMatchObject({ ok: false, reason: "corrupt" });
   });
 });
