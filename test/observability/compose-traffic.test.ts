@@ -2,8 +2,13 @@
 // docker-compose.yml with only the service host names replaced, runs against a local stack built
 // the way the worker service is (HTTP server with the OAuth and push routes, workers, the emulator
 // pushing signed notifications). It must connect both mailboxes through /oauth2/start → consent →
-// callback, and the mail it delivers must reach Postgres through pushes.
+// callback, and the mail it delivers must reach Postgres through pushes. Then a real Prometheus
+// (Debian's, when installed) scrapes that server with prometheus/prometheus.yml's rules, and every
+// dashboard and alert query runs without error, the core panels returning data.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -19,7 +24,8 @@ import { renewWatch } from "../../src/watch.ts";
 import type { RunningWorkers } from "../../src/worker.ts";
 import { type Harness, startHarness, waitFor } from "../sync/harness.ts";
 import { parseExposition } from "./exposition.ts";
-import { freePort, rel } from "./tools.ts";
+import { alertQueries, dashboardQueries, substituteGrafanaMacros } from "./promql.ts";
+import { freePort, hasBinary, rel, skipNotice } from "./tools.ts";
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
 let h: Harness;
@@ -27,10 +33,13 @@ let server: FastifyInstance;
 let workers: RunningWorkers;
 let traffic: ChildProcess | undefined;
 let trafficOut = "";
+let base: string;
+let prometheus: ChildProcess | undefined;
+let promDir: string | undefined;
 
 beforeAll(async () => {
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
+  base = `http://127.0.0.1:${port}`;
   h = await startHarness({
     emulator: { accounts: ACCOUNTS, messages: 10, seed: 5, pushEndpoint: `${base}/pubsub/push` },
     env: {
@@ -79,10 +88,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  prometheus?.kill("SIGTERM");
   traffic?.kill("SIGTERM");
   await workers?.close();
   await server?.close();
   await h?.close();
+  if (promDir) rmSync(promDir, { recursive: true, force: true });
 });
 
 it("connects both mailboxes through the OAuth flow and delivered mail reaches Postgres by push", async () => {
@@ -111,3 +122,63 @@ it("connects both mailboxes through the OAuth flow and delivered mail reaches Po
   }, 30_000, 500);
   expect(traffic?.exitCode).toBeNull(); // still running: it loops until stopped
 }, 120_000);
+
+it("a real Prometheus scraping it runs every dashboard and alert query; the core panels have data", async (ctx) => {
+  if (!hasBinary("prometheus")) {
+    skipNotice("prometheus", "prometheus");
+    ctx.skip();
+  }
+  // prometheus/prometheus.yml with the worker found on 127.0.0.1 instead of compose DNS, scraped every second.
+  const promPort = await freePort();
+  const workerPort = new URL(base).port;
+  promDir = mkdtempSync(path.join(tmpdir(), "gmail-sync-prom-"));
+  const config = readFileSync(rel("prometheus/prometheus.yml"), "utf8")
+    .replace(/scrape_interval: 15s/, "scrape_interval: 1s")
+    .replace(/evaluation_interval: 15s/, "evaluation_interval: 1s")
+    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+port: 9464\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]`)
+    .replace(/localhost:9090/, `127.0.0.1:${promPort}`);
+  expect(config).toContain(`127.0.0.1:${workerPort}`);
+  writeFileSync(path.join(promDir, "prometheus.yml"), config);
+  writeFileSync(path.join(promDir, "alerts.yml"), readFileSync(rel("prometheus/alerts.yml")));
+  prometheus = spawn("prometheus", [`--config.file=${path.join(promDir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(promDir, "data")}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: "ignore" });
+  const api = `http://127.0.0.1:${promPort}/api/v1`;
+  const query = async (q: string): Promise<{ status: string; error?: string; data?: { result: unknown[] } }> => {
+    const res = await fetch(`${api}/query?query=${encodeURIComponent(q)}`);
+    return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
+  };
+  // Enough scrapes for rate() over Grafana's 1m $__rate_interval substitute to have two points.
+  await waitFor("Prometheus to scrape the worker", async () => {
+    try {
+      const r = await query('up{job="gmail-sync"} == 1');
+      return (r.data?.result.length ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }, 30_000, 250);
+  await new Promise((r) => setTimeout(r, 4000));
+
+  const failures: string[] = [];
+  const empty: string[] = [];
+  for (const q of [...dashboardQueries(), ...alertQueries()]) {
+    const r = await query(substituteGrafanaMacros(q.expr));
+    if (r.status !== "success") failures.push(`${q.where}: ${r.error} in ${q.expr}`);
+    else if ((r.data?.result.length ?? 0) === 0) empty.push(q.where);
+  }
+  if (process.env.OBS_DEBUG) console.log(`queries without data: ${empty.join(", ")}`);
+  expect(failures).toEqual([]);
+  // Panels that must show data after this run (others depend on events it did not cause: 429s, resyncs…).
+  for (const panel of [
+    "Sync throughput by direction",
+    "Accounts by status",
+    "Queue depth by queue and state",
+    "API request rate by method and code",
+    "Quota units/s vs configured limit",
+    "Push outcomes",
+    "Attachments by route",
+    "Attachment processing time (heatmap)",
+    "Watch expiry (soonest)",
+    "Backfill progress (summed)",
+  ]) {
+    expect(empty, `panel "${panel}" has no data`).not.toContain(`panel "${panel}"`);
+  }
+}, 90_000);
