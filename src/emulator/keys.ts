@@ -1,7 +1,7 @@
 // The emulator's own OIDC signing key: an RSA key made at start, published as JWKS (like
 // googleapis.com/oauth2/v3/certs) and as a {kid: PEM} map (like /oauth2/v1/certs, which
 // google-auth-library's verifyIdToken fetches under Node), and used to sign RS256 JWTs.
-import { createHash, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { createHash, generateKeyPair, sign, type KeyObject } from "node:crypto";
 
 export interface SigningKey {
   kid: string;
@@ -10,9 +10,11 @@ export interface SigningKey {
   signJwt(claims: Record<string, unknown>): string;
 }
 
-export function createSigningKey(): SigningKey {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return signingKeyFrom(privateKey, publicKey);
+/** Generates the key off the main thread (libuv pool), so it overlaps with building mailboxes. */
+export function createSigningKey(): Promise<SigningKey> {
+  return new Promise((resolve, reject) => {
+    generateKeyPair("rsa", { modulusLength: 2048 }, (err, publicKey, privateKey) => (err ? reject(err) : resolve(signingKeyFrom(privateKey, publicKey))));
+  });
 }
 
 export function signingKeyFrom(privateKey: KeyObject, publicKey: KeyObject): SigningKey {

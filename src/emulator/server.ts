@@ -92,14 +92,28 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     pushMinBackoffMs: opts.pushMinBackoffMs ?? 1000,
   };
   const retentionMs = (opts.historyRetentionHours ?? 168) * 3_600_000;
-  const key = createSigningKey();
+  const keyPromise = createSigningKey();
+  keyPromise.catch(() => {}); // awaited below; avoid an unhandled rejection while mailboxes build
   const stats = createStats();
   const quota = createQuota(settings.quotaUnitsPerSecond, opts.maxConcurrentPerUser ?? 10);
   const pushServiceAccount = opts.pushServiceAccount ?? DEFAULT_PUSH_SERVICE_ACCOUNT;
+  // Mailboxes are built while the signing key is generated in the background.
+  const source = await loadMessageSource(seed);
+  const mailboxes = new Map<string, Mailbox>();
+  for (const [i, email] of accounts.entries()) {
+    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs);
+    mailboxes.set(email, mb);
+    for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
+    if ((opts.messages ?? 0) > 0) {
+      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+    }
+  }
+  const key = await keyPromise;
   const push = createPushService({ settings, random: createRandom(seed ^ 0x5eed), key, stats, serviceAccount: pushServiceAccount, serviceAccountId: "113774264463038321964" });
   const tokens = createTokenStore(opts.clientId ?? DEFAULT_CLIENT_ID, opts.clientSecret ?? DEFAULT_CLIENT_SECRET, opts.accessTokenTtlSeconds ?? 3599);
+  for (const mb of mailboxes.values()) mb.onChange((m, rec) => push.onChange(m, rec));
   const state: EmulatorState = {
-    mailboxes: new Map(),
+    mailboxes,
     settings,
     random,
     tokens,
@@ -109,17 +123,6 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     push,
     innerSecret: randomBytes(16).toString("hex"),
   };
-
-  const source = await loadMessageSource(seed);
-  for (const [i, email] of accounts.entries()) {
-    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs);
-    mb.onChange((m, rec) => push.onChange(m, rec));
-    state.mailboxes.set(email, mb);
-    for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
-    if ((opts.messages ?? 0) > 0) {
-      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
-    }
-  }
 
   const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000 });
   installParsers(app);
