@@ -56,11 +56,22 @@ export function createAttachmentIds(secret: string) {
 
 export type AttachmentIds = ReturnType<typeof createAttachmentIds>;
 
-const renderCache = new WeakMap<StoredMessage, Rendered>();
+/**
+ * Rendered payloads (with inline body data) of recently served messages. Bounded, so serving a
+ * 20,000-message mailbox does not keep every body decoded twice; the small per-message facts
+ * (snippet, attachment list) are kept for the message's life.
+ */
+const RENDER_CACHE_MAX = 4000;
+const renderCache = new Map<StoredMessage, Rendered>();
+const summaries = new WeakMap<StoredMessage, Pick<Rendered, "snippet" | "attachments">>();
 
 function render(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): Rendered {
   const cached = renderCache.get(msg);
-  if (cached) return cached;
+  if (cached) {
+    renderCache.delete(msg);
+    renderCache.set(msg, cached);
+    return cached;
+  }
   const attachments: Rendered["attachments"] = [];
   let snippetSource: { text: string; html: boolean } | undefined;
   const walk = (node: MimeNode, partId: string): MessagePartJson => {
@@ -88,6 +99,8 @@ function render(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): Rende
   const payload = walk(mailbox.tree(msg), "");
   const rendered: Rendered = { payload, snippet: makeSnippet(snippetSource), attachments };
   renderCache.set(msg, rendered);
+  summaries.set(msg, { snippet: rendered.snippet, attachments });
+  if (renderCache.size > RENDER_CACHE_MAX) renderCache.delete(renderCache.keys().next().value as StoredMessage);
   return rendered;
 }
 
@@ -103,8 +116,9 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 }
 
-export function messageSummary(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): Rendered {
-  return render(mailbox, msg, ids);
+/** Snippet and attachment list of a message (computed once per message). */
+export function messageSummary(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): Pick<Rendered, "snippet" | "attachments"> {
+  return summaries.get(msg) ?? render(mailbox, msg, ids);
 }
 
 function labelList(msg: StoredMessage): string[] | undefined {
@@ -160,5 +174,5 @@ export function partBytes(mailbox: Mailbox, msg: StoredMessage, partId: string):
 
 /** Attachment parts of a message, for q=has:attachment and the control API. */
 export function attachmentsOf(mailbox: Mailbox, msg: StoredMessage, ids: AttachmentIds): Rendered["attachments"] {
-  return render(mailbox, msg, ids).attachments;
+  return messageSummary(mailbox, msg, ids).attachments;
 }

@@ -103,8 +103,10 @@ export class Mailbox {
   findLabel(idOrName: string): LabelDef | undefined {
     const direct = this.labels.get(idOrName) ?? this.labels.get(idOrName.toUpperCase());
     if (direct) return direct;
-    const lower = idOrName.toLowerCase().replace(/[-_]/g, " ");
-    for (const l of this.labels.values()) if (l.name.toLowerCase().replace(/[-_/]/g, " ") === lower) return l;
+    // Search writes label names with "-" or "/" for spaces and nesting ("label:projects-atlas").
+    const norm = (n: string) => n.toLowerCase().replace(/[-_/\s]+/g, " ");
+    const wanted = norm(idOrName);
+    for (const l of this.labels.values()) if (norm(l.name) === wanted) return l;
     return undefined;
   }
 

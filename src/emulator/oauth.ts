@@ -100,7 +100,18 @@ function oauthError(status: number, error: string, description: string) {
   return { status, body: { error, error_description: description } };
 }
 
-export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<typeof createTokenStore>, accounts: () => string[], latency: () => Promise<void>): void {
+/** Google's numeric subject id for an address (stable per address). */
+export function subjectOf(email: string): string {
+  return "1" + BigInt("0x" + createHash("sha256").update(email).digest("hex").slice(0, 16)).toString().padStart(20, "0");
+}
+
+export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<typeof createTokenStore>, accounts: () => string[], latency: () => Promise<void>, signJwt: (claims: Record<string, unknown>) => string): void {
+  // With openid (or email/profile, which imply it) in the grant, Google adds an id_token.
+  const idToken = (email: string, scopes: string[]) => {
+    if (!scopes.some((s) => s === "openid" || s === "email" || s === "profile" || s.endsWith("/userinfo.email"))) return {};
+    const now = Math.floor(Date.now() / 1000);
+    return { id_token: signJwt({ iss: "https://accounts.google.com", azp: store.clientId, aud: store.clientId, sub: subjectOf(email), email, email_verified: true, iat: now, exp: now + 3600 }) };
+  };
   const consent = async (req: { query: unknown }, reply: import("fastify").FastifyReply) => {
     const q = req.query as Record<string, string | undefined>;
     if (q.client_id !== store.clientId) return reply.code(401).type("text/plain").send("Error 401: invalid_client\nThe OAuth client was not found.");
@@ -170,13 +181,13 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       const key = `${grant.email} ${grant.clientId}`;
       const refreshToken = grant.offline && (grant.forceConsent || !store.granted.has(key)) ? store.issueRefreshToken(grant.email, grant.scopes) : undefined;
       const accessToken = store.mintAccessToken(grant.email, grant.scopes, refreshToken);
-      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, ...(refreshToken ? { refresh_token: refreshToken } : {}), scope: grant.scopes.join(" "), token_type: "Bearer" } });
+      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, ...(refreshToken ? { refresh_token: refreshToken } : {}), scope: grant.scopes.join(" "), token_type: "Bearer", ...idToken(grant.email, grant.scopes) } });
     }
     if (body.grant_type === "refresh_token") {
       const grant = body.refresh_token !== undefined ? store.refresh.get(body.refresh_token) : undefined;
       if (!grant || grant.revoked) return answer(oauthError(400, "invalid_grant", "Token has been expired or revoked."));
       const accessToken = store.mintAccessToken(grant.email, grant.scopes, body.refresh_token);
-      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, scope: grant.scopes.join(" "), token_type: "Bearer" } });
+      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, scope: grant.scopes.join(" "), token_type: "Bearer", ...idToken(grant.email, grant.scopes) } });
     }
     return answer(oauthError(400, "unsupported_grant_type", `Invalid grant_type: ${body.grant_type ?? ""}`));
   };

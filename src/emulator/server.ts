@@ -141,7 +141,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   app.get("/oauth2/v1/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.pemCerts));
 
   const latency = () => (settings.latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, settings.latencyMs)) : Promise.resolve());
-  registerOAuthRoutes(app, tokens, () => accounts, latency);
+  registerOAuthRoutes(app, tokens, () => accounts, latency, (claims) => key.signJwt(claims));
   registerGmailRoutes(app, state);
   registerBatchRoutes(app, state);
   registerControlRoutes(app, state, (email) => source.message(email), (s: SettingsUpdate) => {

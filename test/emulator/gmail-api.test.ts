@@ -110,6 +110,14 @@ describe("messages", () => {
     expect(ids).toEqual(truth.messages.map((m) => m.id));
     expect(new Set(ids).size).toBe(ids.length);
 
+    const labelled = await emu.control.deliver(ALICE, { raw: await compose({ from: "d@example.net", to: ALICE, subject: "Atlas kickoff", text: "x" }), labelIds: ["INBOX", "Projects/Atlas"] });
+    const byLabel = (await api.users.messages.list({ userId: "me", q: "label:projects-atlas -from:nobody" })).data;
+    expect(byLabel.messages?.map((m) => m.id)).toEqual([labelled.id]);
+    const userLabel = (await api.users.labels.list({ userId: "me" })).data.labels?.find((l) => l.name === "Projects/Atlas");
+    expect(userLabel).toMatchObject({ type: "user", id: expect.stringMatching(/^Label_\d+$/) });
+    expect((await api.users.messages.list({ userId: "me", labelIds: [userLabel?.id as string] })).data.messages).toHaveLength(1);
+    await emu.control.deleteMessage(ALICE, labelled.id);
+
     const withAttachment = (await api.users.messages.list({ userId: "me", q: "has:attachment" })).data;
     expect(withAttachment.messages).toHaveLength(1);
     const none = await rawGet(emu, auth, "/gmail/v1/users/me/messages?labelIds=STARRED");

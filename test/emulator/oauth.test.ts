@@ -87,6 +87,21 @@ describe("oauth", () => {
     expect(((await missing.json()) as { error: { errors: Array<{ reason: string }> } }).error.errors[0]?.reason).toBe("required");
   });
 
+  it("adds an id_token for openid/email grants that verifies against the emulator's certs", async () => {
+    const c = new OAuth2Client({
+      clientId: emu.clientId,
+      clientSecret: emu.clientSecret,
+      redirectUri: "http://127.0.0.1:1/callback",
+      endpoints: { oauth2TokenUrl: emu.tokenUrl, oauth2AuthBaseUrl: emu.authUrl, oauth2FederatedSignonPemCertsUrl: emu.certsUrl },
+    });
+    const back = await fetch(c.generateAuthUrl({ scope: ["openid", "email", SCOPE], login_hint: "alice@example.com" }), { redirect: "manual" });
+    const code = new URL(back.headers.get("location") as string).searchParams.get("code") as string;
+    const { tokens } = await c.getToken(code);
+    expect(tokens.refresh_token).toBeFalsy(); // online access: no refresh token
+    const ticket = await c.verifyIdToken({ idToken: tokens.id_token as string, audience: emu.clientId });
+    expect(ticket.getPayload()).toMatchObject({ email: "alice@example.com", email_verified: true, iss: "https://accounts.google.com" });
+  });
+
   it("refuses a wrong client secret with invalid_client", async () => {
     const res = await fetch(emu.tokenUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: "x", client_id: emu.clientId, client_secret: "wrong" }) });
     expect(res.status).toBe(401);
