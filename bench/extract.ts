@@ -197,6 +197,23 @@ async function main(): Promise<void> {
     const pipeS = median(pipeRuns);
     const popS = median(popplerRuns);
 
+    // Real PDFs from public test corpora, when the shared folder is on this machine (read in place).
+    let real: { files: number; mb: number; pipeS: number; popS: number } | null = null;
+    const realDir = path.resolve(path.dirname(self), "../../shared/corpus/pdf");
+    const realNames = await readdir(realDir).catch(() => [] as string[]);
+    if (realNames.length > 0) {
+      say(`real PDFs: ${realNames.length} files from ${realDir} ...`);
+      const realFiles = await Promise.all(realNames.filter((n) => n.endsWith(".pdf")).sort().map(async (n) => ({ file: path.join(realDir, n), size: (await stat(path.join(realDir, n))).size })));
+      await timePdftotext(realFiles, parallel);
+      const rp: number[] = [];
+      const rq: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        rp.push((await timePipeline(pipeline, realFiles, "application/pdf", parallel)).seconds);
+        rq.push(await timePdftotext(realFiles, parallel));
+      }
+      real = { files: realFiles.length, mb: realFiles.reduce((a, f) => a + f.size, 0) / MB, pipeS: median(rp), popS: median(rq) };
+    }
+
     say("DOCX throughput ...");
     await timePipeline(pipeline, docxs, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", parallel);
     const docxRuns: number[] = [];
@@ -227,6 +244,7 @@ async function main(): Promise<void> {
       pdftotextMbPerSecond: round(pdfBytes / MB / popS),
       pdftotextPagesPerSecond: round(pdfPages / popS),
       ratioVsPdftotext: round(popS / pipeS),
+      ratioVsPdftotextRealCorpus: real ? round(real.popS / real.pipeS) : null,
       docxMbPerSecond: round(docxBytes / MB / median(docxRuns)),
       peakRssMbAboveIdle50Mb: round(big.aboveIdleMb),
       peakRssMbAboveIdle200Small: round(small.aboveIdleMb),
@@ -248,6 +266,9 @@ async function main(): Promise<void> {
       ["pipeline PDF", `${result.mbPerSecond} MB/s, ${result.pagesPerSecond} pages/s (median of 3: ${pipeRuns.map((s) => s.toFixed(2)).join(" / ")} s)`],
       ["pdftotext", `${result.pdftotextMbPerSecond} MB/s, ${result.pdftotextPagesPerSecond} pages/s (median of 3: ${popplerRuns.map((s) => s.toFixed(2)).join(" / ")} s)`],
       ["ratio vs pdftotext", `${result.ratioVsPdftotext}x (target >= 0.4)`],
+      ...(real
+        ? ([["real PDFs (corpus)", `${real.files} files, ${round(real.mb)} MB: pipeline ${round(real.mb / real.pipeS)} MB/s, pdftotext ${round(real.mb / real.popS)} MB/s, ratio ${result.ratioVsPdftotextRealCorpus}x`]] as Array<[string, string]>)
+        : []),
       ["pipeline DOCX", `${result.docxMbPerSecond} MB/s`],
       ["50 MB attachment", `${result.bigAttachmentMb} MB via ${result.bigRoute}: parent peak ${round(big.peakMb)} MB, ${result.peakRssMbAboveIdle50Mb} MB above idle ${round(big.idleMb)} MB (target < 300), ${big.seconds.toFixed(2)} s${big.skipped.length ? `, skipped: ${big.skipped.join(",")}` : ""}`],
       ["200 small at once", `parent peak ${round(small.peakMb)} MB, ${result.peakRssMbAboveIdle200Small} MB above idle ${round(small.idleMb)} MB (target < 300), ${small.seconds.toFixed(2)} s${small.skipped.length ? `, skipped: ${small.skipped.join(",")}` : ""}`],
