@@ -73,8 +73,10 @@ export function decodeWords(value: string): string {
   return value
     .replace(/(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)\s+(?==\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)/g, "$1")
     .replace(/=\?([^?\s*]+)(?:\*[^?\s]*)?\?([BbQq])\?([^?\s]*)\?=/g, (whole, charset: string, enc: string, text: string) => {
+      const b = enc.toUpperCase() === "B";
+      if (b && !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return whole;
       try {
-        const bytes = enc.toUpperCase() === "B" ? Buffer.from(text, "base64") : decodeQ(text);
+        const bytes = b ? Buffer.from(text, "base64") : decodeQ(text);
         return decodeCharset(bytes, charset);
       } catch {
         return whole;
