@@ -17,7 +17,7 @@ export interface MailboxSnapshot {
   messages: Array<{ id: string; threadId: string; labelIds: string[]; attachments: Array<{ partId: string; filename: string | null; size: number }> }>;
 }
 
-export type SettingsUpdate = Partial<{ quotaUnitsPerSecond: number; faultRate: number; latencyMs: number; pushEndpoint: string | null; pushDropRate: number; pushDuplicateRate: number }>;
+export type SettingsUpdate = Partial<{ quotaUnitsPerSecond: number; faultRate: number; latencyMs: number; pushEndpoint: string | null; pushDropRate: number; pushDuplicateRate: number; pushDelayMs: number; quotaErrorStatus: 429 | 403 }>;
 
 export interface EmulatorControl {
   deliver(email: string, msg?: DeliverRequest): Promise<{ id: string; threadId: string; historyId: string }>;
@@ -105,6 +105,7 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     const numeric = ["quotaUnitsPerSecond", "faultRate", "latencyMs", "pushDropRate", "pushDuplicateRate", "pushDelayMs"] as const;
     for (const k of numeric) if (body[k] !== undefined && (typeof body[k] !== "number" || (body[k] as number) < 0)) return reply.code(400).send({ error: `${k} must be a non-negative number` });
     if (body.pushEndpoint !== undefined && body.pushEndpoint !== null && typeof body.pushEndpoint !== "string") return reply.code(400).send({ error: "pushEndpoint must be a URL or null" });
+    if (body.quotaErrorStatus !== undefined && body.quotaErrorStatus !== 429 && body.quotaErrorStatus !== 403) return reply.code(400).send({ error: "quotaErrorStatus must be 429 or 403" });
     applySettings(body as SettingsUpdate);
     return publicSettings(state.settings);
   });

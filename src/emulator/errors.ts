@@ -53,6 +53,9 @@ export const errors = {
   userRateLimit: (retryAt: Date, retryAfterSeconds: number) =>
     // Two spaces before "Retry after", as Gmail writes it.
     new ApiError(429, `User-rate limit exceeded.  Retry after ${retryAt.toISOString()}`, { domain: "usageLimits", reason: "rateLimitExceeded" }, { "retry-after": String(retryAfterSeconds) }),
+  /** The legacy documented form some Gmail paths still answer with. */
+  userRateLimit403: (retryAfterSeconds: number) =>
+    new ApiError(403, "User Rate Limit Exceeded", { domain: "usageLimits", reason: "userRateLimitExceeded" }, { "retry-after": String(retryAfterSeconds) }),
   tooManyConcurrent: () => new ApiError(429, "Too many concurrent requests for user", { domain: "usageLimits", reason: "rateLimitExceeded" }, { "retry-after": "1" }),
   backendError: () => new ApiError(500, "Backend Error", { reason: "backendError" }),
   unavailable: () => new ApiError(503, "The service is currently unavailable.", { reason: "backendError" }),

@@ -27,16 +27,22 @@ export interface Quota {
   /** Marks a request in flight; returns the release function, or throws 429 over the cap. */
   enter(user: string): () => void;
   setRate(unitsPerSecond: number): void;
+  /** 429 (Gmail's usual answer, default) or 403 userRateLimitExceeded (its legacy one). */
+  setErrorStatus(status: 429 | 403): void;
   readonly spent: Map<string, number>;
 }
 
 export function createQuota(unitsPerSecond: number, maxConcurrent: number, now: () => number = Date.now): Quota {
   let rate = unitsPerSecond;
+  let errorStatus: 429 | 403 = 429;
   const buckets = new Map<string, { tokens: number; at: number }>();
   const inFlight = new Map<string, number>();
   const spent = new Map<string, number>();
   return {
     spent,
+    setErrorStatus(s) {
+      errorStatus = s;
+    },
     setRate(r) {
       rate = r;
       buckets.clear();
@@ -50,7 +56,8 @@ export function createQuota(unitsPerSecond: number, maxConcurrent: number, now: 
         buckets.set(user, b);
         if (b.tokens < cost) {
           const waitMs = ((cost - b.tokens) / rate) * 1000;
-          throw errors.userRateLimit(new Date(t + waitMs), Math.max(1, Math.ceil(waitMs / 1000)));
+          const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+          throw errorStatus === 403 ? errors.userRateLimit403(seconds) : errors.userRateLimit(new Date(t + waitMs), seconds);
         }
         b.tokens -= cost;
       }

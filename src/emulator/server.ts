@@ -34,6 +34,8 @@ export interface EmulatorOptions {
   largeAttachment?: boolean;
   /** 0 = quota and concurrency cap off (default 0). */
   quotaUnitsPerSecond?: number;
+  /** Status of per-user quota errors: 429 (default) or 403 userRateLimitExceeded. */
+  quotaErrorStatus?: 429 | 403;
   /** Requests in flight per user before "Too many concurrent requests for user" (default 10; only while quota is on). */
   maxConcurrentPerUser?: number;
   historyRetentionHours?: number;
@@ -82,6 +84,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const accounts = (opts.accounts ?? ["alice@example.com"]).map((a) => a.trim().toLowerCase()).filter(Boolean);
   const settings: Settings = {
     quotaUnitsPerSecond: opts.quotaUnitsPerSecond ?? 0,
+    quotaErrorStatus: opts.quotaErrorStatus ?? 429,
     faultRate: opts.faultRate ?? 0,
     latencyMs: opts.latencyMs ?? 0,
     pushEndpoint: opts.pushEndpoint ?? null,
@@ -96,6 +99,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   keyPromise.catch(() => {}); // awaited below; avoid an unhandled rejection while mailboxes build
   const stats = createStats();
   const quota = createQuota(settings.quotaUnitsPerSecond, opts.maxConcurrentPerUser ?? 10);
+  if (opts.quotaErrorStatus === 403) quota.setErrorStatus(403);
   const pushServiceAccount = opts.pushServiceAccount ?? DEFAULT_PUSH_SERVICE_ACCOUNT;
   // Mailboxes are built while the signing key is generated in the background.
   const source = await loadMessageSource(seed);
@@ -145,8 +149,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   registerGmailRoutes(app, state);
   registerBatchRoutes(app, state);
   registerControlRoutes(app, state, (email) => source.message(email), (s: SettingsUpdate) => {
-    Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)));
+    Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([k, v]) => v !== undefined && k in settings)));
     if (s.quotaUnitsPerSecond !== undefined) quota.setRate(s.quotaUnitsPerSecond);
+    if (s.quotaErrorStatus !== undefined) quota.setErrorStatus(s.quotaErrorStatus);
   });
 
   const host = opts.host ?? "127.0.0.1";

@@ -9,6 +9,7 @@ import type { Stats } from "./stats.ts";
 
 export interface Settings {
   quotaUnitsPerSecond: number;
+  quotaErrorStatus: 429 | 403;
   faultRate: number;
   latencyMs: number;
   pushEndpoint: string | null;

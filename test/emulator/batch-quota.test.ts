@@ -110,6 +110,18 @@ describe("quota", () => {
     }
   });
 
+  it("can answer quota errors in Gmail's legacy 403 userRateLimitExceeded form", async () => {
+    await emu.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorStatus: 403 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 3 }, () => fetch(`${emu.url}/gmail/v1/users/me/messages/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } })));
+      const limited = answers.filter((r) => r.status === 403);
+      expect(limited).toHaveLength(2);
+      expect(((await (limited[0] as Response).json()) as { error: { errors: Array<{ reason: string }> } }).error.errors[0]?.reason).toBe("userRateLimitExceeded");
+    } finally {
+      await emu.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorStatus: 429 });
+    }
+  });
+
   it("caps concurrent requests per user", async () => {
     await emu.control.updateSettings({ quotaUnitsPerSecond: 100_000, latencyMs: 150 });
     try {
