@@ -18,6 +18,8 @@ export interface PoolOptions {
   log: Logger;
   /** How often busy children's RSS is sampled. */
   watchIntervalMs?: number;
+  /** The Node binary for the children; the parent's own by default (tests point it elsewhere). */
+  execPath?: string;
 }
 
 export type PoolOutcome = Omit<ExtractOutcome, "skippedReason"> & { skippedReason: ExtractOutcome["skippedReason"] | "timeout" };
@@ -89,7 +91,7 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
     // The child gets a minimal environment: a parser exploit must not find database URLs or keys.
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, TMPDIR: process.env.TMPDIR, LANG: "C.UTF-8", NODE_ENV: process.env.NODE_ENV };
     const child = fork(childPath, [], {
-      execPath: process.execPath,
+      execPath: opts.execPath ?? process.execPath,
       // V8's own cap, below the RSS watchdog: a heap blow-up ends as a crash, not swap.
       execArgv: [`--max-old-space-size=${opts.rssLimitMb}`, "--disable-warning=ExperimentalWarning"],
       serialization: "advanced",
@@ -125,8 +127,16 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
       if (slot.served >= opts.recycleAfter) retire(slot);
       dispatch();
     });
-    child.on("error", (err) => opts.log.warn({ err: err.message }, "extraction child error"));
-    child.on("exit", (code, signal) => {
+    child.on("error", (err) => {
+      opts.log.warn({ err: err.message }, "extraction child error");
+      // A child that could not be spawned at all never emits "exit".
+      if (child.pid === undefined) gone(null, null);
+    });
+    child.on("exit", (code, signal) => gone(code, signal));
+    let isGone = false;
+    function gone(code: number | null, signal: NodeJS.Signals | null): void {
+      if (isGone) return;
+      isGone = true;
       clearTimeout(startTimer);
       slots.delete(slot);
       exits.delete(exited);
@@ -160,7 +170,7 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
       }
       if (slots.size < opts.size) spawn();
       dispatch();
-    });
+    }
   }
 
   function retire(slot: Slot): void {
@@ -218,7 +228,12 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
   return {
     run(request) {
       if (closing) return Promise.reject(new Error("extraction pool is closed"));
-      if (startFailures >= MAX_START_FAILURES) return Promise.reject(new Error("extraction children fail to start"));
+      // The children stopped starting (fork failing under memory pressure, a broken install): each
+      // new job gets one more attempt instead of the pool staying dead until the worker restarts.
+      if (startFailures >= MAX_START_FAILURES) {
+        startFailures = MAX_START_FAILURES - 1;
+        while (slots.size < opts.size) spawn();
+      }
       return new Promise<PoolOutcome>((resolve, reject) => {
         queue.push({ id: nextId++, kind: request.kind, detectedType: request.detectedType, request, resolve, reject });
         dispatch();

@@ -75,6 +75,14 @@ describe("extraction pool", () => {
     expect(pool.pids()).not.toContain(first);
   });
 
+  it("rejects jobs when children cannot start, and still closes", async () => {
+    pool = createExtractPool({ size: 1, rssLimitMb: 512, timeoutMs: 10_000, recycleAfter: 100, log, execPath: "/nonexistent/node" });
+    await expect(pool.run(textRequest("never"))).rejects.toThrow(/fail to start/);
+    // Each new job retries the start once more rather than leaving the pool dead for good.
+    await expect(pool.run(textRequest("again"))).rejects.toThrow(/fail to start/);
+    await pool.close();
+  });
+
   it("runs jobs in parallel up to its size and rejects work after close", async () => {
     pool = createExtractPool({ size: 2, rssLimitMb: 512, timeoutMs: 10_000, recycleAfter: 100, log });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => pool!.run(textRequest(`job ${i}`))));
