@@ -82,8 +82,9 @@ async function answerPart(app: FastifyInstance, state: EmulatorState, p: PartReq
   let status: number;
   let headers: Record<string, string> = {};
   let body: string;
-  if (!p.path.startsWith("/") || !["GET", "POST", "PUT", "DELETE", "PATCH"].includes(p.method)) {
-    const err = errors.badRequest(p.path.startsWith("/") ? `Unsupported method: ${p.method}` : "Batch part URLs must be paths (/gmail/v1/…)");
+  // Parts are Gmail API calls by path; full URLs and nested batches are refused part by part.
+  if (!p.path.startsWith("/gmail/v1/") || !["GET", "POST", "PUT", "DELETE", "PATCH"].includes(p.method)) {
+    const err = errors.badRequest(p.path.startsWith("/gmail/v1/") ? `Unsupported method: ${p.method}` : "Batch part URLs must be Gmail API paths (/gmail/v1/…)");
     status = err.status;
     headers = { "content-type": "application/json; charset=UTF-8" };
     body = JSON.stringify(err.toJSON());

@@ -10,6 +10,8 @@ import type { EmulatorStats } from "./stats.ts";
 export interface DeliverRequest {
   raw?: Buffer | string;
   labelIds?: string[];
+  /** When Gmail accepted it (ms since epoch; default now): sets list order and after:/before:. */
+  internalDate?: number;
 }
 
 export interface MailboxSnapshot {
@@ -45,12 +47,13 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
   app.post("/emulator/users/:email/messages", async (req, reply) => {
     const mb = mailboxOf((req.params as { email: string }).email);
     if (!mb) return reply.code(404).send(notFound);
-    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[] };
+    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[]; internalDate?: number };
+    if (body.internalDate !== undefined && (!Number.isInteger(body.internalDate) || body.internalDate < 0)) return reply.code(400).send({ error: "internalDate must be epoch milliseconds" });
     if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
     const generated = body.raw === undefined ? await source(mb.email) : undefined;
     const raw = body.raw !== undefined ? Buffer.from(body.raw, "base64url") : (generated?.raw as Buffer);
     const labelIds = body.labelIds ?? generated?.labelIds ?? ["INBOX", "UNREAD"];
-    const msg = mb.insert(raw, labelIds, Date.now(), true);
+    const msg = mb.insert(raw, labelIds, body.internalDate ?? Date.now(), true);
     return { id: msg.id, threadId: msg.threadId, historyId: String(msg.historyId) };
   });
 
@@ -132,7 +135,7 @@ export function createControlClient(controlUrl: string): EmulatorControl {
   const user = (email: string) => `${base}/users/${encodeURIComponent(email)}`;
   return {
     deliver: (email, msg = {}) =>
-      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}) }),
+      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}) }),
     deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
     modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
     expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),

@@ -66,9 +66,13 @@ describe("batch", () => {
   });
 
   it("accepts CRLF and a bare boundary at /batch/gmail/v1", async () => {
-    const res = await postBatch("/batch/gmail/v1", batchBody(["/gmail/v1/users/me/profile", `/gmail/v1/users/me/messages/${ids[0]}?format=metadata&metadataHeaders=Subject`], "\r\n", "xyz"), "multipart/mixed; boundary=xyz");
+    const res = await postBatch(
+      "/batch/gmail/v1",
+      batchBody(["/gmail/v1/users/me/profile", `/gmail/v1/users/me/messages/${ids[0]}?format=metadata&metadataHeaders=Subject`, "https://gmail.googleapis.com/gmail/v1/users/me/profile", "/batch"], "\r\n", "xyz"),
+      "multipart/mixed; boundary=xyz",
+    );
     const parts = parseAnswer(res, await res.text());
-    expect(parts.map((p) => p.status)).toEqual([200, 200]);
+    expect(parts.map((p) => p.status)).toEqual([200, 200, 400, 400]);
     expect((parts[0]?.json as { emailAddress: string }).emailAddress).toBe("alice@example.com");
   });
 

@@ -118,6 +118,13 @@ describe("messages", () => {
     expect((await api.users.messages.list({ userId: "me", labelIds: [userLabel?.id as string] })).data.messages).toHaveLength(1);
     await emu.control.deleteMessage(ALICE, labelled.id);
 
+    const old = await emu.control.deliver(ALICE, { raw: await compose({ from: "e@example.net", to: ALICE, subject: "Old news", text: "y" }), internalDate: Date.UTC(2020, 5, 1) });
+    const before = (await api.users.messages.list({ userId: "me", q: "before:2021/01/01" })).data;
+    expect(before.messages?.map((m) => m.id)).toEqual([old.id]);
+    expect((await api.users.messages.list({ userId: "me", q: `after:${Date.UTC(2020, 5, 2) / 1000} older_than:1d` })).data).toEqual({ resultSizeEstimate: 0 });
+    expect((await api.users.messages.list({ userId: "me", maxResults: 500 })).data.messages?.at(-1)?.id).toBe(old.id);
+    await emu.control.deleteMessage(ALICE, old.id);
+
     const withAttachment = (await api.users.messages.list({ userId: "me", q: "has:attachment" })).data;
     expect(withAttachment.messages).toHaveLength(1);
     const none = await rawGet(emu, auth, "/gmail/v1/users/me/messages?labelIds=STARRED");
