@@ -173,7 +173,8 @@ async function main(): Promise<void> {
     const say = (s: string) => !json && process.stderr.write(`${s}\n`);
     say("building the corpus ...");
     const { pdfs, docxs } = await buildCorpus(dir);
-    const config = loadConfig({ ...process.env, ATTACHMENT_TEMP_DIR: path.join(dir, "tmp-attachments"), EXTRACT_MAX_PAGES: String(Math.max(...PDF_PAGES)) });
+    // Every page, all text: the same work pdftotext does (production caps stop at 1 MB of text).
+    const config = loadConfig({ ...process.env, ATTACHMENT_TEMP_DIR: path.join(dir, "tmp-attachments"), EXTRACT_MAX_PAGES: String(Math.max(...PDF_PAGES)), EXTRACT_MAX_TEXT_BYTES: String(256 * MB) });
     const parallel = config.EXTRACT_POOL_SIZE;
     const pdfBytes = pdfs.reduce((a, f) => a + f.size, 0);
     const pdfPages = pdfs.reduce((a, f) => a + f.pages, 0);

@@ -17,6 +17,7 @@ const cMapUrl = path.join(pdfjsRoot, "cmaps") + path.sep;
 const standardFontDataUrl = path.join(pdfjsRoot, "standard_fonts") + path.sep;
 
 const EXTRACTOR = "pdf-parse";
+const PAGE_BATCH = 50;
 const VERSION = `${pdfParseVersion} (pdfjs-dist ${pdfjsVersion})`;
 
 function infoString(v: unknown): string | undefined {
@@ -41,12 +42,29 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
   });
   try {
     const info = await parser.getInfo();
-    // Pages 1..N only: a 2,000-page attachment costs what 500 pages cost.
-    const result = await parser.getText({ first: limits.maxPages, pageJoiner: "" });
-    const pagesTotal = result.total;
-    const pagesRead = result.pages.length;
-    const joined = result.pages.map((p) => p.text).join("\n\n");
-    const clean = cleanText(joined, limits.maxTextBytes);
+    const pagesTotal = info.total;
+    // Pages 1..maxPages only (a 2,000-page attachment costs what 500 pages cost), read in batches
+    // so that reading stops once the text cap is full: pages past it would be thrown away.
+    const lastPage = Math.min(pagesTotal, limits.maxPages);
+    const texts: string[] = [];
+    let rawLength = 0;
+    let pagesRead = 0;
+    let textLimitReached = false;
+    for (let from = 1; from <= lastPage; from += PAGE_BATCH) {
+      const to = Math.min(lastPage, from + PAGE_BATCH - 1);
+      const batch = await parser.getText({ first: from, last: to, pageJoiner: "" });
+      for (const page of batch.pages) {
+        texts.push(page.text);
+        rawLength += page.text.length;
+      }
+      pagesRead += batch.pages.length;
+      // Raw text only shrinks in cleaning; check the cleaned size only once the raw one could fill the cap.
+      if (to < lastPage && rawLength > limits.maxTextBytes && Buffer.byteLength(cleanText(texts.join("\n\n"), limits.maxTextBytes + 1).text) > limits.maxTextBytes) {
+        textLimitReached = true;
+        break;
+      }
+    }
+    const clean = cleanText(texts.join("\n\n"), limits.maxTextBytes);
     const words = countWords(clean.text);
     const dates = info.getDateNode();
     const created = dates.CreationDate ?? dates.XmpCreateDate ?? null;
@@ -58,7 +76,8 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
       created_at: created instanceof Date && !Number.isNaN(created.getTime()) ? created.toISOString() : undefined,
       encrypted: info.info?.EncryptFilterName ? true : undefined,
     };
-    if (pagesTotal > pagesRead) details.page_limit_reached = true;
+    if (textLimitReached) details.text_limit_reached = true;
+    else if (pagesTotal > pagesRead) details.page_limit_reached = true;
     // Pages but no words: a scan or an image-only document (no OCR here).
     if (pagesTotal > 0 && words === 0) details.no_text_layer = true;
     return {

@@ -96,3 +96,20 @@ describe("DOCX pre-flight", () => {
     expect(await preflightZip(docx.subarray(0, docx.length - 30))).toMatchObject({ ok: false, reason: "corrupt" });
   });
 });
+
+describe("PDF extractor (in process)", () => {
+  it("stops reading pages once the text cap is full, and says so", async () => {
+    const { extractPdf } = await import("../../src/extract/pdf.ts");
+    const pdf = await makePdf({ pages: 120 });
+    const full = await extractPdf(new Uint8Array(pdf), { maxPages: 500, maxTextBytes: 1024 * 1024, maxXmlBytes: 1 });
+    expect(full).toMatchObject({ textTruncated: false, details: { pages: 120, pages_total: 120 } });
+    expect(full.text).toContain("marmalade120.");
+    const capped = await extractPdf(new Uint8Array(pdf), { maxPages: 500, maxTextBytes: 4000, maxXmlBytes: 1 });
+    expect(capped).toMatchObject({ textTruncated: true, details: { pages: 50, pages_total: 120, text_limit_reached: true } });
+    expect(Buffer.byteLength(capped.text ?? "")).toBeLessThanOrEqual(4000);
+    const paged = await extractPdf(new Uint8Array(pdf), { maxPages: 70, maxTextBytes: 1024 * 1024, maxXmlBytes: 1 });
+    expect(paged).toMatchObject({ textTruncated: true, details: { pages: 70, pages_total: 120, page_limit_reached: true } });
+    expect(paged.text).toContain("marmalade70.");
+    expect(paged.text).not.toContain("marmalade71.");
+  }, 30_000);
+});
