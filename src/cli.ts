@@ -7,6 +7,8 @@ import { loadConfig } from "./config.ts";
 import { createDb } from "./db/database.ts";
 import { ensureDatabase, migrateDown, migrateToLatest, migrationStatus } from "./db/migrate.ts";
 import { registerSearchCommand } from "./commands/search.ts";
+import { registerServeCommand } from "./commands/serve.ts";
+import { registerDemoCommand } from "./commands/demo.ts";
 import { registerWorkerCommand } from "./commands/worker.ts";
 import { registerAccountsCommand } from "./commands/accounts.ts";
 import { registerBackfillCommand } from "./commands/backfill.ts";
@@ -71,6 +73,8 @@ export function buildProgram(): Command {
     });
 
   registerSearchCommand(program);
+  registerServeCommand(program);
+  registerDemoCommand(program);
   registerWorkerCommand(program);
   registerAccountsCommand(program);
   registerBackfillCommand(program);

@@ -20,6 +20,16 @@ export interface MaintenanceDeps extends WatchDeps {
   sweepTempFiles: () => Promise<unknown>;
 }
 
+/** One users.watch for the account soon (connect, re-auth); deduplicated while queued or running. */
+export async function enqueueWatchRenewal(maintenance: Queue, accountId: number): Promise<void> {
+  await maintenance.add(WATCH_RENEW_JOB, { accountId }, watchJobOpts(accountId));
+}
+
+// Concurrent users.watch calls have created duplicate subscriptions in practice (facts §10).
+function watchJobOpts(accountId: number) {
+  return { deduplication: { id: `watch-${accountId}` }, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
+}
+
 export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Promise<unknown> {
   switch (job.name) {
     case TICKS.watchRenew: {
@@ -27,15 +37,7 @@ export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Pr
       const withinMs = typeof job.data?.withinMs === "number" ? job.data.withinMs : Number.MAX_SAFE_INTEGER / 2;
       if (deps.config.PUBSUB_TOPIC === undefined) return { accounts: 0, reason: "PUBSUB_TOPIC not set" };
       const ids = await accountsNeedingWatch(deps.db, withinMs);
-      // One job per account, deduplicated while it waits or runs: concurrent users.watch calls
-      // have created duplicate subscriptions in practice (facts §10).
-      await deps.maintenance.addBulk(
-        ids.map((accountId) => ({
-          name: WATCH_RENEW_JOB,
-          data: { accountId },
-          opts: { deduplication: { id: `watch-${accountId}` }, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } },
-        })),
-      );
+      await deps.maintenance.addBulk(ids.map((accountId) => ({ name: WATCH_RENEW_JOB, data: { accountId }, opts: watchJobOpts(accountId) })));
       return { accounts: ids.length };
     }
     case WATCH_RENEW_JOB:

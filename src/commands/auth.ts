@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { buildConsentUrl, connectAccount } from "../gmail/oauth.ts";
 import { issueOAuthState } from "../oauth-routes.ts";
 import { withCliApp } from "./cli-app.ts";
+import { accountConnected } from "../server.ts";
 
 export function registerAuthCommand(program: Command): void {
   program
@@ -29,11 +30,11 @@ export function registerAuthCommand(program: Command): void {
         }
         if (app.keyRing === null) throw new Error("TOKEN_ENCRYPTION_KEY is not set: it is needed to store the account's tokens");
         const result = await connectAccount(
-          { db: app.db, config: app.config, keyRing: app.keyRing, log: app.log, onConnected: (id) => app.enqueueBackfill(id, { reason: "connect" }) },
+          { db: app.db, config: app.config, keyRing: app.keyRing, log: app.log, onConnected: (id) => accountConnected(app, id) },
           opts.code,
         );
         if (opts.json) console.log(JSON.stringify(result));
-        else console.log(`connected ${result.email} (account ${result.accountId}); its first backfill is queued`);
+        else console.log(`connected ${result.email} (account ${result.accountId}); its first backfill and watch are queued`);
       });
     });
 }

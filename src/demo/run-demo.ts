@@ -1,0 +1,342 @@
+// `gmail-sync demo`: the whole product in one command, against the bundled emulator. Migrates,
+// starts the emulator with generated mailboxes, connects the accounts through the real OAuth2 flow
+// (consent → callback → code exchange → encrypted token), backfills with the worker and the HTTP
+// server in this process, then changes the mailboxes (deliveries, deletions, relabels) and lets the
+// emulator's signed Pub/Sub pushes drive the incremental syncs. Ends with the database compared to
+// the mailbox.
+import { randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import net from "node:net";
+import MailComposer from "nodemailer/lib/mail-composer/index.js";
+import { sql } from "kysely";
+import { type App, createApp } from "../app.ts";
+import { type Config, loadConfig } from "../config.ts";
+import { createDb } from "../db/database.ts";
+import { ensureDatabase, migrateToLatest } from "../db/migrate.ts";
+import { startEmulator, type Emulator } from "../emulator/server.ts";
+import type { Logger } from "../log.ts";
+import { upsertSchedules } from "../schedules.ts";
+import { type RunningServer, startServer } from "../server.ts";
+import { compareWithMailbox, type MailboxComparison } from "./compare.ts";
+import { connectThroughConsent } from "./consent.ts";
+import { createProgressView } from "./progress.ts";
+
+export interface DemoOptions {
+  messages: number;
+  keepRunning: boolean;
+  seed: number;
+  tty: boolean;
+  /** Where progress and human-readable lines go (stdout, or stderr under --json). */
+  say: (line: string) => void;
+  log: Logger;
+}
+
+export interface DemoSummary {
+  accounts: Array<{ email: string } & MailboxComparison & { attachments: number; deadLetters: number }>;
+  attachments: { memory: number; temp_file: number; skipped: number };
+  skippedReasons: Record<string, number>;
+  tempFilesLeft: number;
+  quotaUnits: number;
+  quotaUnitsPerSecond: number;
+  messagesPerSecond: number;
+  backfillSeconds: number;
+  pushToStoredMs: { p50: number | null; p99: number | null; samples: number };
+  metricsUrl: string;
+  searchExample: { query: string; hits: number };
+  match: boolean;
+}
+
+const ACCOUNTS = ["alice@example.com", "bob@example.com"];
+const TOPIC = "projects/gmail-sync-demo/topics/gmail";
+
+async function freePort(preferred: number): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once("error", reject);
+      s.listen(port, "127.0.0.1", () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+  return tryListen(preferred).catch(() => tryListen(0));
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`demo: timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A message whose attachment size picks a route the generated mailbox lacks. */
+async function bigAttachmentMessage(to: string, megabytes: number): Promise<Buffer> {
+  const row = "2026-01-01,demo,large export row with some searchable words: heliotrope quartz,12345\n";
+  const content = Buffer.from(row.repeat(Math.ceil((megabytes * 1024 * 1024) / row.length)));
+  const mail = new MailComposer({
+    from: "Exports <exports@example.net>",
+    to,
+    subject: `Your ${megabytes} MB export`,
+    text: `The ${megabytes} MB export you asked for is attached.`,
+    attachments: [{ filename: `export-${megabytes}mb.csv`, content, contentType: "text/csv" }],
+  });
+  return mail.compile().build();
+}
+
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? null;
+}
+
+async function countFiles(dir: string): Promise<number> {
+  try {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    return entries.filter((e) => e.isFile()).length;
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return 0;
+    throw err;
+  }
+}
+
+export interface DemoRun {
+  summary: DemoSummary;
+  /** Resolves once everything is closed (immediately unless keepRunning; then on SIGINT/SIGTERM). */
+  done: Promise<void>;
+}
+
+export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = process.env): Promise<DemoRun> {
+  const base = loadConfig(env);
+  const { say, log } = opts;
+
+  // 1. The database, created if missing and migrated, as `gmail-sync migrate` would.
+  await ensureDatabase(base.DATABASE_URL);
+  const migrator = createDb(base.DATABASE_URL, 1);
+  try {
+    await migrateToLatest(migrator);
+    // The demo's mailboxes are regenerated each run: forget the previous run's copies of them.
+    await migrator.deleteFrom("accounts").where("email", "in", ACCOUNTS).execute();
+  } finally {
+    await migrator.destroy();
+  }
+
+  // 2. The emulator, at Gmail's per-user quota, pushing to our server.
+  const port = await freePort(base.HTTP_PORT);
+  const serverUrl = `http://127.0.0.1:${port}`;
+  const pushUrl = `${serverUrl}/pubsub/push`;
+  const emu: Emulator = await startEmulator({
+    accounts: ACCOUNTS,
+    messages: opts.messages,
+    seed: opts.seed,
+    quotaUnitsPerSecond: base.GMAIL_QUOTA_UNITS_PER_SECOND,
+    pushEndpoint: pushUrl,
+    pushAudience: pushUrl,
+  });
+  say(`emulator: ${emu.url} (${ACCOUNTS.length} mailboxes of ${opts.messages} messages, quota ${base.GMAIL_QUOTA_UNITS_PER_SECOND} units/s per user)`);
+
+  // 3. The service, configured as a user would configure it for Google, but pointing at the emulator.
+  const config: Config = loadConfig({
+    ...env,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(port),
+    QUEUE_PREFIX: `{gmail-sync-demo-${randomBytes(3).toString("hex")}}`,
+    TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY ?? randomBytes(32).toString("base64"),
+    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
+    GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
+    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
+    GOOGLE_CERTS_URL: emu.certsUrl,
+    GOOGLE_CLIENT_ID: emu.clientId,
+    GOOGLE_CLIENT_SECRET: emu.clientSecret,
+    GOOGLE_OAUTH_REDIRECT_URI: `${serverUrl}/oauth2/callback`,
+    PUBSUB_TOPIC: TOPIC,
+    PUBSUB_AUDIENCE: pushUrl,
+    PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,
+    LOG_LEVEL: env.LOG_LEVEL ?? "warn",
+  });
+  const app: App = createApp(config, { log });
+  let server: RunningServer | undefined;
+  const shutdown = async () => {
+    await server?.close({ deadlineMs: 10_000 }).catch(() => {});
+    await app.queues.backfill.obliterate({ force: true }).catch(() => {});
+    await app.queues.incremental.obliterate({ force: true }).catch(() => {});
+    await app.queues.maintenance.obliterate({ force: true }).catch(() => {});
+    await app.close();
+    await emu.close();
+  };
+
+  try {
+    await upsertSchedules(app.queues.maintenance, config);
+    server = await startServer(app, { worker: true });
+    say(`server: ${server.url} (metrics at ${server.url}/metrics)`);
+
+    // 4. Connect both accounts through the consent flow; each connection enqueues a backfill + watch.
+    const totals = new Map<string, number>();
+    for (const email of ACCOUNTS) {
+      const inScope = (await emu.control.mailbox(email)).messages.filter((m) => config.INCLUDE_SPAM_TRASH || !m.labelIds.some((l) => l === "SPAM" || l === "TRASH"));
+      totals.set(email, inScope.length);
+      await connectThroughConsent(serverUrl, email);
+    }
+    const ids = new Map<string, number>();
+    for (const row of await app.db.selectFrom("accounts").select(["id", "email"]).where("email", "in", ACCOUNTS).execute()) ids.set(row.email, row.id);
+    say(`connected ${ACCOUNTS.join(", ")} through OAuth2 consent; refresh tokens stored encrypted`);
+
+    // 5. Backfill, with live progress.
+    const backfillStarted = Date.now();
+    const progress = createProgressView({ tty: opts.tty, write: say });
+    const quotaSpent = async () => Object.values((await emu.control.stats()).quotaUnits).reduce((a, b) => a + b, 0);
+    let lastUnits = await quotaSpent();
+    let lastAt = Date.now();
+    try {
+      await until(
+        "the backfill",
+        async () => {
+          const rows = await app.db
+            .selectFrom("accounts")
+            .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
+            .select([
+              "accounts.email",
+              "sync_state.backfill_phase",
+              sql<number>`(SELECT count(*)::int FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("stored"),
+              sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id)`.as("attachments"),
+            ])
+            .where("accounts.email", "in", ACCOUNTS)
+            .execute();
+          const units = await quotaSpent();
+          const now = Date.now();
+          const rate = ((units - lastUnits) * 1000) / Math.max(1, now - lastAt);
+          lastUnits = units;
+          lastAt = now;
+          progress.update({
+            accounts: ACCOUNTS.map((email) => {
+              const r = rows.find((x) => x.email === email);
+              return { email, stored: r?.stored ?? 0, total: totals.get(email) ?? 0, attachments: r?.attachments ?? 0 };
+            }),
+            quotaUnitsPerSecond: rate,
+          });
+          return rows.length === ACCOUNTS.length && rows.every((r) => r.backfill_phase === "done" && r.stored >= (totals.get(r.email) ?? 0));
+        },
+        15 * 60_000,
+        500,
+      );
+    } finally {
+      progress.stop();
+    }
+    const backfillSeconds = (Date.now() - backfillStarted) / 1000;
+    const backfillStored = [...totals.values()].reduce((a, b) => a + b, 0);
+    say(`backfill done: ${backfillStored} messages in ${backfillSeconds.toFixed(1)} s (${(backfillStored / backfillSeconds).toFixed(1)} messages/s)`);
+
+    // 6. Change the mailboxes; only the emulator's Pub/Sub pushes tell the service about it.
+    const delivered: Array<{ email: string; id: string; at: number; big?: boolean }> = [];
+    for (const email of ACCOUNTS) {
+      const snapshot = await emu.control.mailbox(email);
+      for (const m of snapshot.messages.slice(0, 3)) await emu.control.deleteMessage(email, m.id);
+      for (const m of snapshot.messages.slice(3, 6)) await emu.control.modifyLabels(email, m.id, { add: ["STARRED"], remove: ["UNREAD"] });
+    }
+    const big = [await bigAttachmentMessage(ACCOUNTS[0] as string, 12), await bigAttachmentMessage(ACCOUNTS[0] as string, 60)];
+    for (const raw of big) {
+      const at = Date.now();
+      delivered.push({ email: ACCOUNTS[0] as string, id: (await emu.control.deliver(ACCOUNTS[0] as string, { raw, labelIds: ["INBOX", "UNREAD"] })).id, at, big: true });
+    }
+    // Deliveries spaced past Gmail's one-notification-per-second-per-user, so each is its own push.
+    for (let i = 0; i < 5; i++) {
+      for (const email of ACCOUNTS) {
+        const at = Date.now();
+        delivered.push({ email, id: (await emu.control.deliver(email, {})).id, at });
+      }
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    say(`changed the mailboxes: ${delivered.length} deliveries (a 12 MB and a 60 MB attachment among them), ${3 * ACCOUNTS.length} deletions, ${3 * ACCOUNTS.length} relabels; waiting for the pushes`);
+
+    const comparisons = await until(
+      "the incremental syncs to make the database equal to the mailboxes",
+      async () => {
+        const out = [];
+        for (const email of ACCOUNTS) out.push({ email, ...(await compareWithMailbox(app.db, ids.get(email) as number, await emu.control.mailbox(email), { includeSpamTrash: config.INCLUDE_SPAM_TRASH })) });
+        return out.every((c) => c.match) ? out : undefined;
+      },
+      90_000,
+      250,
+    ).catch(async (err: Error) => {
+      say(err.message);
+      const out = [];
+      for (const email of ACCOUNTS) out.push({ email, ...(await compareWithMailbox(app.db, ids.get(email) as number, await emu.control.mailbox(email), { includeSpamTrash: config.INCLUDE_SPAM_TRASH })) });
+      return out;
+    });
+
+    // 7. The summary. Latency is over the ordinary deliveries: the two big ones are there to show
+    // the temp-file and too-large routes, and the 12 MB extraction would dominate the tail.
+    const small = delivered.filter((d) => d.big !== true);
+    const latencies = (
+      await app.db
+        .selectFrom("messages")
+        .select(["gmail_id", "created_at"])
+        .where("gmail_id", "in", small.map((d) => d.id))
+        .execute()
+    )
+      .map((r) => r.created_at.getTime() - (small.find((d) => d.id === r.gmail_id)?.at ?? r.created_at.getTime()))
+      .sort((a, b) => a - b);
+    const routes = await app.db
+      .selectFrom("attachments")
+      .innerJoin("messages", "messages.id", "attachments.message_id")
+      .select([sql<string>`coalesce(attachments.metadata->>'route', 'unknown')`.as("route"), "attachments.skipped_reason", sql<number>`count(*)::int`.as("n")])
+      .where("messages.account_id", "in", [...ids.values()])
+      .groupBy(["route", "attachments.skipped_reason"])
+      .execute();
+    const attachments = { memory: 0, temp_file: 0, skipped: 0 };
+    const skippedReasons: Record<string, number> = {};
+    for (const r of routes) {
+      if (r.route === "memory" || r.route === "temp_file" || r.route === "skipped") attachments[r.route] += r.n;
+      if (r.skipped_reason !== null) skippedReasons[r.skipped_reason] = (skippedReasons[r.skipped_reason] ?? 0) + r.n;
+    }
+    const perAccount = [];
+    for (const c of comparisons) {
+      const id = ids.get(c.email) as number;
+      const counts = await app.db
+        .selectFrom("accounts")
+        .select([
+          sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("attachments"),
+          sql<number>`(SELECT count(*)::int FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL)`.as("dead_letters"),
+        ])
+        .where("id", "=", id)
+        .executeTakeFirstOrThrow();
+      perAccount.push({ ...c, attachments: counts.attachments, deadLetters: counts.dead_letters });
+    }
+    const searchQuery = "heliotrope";
+    const searchHits = await app.db
+      .selectFrom("attachments")
+      .select(sql<number>`count(*)::int`.as("n"))
+      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${searchQuery})`)
+      .executeTakeFirstOrThrow();
+    const quotaUnits = await quotaSpent();
+    const summary: DemoSummary = {
+      accounts: perAccount,
+      attachments,
+      skippedReasons,
+      tempFilesLeft: await countFiles(config.ATTACHMENT_TEMP_DIR),
+      quotaUnits,
+      quotaUnitsPerSecond: Math.round(quotaUnits / Math.max(1, (Date.now() - backfillStarted) / 1000)),
+      messagesPerSecond: Math.round((backfillStored / backfillSeconds) * 10) / 10,
+      backfillSeconds: Math.round(backfillSeconds * 10) / 10,
+      pushToStoredMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length },
+      metricsUrl: `${server.url}/metrics`,
+      searchExample: { query: searchQuery, hits: searchHits.n },
+      match: perAccount.every((a) => a.match),
+    };
+
+    if (!opts.keepRunning) {
+      await shutdown();
+      return { summary, done: Promise.resolve() };
+    }
+    const done = new Promise<void>((resolve) => {
+      const stop = () => void shutdown().finally(resolve);
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    return { summary, done };
+  } catch (err) {
+    await shutdown().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,69 @@
+// The long-running service (`gmail-sync serve`, and the demo): the HTTP server with /metrics,
+// /healthz, /readyz, the Pub/Sub push endpoint and the OAuth routes, plus — unless told otherwise —
+// the workers in the same process. Built on an App from src/app.ts; owns nothing else.
+import type { App } from "./app.ts";
+import { buildHttpServer, listen } from "./http.ts";
+import { enqueueWatchRenewal } from "./maintenance.ts";
+import { registerOAuthRoutes } from "./oauth-routes.ts";
+import { createPushAuthenticator } from "./pubsub.ts";
+import { registerPushRoute } from "./push-route.ts";
+import { enqueueStartupTicks } from "./schedules.ts";
+import type { RunningWorkers } from "./worker.ts";
+
+export interface RunningServer {
+  url: string;
+  workers: RunningWorkers | undefined;
+  /** Stops accepting requests, then lets running jobs finish (force after the deadline). */
+  close(opts?: { deadlineMs?: number }): Promise<"closed" | "forced">;
+}
+
+/** A newly connected account: its first backfill, and a watch so pushes start flowing. */
+export async function accountConnected(app: App, accountId: number): Promise<void> {
+  await app.enqueueBackfill(accountId, { reason: "connect" });
+  await enqueueWatchRenewal(app.queues.maintenance, accountId);
+}
+
+export async function startServer(app: App, opts: { worker: boolean; concurrency?: number }): Promise<RunningServer> {
+  const { config, log, db, redis } = app;
+  const http = buildHttpServer({ config, log, db, redis, queues: app.queues });
+  registerPushRoute(http, {
+    db,
+    redis,
+    log,
+    keyPrefix: config.QUEUE_PREFIX,
+    authenticate: createPushAuthenticator({
+      certsUrl: config.GOOGLE_CERTS_URL,
+      audience: config.PUBSUB_AUDIENCE,
+      serviceAccount: config.PUBSUB_SERVICE_ACCOUNT,
+      verificationToken: config.PUBSUB_VERIFICATION_TOKEN,
+    }),
+    enqueueIncremental: (accountId, o) => app.enqueueIncremental(accountId, o),
+  });
+  if (app.keyRing !== null) {
+    registerOAuthRoutes(http, { db, redis, config, keyRing: app.keyRing, log, onConnected: (id) => accountConnected(app, id) });
+  } else {
+    log.warn("TOKEN_ENCRYPTION_KEY is not set: /oauth2/* is disabled and no account can be synced");
+  }
+  const workers = opts.worker ? app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) : undefined;
+  // Watches that lapse within a day and orphans left by a crash are handled now, not at the next tick.
+  await enqueueStartupTicks(app.queues.maintenance);
+  const url = await listen(http, config);
+  log.info({ url, worker: opts.worker }, "serving");
+
+  return {
+    url,
+    workers,
+    async close(closeOpts = {}) {
+      await http.close();
+      if (workers === undefined) return "closed";
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<"forced">((r) => {
+        timer = setTimeout(() => r("forced"), closeOpts.deadlineMs ?? 25_000);
+      });
+      const outcome = await Promise.race([workers.close().then(() => "closed" as const), deadline]);
+      clearTimeout(timer);
+      if (outcome === "forced") await workers.close({ force: true }).catch(() => {});
+      return outcome;
+    },
+  };
+}
