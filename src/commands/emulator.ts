@@ -36,6 +36,7 @@ interface EmulatorCliOptions {
   pushDropRate: number;
   pushDuplicateRate: number;
   pushDelayMs: number;
+  publicUrl?: string;
 }
 
 export function registerEmulatorCommand(program: Command): void {
@@ -44,6 +45,7 @@ export function registerEmulatorCommand(program: Command): void {
     .description("run the local Gmail emulator (Gmail API v1, OAuth2, Pub/Sub push, control API)")
     .option("--port <n>", "port to listen on", int("port"), 8085)
     .option("--host <host>", "address to bind", "127.0.0.1")
+    .option("--public-url <url>", "origin clients use to reach it, for the printed URLs (default http://<host>:<port>)")
     .option("--seed <n>", "seed for generated mail, ids and faults", int("seed"), 1)
     .option("--messages <n>", "messages generated per account at start", int("messages"), 0)
     .option("--accounts <list>", "comma-separated mailbox addresses", "alice@example.com")
@@ -77,6 +79,7 @@ export function registerEmulatorCommand(program: Command): void {
         pushDelayMs: opts.pushDelayMs,
         ...(opts.pushEndpoint !== undefined ? { pushEndpoint: opts.pushEndpoint } : {}),
         ...(opts.pushAudience !== undefined ? { pushAudience: opts.pushAudience } : {}),
+        ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
       });
       const { control: _control, close, ...info } = emu;
       console.log(JSON.stringify({ ...info, readyMs: Math.round(performance.now() - started) }));

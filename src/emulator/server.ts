@@ -54,6 +54,8 @@ export interface EmulatorOptions {
   clientId?: string;
   clientSecret?: string;
   pushServiceAccount?: string;
+  /** Origin other machines reach it at (e.g. http://emulator:8085 in Docker), used in the returned URLs. */
+  publicUrl?: string;
 }
 
 export interface Emulator {
@@ -159,7 +161,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : (opts.port ?? 0);
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  const url = `http://${publicHost}:${port}`;
+  const url = opts.publicUrl !== undefined ? opts.publicUrl.replace(/\/+$/, "") : `http://${publicHost}:${port}`;
   const controlUrl = `${url}/emulator`;
   let closing: Promise<void> | undefined;
   return {
@@ -174,7 +176,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     clientSecret: tokens.clientSecret,
     pushServiceAccount,
     accounts,
-    control: createControlClient(controlUrl),
+    // The in-process handle talks to the local address, which works whatever publicUrl says.
+    control: createControlClient(`http://${publicHost}:${port}/emulator`),
     close() {
       closing ??= (async () => {
         await push.close();
