@@ -9,6 +9,7 @@ import { discoveryPath, loadDiscovery, responseSchema, validate } from "./discov
 import { clientFor } from "./helpers.ts";
 
 const doc = loadDiscovery();
+if (!doc) console.warn(`conformance: ${discoveryPath} not found — the schema comparison is skipped (set GMAIL_DISCOVERY_PATH)`);
 const MODIFY = "https://www.googleapis.com/auth/gmail.modify";
 
 /** Fields the emulator must always send, per schema (the discovery document marks none required). */

@@ -149,6 +149,13 @@ describe("push", () => {
     expect((await emu.control.stats()).pushes).toMatchObject({ duplicated: 1, dropped: 1 });
   });
 
+  it("delays deliveries by pushDelayMs", async () => {
+    const before = Date.now();
+    await watched({ pushDelayMs: 400 });
+    await until(() => received.length === 1);
+    expect((received[0] as Received).at - before).toBeGreaterThanOrEqual(400);
+  });
+
   it("rejects a malformed topic name", async () => {
     const emu = await startEmulator({ seed: 13 });
     emulators.push(emu);
