@@ -235,9 +235,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
 
   route("GET", "/threads", "gmail.users.threads.list", READ_SCOPES, (ctx) => {
     const msgs = matching(ctx);
-    const order: string[] = [];
-    const seen = new Set<string>();
-    for (const m of msgs) if (!seen.has(m.threadId)) (seen.add(m.threadId), order.push(m.threadId));
+    // Threads in the order of their newest matching message.
+    const order = [...new Set(msgs.map((m) => m.threadId))];
     const limit = maxResults(ctx.query.maxResults, 100);
     const cursor = decodeToken(one(ctx.query.pageToken));
     let start = cursor !== undefined ? order.indexOf(cursor) + 1 : 0;
