@@ -188,6 +188,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     const quotaSpent = async () => Object.values((await emu.control.stats()).quotaUnits).reduce((a, b) => a + b, 0);
     let lastUnits = await quotaSpent();
     let lastAt = Date.now();
+    let rate = 0;
     try {
       await until(
         "the backfill",
@@ -203,11 +204,14 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
             ])
             .where("accounts.email", "in", ACCOUNTS)
             .execute();
-          const units = await quotaSpent();
+          // Gmail's quota is a moving average with one second of burst: show it over ≥ 2 s windows.
           const now = Date.now();
-          const rate = ((units - lastUnits) * 1000) / Math.max(1, now - lastAt);
-          lastUnits = units;
-          lastAt = now;
+          if (now - lastAt >= 2000) {
+            const units = await quotaSpent();
+            rate = ((units - lastUnits) * 1000) / (now - lastAt);
+            lastUnits = units;
+            lastAt = now;
+          }
           progress.update({
             accounts: ACCOUNTS.map((email) => {
               const r = rows.find((x) => x.email === email);
