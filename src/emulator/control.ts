@@ -12,6 +12,8 @@ export interface DeliverRequest {
   labelIds?: string[];
   /** When Gmail accepted it (ms since epoch; default now): sets list order and after:/before:. */
   internalDate?: number;
+  /** For a generated message (no raw): true → one attachment, false → none, unset → the seed decides (~20%). */
+  attachments?: boolean;
 }
 
 export interface MailboxSnapshot {
@@ -38,7 +40,7 @@ export interface EmulatorControl {
 export const DEFAULT_TEST_SCOPES = ["https://www.googleapis.com/auth/gmail.readonly"];
 
 /** Produces a message for a delivery with no raw body (the seeded generator). */
-export type MessageSource = (email: string) => Promise<{ raw: Buffer; labelIds: string[] }>;
+export type MessageSource = (email: string, attachments?: boolean) => Promise<{ raw: Buffer; labelIds: string[] }>;
 
 export function registerControlRoutes(app: FastifyInstance, state: EmulatorState, source: MessageSource, applySettings: (s: SettingsUpdate) => void): void {
   const mailboxOf = (email: string): Mailbox | undefined => state.mailboxes.get(email.toLowerCase());
@@ -47,10 +49,10 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
   app.post("/emulator/users/:email/messages", async (req, reply) => {
     const mb = mailboxOf((req.params as { email: string }).email);
     if (!mb) return reply.code(404).send(notFound);
-    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[]; internalDate?: number };
+    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[]; internalDate?: number; attachments?: boolean };
     if (body.internalDate !== undefined && (!Number.isInteger(body.internalDate) || body.internalDate < 0)) return reply.code(400).send({ error: "internalDate must be epoch milliseconds" });
     if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
-    const generated = body.raw === undefined ? await source(mb.email) : undefined;
+    const generated = body.raw === undefined ? await source(mb.email, typeof body.attachments === "boolean" ? body.attachments : undefined) : undefined;
     const raw = body.raw !== undefined ? Buffer.from(body.raw, "base64url") : (generated?.raw as Buffer);
     const labelIds = body.labelIds ?? generated?.labelIds ?? ["INBOX", "UNREAD"];
     const msg = mb.insert(raw, labelIds, body.internalDate ?? Date.now(), true);
@@ -135,7 +137,7 @@ export function createControlClient(controlUrl: string): EmulatorControl {
   const user = (email: string) => `${base}/users/${encodeURIComponent(email)}`;
   return {
     deliver: (email, msg = {}) =>
-      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}) }),
+      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}), ...(msg.attachments !== undefined ? { attachments: msg.attachments } : {}) }),
     deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
     modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
     expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),

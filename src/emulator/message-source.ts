@@ -11,7 +11,7 @@ export interface GeneratedMessage {
 export interface MessageSource {
   mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; large?: boolean }): Promise<GeneratedMessage[]>;
   /** One new message for a control delivery with body {} (a fresh seed each call). */
-  message(email: string): Promise<GeneratedMessage>;
+  message(email: string, attachments?: boolean): Promise<GeneratedMessage>;
   /** User labels the generated mail uses (id → display name). */
   userLabels: ReadonlyArray<{ id: string; name: string }>;
 }
@@ -19,7 +19,7 @@ export interface MessageSource {
 // The generator may build attachments asynchronously; accept either form.
 interface GeneratorModule {
   generateMailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; large?: boolean }): GeneratedMessage[] | Promise<GeneratedMessage[]>;
-  generateMessage(opts: { seed: number; email: string; date?: number }): GeneratedMessage | Promise<GeneratedMessage>;
+  generateMessage(opts: { seed: number; email: string; date?: number; attachments?: boolean }): GeneratedMessage | Promise<GeneratedMessage>;
   GENERATED_USER_LABELS?: ReadonlyArray<{ id: string; name: string }>;
 }
 
@@ -36,7 +36,7 @@ export async function loadMessageSource(seed: number): Promise<MessageSource> {
       const gen = mod as GeneratorModule;
       return {
         mailbox: async (o) => gen.generateMailbox(o),
-        message: async (email) => gen.generateMessage({ seed: seed * 1_000_003 + ++deliveries, email, date: Date.now() }),
+        message: async (email, attachments) => gen.generateMessage({ seed: seed * 1_000_003 + ++deliveries, email, date: Date.now(), ...(attachments !== undefined ? { attachments } : {}) }),
         userLabels: gen.GENERATED_USER_LABELS ?? [],
       };
     }

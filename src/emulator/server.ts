@@ -150,7 +150,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   registerOAuthRoutes(app, tokens, () => accounts, latency, (claims) => key.signJwt(claims));
   registerGmailRoutes(app, state);
   registerBatchRoutes(app, state);
-  registerControlRoutes(app, state, (email) => source.message(email), (s: SettingsUpdate) => {
+  registerControlRoutes(app, state, (email, attachments) => source.message(email, attachments), (s: SettingsUpdate) => {
     Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([k, v]) => v !== undefined && k in settings)));
     if (s.quotaUnitsPerSecond !== undefined) quota.setRate(s.quotaUnitsPerSecond);
     if (s.quotaErrorStatus !== undefined) quota.setErrorStatus(s.quotaErrorStatus);

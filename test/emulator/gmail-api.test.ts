@@ -86,6 +86,16 @@ describe("messages", () => {
     expect(minimal.labelIds).toEqual(["INBOX", "UNREAD"]);
   });
 
+  it("delivers generated mail with or without an attachment on request", async () => {
+    const withOne = await emu.control.deliver(ALICE, { attachments: true });
+    const without = await emu.control.deliver(ALICE, { attachments: false });
+    const truth = await emu.control.mailbox(ALICE);
+    expect(truth.messages.find((m) => m.id === withOne.id)?.attachments).toHaveLength(1);
+    expect(truth.messages.find((m) => m.id === without.id)?.attachments).toEqual([]);
+    await emu.control.deleteMessage(ALICE, withOne.id);
+    await emu.control.deleteMessage(ALICE, without.id);
+  });
+
   it("threads replies by In-Reply-To/References and serves threads", async () => {
     const first = await emu.control.deliver(ALICE, { raw: await compose({ from: "a@example.net", to: ALICE, subject: "Plan", messageId: "<plan-1@example.net>", text: "one" }) });
     const reply = await emu.control.deliver(ALICE, { raw: await compose({ from: "b@example.net", to: ALICE, subject: "Re: Plan", messageId: "<plan-2@example.net>", inReplyTo: "<plan-1@example.net>", references: ["<plan-1@example.net>"], text: "two" }) });
