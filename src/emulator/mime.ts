@@ -206,7 +206,10 @@ export function splitMultipart(body: Buffer, boundary: string): Buffer[] {
   return parts;
 }
 
-export function parseMime(buf: Buffer, parentType = ""): MimeNode {
+/** Deeper multipart nesting is kept as an opaque leaf (no real mail nests this far; it bounds recursion). */
+const MAX_DEPTH = 64;
+
+export function parseMime(buf: Buffer, parentType = "", depth = 0): MimeNode {
   const [headerEnd, bodyStart] = splitHeaderBlock(buf);
   const headers = parseHeaderBlock(buf.subarray(0, headerEnd).toString("utf8"));
   const ct = header(headers, "content-type");
@@ -220,8 +223,8 @@ export function parseMime(buf: Buffer, parentType = ""): MimeNode {
   const children: MimeNode[] = [];
   const boundary = parsedCt.params.boundary;
   if (mimeType.startsWith("multipart/")) {
-    if (boundary) for (const part of splitMultipart(body, boundary)) children.push(parseMime(part, mimeType));
-    else mimeType = "text/plain";
+    if (boundary && depth < MAX_DEPTH) for (const part of splitMultipart(body, boundary)) children.push(parseMime(part, mimeType, depth + 1));
+    else mimeType = boundary ? "application/octet-stream" : "text/plain";
   }
   return {
     headers,

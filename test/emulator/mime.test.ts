@@ -61,6 +61,19 @@ describe("parseMime", () => {
     expect(decodeBody(root).toString()).toBe("line one\r\nline two\r\n");
   });
 
+  it("bounds multipart nesting", () => {
+    let raw = "Content-Type: text/plain\r\n\r\nleaf";
+    for (let i = 0; i < 200; i++) raw = `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n${raw}\r\n--b${i}--\r\n`;
+    let node = parseMime(Buffer.from(raw));
+    let depth = 0;
+    while (node.children[0]) {
+      node = node.children[0];
+      depth++;
+    }
+    expect(depth).toBe(64);
+    expect(node.mimeType).toBe("application/octet-stream");
+  });
+
   it("parses structured headers and leaves malformed encoded words alone", () => {
     expect(parseStructuredHeader('Text/HTML; Charset="utf-8"; name="a \\"b\\".html"')).toEqual({ value: "text/html", params: { charset: "utf-8", name: 'a "b".html' } });
     expect(decodeWords("=?utf-8?B?###?= plain")).toBe("=?utf-8?B?###?= plain");
