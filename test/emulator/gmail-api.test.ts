@@ -163,6 +163,20 @@ describe("messages", () => {
   });
 });
 
+describe("determinism", () => {
+  it("builds the same mailbox (ids, threads, labels, attachments, history id) from the same seed", async () => {
+    const [a, b] = await Promise.all([startEmulator({ seed: 99, messages: 30 }), startEmulator({ seed: 99, messages: 30 })]);
+    try {
+      const [ma, mb] = await Promise.all([a.control.mailbox(ALICE), b.control.mailbox(ALICE)]);
+      expect(ma.messages).toHaveLength(30);
+      expect(mb).toEqual(ma);
+      expect(new Set(ma.messages.map((m) => m.threadId)).size).toBeLessThan(30);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
 describe("history", () => {
   it("records every change with increasing ids, filters by type and pages", async () => {
     const start = (await api.users.getProfile({ userId: "me" })).data.historyId as string;
