@@ -52,7 +52,7 @@ export async function loadMessageSource(seed: number): Promise<MessageSource> {
 }
 
 function plainMessage(email: string, subject: string, date: number): GeneratedMessage {
-  const id = `<${date}.${Math.random().toString(36).slice(2)}@emulator.invalid>`;
+  const id = `<${date}.${subject.replace(/\W+/g, "-")}@emulator.invalid>`;
   const raw = Buffer.from(
     [`From: Sender <sender@example.net>`, `To: ${email}`, `Subject: ${subject}`, `Date: ${new Date(date).toUTCString()}`, `Message-ID: ${id}`, "MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"', "", `Body of ${subject}.`, ""].join("\r\n"),
   );

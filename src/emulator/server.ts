@@ -142,7 +142,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch")) return sendApiError(reply, status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message));
     return reply.code(status).send({ error: (err as Error).message });
   });
-  app.setNotFoundHandler((req, reply) => sendApiError(reply, errors.notFound()));
+  app.setNotFoundHandler((_req, reply) => sendApiError(reply, errors.notFound()));
   app.get("/oauth2/v3/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.jwks));
   app.get("/oauth2/v1/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.pemCerts));
 
