@@ -3,7 +3,7 @@
 // server and tests build an App and call close() once; nothing else constructs these.
 import { Redis } from "ioredis";
 import { createAttachmentPipeline } from "./attachments/pipeline.ts";
-import type { AttachmentPipeline } from "./attachments/types.ts";
+import type { AttachmentPipeline, AttachmentResult, ReusableText, SkippedReason } from "./attachments/types.ts";
 import type { Config } from "./config.ts";
 import { findReusableText } from "./db/attachments.ts";
 import { createDb, type Db } from "./db/database.ts";
@@ -16,6 +16,9 @@ import type { Logger } from "./log.ts";
 import { processMaintenanceJob } from "./maintenance.ts";
 import { type KeyRing, parseKeyRing } from "./token-crypto.ts";
 import { type RunningWorkers, type StartWorkersOptions, startWorkers } from "./worker.ts";
+
+// Skips that depend only on the bytes (as src/db/attachments.ts reuses them).
+const CONTENT_SKIPS = new Set<SkippedReason>(["encrypted", "unsupported_type", "corrupt", "empty"]);
 
 export interface App {
   config: Config;
@@ -63,11 +66,24 @@ export function createApp(config: Config, deps: { log: Logger }): App {
   };
 
   // The pipeline may start extraction children: only when a message with attachments shows up.
+  // Results of this process's recent extractions, by checksum: a backfill page commits its rows
+  // only at the end, so without this the same attachment repeated within a page (newsletters,
+  // signatures, forwarded files) would be extracted again instead of reused from Postgres.
+  const recent = new Map<string, ReusableText>();
+  const findReusable = async (checksum: string): Promise<ReusableText | null> => recent.get(checksum) ?? findReusableText(db, checksum);
+  const remember = (r: AttachmentResult) => {
+    const reusable = r.text !== null ? r.skippedReason === null : r.skippedReason !== null && CONTENT_SKIPS.has(r.skippedReason);
+    if (r.checksum === null || !reusable || (r.text?.length ?? 0) > 256 * 1024) return;
+    if (recent.size >= 500) recent.delete(recent.keys().next().value as string);
+    recent.set(r.checksum, { text: r.text, textTruncated: r.textTruncated, detectedType: r.detectedType, metadata: r.metadata, skippedReason: r.skippedReason });
+  };
   let realPipeline: Promise<AttachmentPipeline> | undefined;
   const pipeline: AttachmentPipeline = {
     async process(ref, fetchBytes) {
-      realPipeline ??= createAttachmentPipeline(config, { log, findReusable: (checksum: string) => findReusableText(db, checksum) });
-      return (await realPipeline).process(ref, fetchBytes);
+      realPipeline ??= createAttachmentPipeline(config, { log, findReusable });
+      const result = await (await realPipeline).process(ref, fetchBytes);
+      remember(result);
+      return result;
     },
     async close() {
       if (realPipeline !== undefined) await (await realPipeline).close();

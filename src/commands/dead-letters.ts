@@ -37,6 +37,7 @@ export function registerDeadLettersCommand(program: Command): void {
             await resolveDeadLetters(trx, accountId, [...prepared.records.map((m) => m.gmailId), ...prepared.gone]);
             for (const f of prepared.failed) await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: true });
           });
+          if (prepared.abort !== undefined) throw prepared.abort;
           summary.retried += ids.length;
           summary.gone += prepared.gone.length;
           summary.failed += prepared.failed.length;

@@ -75,7 +75,8 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
         else blocked++;
       }
       await resolveDeadLetters(trx, accountId, [...prepared.records.map((r) => r.gmailId), ...prepared.gone]);
-      if (blocked > 0) return; // keep what was stored; the page is retried (its checkpoint is not moved)
+      // Keep what was stored; the page is retried (its checkpoint is not moved).
+      if (blocked > 0 || prepared.abort !== undefined) return;
       checkpointed = await checkpointPage(trx, accountId, runStartedAt, {
         nextPageToken,
         listed: ids.length,
@@ -85,6 +86,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     });
     if (stored > 0) syncMessagesTotal.inc({ direction: "backfill" }, stored);
     if (parked > 0) deadLettersTotal.inc({ reason: "backfill_fetch" }, parked);
+    if (prepared.abort !== undefined) throw prepared.abort;
     if (blocked > 0) throw new RetryableMessagesError(`${blocked} message(s) of backfill page ${state.backfill_pages + 1} failed transiently; the page will be retried`);
     const result = { page: state.backfill_pages + 1, listed: ids.length, fetched: toFetch.length, stored, done: nextPageToken === null, swept };
     if (!checkpointed) {

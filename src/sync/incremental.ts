@@ -133,7 +133,7 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
         else blocked++;
       }
       await resolveDeadLetters(trx, accountId, [...prepared.records.map((r) => r.gmailId), ...prepared.gone, ...net.deleted.keys()]);
-      if (blocked === 0) advanced = await advanceCursor(trx, accountId, cursor);
+      if (blocked === 0 && prepared.abort === undefined) advanced = await advanceCursor(trx, accountId, cursor);
     });
 
     if (stored > 0) syncMessagesTotal.inc({ direction: "incremental" }, stored);
@@ -143,9 +143,10 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
     if (labelAdds > 0) messageChangesTotal.inc({ kind: "label_added" }, labelAdds);
     if (net.labels.length - labelAdds > 0) messageChangesTotal.inc({ kind: "label_removed" }, net.labels.length - labelAdds);
     if (parked > 0) deadLettersTotal.inc({ reason: "incremental_fetch" }, parked);
-    if (blocked > 0) {
+    if (blocked > 0 || prepared.abort !== undefined) {
       // Put the push time back so the retry still measures from the push.
       if (pushReceivedAt !== undefined) await deps.redis.set(pushTimeKey(deps.queues.prefix, accountId), String(pushReceivedAt), "PX", 86_400_000, "NX");
+      if (prepared.abort !== undefined) throw prepared.abort;
       throw new RetryableMessagesError(`${blocked} message(s) failed transiently; cursor held at ${start}`);
     }
     if (pushReceivedAt !== undefined) pushToCommitSeconds.observe(Math.max(0, Date.now() - pushReceivedAt) / 1000);

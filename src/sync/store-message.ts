@@ -28,6 +28,12 @@ export interface PreparedBatch {
   /** 404 on fetch: the message is gone (deleted since it was listed). */
   gone: string[];
   failed: MessageFailure[];
+  /**
+   * Set when the batch stopped early (rate limited, auth revoked, an unexpected error): what was
+   * prepared until then is still returned so the caller can store it — without moving its
+   * checkpoint or cursor — before rethrowing this, and a retry does not fetch it again.
+   */
+  abort?: unknown;
 }
 
 const FETCH_CHUNK = 100;
@@ -44,38 +50,67 @@ function rethrowIfJobLevel(err: unknown): void {
   if (isGmailError(err, "rate_limited") || isGmailError(err, "auth_revoked")) throw err;
 }
 
-/** Fetches and prepares `ids` (any number; chunked here). */
+/**
+ * Fetches and prepares `ids` (any number; chunked here). Chunks are fetched back to back while a
+ * small pool prepares the messages already fetched (attachments: fetch + extract), so neither a
+ * slow extraction nor the quota wait of the next chunk stalls the other.
+ */
 export async function fetchAndPrepare(deps: StoreDeps, ids: string[]): Promise<PreparedBatch> {
   const out: PreparedBatch = { records: [], gone: [], failed: [] };
-  for (let i = 0; i < ids.length; i += FETCH_CHUNK) {
-    const fetched = await deps.gmail.getMessages(ids.slice(i, i + FETCH_CHUNK));
-    const ok: GmailMessage[] = [];
-    for (const f of fetched) {
-      if (f.message !== undefined) {
-        ok.push(f.message);
-        continue;
-      }
-      const e = f.error;
-      rethrowIfJobLevel(e);
-      if (e.kind === "not_found") out.gone.push(f.id);
-      else {
-        syncErrorsTotal.inc({ error_type: e.kind === "transient" ? "transient" : "permanent" });
-        out.failed.push({ id: f.id, kind: e.kind === "transient" ? "transient" : "permanent", reason: `fetch_${e.kind}`, detail: e.message });
+  const limit = semaphore(ATTACHMENT_PARALLEL);
+  const preparing: Array<Promise<void>> = [];
+  try {
+    for (let i = 0; i < ids.length && out.abort === undefined; i += FETCH_CHUNK) {
+      const fetched = await deps.gmail.getMessages(ids.slice(i, i + FETCH_CHUNK));
+      for (const f of fetched) {
+        if (f.message !== undefined) {
+          const msg = f.message;
+          const p = limit(async () => {
+            if (out.abort !== undefined) return; // stopping: leave the rest to the retry
+            const r = await prepareOne(deps, msg);
+            if ("record" in r) out.records.push(r.record);
+            else out.failed.push(r.failure);
+          });
+          p.catch((err: unknown) => {
+            out.abort ??= err;
+          });
+          preparing.push(p);
+          continue;
+        }
+        const e = f.error;
+        if (e.kind === "rate_limited" || e.kind === "auth_revoked") {
+          out.abort ??= e;
+          break;
+        }
+        if (e.kind === "not_found") out.gone.push(f.id);
+        else {
+          syncErrorsTotal.inc({ error_type: e.kind === "transient" ? "transient" : "permanent" });
+          out.failed.push({ id: f.id, kind: e.kind === "transient" ? "transient" : "permanent", reason: `fetch_${e.kind}`, detail: e.message });
+        }
       }
     }
-    // Attachments dominate the time of messages that have them; a few messages at a time.
-    let next = 0;
-    const worker = async () => {
-      while (next < ok.length) {
-        const msg = ok[next++] as GmailMessage;
-        const r = await prepareOne(deps, msg);
-        if ("record" in r) out.records.push(r.record);
-        else out.failed.push(r.failure);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(ATTACHMENT_PARALLEL, ok.length) }, worker));
+  } catch (err) {
+    out.abort ??= err;
   }
+  // Never leave extractions running behind an error: wait for them either way.
+  await Promise.allSettled(preparing);
   return out;
+}
+
+/** At most `n` of the given tasks run at once. */
+function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
 }
 
 async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record: MessageRecord } | { failure: MessageFailure }> {

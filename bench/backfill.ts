@@ -1,0 +1,140 @@
+// `npm run bench:backfill`: backfill throughput through the real queue, worker, Gmail client,
+// quota governor, attachment pipeline and Postgres, against the emulator with its per-user quota
+// on. Not a test: prints one JSON object.
+//   BENCH_MESSAGES (default 2000)  BENCH_QUOTA (units/s, default 250, for both the emulator and
+//   our governor)  BENCH_LATENCY_MS (emulator per-request latency, default 100)
+//   BENCH_ATTACHMENTS (default true)
+// Reports messages/s as a fraction of the quota ceiling (quota / 5 units per messages.get), quota
+// units spent per message stored (the emulator's own count), CPU seconds per 1,000 messages (this
+// process; extraction children separately), peak RSS, failed jobs and 429s, and the threads.get vs
+// messages.get quota arithmetic for the same mailbox.
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { createApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { upsertConnectedAccount } from "../src/db/accounts.ts";
+import { createDb } from "../src/db/database.ts";
+import { ensureDatabase, migrateToLatest } from "../src/db/migrate.ts";
+import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
+import { startEmulator } from "../src/emulator/server.ts";
+import { createLogger } from "../src/log.ts";
+import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
+const QUOTA = Number(process.env.BENCH_QUOTA ?? 250);
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
+const ATTACHMENTS = (process.env.BENCH_ATTACHMENTS ?? "true") !== "false";
+const EMAIL = "bench@example.com";
+const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+const dbName = `gmail_sync_bench_${randomBytes(4).toString("hex")}`;
+const dbUrl = new URL(adminUrl);
+dbUrl.pathname = `/${dbName}`;
+await ensureDatabase(dbUrl.toString());
+{
+  const db = createDb(dbUrl.toString(), 1);
+  await migrateToLatest(db);
+  await db.destroy();
+}
+
+const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: ATTACHMENTS, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
+const prefix = `{bench-${randomBytes(4).toString("hex")}}`;
+const env = {
+  DATABASE_URL: dbUrl.toString(),
+  REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+  QUEUE_PREFIX: prefix,
+  TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+  GMAIL_API_ROOT_URL: emu.gmailRootUrl,
+  GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
+  GOOGLE_CLIENT_ID: emu.clientId,
+  GOOGLE_CLIENT_SECRET: emu.clientSecret,
+  GMAIL_QUOTA_UNITS_PER_SECOND: String(QUOTA),
+  INCLUDE_SPAM_TRASH: "true",
+  ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-${process.pid}`),
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+  // Extraction limits pass through (e.g. EXTRACT_TIMEOUT_MS): the generated mailbox holds a PDF
+  // built to hit the timeout, which holds its page for that long.
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EXTRACT_")) as Array<[string, string]>),
+};
+const config = loadConfig(env);
+const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
+
+const keyRing = parseKeyRing(env.TOKEN_ENCRYPTION_KEY);
+const refreshToken = await emu.control.issueRefreshToken(EMAIL);
+const account = await upsertConnectedAccount(app.db, {
+  email: EMAIL,
+  scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
+  accessTokenExpiresAt: null,
+  encrypt: (id) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }),
+});
+await ensureSyncState(app.db, account.id);
+
+const box = await emu.control.mailbox(EMAIL);
+const workers = app.startWorkers({ maintenance: false });
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+await app.enqueueBackfill(account.id, { reason: "connect" });
+for (;;) {
+  const s = await getSyncState(app.db, account.id);
+  if (s?.backfill_phase === "done") break;
+  await new Promise((r) => setTimeout(r, 50));
+}
+const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
+const stats = await emu.control.stats();
+const failed = (await app.queues.backfill.getJobCounts("failed")).failed ?? 0;
+const stored = Number(
+  (await app.db.selectFrom("messages").select((eb) => eb.fn.countAll().as("n")).where("account_id", "=", account.id).executeTakeFirstOrThrow()).n,
+);
+const units = stats.quotaUnits[EMAIL] ?? 0;
+// The issue's ceiling: quota / units per message stored (messages.get plus the attachments.get
+// calls a mailbox with attachments needs); the bare messages.get ceiling is quota / 5.
+const unitsPerMessage = units / stored;
+const ceiling = QUOTA / unitsPerMessage;
+const threads = new Set(box.messages.map((m) => m.threadId)).size;
+const usage = process.resourceUsage();
+
+await workers.close();
+await app.queues.backfill.obliterate({ force: true }).catch(() => {});
+await app.queues.incremental.obliterate({ force: true }).catch(() => {});
+await app.close();
+await emu.close();
+const admin = new pg.Client({ connectionString: adminUrl });
+await admin.connect();
+await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`);
+await admin.end();
+
+console.log(
+  JSON.stringify(
+    {
+      messages: stored,
+      seconds: Number(seconds.toFixed(2)),
+      messagesPerSecond: Number((stored / seconds).toFixed(2)),
+      quotaUnitsPerSecond: QUOTA,
+      ceilingMessagesPerSecond: Number(ceiling.toFixed(2)),
+      fractionOfCeiling: Number((stored / seconds / ceiling).toFixed(3)),
+      fractionOfMessagesGetCeiling: Number((stored / seconds / (QUOTA / 5)).toFixed(3)),
+      quotaUnitsSpent: units,
+      quotaUnitsPerMessage: Number(unitsPerMessage.toFixed(3)),
+      cpuSecondsPer1000Messages: Number((((cpu.user + cpu.system) / 1e6 / stored) * 1000).toFixed(2)),
+      peakRssMb: Math.round(usage.maxRSS / 1024),
+      failedJobs: failed,
+      gmail429: stats.rateLimited,
+      emulatorLatencyMs: LATENCY_MS,
+      attachments: ATTACHMENTS,
+      extractTimeoutMs: config.EXTRACT_TIMEOUT_MS,
+      // threads.get costs 10 units for a whole thread, messages.get 5 a message.
+      threadsVsMessages: {
+        threads,
+        messagesGetUnits: 5 * box.messages.length,
+        threadsGetUnits: 10 * threads,
+        messagesPerThread: Number((box.messages.length / threads).toFixed(2)),
+      },
+    },
+    null,
+    2,
+  ),
+);
+process.exit(0);
