@@ -1,86 +1,100 @@
-// The compose demo without Docker: the `traffic` service's script, taken verbatim from
-// docker-compose.yml with only the service host names replaced, runs against a local stack built
-// the way the worker service is (HTTP server with the OAuth and push routes, workers, the emulator
-// pushing signed notifications). It must connect both mailboxes through /oauth2/start → consent →
-// callback, and the mail it delivers must reach Postgres through pushes. Then a real Prometheus
-// (Debian's, when installed) scrapes that server with prometheus/prometheus.yml's rules, and every
-// dashboard and alert query runs without error, the core panels returning data.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// The compose demo without Docker: the `worker` service's command (`gmail-sync serve`) runs as a
+// child process with the service's environment from docker-compose.yml (defaults resolved, service
+// host names replaced by local addresses), is judged healthy by the service's own healthcheck
+// command, and the `traffic` service's script, verbatim, drives it against the emulator: it must
+// connect both mailboxes through /oauth2/start → consent → callback, and the mail it delivers must
+// reach Postgres through pushes. Then a real Prometheus (Debian's, when installed) scrapes the
+// worker with prometheus/prometheus.yml and its rules, and every dashboard and alert query runs
+// without error, the core panels returning data.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { FastifyInstance } from "fastify";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { DEFAULT_PUSH_SERVICE_ACCOUNT } from "../../src/emulator/server.ts";
-import { buildHttpServer, listen } from "../../src/http.ts";
-import { createLogger } from "../../src/log.ts";
-import { registerOAuthRoutes } from "../../src/oauth-routes.ts";
-import { createPushAuthenticator } from "../../src/pubsub.ts";
-import { registerPushRoute } from "../../src/push-route.ts";
-import { parseKeyRing } from "../../src/token-crypto.ts";
-import { renewWatch } from "../../src/watch.ts";
-import type { RunningWorkers } from "../../src/worker.ts";
-import { type Harness, startHarness, waitFor } from "../sync/harness.ts";
+import { type Emulator, startEmulator } from "../../src/emulator/server.ts";
+import { cliPath } from "../helpers/cli.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
+import { waitFor } from "../sync/harness.ts";
 import { parseExposition } from "./exposition.ts";
 import { alertQueries, dashboardQueries, substituteGrafanaMacros } from "./promql.ts";
 import { freePort, hasBinary, rel, skipNotice } from "./tools.ts";
 
+interface ComposeService {
+  command: string[];
+  entrypoint?: string[];
+  environment: Record<string, string>;
+  healthcheck: { test: string[] };
+}
+const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
+const service = (name: string) => compose.services[name] as ComposeService;
+
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
-let h: Harness;
-let server: FastifyInstance;
-let workers: RunningWorkers;
+let emulator: Emulator;
+let tdb: TestDatabase;
+let tredis: TestRedis;
+let worker: ChildProcess | undefined;
+let workerOut = "";
 let traffic: ChildProcess | undefined;
 let trafficOut = "";
 let base: string;
 let prometheus: ChildProcess | undefined;
 let promDir: string | undefined;
+let tempDir: string | undefined;
+
+async function metrics(): Promise<string> {
+  return (await fetch(`${base}/metrics`)).text();
+}
 
 beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  h = await startHarness({
-    emulator: { accounts: ACCOUNTS, messages: 10, seed: 5, pushEndpoint: `${base}/pubsub/push` },
-    env: {
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: String(port),
-      GOOGLE_OAUTH_REDIRECT_URI: `${base}/oauth2/callback`,
-      PUBSUB_TOPIC: "projects/gmail-sync-emulator/topics/gmail",
-      PUBSUB_AUDIENCE: `${base}/pubsub/push`,
-      PUBSUB_SERVICE_ACCOUNT: DEFAULT_PUSH_SERVICE_ACCOUNT,
-      INCLUDE_SPAM_TRASH: "true",
-      EXTRACT_TIMEOUT_MS: "3000",
-    },
-  });
-  const { app } = h;
-  const log = createLogger("silent");
-  server = buildHttpServer({ config: app.config, log, db: app.db, redis: app.redis, queues: app.queues });
-  registerOAuthRoutes(server, {
-    db: app.db,
-    redis: app.redis,
-    config: app.config,
-    keyRing: parseKeyRing(h.env.TOKEN_ENCRYPTION_KEY as string),
-    log,
-    onConnected: async (id) => {
-      await app.enqueueBackfill(id, { reason: "connect" });
-      await renewWatch({ db: app.db, config: app.config, log, gmailFactory: app.gmailFactory }, id);
-    },
-  });
-  registerPushRoute(server, {
-    db: app.db,
-    redis: app.redis,
-    log,
-    keyPrefix: app.config.QUEUE_PREFIX,
-    authenticate: createPushAuthenticator({ certsUrl: app.config.GOOGLE_CERTS_URL, audience: app.config.PUBSUB_AUDIENCE, serviceAccount: app.config.PUBSUB_SERVICE_ACCOUNT, verificationToken: undefined }),
-    enqueueIncremental: (id, opts) => app.enqueueIncremental(id, opts),
-  });
-  expect(await listen(server, app.config)).toBe(base);
-  workers = app.startWorkers({ maintenance: false });
+  emulator = await startEmulator({ accounts: ACCOUNTS, messages: 10, seed: 5, pushEndpoint: `${base}/pubsub/push` });
+  tdb = await createTestDatabase();
+  tredis = await createTestRedis();
+  tempDir = mkdtempSync(path.join(tmpdir(), "gmail-sync-compose-"));
 
-  const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8")) as { services: { traffic: { command: string[]; entrypoint: string[] } } };
-  const script = (compose.services.traffic.command[0] as string).replaceAll("http://worker:9464", base).replaceAll("http://emulator:8085", h.emulator.url);
-  const [cmd, ...args] = compose.services.traffic.entrypoint as [string, ...string[]];
+  // The worker service's environment as compose would pass it with nothing set, then pointed here.
+  const local = (v: string) => v.replaceAll("http://emulator:8085", emulator.url).replaceAll("http://worker:9464", base);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(service("worker").environment)) {
+    env[k] = local(String(v).replace(/\$\{\w+:-([^}]*)\}/g, "$1"));
+  }
+  Object.assign(env, {
+    DATABASE_URL: tdb.url,
+    REDIS_URL: tredis.url,
+    QUEUE_PREFIX: `{${tredis.prefix}}`,
+    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(port),
+    ATTACHMENT_TEMP_DIR: tempDir,
+    // Share the two cores politely, and let the generated hostile attachments time out in 3 s
+    // rather than 30: everything else is the compose file's.
+    WORKER_CONCURRENCY: "2",
+    EXTRACT_POOL_SIZE: "1",
+    EXTRACT_TIMEOUT_MS: "3000",
+    LOG_LEVEL: "warn",
+  });
+  expect(Object.values(env).some((v) => v.includes("emulator:") || v.includes("worker:") || v.includes("${"))).toBe(false);
+
+  worker = spawn(process.execPath, [cliPath, ...service("worker").command], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  worker.stdout?.on("data", (d) => (workerOut += String(d)));
+  worker.stderr?.on("data", (d) => (workerOut += String(d)));
+
+  // The service's healthcheck, run as Docker would (CMD form), against this port.
+  const [form, ...check] = service("worker").healthcheck.test as [string, ...string[]];
+  expect(form).toBe("CMD");
+  expect(check[0]).toBe("node");
+  await waitFor("the worker healthcheck to pass", async () => {
+    if (worker?.exitCode !== null) throw new Error(`serve exited ${worker?.exitCode}: ${workerOut}`);
+    const r = spawnSync(process.execPath, check.slice(1).map((a) => a.replace("127.0.0.1:9464", `127.0.0.1:${port}`)), { timeout: 10_000 });
+    return r.status === 0;
+  }, 60_000, 300);
+
+  const script = local(service("traffic").command[0] as string);
+  const [cmd, ...args] = service("traffic").entrypoint as [string, ...string[]];
   expect(cmd).toBe("node");
   traffic = spawn(process.execPath, [...args, script], { stdio: ["ignore", "pipe", "pipe"] });
   traffic.stdout?.on("data", (d) => (trafficOut += String(d)));
@@ -90,37 +104,47 @@ beforeAll(async () => {
 afterAll(async () => {
   prometheus?.kill("SIGTERM");
   traffic?.kill("SIGTERM");
-  await workers?.close();
-  await server?.close();
-  await h?.close();
-  if (promDir) rmSync(promDir, { recursive: true, force: true });
+  if (worker && worker.exitCode === null) {
+    const exited = new Promise((r) => worker?.once("exit", r));
+    worker.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    if (worker.exitCode === null) worker.kill("SIGKILL");
+  }
+  await emulator?.close();
+  await tredis?.cleanup();
+  await tdb?.drop();
+  for (const d of [promDir, tempDir]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 it("connects both mailboxes through the OAuth flow and delivered mail reaches Postgres by push", async () => {
   await waitFor("the script to report both connections", async () => trafficOut.includes("connect bob@example.com: HTTP"), 30_000, 200);
   expect(trafficOut).toContain("connect alice@example.com: HTTP 200");
   expect(trafficOut).toContain("connect bob@example.com: HTTP 200");
-  const accounts = await h.app.db.selectFrom("accounts").select(["email", "status", "refresh_token_encrypted"]).orderBy("email").execute();
+  const accounts = await tdb.db.selectFrom("accounts").select(["email", "status", "refresh_token_encrypted"]).orderBy("email").execute();
   expect(accounts.map((a) => [a.email, a.status])).toEqual(ACCOUNTS.map((e) => [e, "active"]));
   expect(accounts.every((a) => a.refresh_token_encrypted?.startsWith("v1."))).toBe(true);
 
   // The script delivers one message every 2 s, alternating mailboxes: at least one per mailbox
   // arrives through an accepted push and an incremental sync.
   await waitFor("pushed mail stored for both accounts", async () => {
-    const rows = await h.app.db
+    const rows = await tdb.db
       .selectFrom("messages")
       .innerJoin("accounts", "accounts.id", "messages.account_id")
       .select(["accounts.email", (eb) => eb.fn.countAll<number>().as("n")])
       .groupBy("accounts.email")
       .execute();
     const stored = new Map(rows.map((r) => [r.email, Number(r.n)]));
+    if (process.env.OBS_DEBUG) {
+      const m = parseExposition(await metrics()).filter((x) => /push_requests|messages_total|watch_renewals|gmail_sync_accounts$|queue_jobs/.test(x.name) && x.value > 0);
+      console.log(JSON.stringify([...stored]), JSON.stringify(m.map((x) => [x.name, x.labels, x.value])), workerOut.slice(-1500), trafficOut.slice(-300));
+    }
     return ACCOUNTS.every((e) => (stored.get(e) ?? 0) > 10);
-  }, 60_000, 500);
+  }, 60_000, 1000);
   await waitFor("an accepted push", async () => {
-    const res = await server.inject({ method: "GET", url: "/metrics" });
-    return parseExposition(res.body).some((x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0);
+    return parseExposition(await metrics()).some((x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0);
   }, 30_000, 500);
   expect(traffic?.exitCode).toBeNull(); // still running: it loops until stopped
+  expect(worker?.exitCode).toBeNull();
 }, 120_000);
 
 it("a real Prometheus scraping it runs every dashboard and alert query; the core panels have data", async (ctx) => {
