@@ -91,7 +91,11 @@ describe("quota", () => {
       const before = (await emu.control.stats()).quotaUnits["alice@example.com"] ?? 0;
       const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(`${emu.url}/gmail/v1/users/me/messages/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } })));
       const statuses = answers.map((r) => r.status);
-      expect(statuses.filter((s) => s === 200).length).toBe(4); // 20 units of burst / 5 per get
+      // 20 units of burst / 5 per get = 4, plus whatever refilled while the burst arrived (a loaded machine).
+      const ok = statuses.filter((s) => s === 200).length;
+      expect(ok).toBeGreaterThanOrEqual(4);
+      expect(ok).toBeLessThanOrEqual(6);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(8 - ok);
       const limited = answers.find((r) => r.status === 429) as Response;
       expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
       const body = (await limited.json()) as { error: { message: string; status: string; errors: Array<{ reason: string; domain: string }> } };
@@ -99,16 +103,19 @@ describe("quota", () => {
       expect(body.error.status).toBe("RESOURCE_EXHAUSTED");
       expect(body.error.errors[0]).toMatchObject({ reason: "rateLimitExceeded", domain: "usageLimits" });
       const stats = await emu.control.stats();
-      expect(stats.rateLimited).toBeGreaterThanOrEqual(4);
-      expect((stats.quotaUnits["alice@example.com"] ?? 0) - before).toBe(20);
+      expect(stats.rateLimited).toBeGreaterThanOrEqual(8 - ok);
+      expect((stats.quotaUnits["alice@example.com"] ?? 0) - before).toBe(5 * ok);
 
-      // Refilled after a second: a batch of 12 history.list parts (2 units each) fits 10.
+      // Refilled after a second: of 40 history.list parts (2 units each, 80 in all) the bucket's
+      // 20 units pay for 10 (plus any refill while the batch runs); the rest are 429 part by part.
       await new Promise((r) => setTimeout(r, 1100));
       const start = (await emu.control.mailbox("alice@example.com")).historyId;
-      const res = await postBatch("/batch", batchBody(Array.from({ length: 12 }, () => `/gmail/v1/users/me/history?startHistoryId=${start}`), "\r\n", "q"), "multipart/mixed; boundary=q");
+      const res = await postBatch("/batch", batchBody(Array.from({ length: 40 }, () => `/gmail/v1/users/me/history?startHistoryId=${start}`), "\r\n", "q"), "multipart/mixed; boundary=q");
+      expect(res.status).toBe(200);
       const parts = parseAnswer(res, await res.text());
       expect(parts.filter((p) => p.status === 200).length).toBeGreaterThanOrEqual(10);
-      expect(parts.filter((p) => p.status === 429).length).toBeGreaterThanOrEqual(1);
+      expect(parts.filter((p) => p.status === 429).length).toBeGreaterThanOrEqual(20);
+      expect(parts.find((p) => p.status === 429)?.headers["retry-after"]).toMatch(/^\d+$/);
     } finally {
       await emu.control.updateSettings({ quotaUnitsPerSecond: 0 });
     }
@@ -119,7 +126,7 @@ describe("quota", () => {
     try {
       const answers = await Promise.all(Array.from({ length: 3 }, () => fetch(`${emu.url}/gmail/v1/users/me/messages/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } })));
       const limited = answers.filter((r) => r.status === 403);
-      expect(limited).toHaveLength(2);
+      expect(limited.length).toBeGreaterThanOrEqual(1);
       expect(((await (limited[0] as Response).json()) as { error: { errors: Array<{ reason: string }> } }).error.errors[0]?.reason).toBe("userRateLimitExceeded");
     } finally {
       await emu.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorStatus: 429 });
@@ -127,11 +134,13 @@ describe("quota", () => {
   });
 
   it("caps concurrent requests per user", async () => {
-    await emu.control.updateSettings({ quotaUnitsPerSecond: 100_000, latencyMs: 150 });
+    // Each request stays in flight 500 ms, so the 14 sent at once overlap (even on a loaded machine).
+    await emu.control.updateSettings({ quotaUnitsPerSecond: 100_000, latencyMs: 500 });
     try {
       const answers = await Promise.all(Array.from({ length: 14 }, () => fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${token}` } })));
       const limited = answers.filter((r) => r.status === 429);
       expect(answers.filter((r) => r.status === 200)).toHaveLength(10);
+      expect(limited).toHaveLength(4);
       expect(((await (limited[0] as Response).json()) as { error: { message: string } }).error.message).toBe("Too many concurrent requests for user");
     } finally {
       await emu.control.updateSettings({ quotaUnitsPerSecond: 0, latencyMs: 0 });
