@@ -1,5 +1,6 @@
 // docker-compose.yml and the Dockerfile, checked without a Docker engine: Debian's docker-compose
 // 1.29 validates the file (`config -q`), and structural assertions pin what the stack relies on.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +9,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { loadConfig } from "../../src/config.ts";
 import { parseKeyRing } from "../../src/token-crypto.ts";
-import { hasBinary, rel, run, skipNotice } from "./tools.ts";
+import { cliPath } from "../helpers/cli.ts";
+import { freePort, hasBinary, rel, run, skipNotice } from "./tools.ts";
 
 interface Service {
   image?: string;
@@ -128,6 +130,34 @@ describe("compose structure", () => {
     expect(Object.keys(resolved).filter((k) => !(k in config))).toEqual([]);
     expect(config.GMAIL_API_ROOT_URL).toBe("http://emulator:8085/");
     expect(() => parseKeyRing(resolved.TOKEN_ENCRYPTION_KEY as string)).not.toThrow();
+  });
+
+  it("the emulator service's command starts the real emulator (every flag exists)", async () => {
+    const port = String(await freePort());
+    const args = (svc("emulator").command as string[]).map((a, i, all) => (all[i - 1] === "--port" ? port : a));
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout?.on("data", (d) => (out += String(d)));
+    child.stderr?.on("data", (d) => (out += String(d)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`emulator not ready in 30 s: ${out}`)), 30_000);
+        child.stdout?.on("data", () => {
+          if (out.includes("\n")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.once("exit", (code) => reject(new Error(`emulator exited ${code}: ${out}`)));
+      });
+      const ready = JSON.parse(out.split("\n")[0] as string) as { gmailRootUrl: string; accounts: string[] };
+      expect(ready.gmailRootUrl).toBe("http://emulator:8085/");
+      expect(ready.accounts).toEqual(["alice@example.com", "bob@example.com"]);
+      const certs = await fetch(`http://127.0.0.1:${port}/oauth2/v3/certs`); // what its healthcheck asks
+      expect(certs.status).toBe(200);
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 
   it("the traffic script compiles", () => {
