@@ -9,8 +9,8 @@ const READONLY = "https://www.googleapis.com/auth/gmail.readonly";
 let emu: Emulator;
 
 beforeAll(async () => {
-  // 0.0005 h = 1.8 s of history retention; access tokens live 1 s.
-  emu = await startEmulator({ seed: 17, messages: 3, historyRetentionHours: 0.0005, accessTokenTtlSeconds: 1 });
+  // 0.0006 h = 2.16 s of history retention.
+  emu = await startEmulator({ seed: 17, messages: 3, historyRetentionHours: 0.0006 });
 });
 afterAll(async () => {
   await emu.close();
@@ -45,23 +45,28 @@ describe("retention and expiry", () => {
     await emu.control.deliver("alice@example.com", {});
     const fresh = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${start}`);
     expect(((await fresh.json()) as { history: unknown[] }).history).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 2300));
     const stale = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${start}`);
     expect(stale.status).toBe(404);
   });
 
   it("refuses an expired access token with 401", async () => {
-    const res = await fetch(emu.tokenUrl, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: await emu.control.issueRefreshToken("alice@example.com"), client_id: emu.clientId, client_secret: emu.clientSecret }),
-    });
-    const tokens = (await res.json()) as { access_token: string; expires_in: number };
-    expect(tokens.expires_in).toBe(1);
-    const ok = await fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
-    expect(ok.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1100));
-    const expired = await fetch(`${emu.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
-    expect(expired.status).toBe(401);
+    const short = await startEmulator({ seed: 18, accessTokenTtlSeconds: 2 });
+    try {
+      const res = await fetch(short.tokenUrl, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: await short.control.issueRefreshToken("alice@example.com"), client_id: short.clientId, client_secret: short.clientSecret }),
+      });
+      const tokens = (await res.json()) as { access_token: string; expires_in: number };
+      expect(tokens.expires_in).toBe(2);
+      const ok = await fetch(`${short.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(ok.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 2100));
+      const expired = await fetch(`${short.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(expired.status).toBe(401);
+    } finally {
+      await short.close();
+    }
   });
 });
