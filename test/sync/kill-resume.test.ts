@@ -4,7 +4,7 @@
 // second worker then stops gracefully on SIGTERM with exit code 0.
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { cliPath } from "../helpers/cli.ts";
+import { cliPath, runCli } from "../helpers/cli.ts";
 import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "./harness.ts";
 
 const EMAIL = "carol@example.com";
@@ -65,6 +65,21 @@ it("SIGKILL mid-backfill, restart: resumes from the checkpoint, no duplicate, no
   expect(lists).toBeLessThanOrEqual(pages + 1);
   expect(committedPages).toBeGreaterThanOrEqual(1);
   await expectDbEqualsMailbox(h, accountId, EMAIL);
+
+  // What users see, through the real CLI (while the second worker still runs).
+  const cliEnv = { ...h.env, LOG_LEVEL: "warn" };
+  const accounts = await runCli(["accounts", "--json"], cliEnv);
+  expect(accounts.code, accounts.stderr).toBe(0);
+  const [view] = JSON.parse(accounts.stdout) as Array<Record<string, unknown>>;
+  expect(view).toMatchObject({ email: EMAIL, status: "active", messages: MESSAGES, attachments: 0, deadLetters: 0 });
+  expect(view?.backfill).toMatchObject({ listed: MESSAGES, stored: MESSAGES, estimate: MESSAGES, done: true });
+  expect(typeof view?.cursorAgeSeconds).toBe("number");
+  expect(typeof view?.lastSyncAt).toBe("string");
+  const sync = await runCli(["sync", EMAIL, "--wait"], cliEnv, 30_000);
+  expect(sync.code, sync.stderr).toBe(0);
+  expect(sync.stdout).toContain("synced");
+  const dead = await runCli(["dead-letters", "--json"], cliEnv);
+  expect(JSON.parse(dead.stdout)).toEqual([]);
 
   const t0 = Date.now();
   second.child.kill("SIGTERM");
