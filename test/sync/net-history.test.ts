@@ -1,0 +1,48 @@
+// netHistory: a window of history records reduced to what must be fetched, soft-deleted and
+// relabelled. Pure; the integration tests cover the same rules against the emulator.
+import { describe, expect, it } from "vitest";
+import { netHistory } from "../../src/sync/incremental.ts";
+
+const msg = (id: string) => ({ message: { id, threadId: id } });
+
+describe("netHistory", () => {
+  it("nets out a message added and deleted in the same window, keeps deletions of older ones", () => {
+    const net = netHistory([
+      { id: "102", messagesDeleted: [msg("old")] },
+      { id: "100", messagesAdded: [msg("a"), msg("b")] },
+      { id: "101", messagesDeleted: [msg("b")] },
+    ]);
+    expect([...net.added.keys()]).toEqual(["a"]);
+    expect(net.added.get("a")).toBe("100");
+    expect([...net.deleted.entries()]).toEqual([
+      ["b", "101"],
+      ["old", "102"],
+    ]);
+    expect(net.maxRecordId).toBe(102n);
+  });
+
+  it("keeps label records in history order, except for deleted messages", () => {
+    const net = netHistory([
+      { id: "7", labelsRemoved: [{ ...msg("x"), labelIds: ["UNREAD"] }] },
+      { id: "5", labelsAdded: [{ ...msg("x"), labelIds: ["STARRED"] }, { ...msg("gone"), labelIds: ["INBOX"] }] },
+      { id: "6", messagesAdded: [msg("y")], labelsAdded: [{ ...msg("y"), labelIds: ["IMPORTANT"] }] },
+      { id: "8", messagesDeleted: [msg("gone")] },
+    ]);
+    expect(net.labels).toEqual([
+      { gmailId: "x", historyId: "5", added: ["STARRED"], removed: [] },
+      { gmailId: "y", historyId: "6", added: ["IMPORTANT"], removed: [] },
+      { gmailId: "x", historyId: "7", added: [], removed: ["UNREAD"] },
+    ]);
+  });
+
+  it("compares history ids as integers, not strings, beyond 2^53", () => {
+    const net = netHistory([{ id: "18446744073709551610", messagesAdded: [msg("big")] }, { id: "9", messagesAdded: [msg("small")] }]);
+    expect(net.maxRecordId).toBe(18446744073709551610n);
+  });
+
+  it("handles an empty window (a page with a token but no history)", () => {
+    const net = netHistory([]);
+    expect(net.added.size + net.deleted.size + net.labels.length).toBe(0);
+    expect(net.maxRecordId).toBe(0n);
+  });
+});
