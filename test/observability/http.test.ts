@@ -139,6 +139,25 @@ describe("probes", () => {
   });
 });
 
+describe("request logging", () => {
+  it("logs method and path but never the query string (legacy push token) or the body", async () => {
+    const lines: string[] = [];
+    const capture = createLogger("info", { write: (l: string) => void lines.push(l) });
+    const other = buildHttpServer({ config, log: capture, db: tdb.db, redis: tredis.redis });
+    other.post("/pubsub/push", async () => ({ ok: true }));
+    try {
+      const res = await other.inject({ method: "POST", url: "/pubsub/push?token=s3cret-push-token", payload: { message: { data: "Ym9keS1zZWNyZXQ=" } } });
+      expect(res.statusCode).toBe(200);
+      const text = lines.join("");
+      expect(text).toContain('"url":"/pubsub/push"');
+      expect(text).not.toContain("s3cret-push-token");
+      expect(text).not.toContain("Ym9keS1zZWNyZXQ=");
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe("body limit", () => {
   it("accepts a body under HTTP_BODY_LIMIT_BYTES and answers 413 over it", async () => {
     const small = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "a".repeat(1000) }) });
