@@ -91,7 +91,12 @@ export class Mailbox {
     if (this.labels.has(upper) && (SYSTEM_LABELS as readonly string[]).includes(upper)) return upper;
     if (this.labels.has(idOrName)) return idOrName;
     for (const l of this.labels.values()) if (l.name.toLowerCase() === idOrName.toLowerCase()) return l.id;
-    const id = /^Label_\d+$/.test(idOrName) ? idOrName : `Label_${this.labels.size - SYSTEM_LABELS.length + 1}`;
+    let id = idOrName;
+    if (!/^Label_\d+$/.test(idOrName)) {
+      let n = this.labels.size - SYSTEM_LABELS.length + 1;
+      while (this.labels.has(`Label_${n}`)) n++;
+      id = `Label_${n}`;
+    }
     this.labels.set(id, { id, name: idOrName, type: "user" });
     return id;
   }
