@@ -2,7 +2,7 @@
 // 1.29 validates the file (`config -q`), and structural assertions pin what the stack relies on.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -208,6 +208,30 @@ describe("Dockerfile", () => {
     for (const [name, s] of Object.entries(compose.services)) {
       if (s.build !== undefined) expect(s.user, name).toBeUndefined();
     }
+  });
+
+  it("everything src/, bin/ and migrations/ import at run time is a production dependency (the image omits dev ones)", () => {
+    const pkg = JSON.parse(readFileSync(rel("package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const files = ["src", "bin", "migrations"].flatMap((d) =>
+      (readdirSync(rel(d), { recursive: true }) as string[]).filter((f) => /\.(ts|js)$/.test(f)).map((f) => path.join(d, f)),
+    );
+    expect(files.length).toBeGreaterThan(20);
+    const missing = new Set<string>();
+    for (const f of files) {
+      const text = readFileSync(rel(f), "utf8");
+      // Static imports and re-exports (type-only ones are erased), dynamic import() and require.resolve().
+      const specs = [
+        ...[...text.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^;]*?from\s+["']([^"']+)["']/gm)].map((m) => m[1]),
+        ...[...text.matchAll(/^\s*import\s+["']([^"']+)["']/gm)].map((m) => m[1]),
+        ...[...text.matchAll(/(?:import|require\.resolve|require)\(\s*["']([^"']+)["']/g)].map((m) => m[1]),
+      ] as string[];
+      for (const spec of specs) {
+        if (spec.startsWith(".") || spec.startsWith("node:") || spec.startsWith("/")) continue;
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] as string);
+        if (!(name in pkg.dependencies)) missing.add(`${name} (${f})`);
+      }
+    }
+    expect([...missing]).toEqual([]);
   });
 
   it("enters through the CLI and copies what it needs at run time", () => {
