@@ -120,6 +120,8 @@ describe("prometheus config and alert rules", () => {
         "AccountNotSyncedRecently",
         "AccountReauthRequired",
         "CursorAgeNearHistoryRetention",
+        "GmailQuotaNearProjectLimit",
+        "GmailRateLimitedSustained",
         "GmailSyncDown",
         "OrphanedTempFiles",
         "SyncBacklogGrowing",
