@@ -7,7 +7,7 @@ import { isGmailError } from "../errors.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
 import { applyLabelChange, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
-import type { GmailHistory } from "../gmail/port.ts";
+import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
 import { deadLettersTotal, messageChangesTotal, pushToCommitSeconds, syncErrorsTotal, syncMessagesTotal } from "../metrics.ts";
 import { RetryableMessagesError } from "./backfill.ts";
@@ -105,52 +105,93 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
       return { resync: "history_expired" };
     }
 
-    const net = netHistory(records);
     // Every record up to the newest one seen and up to the first page's mailbox id was listed.
     const first = BigInt(firstPageHistoryId ?? start);
-    const cursor = (net.maxRecordId > first ? net.maxRecordId : first).toString();
-
-    const addedIds = [...net.added.keys()];
-    const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
-    const toFetch = addedIds.filter((id) => !current.has(id));
-    const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
-
-    let stored = 0;
-    let deleted = 0;
-    let labelApplied = 0;
-    let blocked = 0;
-    let parked = 0;
+    const slices = sliceWindow(records, SLICE_ADDS);
+    const totals = { added: 0, deleted: 0, labelChanges: 0, stored: 0 };
+    let cursor = start;
     let advanced = false;
-    await db.transaction().execute(async (trx) => {
-      stored = await upsertMessages(trx, accountId, prepared.records);
-      for (const [id, hid] of net.deleted) deleted += await softDeleteMessages(trx, accountId, [id], hid);
-      // Already gone when fetched (404): recorded as deleted, not an error.
-      deleted += await softDeleteMessages(trx, accountId, prepared.gone, null);
-      for (const change of net.labels) if (await applyLabelChange(trx, accountId, change)) labelApplied++;
-      for (const f of prepared.failed) {
-        const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
-        if (isParked) parked++;
-        else blocked++;
+    for (const [i, slice] of slices.entries()) {
+      const net = netHistory(slice);
+      // A slice's cursor is its newest record: every older record has been applied by then. The
+      // last slice also covers the quiet stretch up to the mailbox id of the first page.
+      const sliceCursor = i === slices.length - 1 && first > net.maxRecordId ? first : net.maxRecordId;
+      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString());
+      totals.added += net.added.size;
+      totals.deleted += r.deleted;
+      totals.labelChanges += r.labelApplied;
+      totals.stored += r.stored;
+      if (r.abort !== undefined || r.blocked > 0) {
+        // Put the push time back so the retry still measures from the push.
+        if (pushReceivedAt !== undefined) await deps.redis.set(pushTimeKey(deps.queues.prefix, accountId), String(pushReceivedAt), "PX", 86_400_000, "NX");
+        if (r.abort !== undefined) throw r.abort;
+        throw new RetryableMessagesError(`${r.blocked} message(s) failed transiently; cursor held at ${cursor}`);
       }
-      await resolveDeadLetters(trx, accountId, [...prepared.records.map((r) => r.gmailId), ...prepared.gone, ...net.deleted.keys()]);
-      if (blocked === 0 && prepared.abort === undefined) advanced = await advanceCursor(trx, accountId, cursor);
-    });
-
-    if (stored > 0) syncMessagesTotal.inc({ direction: "incremental" }, stored);
-    if (net.added.size > 0) messageChangesTotal.inc({ kind: "added" }, net.added.size);
-    if (deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, deleted);
-    const labelAdds = net.labels.filter((l) => l.added.length > 0).length;
-    if (labelAdds > 0) messageChangesTotal.inc({ kind: "label_added" }, labelAdds);
-    if (net.labels.length - labelAdds > 0) messageChangesTotal.inc({ kind: "label_removed" }, net.labels.length - labelAdds);
-    if (parked > 0) deadLettersTotal.inc({ reason: "incremental_fetch" }, parked);
-    if (blocked > 0 || prepared.abort !== undefined) {
-      // Put the push time back so the retry still measures from the push.
-      if (pushReceivedAt !== undefined) await deps.redis.set(pushTimeKey(deps.queues.prefix, accountId), String(pushReceivedAt), "PX", 86_400_000, "NX");
-      if (prepared.abort !== undefined) throw prepared.abort;
-      throw new RetryableMessagesError(`${blocked} message(s) failed transiently; cursor held at ${start}`);
+      if (r.advanced) {
+        advanced = true;
+        cursor = sliceCursor.toString();
+      }
     }
     if (pushReceivedAt !== undefined) pushToCommitSeconds.observe(Math.max(0, Date.now() - pushReceivedAt) / 1000);
-    log.debug({ accountId, records: records.length, stored, deleted, labels: labelApplied, cursor }, "incremental sync committed");
-    return { records: records.length, added: net.added.size, deleted, labelChanges: labelApplied, stored, cursor, advanced };
+    log.debug({ accountId, records: records.length, slices: slices.length, ...totals, cursor }, "incremental sync committed");
+    return { records: records.length, ...totals, cursor, advanced };
   });
+}
+
+/** Added messages per committed slice of a history window: bounds memory and lost work. */
+const SLICE_ADDS = 500;
+
+/**
+ * Splits a window (sorted by history id) into consecutive slices of at most `maxAdds` added
+ * messages. An empty window is one empty slice (it still moves the cursor to the mailbox's id).
+ */
+export function sliceWindow(records: GmailHistory[], maxAdds: number): GmailHistory[][] {
+  const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
+  const slices: GmailHistory[][] = [[]];
+  let adds = 0;
+  for (const rec of sorted) {
+    const n = rec.messagesAdded?.length ?? 0;
+    if (adds > 0 && adds + n > maxAdds) {
+      slices.push([]);
+      adds = 0;
+    }
+    (slices[slices.length - 1] as GmailHistory[]).push(rec);
+    adds += n;
+  }
+  return slices;
+}
+
+/** Fetches what a slice added and commits the slice's changes with its cursor (unless blocked). */
+async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string) {
+  const { db, log } = deps;
+  const addedIds = [...net.added.keys()];
+  const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
+  const toFetch = addedIds.filter((id) => !current.has(id));
+  const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
+
+  const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
+  await db.transaction().execute(async (trx) => {
+    r.stored = await upsertMessages(trx, accountId, prepared.records);
+    for (const [id, hid] of net.deleted) r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
+    // Already gone when fetched (404): recorded as deleted, not an error.
+    r.deleted += await softDeleteMessages(trx, accountId, prepared.gone, null);
+    for (const change of net.labels) if (await applyLabelChange(trx, accountId, change)) r.labelApplied++;
+    for (const f of prepared.failed) {
+      const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
+      if (isParked) r.parked++;
+      else r.blocked++;
+    }
+    await resolveDeadLetters(trx, accountId, [...prepared.records.map((m) => m.gmailId), ...prepared.gone, ...net.deleted.keys()]);
+    // Never past a retryable failure: a blocked or interrupted slice keeps its rows, not its cursor.
+    if (r.blocked === 0 && prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);
+  });
+
+  if (r.stored > 0) syncMessagesTotal.inc({ direction: "incremental" }, r.stored);
+  if (net.added.size > 0) messageChangesTotal.inc({ kind: "added" }, net.added.size);
+  if (r.deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, r.deleted);
+  const labelAdds = net.labels.filter((l) => l.added.length > 0).length;
+  if (labelAdds > 0) messageChangesTotal.inc({ kind: "label_added" }, labelAdds);
+  if (net.labels.length - labelAdds > 0) messageChangesTotal.inc({ kind: "label_removed" }, net.labels.length - labelAdds);
+  if (r.parked > 0) deadLettersTotal.inc({ reason: "incremental_fetch" }, r.parked);
+  return r;
 }

@@ -1,7 +1,7 @@
 // netHistory: a window of history records reduced to what must be fetched, soft-deleted and
 // relabelled. Pure; the integration tests cover the same rules against the emulator.
 import { describe, expect, it } from "vitest";
-import { netHistory } from "../../src/sync/incremental.ts";
+import { netHistory, sliceWindow } from "../../src/sync/incremental.ts";
 
 const msg = (id: string) => ({ message: { id, threadId: id } });
 
@@ -44,5 +44,16 @@ describe("netHistory", () => {
     const net = netHistory([]);
     expect(net.added.size + net.deleted.size + net.labels.length).toBe(0);
     expect(net.maxRecordId).toBe(0n);
+  });
+});
+
+describe("sliceWindow", () => {
+  it("cuts a window into history-ordered slices of bounded additions", () => {
+    const adds = (id: string, n: number) => ({ id, messagesAdded: Array.from({ length: n }, (_, i) => msg(`${id}-${i}`)) });
+    const slices = sliceWindow([adds("3", 2), adds("1", 3), { id: "2", messagesDeleted: [msg("d")] }, adds("4", 4)], 5);
+    expect(slices.map((s) => s.map((r) => r.id))).toEqual([["1", "2", "3"], ["4"]]);
+  });
+  it("keeps an empty window as one empty slice", () => {
+    expect(sliceWindow([], 5)).toEqual([[]]);
   });
 });
