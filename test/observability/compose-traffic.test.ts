@@ -152,14 +152,16 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
     skipNotice("prometheus", "prometheus");
     ctx.skip();
   }
-  // prometheus/prometheus.yml with the worker found on 127.0.0.1 instead of compose DNS, scraped every second.
+  // prometheus/prometheus.yml with the worker found on 127.0.0.1 instead of compose DNS, scraped every
+  // second, and twice under two instance names: two replicas, as `--scale worker=2` gives, which
+  // export the same state gauges (both read the one Postgres and Redis).
   const promPort = await freePort();
   const workerPort = new URL(base).port;
   promDir = mkdtempSync(path.join(tmpdir(), "gmail-sync-prom-"));
   const config = readFileSync(rel("prometheus/prometheus.yml"), "utf8")
     .replace(/scrape_interval: 15s/, "scrape_interval: 1s")
     .replace(/evaluation_interval: 15s/, "evaluation_interval: 1s")
-    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+port: 9464\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]`)
+    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+port: 9464\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w1 }\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w2 }`)
     .replace(/localhost:9090/, `127.0.0.1:${promPort}`);
   expect(config).toContain(`127.0.0.1:${workerPort}`);
   writeFileSync(path.join(promDir, "prometheus.yml"), config);
@@ -181,10 +183,14 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
   }, 30_000, 250);
   await new Promise((r) => setTimeout(r, 4000));
 
+  await waitFor("both replicas scraped", async () => ((await query('up{job="gmail-sync"} == 1')).data?.result.length ?? 0) === 2, 30_000, 250);
+
   const failures: string[] = [];
   const empty: string[] = [];
+  const results = new Map<string, Array<{ metric: Record<string, string>; value: [number, string] }>>();
   for (const q of [...dashboardQueries(), ...alertQueries()]) {
     const r = await query(substituteGrafanaMacros(q.expr));
+    results.set(q.expr, (r.data?.result ?? []) as Array<{ metric: Record<string, string>; value: [number, string] }>);
     if (r.status !== "success") failures.push(`${q.where}: ${r.error} in ${q.expr}`);
     else if ((r.data?.result.length ?? 0) === 0) empty.push(q.where);
   }
@@ -205,4 +211,10 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
   ]) {
     expect(empty, `panel "${panel}" has no data`).not.toContain(`panel "${panel}"`);
   }
+
+  // Two replicas do not double the state gauges: the panels count the two accounts, not four.
+  const byTitle = (title: string) => dashboardQueries().filter((q) => q.where === `panel "${title}"`).map((q) => results.get(q.expr) ?? []);
+  const total = (rows: Array<{ value: [number, string] }>) => rows.reduce((a, r) => a + Number(r.value[1]), 0);
+  expect(total(byTitle("Accounts by status")[0] ?? [])).toBe(ACCOUNTS.length);
+  expect(total(byTitle("Accounts syncing")[0] ?? [])).toBe(ACCOUNTS.length);
 }, 90_000);
