@@ -29,12 +29,13 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
   // A reauth_required or disabled account's watch is left to lapse: the re-auth flow owns recovery.
   if (account === undefined || account.status !== "active") return "inactive";
 
-  const port = await deps.gmailFactory({ id: account.id, email: account.email });
   const request = {
     topicName,
     ...(deps.config.WATCH_LABEL_IDS.length > 0 ? { labelIds: deps.config.WATCH_LABEL_IDS, labelFilterBehavior: "include" as const } : {}),
   };
   try {
+    // Inside the try: building the port refreshes the token, and a revoked one must end here.
+    const port = await deps.gmailFactory({ id: account.id, email: account.email });
     let answer;
     try {
       answer = await port.watch(request);
@@ -44,10 +45,12 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
       await port.stop();
       answer = await port.watch(request);
     }
+    // An upsert: on connect, the watch may run before the first backfill has created the row.
+    const watchState = { watch_expiration: new Date(Number(answer.expiration)), watch_history_id: answer.historyId, updated_at: new Date() };
     await deps.db
-      .updateTable("sync_state")
-      .set({ watch_expiration: new Date(Number(answer.expiration)), watch_history_id: answer.historyId, updated_at: new Date() })
-      .where("account_id", "=", accountId)
+      .insertInto("sync_state")
+      .values({ account_id: accountId, ...watchState })
+      .onConflict((oc) => oc.column("account_id").doUpdateSet(watchState))
       .execute();
     watchRenewalsTotal.inc({ outcome: "ok" });
     return "renewed";

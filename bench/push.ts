@@ -1,0 +1,161 @@
+// `npm run bench:push`: push latency through the real path — the emulator delivers a message, its
+// Pub/Sub side posts a signed push to `serve`, the worker runs the incremental sync, the row
+// commits. Measured from the delivery call to the row being visible in Postgres (polled every
+// 10 ms), over BENCH_DELIVERIES (default 500) deliveries at BENCH_RATE per second (default 10)
+// round-robin across BENCH_ACCOUNTS (default 20) accounts connected through the OAuth consent flow.
+// Not a test: prints a table, and with --json one JSON object as the last line of stdout.
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { createApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { createDb } from "../src/db/database.ts";
+import { ensureDatabase, migrateToLatest } from "../src/db/migrate.ts";
+import { connectThroughConsent } from "../src/demo/consent.ts";
+import { startEmulator } from "../src/emulator/server.ts";
+import { createLogger } from "../src/log.ts";
+import { pushToCommitSeconds } from "../src/metrics.ts";
+import { startServer } from "../src/server.ts";
+
+const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 500);
+const RATE = Number(process.env.BENCH_RATE ?? 10);
+const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 20);
+const json = process.argv.includes("--json");
+const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+const dbUrl = new URL(adminUrl);
+dbUrl.pathname = `/gmail_sync_bench_push_${randomBytes(4).toString("hex")}`;
+await ensureDatabase(dbUrl.toString());
+{
+  const db = createDb(dbUrl.toString(), 1);
+  await migrateToLatest(db);
+  await db.destroy();
+}
+
+const port = await new Promise<number>((resolve) => {
+  const s = net.createServer().listen(0, "127.0.0.1", () => {
+    const p = (s.address() as net.AddressInfo).port;
+    s.close(() => resolve(p));
+  });
+});
+const base = `http://127.0.0.1:${port}`;
+const emails = Array.from({ length: ACCOUNTS }, (_, i) => `user${String(i).padStart(2, "0")}@example.com`);
+const emu = await startEmulator({ accounts: emails, messages: 5, attachments: false, seed: 3, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push`, quotaUnitsPerSecond: 250 });
+const config = loadConfig({
+  ...process.env,
+  DATABASE_URL: dbUrl.toString(),
+  QUEUE_PREFIX: `{bench-push-${randomBytes(3).toString("hex")}}`,
+  HTTP_HOST: "127.0.0.1",
+  HTTP_PORT: String(port),
+  TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+  GMAIL_API_ROOT_URL: emu.gmailRootUrl,
+  GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
+  GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
+  GOOGLE_CERTS_URL: emu.certsUrl,
+  GOOGLE_CLIENT_ID: emu.clientId,
+  GOOGLE_CLIENT_SECRET: emu.clientSecret,
+  GOOGLE_OAUTH_REDIRECT_URI: `${base}/oauth2/callback`,
+  PUBSUB_TOPIC: "projects/bench/topics/gmail",
+  PUBSUB_AUDIENCE: `${base}/pubsub/push`,
+  PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,
+  ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-push-${process.pid}`),
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+});
+const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
+const server = await startServer(app, { worker: true });
+for (const email of emails) await connectThroughConsent(server.url, email);
+
+// Wait for every first backfill and watch before measuring.
+const pool = new pg.Pool({ connectionString: dbUrl.toString(), max: 2 });
+const readyBy = Date.now() + 180_000;
+for (;;) {
+  if (Date.now() > readyBy) throw new Error("accounts were not backfilled and watched within 180 s");
+  const { rows } = await pool.query<{ ready: number }>(
+    "SELECT count(*)::int AS ready FROM sync_state WHERE backfill_phase = 'done' AND watch_expiration IS NOT NULL",
+  );
+  if ((rows[0]?.ready ?? 0) >= ACCOUNTS) break;
+  await new Promise((r) => setTimeout(r, 200));
+}
+say(`${ACCOUNTS} accounts connected and backfilled; delivering ${DELIVERIES} messages at ${RATE}/s`);
+
+const pending = new Map<string, number>();
+const latencies: number[] = [];
+let polling = true;
+const poller = (async () => {
+  while (polling || pending.size > 0) {
+    if (pending.size > 0) {
+      const { rows } = await pool.query<{ gmail_id: string }>("SELECT gmail_id FROM messages WHERE gmail_id = ANY($1)", [[...pending.keys()]]);
+      const now = performance.now();
+      for (const r of rows) {
+        const at = pending.get(r.gmail_id);
+        if (at !== undefined) {
+          latencies.push(now - at);
+          pending.delete(r.gmail_id);
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+})();
+
+const started = performance.now();
+for (let i = 0; i < DELIVERIES; i++) {
+  const due = started + (i * 1000) / RATE;
+  const wait = due - performance.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  const at = performance.now();
+  const { id } = await emu.control.deliver(emails[i % ACCOUNTS] as string, {});
+  pending.set(id, at);
+}
+const deadline = performance.now() + 60_000;
+while (pending.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+polling = false;
+const lost = pending.size;
+pending.clear();
+await poller;
+
+latencies.sort((a, b) => a - b);
+const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? NaN);
+const stats = await emu.control.stats();
+const histogram = await pushToCommitSeconds.get();
+const result = {
+  push: {
+    deliveries: DELIVERIES,
+    stored: latencies.length,
+    notStoredWithin60s: lost,
+    ratePerSecond: RATE,
+    accounts: ACCOUNTS,
+    p50Ms: pct(50),
+    p90Ms: pct(90),
+    p99Ms: pct(99),
+    maxMs: Math.round(latencies.at(-1) ?? NaN),
+    pushesSent: stats.pushes.sent,
+    pushesAcked: stats.pushes.acked,
+    syncsCommitted: histogram.values.find((v) => v.metricName === "gmail_sync_push_to_commit_seconds_count")?.value ?? 0,
+    targetP99Ms: 1000,
+  },
+};
+
+await server.close({ deadlineMs: 10_000 });
+for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance]) await q.obliterate({ force: true }).catch(() => {});
+await app.close();
+await emu.close();
+await pool.end();
+{
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbUrl.pathname.slice(1))} WITH (FORCE)`);
+  await admin.end();
+}
+
+const r = result.push;
+say("");
+say("push latency: emulator delivery → row visible in Postgres, through signed push, serve and the worker");
+say(`  deliveries ${r.deliveries} at ${r.ratePerSecond}/s over ${r.accounts} accounts; stored ${r.stored}; not stored within 60 s: ${r.notStoredWithin60s}`);
+say(`  p50 ${r.p50Ms} ms   p90 ${r.p90Ms} ms   p99 ${r.p99Ms} ms   max ${r.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`);
+say(`  pushes sent ${r.pushesSent}, acknowledged ${r.pushesAcked}; incremental syncs committed after a push ${r.syncsCommitted}`);
+if (json) console.log(JSON.stringify(result));
+process.exit(lost === 0 ? 0 : 1);
