@@ -204,3 +204,31 @@ export async function liveIdsUntouchedSince(trx: Executor, accountId: number, be
     .execute();
   return rows.map((r) => r.gmail_id);
 }
+
+/**
+ * Records a deletion from history (record `atHistoryId`): soft-deletes the row, or — when we do
+ * not hold the message yet — inserts a tombstone, so that a backfill page that fetched it before
+ * the deletion and commits after cannot bring it back (its older history_id loses the guard).
+ * Returns whether a live row was deleted.
+ */
+export async function recordDeletion(trx: Executor, accountId: number, d: { gmailId: string; threadId: string; historyId: HistoryId }): Promise<boolean> {
+  const row = await trx
+    .insertInto("messages")
+    .values({ account_id: accountId, gmail_id: d.gmailId, thread_id: d.threadId, history_id: d.historyId, deleted_at: sql`now()` })
+    .onConflict((oc) =>
+      oc
+        .columns(["account_id", "gmail_id"])
+        .doUpdateSet({ deleted_at: sql`now()`, history_id: sql`excluded.history_id`, updated_at: sql`now()` })
+        .where(sql<boolean>`messages.deleted_at IS NULL AND (messages.history_id IS NULL OR messages.history_id < excluded.history_id)`),
+    )
+    .returning(sql<boolean>`(xmax <> 0)`.as("updated"))
+    .executeTakeFirst();
+  return row?.updated === true;
+}
+
+/** Of `gmailIds`, those we hold a row for (live or deleted). */
+export async function knownIds(trx: Executor, accountId: number, gmailIds: string[]): Promise<Set<string>> {
+  if (gmailIds.length === 0) return new Set();
+  const rows = await trx.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("gmail_id", "in", gmailIds).execute();
+  return new Set(rows.map((r) => r.gmail_id));
+}

@@ -5,7 +5,7 @@
 // (404) starts the reconciling resync instead of skipping ahead.
 import { isGmailError } from "../errors.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { applyLabelChange, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { applyLabelChange, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
@@ -28,6 +28,8 @@ interface NetChanges {
   added: Map<string, string>;
   /** id → history id of the record that deleted it. */
   deleted: Map<string, string>;
+  /** Thread of every message named in the window (tombstones need it). */
+  threadOf: Map<string, string>;
   labels: Array<{ gmailId: string; historyId: string; added: string[]; removed: string[] }>;
   maxRecordId: bigint;
 }
@@ -35,7 +37,7 @@ interface NetChanges {
 /** Nets a window of history records (chronological). Pure. */
 export function netHistory(records: GmailHistory[]): NetChanges {
   const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
-  const net: NetChanges = { added: new Map(), deleted: new Map(), labels: [], maxRecordId: 0n };
+  const net: NetChanges = { added: new Map(), deleted: new Map(), threadOf: new Map(), labels: [], maxRecordId: 0n };
   for (const rec of sorted) {
     const hid = rec.id ?? "0";
     if (BigInt(hid) > net.maxRecordId) net.maxRecordId = BigInt(hid);
@@ -48,6 +50,7 @@ export function netHistory(records: GmailHistory[]): NetChanges {
     }
     for (const d of rec.messagesDeleted ?? []) {
       const id = d.message?.id;
+      if (id && d.message?.threadId) net.threadOf.set(id, d.message.threadId);
       if (id) {
         net.added.delete(id);
         net.deleted.set(id, hid);
@@ -166,13 +169,23 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   const { db, log } = deps;
   const addedIds = [...net.added.keys()];
   const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
-  const toFetch = addedIds.filter((id) => !current.has(id));
+  // A label change on a message we do not hold yet (a backfill page may have fetched it before the
+  // change and commit it after): fetch its current state now; the history_id guard then keeps the
+  // page's older copy from overwriting it, and the backfill skips it as already current.
+  const relabelled = [...new Set(net.labels.map((l) => l.gmailId))].filter((id) => !net.added.has(id));
+  const known = await knownIds(db, accountId, relabelled);
+  const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
 
   const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {
     r.stored = await upsertMessages(trx, accountId, prepared.records);
-    for (const [id, hid] of net.deleted) r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
+    for (const [id, hid] of net.deleted) {
+      const threadId = net.threadOf.get(id);
+      if (threadId !== undefined) {
+        if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid })) r.deleted++;
+      } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
+    }
     // Already gone when fetched (404): recorded as deleted, not an error.
     r.deleted += await softDeleteMessages(trx, accountId, prepared.gone, null);
     for (const change of net.labels) if (await applyLabelChange(trx, accountId, change)) r.labelApplied++;
