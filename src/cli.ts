@@ -3,7 +3,10 @@
 // Errors print as one line on stderr; --verbose adds the stack.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { loadConfig } from "./config.ts";
+import { Redis } from "ioredis";
+import { type Config, loadConfig } from "./config.ts";
+import { createQueues } from "./jobs.ts";
+import { TICKS, upsertSchedules } from "./schedules.ts";
 import { createDb } from "./db/database.ts";
 import { ensureDatabase, migrateDown, migrateToLatest, migrationStatus } from "./db/migrate.ts";
 import { registerSearchCommand } from "./commands/search.ts";
@@ -34,6 +37,23 @@ export function describeError(err: unknown): string {
   return e?.message ?? String(err);
 }
 
+async function upsertAllSchedules(config: Config): Promise<string[]> {
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    const queues = createQueues(redis, config.QUEUE_PREFIX);
+    try {
+      await upsertSchedules(queues.maintenance, config);
+    } finally {
+      await queues.close();
+    }
+    return Object.values(TICKS);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name("gmail-sync")
@@ -49,7 +69,8 @@ export function buildProgram(): Command {
     .option("--down", "undo the last applied migration")
     .option("--status", "list migrations and whether each is applied")
     .option("--json", "print the result as JSON")
-    .action(async (opts: { down?: boolean; status?: boolean; json?: boolean }) => {
+    .option("--no-schedules", "do not create/update the job schedulers in Redis (database only)")
+    .action(async (opts: { down?: boolean; status?: boolean; json?: boolean; schedules: boolean }) => {
       const config = loadConfig();
       const created = await ensureDatabase(config.DATABASE_URL);
       const db = createDb(config.DATABASE_URL, 2);
@@ -61,11 +82,14 @@ export function buildProgram(): Command {
           return;
         }
         const names = opts.down ? await migrateDown(db) : await migrateToLatest(db);
-        if (opts.json) console.log(JSON.stringify({ databaseCreated: created, [opts.down ? "reverted" : "applied"]: names }));
+        // The init step is the one place the job schedulers are upserted (src/schedules.ts says why).
+        const schedules = !opts.down && opts.schedules ? await upsertAllSchedules(config) : [];
+        if (opts.json) console.log(JSON.stringify({ databaseCreated: created, [opts.down ? "reverted" : "applied"]: names, ...(opts.down ? {} : { schedules }) }));
         else {
           if (created) console.log(`created database ${new URL(config.DATABASE_URL).pathname.slice(1)}`);
           if (names.length === 0) console.log(opts.down ? "nothing to undo" : "schema is up to date");
           for (const n of names) console.log(`${opts.down ? "reverted" : "applied"}  ${n}`);
+          if (schedules.length > 0) console.log(`schedules  ${schedules.join(", ")}`);
         }
       } finally {
         await db.destroy();

@@ -1,19 +1,37 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { unusedDatabaseUrl } from "../helpers/database.ts";
+import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 
 const target = unusedDatabaseUrl();
-afterAll(() => target.drop());
+let r: TestRedis;
+beforeAll(async () => {
+  r = await createTestRedis();
+});
+afterAll(() => Promise.all([target.drop(), r?.cleanup()]));
 
 describe("gmail-sync migrate", () => {
   it("creates the database and schema, is a no-op again, and --down undoes the last step", async () => {
-    const env = { DATABASE_URL: target.url };
+    const env = { DATABASE_URL: target.url, REDIS_URL: r.url, QUEUE_PREFIX: `{${r.prefix}}` };
+    const ticks = ["watch-renew-tick", "poll-tick", "reconcile-tick", "temp-sweep"];
     const first = await runCli(["migrate", "--json"], env);
     expect(first.stderr).toBe("");
-    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema"] });
+    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema"], schedules: ticks });
 
+    // Run again: the schedulers are upserted, never duplicated (one pending job per tick).
     const again = await runCli(["migrate", "--json"], env);
-    expect(JSON.parse(again.stdout)).toEqual({ databaseCreated: false, applied: [] });
+    expect(JSON.parse(again.stdout)).toEqual({ databaseCreated: false, applied: [], schedules: ticks });
+    const queue = new Queue("maintenance", { connection: r.redis.duplicate(), prefix: `{${r.prefix}}` });
+    try {
+      expect((await queue.getJobSchedulers()).map((s) => s.key).sort()).toEqual([...ticks].sort());
+      const pending = await queue.getJobs(["delayed", "waiting", "prioritized"]);
+      expect(pending.map((j) => j.name).sort()).toEqual([...ticks].sort());
+    } finally {
+      await queue.close();
+    }
+    const dbOnly = await runCli(["migrate", "--json", "--no-schedules"], env);
+    expect(JSON.parse(dbOnly.stdout)).toEqual({ databaseCreated: false, applied: [], schedules: [] });
 
     const status = await runCli(["migrate", "--status", "--json"], env);
     const rows = JSON.parse(status.stdout) as { name: string; executedAt: string | null }[];
