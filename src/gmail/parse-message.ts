@@ -50,13 +50,21 @@ interface Part {
 
 const NUL = /\u0000/g;
 
+// Postgres text holds neither NUL nor invalid UTF-8: lone surrogates (from UTF-16 bodies, bad
+// RFC 2047 words or JSON escapes) become U+FFFD here rather than being mangled on the way in.
 function clean(s: string): string {
-  return s.replace(NUL, "");
+  return s.replace(NUL, "").toWellFormed();
+}
+
+function storableId(s: unknown): s is string {
+  return typeof s === "string" && s !== "" && !s.includes("\u0000") && s.isWellFormed();
 }
 
 function header(part: Part | undefined, name: string): string | null {
   const lower = name.toLowerCase();
-  for (const h of part?.headers ?? []) {
+  const headers = part?.headers;
+  if (!Array.isArray(headers)) return null;
+  for (const h of headers) {
     if (typeof h?.name === "string" && h.name.toLowerCase() === lower && typeof h.value === "string") return h.value;
   }
   return null;
@@ -99,9 +107,9 @@ function addresses(value: string | null): string[] {
 /** Content-Type → lower-cased type and its charset parameter. */
 function contentType(part: Part): { type: string; charset: string | null } {
   const ct = header(part, "Content-Type");
-  const type = (part.mimeType ?? ct?.split(";")[0] ?? "application/octet-stream").trim().toLowerCase();
+  const type = clean((typeof part.mimeType === "string" ? part.mimeType : (ct?.split(";")[0] ?? "application/octet-stream")).trim().toLowerCase());
   const m = ct ? /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(ct) : null;
-  return { type: type || "application/octet-stream", charset: m?.[1]?.toLowerCase() ?? null };
+  return { type: type || "application/octet-stream", charset: m?.[1] !== undefined ? clean(m[1].toLowerCase()) : null };
 }
 
 function decodeBody(data: string, charset: string | null): string {
@@ -111,7 +119,7 @@ function decodeBody(data: string, charset: string | null): string {
 }
 
 function isAttachment(part: Part): boolean {
-  return (typeof part.filename === "string" && part.filename !== "") || Boolean(part.body?.attachmentId);
+  return (typeof part.filename === "string" && part.filename !== "") || (typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "");
 }
 
 function leaves(part: Part, out: Part[] = []): Part[] {
@@ -127,21 +135,21 @@ function toRef(part: Part, ct: { type: string; charset: string | null }): Attach
   const cid = header(part, "Content-ID");
   const size = part.body?.size;
   return {
-    partId: part.partId ?? "",
-    filename: part.filename ? clean(decodeHeader(part.filename) ?? part.filename) : null,
+    partId: typeof part.partId === "string" ? clean(part.partId) : "",
+    filename: typeof part.filename === "string" && part.filename !== "" ? clean(decodeHeader(part.filename) ?? part.filename) : null,
     mimeType: ct.type,
     charset: ct.charset,
-    contentId: cid ? cid.trim().replace(/^<|>$/g, "") : null,
+    contentId: cid ? clean(cid.trim().replace(/^<|>$/g, "")) : null,
     size: typeof size === "number" && Number.isFinite(size) ? size : 0,
-    attachmentId: part.body?.attachmentId || null,
-    inlineData: part.body?.data || null,
+    attachmentId: typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "" ? clean(part.body.attachmentId) : null,
+    inlineData: typeof part.body?.data === "string" && part.body.data !== "" ? part.body.data : null,
   };
 }
 
 export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
   if (!msg || typeof msg !== "object") throw new ParseError("message is not an object");
-  if (typeof msg.id !== "string" || msg.id === "") throw new ParseError("message has no id");
-  if (typeof msg.threadId !== "string" || msg.threadId === "") throw new ParseError(`message ${msg.id} has no threadId`);
+  if (!storableId(msg.id)) throw new ParseError("message has no valid id");
+  if (!storableId(msg.threadId)) throw new ParseError(`message ${msg.id} has no valid threadId`);
   const payload = msg.payload as Part | undefined | null;
   if (payload !== undefined && payload !== null && typeof payload !== "object") throw new ParseError(`message ${msg.id} has a malformed payload`);
   if (msg.labelIds !== undefined && msg.labelIds !== null && !Array.isArray(msg.labelIds)) throw new ParseError(`message ${msg.id} has malformed labelIds`);
@@ -184,7 +192,7 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
     threadId: msg.threadId,
     historyId: typeof msg.historyId === "string" && /^\d+$/.test(msg.historyId) ? msg.historyId : null,
     internalDate,
-    labelIds: (msg.labelIds ?? []).filter((l): l is string => typeof l === "string"),
+    labelIds: (msg.labelIds ?? []).filter((l): l is string => typeof l === "string").map(clean),
     fromAddress: addresses(header(root, "From"))[0] ?? null,
     toAddresses: addresses(header(root, "To")),
     ccAddresses: addresses(header(root, "Cc")),
