@@ -94,7 +94,7 @@ export async function tempFiles(dir: string): Promise<string[]> {
   }
 }
 
-const STUCK_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children", "paused"] as const;
+const STUCK_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children"] as const;
 
 /** Job counts of the sync queues that would mean a stuck job, plus failed ones. */
 export async function syncQueueCounts(h: Harness): Promise<{ stuck: number; failed: number; byQueue: Record<string, Record<string, number>> }> {
