@@ -1,0 +1,111 @@
+// Reliability under a misbehaving Gmail: 10% of Gmail requests answered 500/503 backendError or
+// with a dropped connection for the whole run, a window of 2 s latency on every request, a 429
+// burst (the emulator's per-user quota dropped far below ours for a moment), and the history
+// expired while the account has unsynced changes (→ a reconciling resync). Mail is delivered,
+// deleted and relabelled throughout. The run must converge: the database equals the mailbox, no
+// dead letter (every fault here is transient), no failed or stuck job, no temp file left.
+import { readdir } from "node:fs/promises";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";
+
+const EMAIL = "faulty@example.com";
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({
+    emulator: { accounts: [EMAIL], messages: 150, seed: 4242, attachments: true, faultRate: 0.1 },
+    env: { INCLUDE_SPAM_TRASH: "true" },
+  });
+  h.app.startWorkers({ maintenance: false });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+function faultCounts(stats: { requests: Record<string, Record<string, number>> }): { errors5xx: number; dropped: number; rateLimited: number } {
+  let errors5xx = 0;
+  let dropped = 0;
+  let rateLimited = 0;
+  for (const [method, byStatus] of Object.entries(stats.requests)) {
+    if (method.startsWith("oauth") || method.startsWith("POST /emulator") || method.startsWith("GET /emulator") || method.startsWith("PUT /emulator")) continue;
+    for (const [status, n] of Object.entries(byStatus)) {
+      if (status === "500" || status === "503") errors5xx += n;
+      if (status === "dropped") dropped += n;
+      if (status === "429") rateLimited += n;
+    }
+  }
+  return { errors5xx, dropped, rateLimited };
+}
+
+async function mutate(n: number): Promise<void> {
+  const box = await h.emulator.control.mailbox(EMAIL);
+  for (let i = 0; i < n; i++) await h.emulator.control.deliver(EMAIL, { attachments: i % 2 === 0 });
+  for (const m of box.messages.slice(3 * n, 3 * n + 2)) await h.emulator.control.deleteMessage(EMAIL, m.id);
+  for (const m of box.messages.slice(5 * n, 5 * n + 3)) await h.emulator.control.modifyLabels(EMAIL, m.id, { add: ["STARRED"], remove: ["UNREAD", "INBOX"] });
+}
+
+it("10% faults, a 2 s latency window, a 429 burst and an expired history: converges with nothing lost", { timeout: 100_000 }, async () => {
+  const accountId = await connectTestAccount(h, EMAIL);
+  await h.app.enqueueBackfill(accountId, { reason: "connect" });
+  await waitFor("first backfill page", async () => (await syncState(h, accountId)).backfill_pages >= 1 || (await syncState(h, accountId)).backfill_phase === "done", 40_000, 50);
+
+  // Changes during the backfill, then a 2 s latency window on every Gmail request.
+  await mutate(2);
+  await h.emulator.control.updateSettings({ latencyMs: 2000 });
+  await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
+  await new Promise((r) => setTimeout(r, 2500));
+  await h.emulator.control.updateSettings({ latencyMs: 0 });
+
+  // A 429 burst: the emulator's quota far below what the worker assumes, for a moment.
+  await mutate(3);
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 15 });
+  await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
+  await waitFor("a 429 from the emulator", async () => faultCounts(await h.emulator.control.stats()).rateLimited > 0, 20_000, 50);
+  await new Promise((r) => setTimeout(r, 1000));
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
+
+  await waitFor("backfill to finish", async () => (await syncState(h, accountId)).backfill_phase === "done", 60_000, 100);
+  await waitFor("queues to drain", () => queuesIdle(h), 40_000);
+
+  // History expiry with unsynced changes: deletions made now are only found by the resync's sweep.
+  await mutate(4);
+  await h.emulator.control.expireHistory(EMAIL);
+  const resyncsBefore = (await syncState(h, accountId)).backfill_started_at;
+  await syncToMailbox(h, accountId, EMAIL);
+  await waitFor("resync to finish", async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)), 60_000);
+  await syncToMailbox(h, accountId, EMAIL);
+  expect((await syncState(h, accountId)).backfill_started_at).not.toEqual(resyncsBefore);
+
+  const faults = faultCounts(await h.emulator.control.stats());
+  expect(faults.errors5xx, "the emulator injected 5xx").toBeGreaterThan(0);
+  expect(faults.dropped, "the emulator dropped connections").toBeGreaterThan(0);
+  expect(faults.rateLimited, "the emulator answered 429").toBeGreaterThan(0);
+
+  await expectConverged(accountId);
+});
+
+async function expectConverged(accountId: number): Promise<void> {
+  const counts = await expectDbEqualsMailbox(h, accountId, EMAIL);
+  expect(counts.messages).toBeGreaterThan(140);
+  expect(counts.attachments).toBeGreaterThan(0);
+  // Transient faults never park a message.
+  const dead = await h.app.db.selectFrom("dead_letters").select(["gmail_id", "reason", "detail", "parked_at", "resolved_at"]).where("account_id", "=", accountId).execute();
+  expect(dead.filter((d) => d.resolved_at === null)).toEqual([]);
+  // Every job finished: none failed, none stuck active/waiting/delayed.
+  for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {
+    const c = await q.getJobCounts("failed", "active", "waiting", "delayed", "prioritized", "waiting-children");
+    expect(c, q.name).toEqual({ failed: 0, active: 0, waiting: 0, delayed: 0, prioritized: 0, "waiting-children": 0 });
+  }
+  const s = await syncState(h, accountId);
+  expect(s.last_error).toBeNull();
+  // Attachment rows: one per part, none left half-processed.
+  const rows = await h.app.db
+    .selectFrom("attachments")
+    .innerJoin("messages", "messages.id", "attachments.message_id")
+    .select(["attachments.checksum", "attachments.skipped_reason"])
+    .where("messages.account_id", "=", accountId)
+    .execute();
+  expect(rows.every((r) => r.checksum !== null || r.skipped_reason !== null)).toBe(true);
+  const left = await readdir(h.env.ATTACHMENT_TEMP_DIR).catch(() => []);
+  expect(left).toEqual([]);
+}
