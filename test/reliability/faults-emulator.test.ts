@@ -106,6 +106,6 @@ async function expectConverged(accountId: number): Promise<void> {
     .where("messages.account_id", "=", accountId)
     .execute();
   expect(rows.every((r) => r.checksum !== null || r.skipped_reason !== null)).toBe(true);
-  const left = await readdir(h.env.ATTACHMENT_TEMP_DIR).catch(() => []);
+  const left = await readdir(h.app.config.ATTACHMENT_TEMP_DIR).catch((): string[] => []);
   expect(left).toEqual([]);
 }
