@@ -60,7 +60,8 @@ export function buildProgram(): Command {
     .description("Mirror Gmail mailboxes into Postgres")
     .version(pkg.version, "-V, --version")
     .option("--verbose", "print stack traces with errors")
-    .showHelpAfterError("(run with --help for usage)")
+    // Usage errors as one line, like every other error (subcommands inherit this).
+    .configureOutput({ outputError: (str, write) => write(`gmail-sync: ${str.trim().replace(/^error: /, "")} (see --help)\n`) })
     .exitOverride();
 
   program
