@@ -4,6 +4,8 @@
 // generator here does not share its event loop. Not a test: prints figures.
 //   BENCH_SECONDS (default 8) per measurement  BENCH_CONCURRENCY (default 16)
 //   BENCH_MESSAGES (default 2000, mailbox for the request-rate runs)  BENCH_READY_MESSAGES (default 20000; 0 skips)
+//   --json: also prints one JSON object as the last line of stdout (requestsPerSecond = messages.get
+//   full over keep-alive fetch, the warm-cache figure).
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -117,3 +119,20 @@ if (READY_MESSAGES > 0) {
 }
 
 console.table(rows);
+if (process.argv.includes("--json")) {
+  const rateOf = (measure: string) => rows.find((r) => r.measure === measure)?.["req/s"] ?? null;
+  console.log(
+    JSON.stringify({
+      emulator: {
+        requestsPerSecond: rateOf("messages.get full, fetch keep-alive"),
+        firstPassRequestsPerSecond: rateOf("messages.get full, fetch keep-alive (first pass incl. MIME parse)"),
+        batchedMessagesPerSecond: rateOf("messages.get full in 50-part batches (messages/s)"),
+        clientRequestsPerSecond: rateOf("messages.get full, @googleapis/gmail client"),
+        errors: rows.reduce((n, r) => n + (typeof r.errors === "number" ? r.errors : 0), 0),
+        concurrency: CONCURRENCY,
+        secondsPerMeasure: SECONDS,
+        mailboxMessages: MESSAGES,
+      },
+    }),
+  );
+}

@@ -3,6 +3,8 @@
 // it handles one 50 MB attachment (temp-file route) and 200 small attachments at once.
 // Not a test: figures depend on the machine. Targets (issue 6): pipeline ≥ 0.4× pdftotext,
 // parent RSS < 300 MB above idle in both RSS scenarios.
+//   BENCH_EXTRACT_RUNS (default 5): interleaved timed runs per comparison (`npm run bench` uses
+//   fewer to fit its time budget); BENCH_EXTRACT_REAL_CORPUS=false skips the shared real PDFs.
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -46,7 +48,7 @@ function prose(seed: number, chars: number): string {
 
 // --- fixtures ---------------------------------------------------------------------------------
 const PDF_PAGES = [10, 50, 100, 250, 500];
-const RUNS = 5;
+const RUNS = Math.max(1, Number(process.env.BENCH_EXTRACT_RUNS ?? 5));
 
 async function makeBigPdf(file: string, images: number): Promise<void> {
   // Text pages plus incompressible raw RGB images: the shape of a scanned-and-OCRed 50 MB report.
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
     // Real PDFs from public test corpora, when the shared folder is on this machine (read in place).
     let real: { files: number; mb: number; pipeS: number; popS: number; ratio: number } | null = null;
     const realDir = path.resolve(path.dirname(self), "../../shared/corpus/pdf");
-    const realNames = await readdir(realDir).catch(() => [] as string[]);
+    const realNames = process.env.BENCH_EXTRACT_REAL_CORPUS === "false" ? [] : await readdir(realDir).catch(() => [] as string[]);
     if (realNames.length > 0) {
       say(`real PDFs: ${realNames.length} files from ${realDir} ...`);
       const realFiles = await Promise.all(realNames.filter((n) => n.endsWith(".pdf")).sort().map(async (n) => ({ file: path.join(realDir, n), size: (await stat(path.join(realDir, n))).size })));
@@ -236,7 +238,7 @@ async function main(): Promise<void> {
     await bare();
     await timePipeline(single, pdfs, "application/pdf", 1);
     const s1: { bare: number[]; pipe: number[]; pop: number[] } = { bare: [], pipe: [], pop: [] };
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < Math.min(3, RUNS); i++) {
       s1.bare.push(await bare());
       s1.pipe.push((await timePipeline(single, pdfs, "application/pdf", 1)).seconds);
       s1.pop.push(await timePdftotext(pdfs, 1));
@@ -248,7 +250,7 @@ async function main(): Promise<void> {
     say("DOCX throughput ...");
     await timePipeline(pipeline, docxs, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", parallel);
     const docxRuns: number[] = [];
-    for (let i = 0; i < 3; i++) docxRuns.push((await timePipeline(pipeline, docxs, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", parallel)).seconds);
+    for (let i = 0; i < Math.min(3, RUNS); i++) docxRuns.push((await timePipeline(pipeline, docxs, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", parallel)).seconds);
     await pipeline.close();
 
     say("RSS: one 50 MB attachment (temp-file route) ...");
@@ -283,6 +285,7 @@ async function main(): Promise<void> {
       peakRssMbAboveIdle50Mb: round(big.aboveIdleMb),
       peakRssMbAboveIdle200Small: round(small.aboveIdleMb),
       parallelism: parallel,
+      runs: RUNS,
       pdfFiles: pdfs.length,
       pdfMb: round(pdfBytes / MB),
       pdfPages,
