@@ -36,7 +36,9 @@ export interface PreparedBatch {
   abort?: unknown;
 }
 
-const FETCH_CHUNK = 100;
+// Small enough that one getMessages call fits the client's quota wait even after AIMD has cut the
+// account's rate (a call that gives up loses its fetched messages); progress is kept per chunk.
+const FETCH_CHUNK = 25;
 const ATTACHMENT_PARALLEL = 4;
 
 function toDate(v: unknown): Date | null {
@@ -79,8 +81,8 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[]): Promise<P
         }
         const e = f.error;
         if (e.kind === "rate_limited" || e.kind === "auth_revoked") {
-          out.abort ??= e;
-          break;
+          out.abort ??= e; // keep the chunk's fetched messages; fetch no further chunk
+          continue;
         }
         if (e.kind === "not_found") out.gone.push(f.id);
         else {
