@@ -135,6 +135,11 @@ export function createPool(databaseUrl: string, max: number): pg.Pool {
   // An idle client losing its connection (server restart, pg_terminate_backend) emits here;
   // without a listener it would crash the process. The pool replaces the client.
   pool.on("error", () => {});
+  // The pool listens only while a client is idle in it. A checked-out client between queries (the
+  // advisory-lock session a sync holds for its whole run) that loses its connection emits on the
+  // client itself: unheard, that crashes the worker. Its next query fails instead, and release
+  // drops the broken client.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 
