@@ -1,7 +1,7 @@
 // Gmail answering 429 for one account (the emulator's per-user quota far below what we assume):
 // that account's job is parked with moveToDelayed + DelayedError (no attempt used, nothing
-// failed) and the account shows throttled, while another account's backfill on the same queue
-// completes; once Gmail relents, the parked backfill completes with every message.
+// failed) and the account shows throttled; once Gmail relents, the parked backfill and another
+// account's completes with every message.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { quotaDelayedJobsTotal } from "../../src/metrics.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
