@@ -15,10 +15,10 @@ import type { Logger } from "../log.ts";
 import { tokenRefreshesTotal } from "../metrics.ts";
 import { decryptToken, encryptToken, type KeyRing } from "../token-crypto.ts";
 import { classifyGmailError } from "./classify-error.ts";
-import { createGmailPort } from "./client.ts";
+import { createGmailPort, DEFAULT_BATCH_SIZE } from "./client.ts";
 import { createOAuthClient, hasSufficientScope } from "./oauth.ts";
 import type { AccountRef, GmailFactory } from "./port.ts";
-import type { QuotaGovernor } from "./quota.ts";
+import { QUOTA_COST, type QuotaGovernor } from "./quota.ts";
 
 export interface GmailFactoryDeps {
   db: Db;
@@ -115,6 +115,10 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
       // (the client already counted a failed refresh in gmail_sync_token_refreshes_total)
       onAuthRevoked: (err) => revoke(row.id, err.reason ?? "auth_revoked"),
     };
+    // Gmail charges a batch sub-request by sub-request against one second of burst, while our
+    // bucket lets a batch through whole (leaving a debt): keep a batch within half of that second
+    // (25 at the default 250 units/s), or a low per-user quota answers every batch's tail with 429.
+    opts.batchSize = Math.max(1, Math.min(DEFAULT_BATCH_SIZE, Math.floor(config.GMAIL_QUOTA_UNITS_PER_SECOND / (2 * (QUOTA_COST["messages.get"] ?? 5)))));
     if (deps.fetchStrategy) opts.fetchStrategy = deps.fetchStrategy;
     if (deps.concurrency) opts.concurrency = deps.concurrency;
     return createGmailPort(opts);
