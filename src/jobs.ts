@@ -7,7 +7,13 @@ import type { Redis } from "ioredis";
 export const QUEUE_NAMES = { backfill: "backfill", incremental: "incremental", maintenance: "maintenance" } as const;
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
-export type BackfillJob = { accountId: number; reason: "connect" | "manual" | "reconcile" | "history_expired"; query?: string };
+export type BackfillJob = {
+  accountId: number;
+  reason: "connect" | "manual" | "reconcile" | "history_expired";
+  query?: string;
+  /** Only continue a run in progress (never start one): the safety net for a stalled backfill. */
+  resumeOnly?: boolean;
+};
 export type IncrementalJob = { accountId: number; reason: "push" | "poll" | "manual" | "after_backfill"; pushReceivedAt?: number; historyId?: string };
 
 export const JOB_NAMES = { backfillPage: "backfill-page", incremental: "incremental" } as const;
@@ -89,9 +95,14 @@ export async function enqueueIncremental(queues: Queues, accountId: number, opts
 export async function enqueueBackfill(
   queues: Queues,
   accountId: number,
-  opts: { reason: BackfillJob["reason"]; query?: string; delayMs?: number },
+  opts: { reason: BackfillJob["reason"]; query?: string; delayMs?: number; resumeOnly?: boolean },
 ): Promise<void> {
-  const data: BackfillJob = { accountId, reason: opts.reason, ...(opts.query !== undefined ? { query: opts.query } : {}) };
+  const data: BackfillJob = {
+    accountId,
+    reason: opts.reason,
+    ...(opts.query !== undefined ? { query: opts.query } : {}),
+    ...(opts.resumeOnly ? { resumeOnly: true } : {}),
+  };
   await queues.backfill.add(JOB_NAMES.backfillPage, data, {
     jobId: `bf-${accountId}-${randomUUID()}`,
     deduplication: { id: `bf-${accountId}`, keepLastIfActive: true },

@@ -34,6 +34,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     await ensureSyncState(db, accountId);
     let state = await getSyncState(db, accountId);
     if (state?.backfill_phase !== "listing") {
+      if (job.resumeOnly) return { skipped: "nothing_to_resume" };
       await startRun(deps, gmail, accountId, { reason: job.reason, query: job.query ?? null });
       state = await getSyncState(db, accountId);
     }
@@ -94,7 +95,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       return { ...result, superseded: true };
     }
     if (nextPageToken !== null) {
-      await enqueueBackfill(deps.queues, accountId, { reason: job.reason, ...(job.query !== undefined ? { query: job.query } : {}) });
+      await enqueueBackfill(deps.queues, accountId, { reason: job.reason, resumeOnly: true });
     } else {
       if (sweep) await deps.redis.del(key);
       log.info({ accountId, pages: state.backfill_pages + 1, swept }, "backfill run complete");

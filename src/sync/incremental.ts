@@ -84,6 +84,9 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
 
     const state = await getSyncState(db, accountId);
     if (state === undefined || state.history_id === null) return { skipped: "no_cursor" };
+    // Safety net for a backfill whose job chain broke (failed after its retries, stalled too often):
+    // every sync nudges it. De-duplication makes this a no-op while its next page is queued.
+    if (state.backfill_phase === "listing") await enqueueBackfill(deps.queues, accountId, { reason: "manual", resumeOnly: true });
     const port = await activeAccountPort(deps, accountId);
     if ("skipped" in port) return port;
     const { gmail } = port;

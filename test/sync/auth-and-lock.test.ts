@@ -3,6 +3,7 @@
 // Postgres advisory lock), even when two worker sets in different processes pick them up.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { getSyncState } from "../../src/db/sync-state.ts";
+import { enqueueBackfill } from "../../src/jobs.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
 import { SyncBusyError, withSyncLock } from "../../src/sync/lock.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
@@ -74,4 +75,26 @@ it("two runs of one kind for one account never overlap", async () => {
   await held;
   await expect(runIncremental(deps, { accountId: dan, reason: "manual" })).resolves.toMatchObject({ cursor: expect.any(String) });
   expect(BigInt((await getSyncState(h.app.db, dan))?.history_id as string)).toBeGreaterThanOrEqual(BigInt(cursor as string));
+});
+
+it("a backfill whose job chain broke is resumed by the next sync (resume only, never a new run)", { timeout: 30_000 }, async () => {
+  const dan = (await accountStatuses(h.app.db, { email: DAN }))[0]?.id as number;
+  await waitFor("idle", () => queuesIdle(h), 10_000);
+  // A run left mid-listing with no job (as after its job failed all its attempts).
+  await h.app.db
+    .updateTable("sync_state")
+    .set({ backfill_phase: "listing", backfill_page_token: null, backfill_started_at: new Date(Date.now() - 1000), backfill_pages: 0, backfill_listed: 0, backfill_stored: 0 })
+    .where("account_id", "=", dan)
+    .execute();
+  await h.app.enqueueIncremental(dan, { reason: "poll" });
+  await waitFor("the stuck run to finish", () => backfillDone(h, dan), 20_000);
+  await waitFor("idle", () => queuesIdle(h), 10_000);
+  const [view] = await accountStatuses(h.app.db, { email: DAN });
+  expect(view?.backfill).toMatchObject({ done: true, pages: 1 });
+  expect(view?.status).toBe("active");
+  // A resume-only job never starts a new run.
+  const startedAt = view?.backfill.startedAt;
+  await enqueueBackfill(h.app.queues, dan, { reason: "manual", resumeOnly: true });
+  await waitFor("idle", () => queuesIdle(h), 10_000);
+  expect((await accountStatuses(h.app.db, { email: DAN }))[0]?.backfill.startedAt).toBe(startedAt);
 });
