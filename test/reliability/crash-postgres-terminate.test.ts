@@ -10,7 +10,7 @@ import { backfillDone, connectTestAccount, type Harness, startHarness, syncState
 import { expectConverged, killAllWorkerChildren, poll, startWorkerChild, syncQueueCounts } from "./helpers/crash.ts";
 
 const EMAIL = "leo@example.com";
-const MESSAGES = 2000; // 4 pages of 500
+const MESSAGES = 3000; // 6 pages of 500: room for the kills to catch writers
 let h: Harness;
 let admin: pg.Client;
 
