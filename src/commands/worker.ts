@@ -5,6 +5,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { createApp } from "../app.ts";
 import { loadConfig } from "../config.ts";
+import { buildHttpServer, listen } from "../http.ts";
 import { createLogger } from "../log.ts";
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -18,17 +19,29 @@ export function registerWorkerCommand(program: Command): void {
       if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`must be an integer from 1 to 256, got ${JSON.stringify(v)}`);
       return n;
     })
-    .action(async (opts: { concurrency?: number }) => {
+    .option("--no-http", "do not serve /metrics, /healthz and /readyz on HTTP_PORT")
+    .action(async (opts: { concurrency?: number; http: boolean }) => {
       const config = loadConfig();
       const log = createLogger(config.LOG_LEVEL);
       const app = createApp(config, { log });
       const workers = app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {});
       log.info({ concurrency: opts.concurrency ?? config.WORKER_CONCURRENCY, prefix: config.QUEUE_PREFIX }, "worker started");
+      // Every process exposes /metrics, /healthz and /readyz. A port already taken (several workers
+      // on one host) costs the endpoint, not the worker: warn and keep working.
+      const http = opts.http ? buildHttpServer({ config, log, db: app.db, redis: app.redis, queues: app.queues }) : undefined;
+      if (http !== undefined) {
+        try {
+          log.info({ url: await listen(http, config) }, "metrics and health endpoints listening");
+        } catch (err) {
+          log.warn({ err: (err as Error).message, port: config.HTTP_PORT }, "metrics endpoint not started (set HTTP_PORT, or --no-http)");
+        }
+      }
       const signal = await new Promise<string>((resolve) => {
         process.once("SIGTERM", () => resolve("SIGTERM"));
         process.once("SIGINT", () => resolve("SIGINT"));
       });
       log.info({ signal }, "shutting down: finishing the running jobs");
+      await http?.close().catch(() => {});
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"timeout">((r) => {
         timer = setTimeout(() => r("timeout"), SHUTDOWN_DEADLINE_MS);

@@ -1,10 +1,13 @@
 // The operator commands' happy paths and bad inputs, as child processes against a real database and
 // Redis: accounts, backfill, sync, dead-letters, disconnect, worker. (demo, serve, search, migrate,
 // auth, extract and emulator have their own files.) Every failure is one line on stderr and exit 1.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../helpers/cli.ts";
+import { cliPath, repoRoot, runCli } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 
@@ -96,6 +99,38 @@ describe("disconnect", () => {
 });
 
 describe("worker", () => {
+  it("runs, serves /metrics and /readyz on HTTP_PORT, and exits 0 on SIGTERM", async () => {
+    const port = await new Promise<number>((res) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => res(p));
+      });
+    });
+    const child = spawn(path.join(repoRoot, "node_modules/.bin/node"), [cliPath, "worker"], {
+      env: { PATH: process.env.PATH, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    try {
+      const end = Date.now() + 30_000;
+      while (!out.includes("metrics and health endpoints listening")) {
+        if (Date.now() > end) throw new Error(`worker did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain("gmail_sync_queue_jobs");
+      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 60_000);
+
   it("rejects a bad --concurrency", async () => {
     expectOneLineFailure(await runCli(["worker", "--concurrency", "0"], env), /--concurrency.*must be an integer/);
   });
