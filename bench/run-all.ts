@@ -45,11 +45,15 @@ function lastJson(out: string): Record<string, unknown> | null {
     at = out.lastIndexOf("{", at - 1);
     if (at < 0) return null;
     if (at === 0 || out[at - 1] === "\n") {
-      const text = out.slice(at).split(/\n(?=\S)/)[0] as string;
-      try {
-        return JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        // a log line or a partial object: keep looking further up
+      // The shortest prefix ending in "}" that parses is the object (its end may be at column 0).
+      const rest = out.slice(at);
+      for (let end = rest.indexOf("}"); end >= 0; end = rest.indexOf("}", end + 1)) {
+        try {
+          const v = JSON.parse(rest.slice(0, end + 1)) as unknown;
+          if (v !== null && typeof v === "object") return v as Record<string, unknown>;
+        } catch {
+          // not complete yet
+        }
       }
     }
   }
@@ -64,6 +68,16 @@ interface StepResult {
   error?: string;
 }
 
+let current: ReturnType<typeof spawn> | undefined;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    // The step's own handlers stop its emulator and workers; then we go.
+    current?.kill(sig);
+    current?.once("exit", () => process.exit(130));
+    if (current === undefined) process.exit(130);
+  });
+}
+
 function runStep(step: Step): Promise<StepResult> {
   const load1Before = os.loadavg()[0] as number;
   const started = performance.now();
@@ -72,6 +86,7 @@ function runStep(step: Step): Promise<StepResult> {
       env: { ...process.env, ...step.env, ...Object.fromEntries(Object.keys(step.env).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k] as string])) },
       stdio: ["ignore", "pipe", "inherit"],
     });
+    current = child;
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
