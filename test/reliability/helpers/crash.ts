@@ -141,6 +141,11 @@ export async function expectConverged(h: Harness, accountId: number, email: stri
     SELECT count(*)::int AS n FROM attachments a JOIN messages m ON m.id = a.message_id
     WHERE m.account_id = ${accountId} AND m.deleted_at IS NULL`.execute(h.app.db);
   expect(attachmentRows.rows[0]?.n).toBe(counts.attachments);
+  // An attachment a crash interrupted is stored with its text or a reason, never as neither.
+  const unexplained = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM attachments a JOIN messages m ON m.id = a.message_id
+    WHERE m.account_id = ${accountId} AND a.extracted_text IS NULL AND a.skipped_reason IS NULL`.execute(h.app.db);
+  expect(unexplained.rows[0]?.n, "attachment rows with neither text nor skipped_reason").toBe(0);
 
   expect(await tempFiles(h.app.config.ATTACHMENT_TEMP_DIR), "files left in ATTACHMENT_TEMP_DIR").toEqual([]);
 
