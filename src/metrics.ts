@@ -135,7 +135,7 @@ export const pushToCommitSeconds = new Histogram({
 export const pushRequestsTotal = new Counter({
   name: "gmail_sync_push_requests_total",
   help: "Pub/Sub push requests by outcome",
-  // accepted | coalesced | stale | duplicate | unknown_account | unauthorized | malformed
+  // accepted | coalesced | stale | duplicate | unknown_account | unauthorized | malformed | failed (503)
   labelNames: ["outcome"] as const,
   registers: r,
 });

@@ -22,6 +22,19 @@ export interface PushRouteDeps {
 
 // Pub/Sub keeps unacknowledged messages up to 7 days; a redelivery inside that window is ignored.
 const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
+const ENQUEUE_DEADLINE_MS = 5_000;
+
+async function withinMs<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from Redis/Postgres within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([fn(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): void {
   app.post("/pubsub/push", async (req, reply) => {
@@ -66,19 +79,30 @@ export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): vo
     }
 
     const dedupeKey = `${deps.keyPrefix}:push-seen:${note.messageId}`;
-    const first = await deps.redis.set(dedupeKey, "1", "EX", DEDUPE_TTL_SECONDS, "NX");
-    if (first === null) {
-      pushRequestsTotal.inc({ outcome: "duplicate" });
-      return reply.code(204).send();
-    }
     let result;
     try {
-      await deps.db.updateTable("sync_state").set({ last_push_at: new Date(receivedAt) }).where("account_id", "=", account.id).execute();
-      result = await deps.enqueueIncremental(account.id, { reason: "push", pushReceivedAt: receivedAt, historyId: note.historyId });
+      // Bounded: with Redis down, BullMQ's connection would queue commands until it returns; Pub/Sub
+      // gives up on us after its ack deadline (10 s) anyway, so fail fast and let it redeliver.
+      result = await withinMs(ENQUEUE_DEADLINE_MS, async () => {
+        const first = await deps.redis.set(dedupeKey, "1", "EX", DEDUPE_TTL_SECONDS, "NX");
+        if (first === null) return "duplicate" as const;
+        try {
+          await deps.db.updateTable("sync_state").set({ last_push_at: new Date(receivedAt) }).where("account_id", "=", account.id).execute();
+          return await deps.enqueueIncremental(account.id, { reason: "push", pushReceivedAt: receivedAt, historyId: note.historyId });
+        } catch (err) {
+          // Not enqueued: forget the messageId so Pub/Sub's redelivery (after our 5xx) is accepted.
+          await deps.redis.del(dedupeKey).catch(() => {});
+          throw err;
+        }
+      });
     } catch (err) {
-      // Not enqueued: forget the messageId so Pub/Sub's redelivery (after our 5xx) is accepted.
-      await deps.redis.del(dedupeKey).catch(() => {});
-      throw err;
+      pushRequestsTotal.inc({ outcome: "failed" });
+      deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "push not enqueued; Pub/Sub will redeliver");
+      return reply.code(503).send({ error: "unavailable" });
+    }
+    if (result === "duplicate") {
+      pushRequestsTotal.inc({ outcome: "duplicate" });
+      return reply.code(204).send();
     }
     pushRequestsTotal.inc({ outcome: result.coalesced ? "coalesced" : "accepted" });
     return reply.code(204).send();

@@ -29,6 +29,7 @@ let baseUrl: string;
 let config: Config;
 let aliceId: number;
 const enqueued: Array<{ accountId: number; historyId: string }> = [];
+let enqueueFails = false;
 const seenAuthorization: string[] = [];
 
 beforeAll(async () => {
@@ -60,6 +61,7 @@ beforeAll(async () => {
     keyPrefix: r.prefix,
     authenticate: createPushAuthenticator({ certsUrl: config.GOOGLE_CERTS_URL, audience: config.PUBSUB_AUDIENCE, serviceAccount: config.PUBSUB_SERVICE_ACCOUNT, verificationToken: undefined }),
     enqueueIncremental: async (accountId, opts) => {
+      if (enqueueFails) throw new Error("queue unavailable");
       enqueued.push({ accountId, historyId: opts.historyId });
       return { coalesced: false };
     },
@@ -147,6 +149,20 @@ describe("push from the emulator's Pub/Sub", () => {
     expect(enqueued.slice(before)).toEqual([{ accountId: aliceId, historyId: "1001" }]);
     expect(await pushCount("duplicate")).toBe(1);
     expect(await pushCount("stale")).toBe(2);
+  });
+
+  it("answers 503 when the job cannot be enqueued, and accepts Pub/Sub's redelivery afterwards", async () => {
+    const redelivered = envelope({ emailAddress: ALICE, historyId: 2000 }, "flaky-1");
+    enqueueFails = true;
+    try {
+      expect(await post(redelivered, validAuth)).toBe(503);
+    } finally {
+      enqueueFails = false;
+    }
+    const before = enqueued.length;
+    expect(await post(redelivered, validAuth)).toBe(204);
+    expect(enqueued.slice(before)).toEqual([{ accountId: aliceId, historyId: "2000" }]);
+    expect(await pushCount("failed")).toBe(1);
   });
 
   it("acknowledges unknown and deleted accounts without enqueuing", async () => {
