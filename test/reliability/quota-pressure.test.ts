@@ -6,6 +6,7 @@
 // more than 50 units/s over the run plus one second of burst), and every account must finish with
 // the database equal to its mailbox and no failed or stuck job.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { cliPath } from "../helpers/cli.ts";
 import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "../sync/harness.ts";
@@ -18,7 +19,7 @@ const workers: Array<{ child: ChildProcess; output: () => string }> = [];
 
 beforeAll(async () => {
   h = await startHarness({
-    emulator: { accounts: ACCOUNTS, messages: 30, seed: 5050, attachments: false, quotaUnitsPerSecond: QUOTA },
+    emulator: { accounts: ACCOUNTS, messages: 20, seed: 5050, attachments: false, quotaUnitsPerSecond: QUOTA },
     env: { INCLUDE_SPAM_TRASH: "true", GMAIL_QUOTA_UNITS_PER_SECOND: String(QUOTA) },
   });
 });
@@ -77,7 +78,7 @@ it("3 workers, 10 accounts at 50 units/s: no account over its quota, every accou
   // The emulator's own bucket is the judge: a 429 means an account went over 50 units/s beyond its
   // one second of burst. Our bucket charges a request when it is sent, Gmail's when it arrives: a
   // request held up on a loaded machine lands in the same second as the next one, so a few 429s
-  // happen (1–5% of the ~310 messages.get, more when the machine is busier); batches bigger than
+  // happen (1–5% of the ~210 messages.get, more when the machine is busier); batches bigger than
   // the burst gave ~200 (40%) here. The limit is 10%.
   const gets = Object.values(stats.requests["gmail.users.messages.get"] ?? {}).reduce((a, b) => a + b, 0);
   expect(stats.rateLimited, `429s from the emulator: ${JSON.stringify(stats.requests)}`).toBeLessThanOrEqual(Math.ceil(0.1 * gets));
@@ -105,4 +106,5 @@ it("3 workers, 10 accounts at 50 units/s: no account over its quota, every accou
   }
   const dead = await h.app.db.selectFrom("dead_letters").select(["gmail_id", "reason"]).where("resolved_at", "is", null).execute();
   expect(dead).toEqual([]);
+  expect(await readdir(h.app.config.ATTACHMENT_TEMP_DIR).catch((): string[] => [])).toEqual([]);
 });

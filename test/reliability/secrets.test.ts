@@ -200,6 +200,9 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   await syncToMailbox(h, accountId, EMAIL);
   const counts = await expectDbEqualsMailbox(h, accountId, EMAIL);
   expect(counts.attachments).toBeGreaterThanOrEqual(4);
+  for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {
+    expect(await q.getJobCounts("failed", "active", "waiting", "delayed"), q.name).toEqual({ failed: 0, active: 0, waiting: 0, delayed: 0 });
+  }
   await stopWorker();
 
   // The secrets: the tokens the worker held (decrypted from their one column) and attachment bytes.
