@@ -15,8 +15,9 @@ import { createDb } from "../src/db/database.ts";
 import { ensureDatabase, migrateToLatest } from "../src/db/migrate.ts";
 import { connectThroughConsent } from "../src/demo/consent.ts";
 import { startEmulator } from "../src/emulator/server.ts";
+import { emulatorEnv } from "../src/emulator/env.ts";
 import { createLogger } from "../src/log.ts";
-import { pushToCommitSeconds } from "../src/metrics.ts";
+import { jobDurationSeconds, jobWaitSeconds, pushToCommitSeconds } from "../src/metrics.ts";
 import { startServer } from "../src/server.ts";
 
 const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 500);
@@ -51,16 +52,7 @@ const config = loadConfig({
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: String(port),
   TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-  GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-  GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
-  GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-  GOOGLE_CERTS_URL: emu.certsUrl,
-  GOOGLE_CLIENT_ID: emu.clientId,
-  GOOGLE_CLIENT_SECRET: emu.clientSecret,
-  GOOGLE_OAUTH_REDIRECT_URI: `${base}/oauth2/callback`,
-  PUBSUB_TOPIC: "projects/bench/topics/gmail",
-  PUBSUB_AUDIENCE: `${base}/pubsub/push`,
-  PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,
+  ...emulatorEnv(emu, base),
   ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-push-${process.pid}`),
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
 });
@@ -151,11 +143,27 @@ await pool.end();
   await admin.end();
 }
 
+// Where the time goes: share of observations at or under each bucket bound, per stage.
+async function shares(metric: typeof pushToCommitSeconds, filter: Record<string, string> = {}): Promise<string> {
+  const values = (await metric.get()).values.filter((v) => Object.entries(filter).every(([k, x]) => v.labels[k] === x));
+  const total = values.find((v) => v.metricName?.endsWith("_count"))?.value ?? 0;
+  const buckets = values.filter((v) => v.metricName?.endsWith("_bucket") && v.labels.le !== "+Inf");
+  return buckets.map((b) => `≤${b.labels.le}s ${total ? Math.round((100 * b.value) / total) : 0}%`).join("  ");
+}
+const breakdown = {
+  pushToCommit: await shares(pushToCommitSeconds),
+  incrementalWait: await shares(jobWaitSeconds as unknown as typeof pushToCommitSeconds, { queue: "incremental" }),
+  incrementalRun: await shares(jobDurationSeconds as unknown as typeof pushToCommitSeconds, { queue: "incremental", outcome: "completed" }),
+};
 const r = result.push;
 say("");
 say("push latency: emulator delivery → row visible in Postgres, through signed push, serve and the worker");
 say(`  deliveries ${r.deliveries} at ${r.ratePerSecond}/s over ${r.accounts} accounts; stored ${r.stored}; not stored within 60 s: ${r.notStoredWithin60s}`);
 say(`  p50 ${r.p50Ms} ms   p90 ${r.p90Ms} ms   p99 ${r.p99Ms} ms   max ${r.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`);
 say(`  pushes sent ${r.pushesSent}, acknowledged ${r.pushesAcked}; incremental syncs committed after a push ${r.syncsCommitted}`);
+say(`  push received → commit: ${breakdown.pushToCommit}`);
+say(`  incremental job wait:   ${breakdown.incrementalWait}`);
+say(`  incremental job run:    ${breakdown.incrementalRun}`);
+say(`  load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 if (json) console.log(JSON.stringify(result));
 process.exit(lost === 0 ? 0 : 1);

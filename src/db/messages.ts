@@ -3,28 +3,13 @@
 // incremental sync already applied) can never overwrite a newer state.
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { AttachmentResult } from "../attachments/types.ts";
+import type { ParsedMessage } from "../gmail/parse-message.ts";
 import type { Database, HistoryId } from "./database.ts";
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
-/** What the sync stores for one message (parsed from Gmail's payload, attachments already processed). */
-export interface MessageRecord {
-  gmailId: string;
-  threadId: string;
-  historyId: string | null;
-  internalDate: Date | null;
-  labelIds: string[];
-  fromAddress: string | null;
-  toAddresses: string[];
-  ccAddresses: string[];
-  subject: string | null;
-  messageIdHeader: string | null;
-  inReplyTo: string | null;
-  snippet: string | null;
-  bodyText: string | null;
-  sizeEstimate: number | null;
-  attachments: AttachmentResult[];
-}
+/** What the sync stores for one message: the parsed message, its attachments already processed. */
+export type MessageRecord = Omit<ParsedMessage, "attachments"> & { attachments: AttachmentResult[] };
 
 // Postgres text cannot hold NUL; mail bodies and extracted text sometimes do.
 function clean(s: string | null): string | null {

@@ -14,6 +14,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { createDb } from "../db/database.ts";
 import { ensureDatabase, migrateToLatest } from "../db/migrate.ts";
 import { startEmulator, type Emulator } from "../emulator/server.ts";
+import { emulatorEnv } from "../emulator/env.ts";
 import type { Logger } from "../log.ts";
 import { upsertSchedules } from "../schedules.ts";
 import { type RunningServer, startServer } from "../server.ts";
@@ -47,7 +48,6 @@ export interface DemoSummary {
 }
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
-const TOPIC = "projects/gmail-sync-demo/topics/gmail";
 
 async function freePort(preferred: number): Promise<number> {
   const tryListen = (port: number) =>
@@ -143,16 +143,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     HTTP_PORT: String(port),
     QUEUE_PREFIX: `{gmail-sync-demo-${randomBytes(3).toString("hex")}}`,
     TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY ?? randomBytes(32).toString("base64"),
-    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-    GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
-    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-    GOOGLE_CERTS_URL: emu.certsUrl,
-    GOOGLE_CLIENT_ID: emu.clientId,
-    GOOGLE_CLIENT_SECRET: emu.clientSecret,
-    GOOGLE_OAUTH_REDIRECT_URI: `${serverUrl}/oauth2/callback`,
-    PUBSUB_TOPIC: TOPIC,
-    PUBSUB_AUDIENCE: pushUrl,
-    PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,
+    ...emulatorEnv(emu, serverUrl),
     LOG_LEVEL: env.LOG_LEVEL ?? "warn",
   });
   const app: App = createApp(config, { log });

@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config.ts";
 import { compareWithMailbox } from "../../src/demo/compare.ts";
 import { connectThroughConsent } from "../../src/demo/consent.ts";
 import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { emulatorEnv } from "../../src/emulator/env.ts";
 import { createLogger } from "../../src/log.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
@@ -51,16 +52,7 @@ beforeAll(async () => {
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: String(probe),
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-    GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
-    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-    GOOGLE_CERTS_URL: emu.certsUrl,
-    GOOGLE_CLIENT_ID: emu.clientId,
-    GOOGLE_CLIENT_SECRET: emu.clientSecret,
-    GOOGLE_OAUTH_REDIRECT_URI: `${base}/oauth2/callback`,
-    PUBSUB_TOPIC: "projects/test/topics/gmail",
-    PUBSUB_AUDIENCE: `${base}/pubsub/push`,
-    PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,
+    ...emulatorEnv(emu, base),
     WORKER_CONCURRENCY: "2",
   });
   app = createApp(config, { log: createLogger("silent") });
