@@ -1,6 +1,7 @@
 // Reliability under a misbehaving Gmail: 10% of Gmail requests answered 500/503 backendError or
 // with a dropped connection for the whole run, a window of 2 s latency on every request, a 429
-// burst (the emulator's per-user quota dropped far below ours for a moment), and the history
+// burst (the emulator's per-user quota dropped far below ours for a moment; then the same answered
+// with the legacy 403 userRateLimitExceeded), and the history
 // expired while the account has unsynced changes (→ a reconciling resync). Mail is delivered,
 // deleted and relabelled throughout. The run must converge: the database equals the mailbox, no
 // dead letter (every fault here is transient), no failed or stuck job, no temp file left.
@@ -22,8 +23,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-function faultCounts(stats: { requests: Record<string, Record<string, number>> }): { errors5xx: number; dropped: number; rateLimited: number } {
+function faultCounts(stats: { requests: Record<string, Record<string, number>> }): { errors5xx: number; dropped: number; rateLimited: number; forbidden: number } {
   let errors5xx = 0;
+  let forbidden = 0;
   let dropped = 0;
   let rateLimited = 0;
   for (const [method, byStatus] of Object.entries(stats.requests)) {
@@ -32,9 +34,10 @@ function faultCounts(stats: { requests: Record<string, Record<string, number>> }
       if (status === "500" || status === "503") errors5xx += n;
       if (status === "dropped") dropped += n;
       if (status === "429") rateLimited += n;
+      if (status === "403") forbidden += n;
     }
   }
-  return { errors5xx, dropped, rateLimited };
+  return { errors5xx, dropped, rateLimited, forbidden };
 }
 
 // Dropped connections are injected only on plain requests (not inside an HTTP batch, where
@@ -83,7 +86,12 @@ it("10% faults, a 2 s latency window, a 429 burst and an expired history: conver
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
   await waitFor("a 429 from the emulator", async () => faultCounts(await h.emulator.control.stats()).rateLimited > 0, 20_000, 50);
   await new Promise((r) => setTimeout(r, 1000));
-  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
+  // The same with Gmail's legacy answer: 403 userRateLimitExceeded is a rate limit, not a refusal.
+  await h.emulator.control.updateSettings({ quotaErrorStatus: 403 });
+  await mutate(1);
+  await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
+  await waitFor("a 403 rate limit from the emulator", async () => faultCounts(await h.emulator.control.stats()).forbidden > 0, 20_000, 50);
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorStatus: 429 });
 
   await waitFor("backfill to finish", async () => (await syncState(h, accountId)).backfill_phase === "done", 60_000, 100);
   await waitFor("queues to drain", () => queuesIdle(h), 40_000);
