@@ -27,6 +27,7 @@ interface EmulatorCliOptions {
   accounts: string;
   attachments: boolean;
   largeAttachment?: boolean;
+  hostile: boolean;
   quotaUnitsPerSecond: number;
   historyRetentionHours: number;
   latencyMs: number;
@@ -50,6 +51,7 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--messages <n>", "messages generated per account at start", int("messages"), 0)
     .option("--accounts <list>", "comma-separated mailbox addresses", "alice@example.com")
     .option("--no-attachments", "generated mail has no attachments")
+    .option("--no-hostile", "generated mail has only ordinary attachments (no timeout PDF, zip bomb…)")
     .option("--large-attachment", "generated mailboxes include one 60 MB attachment")
     .option("--quota-units-per-second <n>", "per-user quota (0 = off)", int("quota-units-per-second"), 250)
     .option("--history-retention-hours <n>", "how long history records are kept", int("history-retention-hours"), 168)
@@ -69,6 +71,7 @@ export function registerEmulatorCommand(program: Command): void {
         messages: opts.messages,
         accounts: opts.accounts.split(",").map((a) => a.trim()).filter(Boolean),
         attachments: opts.attachments,
+        hostile: opts.hostile,
         largeAttachment: opts.largeAttachment ?? false,
         quotaUnitsPerSecond: opts.quotaUnitsPerSecond,
         historyRetentionHours: opts.historyRetentionHours,

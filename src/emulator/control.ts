@@ -27,6 +27,8 @@ export interface EmulatorControl {
   deliver(email: string, msg?: DeliverRequest): Promise<{ id: string; threadId: string; historyId: string }>;
   deleteMessage(email: string, id: string): Promise<void>;
   modifyLabels(email: string, id: string, change: { add?: string[]; remove?: string[] }): Promise<void>;
+  /** messages.get of this id (plain or in a batch) answers `status` (Gmail's envelope; 500 = backendError), `times` times or always; status 0 clears. */
+  failMessage(email: string, id: string, opts: { status: number; times?: number }): Promise<void>;
   expireHistory(email: string): Promise<void>;
   revoke(email: string): Promise<void>;
   updateSettings(s: SettingsUpdate): Promise<void>;
@@ -74,6 +76,18 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     return { historyId: String(mb.historyId) };
   });
 
+  app.post("/emulator/users/:email/messages/:id/fail", async (req, reply) => {
+    const { email, id } = req.params as { email: string; id: string };
+    const body = (req.body ?? {}) as { status?: unknown; times?: unknown };
+    const mb = mailboxOf(email);
+    if (!mb || !/^[0-9a-fA-F]{1,16}$/.test(id)) return reply.code(404).send(notFound);
+    if (typeof body.status !== "number" || !(body.status === 0 || (Number.isInteger(body.status) && body.status >= 400 && body.status <= 599))) return reply.code(400).send({ error: "status must be 0 (clear) or an HTTP error status 400-599" });
+    if (body.times !== undefined && (typeof body.times !== "number" || !Number.isInteger(body.times) || body.times < 0)) return reply.code(400).send({ error: "times must be a non-negative integer" });
+    // The id may name a message not delivered yet; it is matched in Gmail's 16-digit form.
+    state.messageFailures.set(mb.email, id.toLowerCase().padStart(16, "0"), body.status, body.times as number | undefined);
+    return {};
+  });
+
   app.post("/emulator/users/:email/history/expire", async (req, reply) => {
     const mb = mailboxOf((req.params as { email: string }).email);
     if (!mb) return reply.code(404).send(notFound);
@@ -117,7 +131,7 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
 
   app.get("/emulator/settings", async () => publicSettings(state.settings));
 
-  app.get("/emulator/stats", async () => state.stats.snapshot(state.quota.spent));
+  app.get("/emulator/stats", async () => ({ ...state.stats.snapshot(state.quota.spent), injectedFailures: state.messageFailures.snapshot() }));
 }
 
 function publicSettings(s: Settings): Settings {
@@ -140,6 +154,7 @@ export function createControlClient(controlUrl: string): EmulatorControl {
       call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}), ...(msg.attachments !== undefined ? { attachments: msg.attachments } : {}) }),
     deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
     modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
+    failMessage: async (email, id, opts) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/fail`, opts)),
     expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),
     revoke: async (email) => void (await call("POST", `${user(email)}/revoke`, {})),
     updateSettings: async (s) => void (await call("PUT", `${base}/settings`, s)),

@@ -206,6 +206,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   route("GET", "/messages/:id", "gmail.users.messages.get", [...READ_SCOPES], (ctx) => {
     const format = readFormat(ctx, ["minimal", "metadata", "full", "raw"]);
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    const injected = state.messageFailures.take(ctx.mailbox.email, msg.id);
+    if (injected) throw injected;
     if (format === "full") return fullMessageJsonText(ctx.mailbox, msg, state.attachmentIds);
     return messageJson(ctx.mailbox, msg, format, state.attachmentIds, many(ctx.query.metadataHeaders));
   });

@@ -9,6 +9,7 @@ import { createAttachmentIds } from "./format.ts";
 import { registerGmailRoutes, sendApiError } from "./gmail-api.ts";
 import { createSigningKey } from "./keys.ts";
 import { Mailbox } from "./mailbox.ts";
+import { createMessageFailures } from "./message-failures.ts";
 import { loadMessageSource } from "./message-source.ts";
 import { createTokenStore, registerOAuthRoutes } from "./oauth.ts";
 import { createPushService } from "./push.ts";
@@ -30,6 +31,8 @@ export interface EmulatorOptions {
   accounts?: string[];
   /** Generated mail has attachments (default true). */
   attachments?: boolean;
+  /** Generated mailboxes include the hostile attachments (timeout PDF, zip bomb…; default true). */
+  hostile?: boolean;
   /** Generated mailboxes include one 60 MB attachment (default false). */
   largeAttachment?: boolean;
   /** 0 = quota and concurrency cap off (default 0). */
@@ -111,7 +114,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     mailboxes.set(email, mb);
     for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {
-      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, hostile: opts.hostile ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
     }
   }
   const key = await keyPromise;
@@ -127,6 +130,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     stats,
     attachmentIds: createAttachmentIds(randomBytes(16).toString("hex")),
     push,
+    messageFailures: createMessageFailures(),
     innerSecret: randomBytes(16).toString("hex"),
   };
 

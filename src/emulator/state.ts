@@ -1,6 +1,7 @@
 // What every part of the emulator shares: mailboxes, run-time settings, tokens, quota, counters.
 import type { AttachmentIds } from "./format.ts";
 import type { Mailbox } from "./mailbox.ts";
+import type { MessageFailures } from "./message-failures.ts";
 import type { createTokenStore } from "./oauth.ts";
 import type { PushService } from "./push.ts";
 import type { Quota } from "./quota.ts";
@@ -30,6 +31,8 @@ export interface EmulatorState {
   stats: Stats;
   attachmentIds: AttachmentIds;
   push: PushService;
+  /** messages.get failures injected through the control API. */
+  messageFailures: MessageFailures;
   /** Marks requests the batch endpoint dispatches internally (not forgeable by clients). */
   innerSecret: string;
 }

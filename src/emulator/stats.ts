@@ -7,6 +7,8 @@ export interface EmulatorStats {
   quotaUnits: Record<string, number>;
   /** 429 answers sent (quota and concurrency) */
   rateLimited: number;
+  /** user → message id → messages.get answers failed on purpose (control API …/messages/{id}/fail) */
+  injectedFailures?: Record<string, Record<string, number>>;
   pushes: { sent: number; acked: number; nacked: number; failed: number; dropped: number; duplicated: number };
 }
 

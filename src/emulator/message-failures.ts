@@ -1,0 +1,58 @@
+// Per-message injected failures (the control API's POST …/messages/{id}/fail): messages.get of that
+// id — plain or inside a batch part — answers the given status with Gmail's error envelope, `times`
+// times or for ever, so tests can build a poison message that no retry gets past.
+import { ApiError, errors } from "./errors.ts";
+
+interface Failure {
+  status: number;
+  /** Answers still to fail; undefined = always. */
+  remaining: number | undefined;
+}
+
+export function createMessageFailures() {
+  const failures = new Map<string, Failure>();
+  /** user → message id → failure answers sent (kept after the failure is cleared, for assertions). */
+  const served = new Map<string, Map<string, number>>();
+  const key = (email: string, id: string) => `${email.toLowerCase()}\u0000${id}`;
+  return {
+    /** status 0 clears; times undefined = every request. */
+    set(email: string, id: string, status: number, times?: number): void {
+      if (status === 0 || times === 0) failures.delete(key(email, id));
+      else failures.set(key(email, id), { status, remaining: times });
+    },
+    /** The error to answer for this messages.get, if one is injected (counts it). */
+    take(email: string, id: string): ApiError | undefined {
+      const k = key(email, id);
+      const f = failures.get(k);
+      if (!f) return undefined;
+      if (f.remaining !== undefined && --f.remaining <= 0) failures.delete(k);
+      const user = email.toLowerCase();
+      let byId = served.get(user);
+      if (!byId) served.set(user, (byId = new Map()));
+      byId.set(id, (byId.get(id) ?? 0) + 1);
+      return errorFor(f.status);
+    },
+    snapshot(): Record<string, Record<string, number>> {
+      return Object.fromEntries([...served].map(([u, m]) => [u, Object.fromEntries(m)]));
+    },
+  };
+}
+
+export type MessageFailures = ReturnType<typeof createMessageFailures>;
+
+function errorFor(status: number): ApiError {
+  switch (status) {
+    case 500:
+      return errors.backendError();
+    case 503:
+      return errors.unavailable();
+    case 404:
+      return errors.notFound();
+    case 400:
+      return errors.badRequest("Precondition check failed.");
+    case 403:
+      return errors.forbidden("Forbidden");
+    default:
+      return new ApiError(status, "Backend Error", { reason: "backendError" });
+  }
+}
