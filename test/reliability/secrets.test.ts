@@ -28,7 +28,9 @@ const runStartedMs = Date.now();
 
 beforeAll(async () => {
   h = await startHarness({
-    emulator: { accounts: [EMAIL], messages: 30, seed: 777, attachments: true },
+    // Faults make the error paths run too (error messages, retries): a Gaxios error carries the
+    // request's headers and body, a careless log of it would leak a token.
+    emulator: { accounts: [EMAIL], messages: 30, seed: 777, attachments: true, faultRate: 0.1 },
     // Every attachment over 1 KB goes through a temp file: the disk route is exercised too.
     env: { INCLUDE_SPAM_TRASH: "true", ATTACHMENT_MEMORY_MAX_BYTES: "1024", EXTRACT_POOL_SIZE: "1" },
   });
@@ -203,7 +205,6 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {
     expect(await q.getJobCounts("failed", "active", "waiting", "delayed"), q.name).toEqual({ failed: 0, active: 0, waiting: 0, delayed: 0 });
   }
-  await stopWorker();
 
   // The secrets: the tokens the worker held (decrypted from their one column) and attachment bytes.
   const keyRing = parseKeyRing(h.env.TOKEN_ENCRYPTION_KEY);
@@ -211,6 +212,15 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   expect(account.access_token_encrypted, "the worker stored the access token it used").not.toBeNull();
   const refreshToken = decryptToken(keyRing, "refresh_token", accountId, account.refresh_token_encrypted ?? "");
   const accessToken = decryptToken(keyRing, "access_token", accountId, account.access_token_encrypted ?? "");
+
+  // Then the grant is revoked: the failed refresh (the token endpoint's error carries the refresh
+  // token in its request body) and the 401s must not leak either.
+  await h.emulator.control.revoke(EMAIL);
+  await h.emulator.control.deliver(EMAIL);
+  await h.app.enqueueIncremental(accountId, { reason: "manual" });
+  await waitFor("reauth_required", async () => (await h.app.db.selectFrom("accounts").select("status").where("id", "=", accountId).executeTakeFirstOrThrow()).status === "reauth_required", 30_000);
+  await waitFor("queues idle", () => queuesIdle(h), 20_000);
+  await stopWorker();
   expect(refreshToken.length).toBeGreaterThan(16);
   expect(accessToken.length).toBeGreaterThan(16);
   const bodies = await attachmentBodies();
@@ -238,6 +248,8 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   expect(redis.length, "Redis keys under the test prefix").toBeGreaterThan(0);
   expect(logText.toString().split("\n").filter((l) => /"level":(10|20),/.test(l)).length, "debug/trace lines logged").toBeGreaterThan(0);
   expect(logText.toString()).toContain("attachment processed");
+  expect(logText.toString(), "the revoked grant was logged").toMatch(/grant revoked|re-authori[sz]ation/);
+  expect(logText.toString(), "retries were logged").toMatch(/retrying|retry/);
   const planted = windows[0] as Needle;
   for (const form of planted.forms) expect(findIn([{ where: "planted", data: Buffer.concat([Buffer.from("x"), form, Buffer.from("y")]) }], [planted])).toHaveLength(1);
 
