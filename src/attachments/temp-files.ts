@@ -1,14 +1,31 @@
 // The private temp directory for attachments between 10 and 50 MB: mode 0700, files 0600 with
 // random names (never derived from the attachment's filename), deleted the moment extraction ends.
 // A sweeper removes orphans a crashed process left behind.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import type { Logger } from "../log.ts";
 import { attachmentTempFiles, orphanedTempFilesGauge, tempFileCleanupTotal } from "../metrics.ts";
 
-/** Our names only: the sweeper never touches a file it did not create, even in a shared dir. */
-const TEMP_NAME = /^att-[0-9a-f]{32}\.bin$/;
+/**
+ * Our names only: the sweeper never touches a file it did not create, even in a shared dir. The
+ * name carries the writer's host and pid, so that after a crash the restarted process removes the
+ * dead writer's files at once instead of leaving attachment bytes on disk until they age out.
+ */
+const TEMP_NAME = /^att-([0-9a-f]{8})-(\d+)-[0-9a-f]{32}\.bin$/;
+const HOST = createHash("sha256").update(os.hostname()).digest("hex").slice(0, 8);
+
+/** Whether a file's writer is a process on this host that no longer exists. */
+function writerIsDead(host: string, pid: number): boolean {
+  if (host !== HOST || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false; // alive (or a reused pid: then the age rule decides)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
 
 /** Creates the directory (0700) or tightens an existing one; refuses a symlink or a non-directory. */
 export async function ensureTempDir(dir: string): Promise<string> {
@@ -22,7 +39,7 @@ export async function ensureTempDir(dir: string): Promise<string> {
 
 /** Writes bytes to a new 0600 file with a random name (O_EXCL: never follows or reuses a path). */
 export async function writeTempFile(dir: string, bytes: Uint8Array): Promise<string> {
-  const file = path.join(dir, `att-${randomBytes(16).toString("hex")}.bin`);
+  const file = path.join(dir, `att-${HOST}-${process.pid}-${randomBytes(16).toString("hex")}.bin`);
   const handle = await open(file, "wx", 0o600);
   attachmentTempFiles.inc();
   try {
@@ -51,7 +68,8 @@ export async function removeTempFile(file: string, log?: Logger): Promise<void> 
 }
 
 /**
- * Deletes our temp files older than `olderThanMinutes` (left by a process that died mid-extraction).
+ * Deletes our temp files whose writer on this host is dead, and any older than `olderThanMinutes`
+ * (left by a process that died mid-extraction, here or on a host sharing the directory).
  * Sets orphaned_temp_files_gauge to how many it found; counts each removal as outcome=orphan.
  */
 export async function sweepOrphanTempFiles(dir: string, olderThanMinutes: number, log: Logger): Promise<{ found: number; removed: number }> {
@@ -69,11 +87,12 @@ export async function sweepOrphanTempFiles(dir: string, olderThanMinutes: number
   let found = 0;
   let removed = 0;
   for (const name of names) {
-    if (!TEMP_NAME.test(name)) continue;
+    const m = TEMP_NAME.exec(name);
+    if (m === null) continue;
     const file = path.join(dir, name);
     try {
       const st = await stat(file);
-      if (st.mtimeMs > cutoff) continue;
+      if (st.mtimeMs > cutoff && !writerIsDead(m[1] as string, Number(m[2]))) continue;
       found++;
       await unlink(file);
       removed++;

@@ -1,4 +1,5 @@
 // The private temp directory: 0700, files 0600 with random names, deletion counted, orphans swept.
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -41,7 +42,7 @@ describe("temp files", () => {
     const b = await writeTempFile(dir, Buffer.from("secret bytes"));
     expect(a).not.toBe(b);
     expect(path.dirname(a)).toBe(dir);
-    expect(path.basename(a)).toMatch(/^att-[0-9a-f]{32}\.bin$/);
+    expect(path.basename(a)).toMatch(new RegExp(`^att-[0-9a-f]{8}-${process.pid}-[0-9a-f]{32}\\.bin$`));
     expect((await stat(a)).mode & 0o777).toBe(0o600);
     expect((await attachmentTempFiles.get()).values[0]?.value).toBeGreaterThanOrEqual(2);
     await removeTempFile(a);
@@ -72,5 +73,17 @@ describe("temp files", () => {
     expect((await orphanedTempFilesGauge.get()).values[0]?.value).toBe(0);
     expect(await sweepOrphanTempFiles(path.join(root, "missing"), 30, log)).toEqual({ found: 0, removed: 0 });
     await removeTempFile(fresh);
+  });
+
+  it("removes a fresh file at once when its writer on this host is dead, not when it lives", async () => {
+    const dir = await ensureTempDir(path.join(root, "dead"));
+    // A child process writes a temp file and is killed before it can delete it.
+    const child = spawnSync(process.execPath, ["-e", `import(${JSON.stringify(new URL("../../src/attachments/temp-files.ts", import.meta.url).href)}).then(async (m) => { console.log(await m.writeTempFile(${JSON.stringify(dir)}, Buffer.from("bytes of a crashed writer"))); process.kill(process.pid, "SIGKILL"); })`], { encoding: "utf8" });
+    const orphan = child.stdout.trim();
+    expect(path.dirname(orphan)).toBe(dir);
+    const live = await writeTempFile(dir, Buffer.from("in use by a live process"));
+    expect(await sweepOrphanTempFiles(dir, 30, log)).toEqual({ found: 1, removed: 1 });
+    expect(await readdir(dir)).toEqual([path.basename(live)]);
+    await removeTempFile(live);
   });
 });
