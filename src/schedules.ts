@@ -3,6 +3,7 @@
 // one place, the migrate/init step: concurrent upserts from many instances have duplicated or
 // stopped schedules in BullMQ (ops-notes §1, issues #2876…#3430).
 import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 
 export const TICKS = {
@@ -36,4 +37,20 @@ export async function enqueueStartupTicks(maintenance: Queue): Promise<void> {
   const hour = new Date().toISOString().slice(0, 13).replace(/[^0-9]/g, "");
   await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS }, { jobId: `startup-watch-${hour}`, ...keep });
   await maintenance.add(TICKS.tempSweep, {}, { jobId: `startup-sweep-${hour}`, ...keep });
+}
+
+/**
+ * At start-up of serve/worker: if Redis lost the schedulers (data loss, a new Redis), recreate
+ * them — by one instance only (a short Redis lock), since concurrent upserts are what duplicated or
+ * stopped schedules in BullMQ. Normally they exist and this only reads.
+ */
+export async function ensureSchedules(maintenance: Queue, redis: Redis, config: Config, log: { warn(o: object, m: string): void }): Promise<"present" | "recreated" | "skipped"> {
+  const present = new Set((await maintenance.getJobSchedulers()).map((s) => s.key));
+  const missing = Object.values(TICKS).filter((t) => !present.has(t));
+  if (missing.length === 0) return "present";
+  const lock = `${config.QUEUE_PREFIX}:schedules-lock`;
+  if ((await redis.set(lock, String(process.pid), "PX", 60_000, "NX")) === null) return "skipped";
+  log.warn({ missing }, "job schedulers missing in Redis (data loss?): recreating them");
+  await upsertSchedules(maintenance, config);
+  return "recreated";
 }

@@ -7,7 +7,7 @@ import { enqueueWatchRenewal } from "./maintenance.ts";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { createPushAuthenticator } from "./pubsub.ts";
 import { registerPushRoute } from "./push-route.ts";
-import { enqueueStartupTicks } from "./schedules.ts";
+import { enqueueStartupTicks, ensureSchedules } from "./schedules.ts";
 import type { RunningWorkers } from "./worker.ts";
 
 export interface RunningServer {
@@ -46,6 +46,7 @@ export async function startServer(app: App, opts: { worker: boolean; concurrency
   }
   const workers = opts.worker ? app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) : undefined;
   // Watches that lapse within a day and orphans left by a crash are handled now, not at the next tick.
+  await ensureSchedules(app.queues.maintenance, app.redis, config, log);
   await enqueueStartupTicks(app.queues.maintenance);
   const url = await listen(http, config);
   log.info({ url, worker: opts.worker }, "serving");

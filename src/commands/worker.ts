@@ -7,6 +7,7 @@ import { createApp } from "../app.ts";
 import { loadConfig } from "../config.ts";
 import { buildHttpServer, listen } from "../http.ts";
 import { createLogger } from "../log.ts";
+import { enqueueStartupTicks, ensureSchedules } from "../schedules.ts";
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -24,6 +25,9 @@ export function registerWorkerCommand(program: Command): void {
       const config = loadConfig();
       const log = createLogger(config.LOG_LEVEL);
       const app = createApp(config, { log });
+      // Redis may have lost the schedulers (and everything else): recreate them, start-up ticks too.
+      await ensureSchedules(app.queues.maintenance, app.redis, config, log);
+      await enqueueStartupTicks(app.queues.maintenance);
       const workers = app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {});
       log.info({ concurrency: opts.concurrency ?? config.WORKER_CONCURRENCY, prefix: config.QUEUE_PREFIX }, "worker started");
       // Every process exposes /metrics, /healthz and /readyz. A port already taken (several workers

@@ -4,7 +4,7 @@ import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { silentAccounts } from "../../src/maintenance.ts";
-import { enqueueStartupTicks, TICKS, upsertSchedules } from "../../src/schedules.ts";
+import { enqueueStartupTicks, ensureSchedules, TICKS, upsertSchedules } from "../../src/schedules.ts";
 import { accountsNeedingWatch } from "../../src/watch.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
@@ -44,6 +44,20 @@ describe("job schedulers", () => {
     const startup = (await queue.getWaiting()).filter((j) => j.id?.startsWith("startup-"));
     expect(startup.map((j) => j.name).sort()).toEqual([TICKS.tempSweep, TICKS.watchRenew]);
     expect(startup.find((j) => j.name === TICKS.watchRenew)?.data).toEqual({ withinMs: 86_400_000 });
+  });
+});
+
+describe("ensureSchedules", () => {
+  it("recreates lost schedulers once, however many processes start together, and leaves present ones alone", async () => {
+    for (const s of await queue.getJobSchedulers()) await queue.removeJobScheduler(s.key);
+    await queue.obliterate({ force: true });
+    const log = { warn: () => {} };
+    const outcomes = await Promise.all([1, 2, 3].map(() => ensureSchedules(queue, r.redis, { ...config, QUEUE_PREFIX: `{${r.prefix}}` }, log)));
+    expect(outcomes.filter((o) => o === "recreated")).toHaveLength(1);
+    expect((await queue.getJobSchedulers()).map((s) => s.key).sort()).toEqual(Object.values(TICKS).sort());
+    const pending = await queue.getJobs(["delayed", "waiting", "prioritized"]);
+    expect(pending.map((j) => j.name).sort()).toEqual(Object.values(TICKS).sort());
+    expect(await ensureSchedules(queue, r.redis, config, log)).toBe("present");
   });
 });
 
