@@ -55,7 +55,15 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
   const workers: Worker[] = [];
   const make = (queue: QueueName, processor: (job: Job, token: string | undefined) => Promise<unknown>) => {
     const w = new Worker(queue, (job, token) => processor(job, token), common);
-    w.on("error", (err) => deps.log.error({ queue, err: err.message }, "worker error"));
+    // During a Redis outage BullMQ reports the refused connection several times a second per
+    // queue; one line per queue every 10 s says the same without drowning the log.
+    let lastErrorLog = 0;
+    w.on("error", (err) => {
+      const now = Date.now();
+      if (now - lastErrorLog < 10_000) return;
+      lastErrorLog = now;
+      deps.log.warn({ queue, err: err.message }, "worker error (repeats within 10 s are not logged)");
+    });
     w.on("stalled", (jobId) => {
       jobsStalledTotal.inc({ queue });
       deps.log.warn({ queue, jobId }, "job stalled (its worker died or blocked); it will run again");
