@@ -35,6 +35,8 @@ export interface EmulatorControl {
   stats(): Promise<EmulatorStats>;
   /** Ground truth for equality assertions: live messages (id, threadId, labelIds, attachment partIds with size) and current historyId. */
   mailbox(email: string): Promise<MailboxSnapshot>;
+  /** Successful messages.get answers (plain or batch part) per message id of the account: a sync that fetches a message twice shows here. */
+  messageGets(email: string): Promise<Record<string, number>>;
   /** Mints a refresh token for an account without the consent flow (tests that do not exercise OAuth). */
   issueRefreshToken(email: string, scopes?: string[]): Promise<string>;
 }
@@ -119,6 +121,12 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     return snapshot;
   });
 
+  app.get("/emulator/users/:email/message-gets", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    return state.stats.messageGets(mb.email);
+  });
+
   app.put("/emulator/settings", async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const numeric = ["quotaUnitsPerSecond", "faultRate", "latencyMs", "pushDropRate", "pushDuplicateRate", "pushDelayMs"] as const;
@@ -160,6 +168,7 @@ export function createControlClient(controlUrl: string): EmulatorControl {
     updateSettings: async (s) => void (await call("PUT", `${base}/settings`, s)),
     stats: () => call("GET", `${base}/stats`),
     mailbox: (email) => call("GET", `${user(email)}/mailbox`),
+    messageGets: (email) => call("GET", `${user(email)}/message-gets`),
     issueRefreshToken: async (email, scopes) => (await call<{ refreshToken: string }>("POST", `${user(email)}/refresh-tokens`, scopes ? { scopes } : {})).refreshToken,
   };
 }

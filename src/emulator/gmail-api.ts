@@ -208,6 +208,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
     const injected = state.messageFailures.take(ctx.mailbox.email, msg.id);
     if (injected) throw injected;
+    state.stats.countMessageGet(ctx.mailbox.email, msg.id);
     if (format === "full") return fullMessageJsonText(ctx.mailbox, msg, state.attachmentIds);
     return messageJson(ctx.mailbox, msg, format, state.attachmentIds, many(ctx.query.metadataHeaders));
   });

@@ -14,6 +14,8 @@ export interface EmulatorStats {
 
 export function createStats() {
   const requests = new Map<string, Map<string, number>>();
+  // user → message id → successful messages.get answers (plain or batch part): duplicate fetches show.
+  const messageGets = new Map<string, Map<string, number>>();
   const pushes = { sent: 0, acked: 0, nacked: 0, failed: 0, dropped: 0, duplicated: 0 };
   let rateLimited = 0;
   return {
@@ -24,6 +26,14 @@ export function createStats() {
       const key = String(status);
       byStatus.set(key, (byStatus.get(key) ?? 0) + 1);
       if (status === 429) rateLimited++;
+    },
+    countMessageGet(user: string, id: string) {
+      let byId = messageGets.get(user);
+      if (!byId) messageGets.set(user, (byId = new Map()));
+      byId.set(id, (byId.get(id) ?? 0) + 1);
+    },
+    messageGets(user: string): Record<string, number> {
+      return Object.fromEntries(messageGets.get(user) ?? []);
     },
     snapshot(quotaSpent: Map<string, number>): EmulatorStats {
       return {

@@ -1,6 +1,6 @@
 // The control API's per-message failure: messages.get of that id (plain and as a batch part)
 // answers the status with Gmail's envelope, `times` times or always, until cleared; other ids and
-// other methods are untouched; stats count the injected answers.
+// other methods are untouched; stats count the injected answers, message-gets the successful ones.
 import type { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
@@ -45,6 +45,8 @@ it("fails one id always with 500 backendError until cleared", async () => {
   expect((await emu.control.stats()).injectedFailures?.[EMAIL]?.[bad]).toBe(4);
   await emu.control.failMessage(EMAIL, bad, { status: 0 });
   expect((await get(bad)).status).toBe(200);
+  // Only successful answers count as fetches: good twice (plain, batch), bad once (after clearing).
+  expect(await emu.control.messageGets(EMAIL)).toMatchObject({ [good]: 2, [bad]: 1 });
 });
 
 it("fails `times` times, then answers normally; rejects bad bodies", async () => {
