@@ -6,6 +6,10 @@ import { searchMessages } from "../db/search.ts";
 
 const BOLD = { start: "\u001b[1m", stop: "\u001b[22m" };
 
+// Mail is attacker-controlled: a subject may carry ESC sequences that would drive the terminal.
+// Control characters become U+FFFD in human output (JSON output escapes them anyway).
+const printable = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd");
+
 export function registerSearchCommand(program: Command): void {
   program
     .command("search")
@@ -37,8 +41,10 @@ export function registerSearchCommand(program: Command): void {
         if (hits.length === 0) console.log("no matches");
         for (const h of hits) {
           const where = h.attachment !== null ? `  [attachment: ${h.attachment}]` : "";
-          console.log(`${h.date?.slice(0, 10) ?? "          "}  ${h.from ?? "(no sender)"}  ${h.subject ?? "(no subject)"}${where}`);
-          console.log(`    ${h.snippet}`);
+          console.log(printable(`${h.date?.slice(0, 10) ?? "          "}  ${h.from ?? "(no sender)"}  ${h.subject ?? "(no subject)"}${where}`));
+          // The snippet's own highlight markers are ours; everything between them is mail.
+          const marker = tty ? BOLD : { start: "**", stop: "**" };
+          console.log(`    ${h.snippet.split(marker.start).map((part) => part.split(marker.stop).map(printable).join(marker.stop)).join(marker.start)}`);
         }
       } finally {
         await db.destroy();

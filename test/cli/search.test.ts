@@ -79,6 +79,14 @@ describe("gmail-sync search", () => {
     expect(r.stdout).toContain("one mention");
   });
 
+  it("never prints terminal control sequences from mail", async () => {
+    await message(bob, "m6", { subject: "evil \u001b]0;pwned\u0007 \u001b[31mred", body: "escapist payload \u001b[2J" });
+    const r = await runCli(["search", "escapist"], { DATABASE_URL: t.url });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("evil");
+    expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+
   it.each([
     [["search", "x", "--account", "nobody@example.com"], /^gmail-sync: unknown account nobody@example.com$/],
     [["search", "x", "--limit", "zero"], /--limit.*must be an integer/],
