@@ -3,7 +3,9 @@
 // on. Not a test: prints one JSON object.
 //   BENCH_MESSAGES (default 2000)  BENCH_QUOTA (units/s, default 250, for both the emulator and
 //   our governor)  BENCH_LATENCY_MS (emulator per-request latency, default 100)
-//   BENCH_ATTACHMENTS (default true)
+//   BENCH_ATTACHMENTS (default true)  BENCH_HOSTILE (default false: ordinary attachments, as a
+//   real mailbox; true adds the generator's hostile files — among them a PDF built to hit the
+//   extraction timeout, which holds its page for that long)
 // Reports messages/s as a fraction of the quota ceiling (quota / 5 units per messages.get), quota
 // units spent per message stored (the emulator's own count), CPU seconds per 1,000 messages (this
 // process; extraction children separately), peak RSS, failed jobs and 429s, and the threads.get vs
@@ -26,6 +28,7 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const QUOTA = Number(process.env.BENCH_QUOTA ?? 250);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
 const ATTACHMENTS = (process.env.BENCH_ATTACHMENTS ?? "true") !== "false";
+const HOSTILE = (process.env.BENCH_HOSTILE ?? "false") === "true";
 const EMAIL = "bench@example.com";
 const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -39,7 +42,7 @@ await ensureDatabase(dbUrl.toString());
   await db.destroy();
 }
 
-const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: ATTACHMENTS, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
+const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: ATTACHMENTS, hostile: HOSTILE, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
 const prefix = `{bench-${randomBytes(4).toString("hex")}}`;
 const env = {
   DATABASE_URL: dbUrl.toString(),
@@ -124,6 +127,7 @@ console.log(
       gmail429: stats.rateLimited,
       emulatorLatencyMs: LATENCY_MS,
       attachments: ATTACHMENTS,
+      hostile: HOSTILE,
       extractTimeoutMs: config.EXTRACT_TIMEOUT_MS,
       // threads.get costs 10 units for a whole thread, messages.get 5 a message.
       threadsVsMessages: {
