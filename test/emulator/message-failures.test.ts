@@ -1,8 +1,10 @@
 // The control API's per-message failure: messages.get of that id (plain and as a batch part)
 // answers the status with Gmail's envelope, `times` times or always, until cleared; other ids and
 // other methods are untouched; stats count the injected answers, message-gets the successful ones.
+// Also: the hostile option reaches the generator.
 import type { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { FIXED_FILENAMES, HOSTILE_KINDS } from "../../src/emulator/generate/attachment-parts.ts";
 import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
 import { clientFor, rawGet } from "./helpers.ts";
 
@@ -57,4 +59,22 @@ it("fails `times` times, then answers normally; rejects bad bodies", async () =>
   expect((await get(id)).status).toBe(200);
   await expect(emu.control.failMessage(EMAIL, id, { status: 200 })).rejects.toThrow(/400/);
   await expect(emu.control.failMessage("nobody@example.com", id, { status: 500 })).rejects.toThrow(/404/);
+});
+
+it("hostile: false reaches the generator: no hostile attachment in the mailbox", async () => {
+  const filenames = async (hostile: boolean) => {
+    const e = await startEmulator({ seed: 9, messages: 60, accounts: [EMAIL], hostile });
+    try {
+      return new Set((await e.control.mailbox(EMAIL)).messages.flatMap((m) => m.attachments.map((a) => a.filename)));
+    } finally {
+      await e.close();
+    }
+  };
+  const hostileNames = Object.entries(FIXED_FILENAMES).filter(([kind]) => (HOSTILE_KINDS as readonly string[]).includes(kind)).map(([, name]) => name);
+  expect(hostileNames).toContain("ledger-recursive.pdf"); // the PDF built to hit the extraction timeout
+  const withHostile = await filenames(true);
+  const tame = await filenames(false);
+  expect(hostileNames.filter((n) => withHostile.has(n)).length).toBeGreaterThan(0);
+  expect(hostileNames.filter((n) => tame.has(n))).toEqual([]);
+  expect(tame.size).toBeGreaterThan(0); // ordinary attachments stay
 });
