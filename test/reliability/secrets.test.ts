@@ -5,10 +5,10 @@
 //  - in Postgres (every column of every table, except accounts.*_encrypted),
 //  - in Redis (every key under the test prefix: names and values of every type),
 //  - in the worker's logs (stdout and stderr, trace level),
-//  - on disk (ATTACHMENT_TEMP_DIR, and files in os.tmpdir() written during the run).
+//  - on disk (ATTACHMENT_TEMP_DIR, and anything under the worker's own TMPDIR).
 // Byte windows are searched raw and as hex, base64 and base64url.
 import { type ChildProcess, spawn } from "node:child_process";
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { gmail } from "@googleapis/gmail";
@@ -24,7 +24,6 @@ const EMAIL = "secretive@example.com";
 let h: Harness;
 let worker: ChildProcess;
 let logs: Buffer[] = [];
-const runStartedMs = Date.now();
 
 beforeAll(async () => {
   h = await startHarness({
@@ -185,8 +184,11 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
     ]),
   });
   const accountId = await connectTestAccount(h, EMAIL);
+  // The worker's own TMPDIR: other test files (and benchmarks) write the same generated fixtures to
+  // the shared temp dir in parallel, so only what this worker wrote is searched.
+  const workerTmp = await mkdtemp(path.join(os.tmpdir(), "gmail-sync-secrets-worker-"));
   worker = spawn(process.execPath, [cliPath, "worker", "--concurrency", "2"], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...h.env, LOG_LEVEL: "trace" },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...h.env, TMPDIR: workerTmp, LOG_LEVEL: "trace" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   worker.stdout?.on("data", (d: Buffer) => logs.push(d));
@@ -232,7 +234,7 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   const redis = await redisDump();
   const logText = Buffer.concat(logs);
   const tempDir = h.app.config.ATTACHMENT_TEMP_DIR;
-  const diskFiles = [...new Set([...(await filesSince(tempDir, 0)), ...(await filesSince(os.tmpdir(), runStartedMs))])];
+  const diskFiles = [...new Set([...(await filesSince(tempDir, 0)), ...(await filesSince(workerTmp, 0))])];
   const disk: Array<{ where: string; data: Buffer }> = [];
   for (const f of diskFiles) {
     try {
@@ -257,5 +259,6 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   expect(findIn(redis, needles), "Redis").toEqual([]);
   expect(findIn([{ where: "worker logs", data: logText }], needles), "logs").toEqual([]);
   expect(findIn(disk, needles), "disk").toEqual([]);
+  await rm(workerTmp, { recursive: true, force: true });
   expect(await readdir(tempDir).catch((): string[] => []), "temp files left").toEqual([]);
 });
