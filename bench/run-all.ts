@@ -6,6 +6,9 @@
 // The children's own progress goes to stderr.
 //   BENCH_SKIP=a,b skips steps by name (emulator, storage, extract, push, backfill-2k,
 //   backfill-20k, scale); each step's sizes can be overridden with the child's own env variables.
+// Backfill and scale mailboxes hold ordinary attachments (their benches' default); BENCH_HOSTILE=true
+// and BENCH_SCALE_HOSTILE=true add the generator's hostile files (a timeout PDF holds its page for
+// EXTRACT_TIMEOUT_MS); the table marks such rows "hostile".
 import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
@@ -145,6 +148,7 @@ const bf = (name: string) => {
     failedJobs: num(get(name, "failedJobs")),
     gmail429: num(get(name, "gmail429")),
     extractTimeoutMs: num(get(name, "extractTimeoutMs")),
+    hostile: get(name, "hostile") === true,
   };
 };
 const small = bf("backfill-2k");
@@ -189,8 +193,8 @@ const emulator = (summary.emulator ?? {}) as Obj;
 const rows: Array<[string, string, string, string, string]> = [];
 const row = (area: string, figure: string, value: string, target = "", step = "") => rows.push([area, figure, value, target, step ? load(step) : ""]);
 for (const [name, b, label] of [
-  ["backfill-2k", small, "backfill 2k @250u/s"],
-  ["backfill-20k", large, `backfill ${LARGE_MESSAGES / 1000}k @${LARGE_QUOTA}u/s`],
+  ["backfill-2k", small, `backfill 2k @250u/s${small.hostile ? " hostile" : ""}`],
+  ["backfill-20k", large, `backfill ${LARGE_MESSAGES / 1000}k @${LARGE_QUOTA}u/s${large.hostile ? " hostile" : ""}`],
 ] as const) {
   const meets = b.ceilingFraction === null ? null : b.ceilingFraction >= 0.9 && b.failedJobs === 0;
   row(label, "fraction of quota ceiling", `${fmt(b.ceilingFraction)} (${fmt(b.messagesPerSecond)} of ${fmt(b.ceilingMessagesPerSecond)} msg/s, ${fmt(b.seconds)} s)`, `>= 0.9, 0 failed: ${verdict(meets)}`, name);

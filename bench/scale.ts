@@ -9,8 +9,9 @@
 //   BENCH_SCALE_ACCOUNTS (10)  BENCH_SCALE_MESSAGES (per account, 300)  BENCH_SCALE_QUOTA (250 units/s;
 //   below 125 a 25-message batch (125 units) no longer fits the emulator's one-second bucket and
 //   parts of every batch come back 429 — measured, see the bench report)
-//   BENCH_SCALE_LATENCY_MS (100)  BENCH_SCALE_WORKERS ("1,3")  EXTRACT_TIMEOUT_MS (2000 here: every
-//   generated mailbox holds one PDF built to hit the timeout)
+//   BENCH_SCALE_LATENCY_MS (100)  BENCH_SCALE_WORKERS ("1,3")  BENCH_SCALE_HOSTILE (default false:
+//   ordinary attachments; true adds the generator's hostile files, among them a PDF built to hit the
+//   extraction timeout, so EXTRACT_TIMEOUT_MS is then set to 2000 unless given)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -32,14 +33,15 @@ const MESSAGES = Number(process.env.BENCH_SCALE_MESSAGES ?? 300);
 const QUOTA = Number(process.env.BENCH_SCALE_QUOTA ?? 250);
 const LATENCY_MS = Number(process.env.BENCH_SCALE_LATENCY_MS ?? 100);
 const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? "1,3").split(",").map(Number);
-const EXTRACT_TIMEOUT_MS = process.env.EXTRACT_TIMEOUT_MS ?? "2000";
+const HOSTILE = (process.env.BENCH_SCALE_HOSTILE ?? "false") === "true";
+const EXTRACT_TIMEOUT_MS = process.env.EXTRACT_TIMEOUT_MS ?? (HOSTILE ? "2000" : undefined);
 const json = process.argv.includes("--json");
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/gmail-sync.js");
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `scale${String(i).padStart(2, "0")}@example.com`);
-const emu = await startEmulator({ accounts: emails, messages: MESSAGES, seed: 5, attachments: true, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
+const emu = await startEmulator({ accounts: emails, messages: MESSAGES, seed: 5, attachments: true, hostile: HOSTILE, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
 const mailboxSize = (await emu.control.mailbox(emails[0] as string)).messages.length;
 
 /** CPU seconds and peak RSS of a live child, from /proc (Linux). */
@@ -53,6 +55,7 @@ async function procUsage(pid: number): Promise<{ cpuSeconds: number; peakRssMb: 
 }
 
 let workerConcurrency = 0;
+let extractTimeoutMs = 0;
 
 interface RunResult {
   workers: number;
@@ -84,12 +87,13 @@ async function run(workerCount: number): Promise<RunResult> {
     GOOGLE_CLIENT_SECRET: emu.clientSecret,
     GMAIL_QUOTA_UNITS_PER_SECOND: String(QUOTA),
     INCLUDE_SPAM_TRASH: "true",
-    EXTRACT_TIMEOUT_MS,
+    ...(EXTRACT_TIMEOUT_MS !== undefined ? { EXTRACT_TIMEOUT_MS } : {}),
     ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-scale-${process.pid}`),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
   };
   const config = loadConfig(env);
   workerConcurrency = config.WORKER_CONCURRENCY;
+  extractTimeoutMs = config.EXTRACT_TIMEOUT_MS;
   // This process only enqueues and watches; the workers are the children.
   const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
   const children: ChildProcess[] = [];
@@ -213,7 +217,8 @@ const summary = {
     messagesPerAccount: mailboxSize,
     quotaUnitsPerSecond: QUOTA,
     workerConcurrency,
-    extractTimeoutMs: Number(EXTRACT_TIMEOUT_MS),
+    hostile: HOSTILE,
+    extractTimeoutMs,
     runs,
     speedup3vs1: one && three ? round(three.messagesPerSecond / one.messagesPerSecond) : null,
   },
