@@ -2,7 +2,7 @@
 // emulator's per-user quota and GMAIL_QUOTA_UNITS_PER_SECOND both at 100 units/s:
 // - they backfill it, then race for a stream of incremental syncs (a delivery and a push-like
 //   enqueue every 150 ms), and stay under the quota: the emulator answers no 429 after the first
-//   second (at most one batch's worth right after the frozen worker below wakes up);
+//   second (except a few right after the frozen worker below wakes up);
 // - they never run two syncs of the account at once, even when BullMQ hands the same job to both:
 //   worker A is frozen (SIGSTOP) in the middle of an incremental sync until its job lock expires
 //   and worker B takes the "stalled" job over. B must be refused by the account's sync lock (the
@@ -132,14 +132,15 @@ it("two workers on one account: under the quota (no 429 after the first second),
   // first second through the backfill and the steady state, and its charge over the run stayed
   // within the quota. The frozen worker is not a steady state: it had charged our bucket for a
   // batch it sent only when it woke up 5 s later, into a bucket that had refilled meanwhile (our
-  // bucket charges a request when it is sent, Gmail's when it arrives), so that batch may meet a
-  // few 429s (seen: 1 sub-request); they are retried, and at most one batch's worth is allowed.
+  // bucket charges a request when it is sent, Gmail's when it arrives), so its batches meet a few
+  // 429s (seen: 1-5 sub-requests); they are retried. Allowed: the sub-requests of the two batches
+  // a worker has in flight (2 × 10 at this quota).
   const rateLimitedSteady = afterSteady.rateLimited - afterFirstSecond.rateLimited;
   const rateLimitedLater = end.rateLimited - afterFirstSecond.rateLimited;
   const units = end.quotaUnits[EMAIL] ?? 0;
   console.log(`two workers: ${seconds.toFixed(1)} s, ${units} units (${(units / seconds).toFixed(1)}/s), 429s: ${afterFirstSecond.rateLimited} in the first second, ${rateLimitedLater} after (backfill ${afterBackfill.rateLimited - afterFirstSecond.rateLimited}, steady ${afterSteady.rateLimited - afterBackfill.rateLimited}, stalled job ${end.rateLimited - afterSteady.rateLimited}); A frozen after ${fetchedAtFreeze} of ${window.length} fetches`);
   expect(rateLimitedSteady, `429s after the first second: ${JSON.stringify(afterSteady.requests)}`).toBe(0);
-  expect(end.rateLimited - afterSteady.rateLimited, "429s around the frozen worker").toBeLessThanOrEqual(QUOTA / 10);
+  expect(end.rateLimited - afterSteady.rateLimited, "429s around the frozen worker").toBeLessThanOrEqual(2 * (QUOTA / 10));
   expect(units / seconds).toBeLessThanOrEqual(QUOTA + QUOTA / seconds);
   const failed = await h.app.queues.incremental.getJobCounts("failed");
   expect(failed.failed).toBe(0);
