@@ -14,7 +14,7 @@
 //   extraction timeout, so EXTRACT_TIMEOUT_MS is then set to 2000 unless given)
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,8 +65,8 @@ interface RunResult {
   ceilingMessagesPerSecond: number;
   fractionOfCeiling: number;
   quotaUnitsPerMessage: number;
-  maxAccountUnitsPerSecond1s: number;
-  maxAccountUnitsPerSecond5s: number;
+  maxAccountUnitsPerSecond1s: number | null;
+  maxAccountUnitsPerSecond5s: number | null;
   meanAccountUnitsPerSecond: number;
   gmail429: number;
   failedJobs: number;
@@ -147,15 +147,16 @@ async function run(workerCount: number): Promise<RunResult> {
     const units = last.units.reduce((a, u, i) => a + u - (first.units[i] ?? 0), 0);
     const unitsPerMessage = units / stored;
     // Busiest window of any account: for each sample, the first later sample at least `w` s away.
-    const maxWindow = (w: number) => {
-      let max = 0;
+    const maxWindow = (w: number): number | null => {
+      let max: number | null = null;
       for (let i = 0; i < samples.length; i++) {
         const a = samples[i] as (typeof samples)[number];
         const b = samples.find((s) => s.t - a.t >= w * 1000);
         if (b === undefined) break;
-        for (let k = 0; k < ACCOUNTS; k++) max = Math.max(max, (((b.units[k] ?? 0) - (a.units[k] ?? 0)) * 1000) / (b.t - a.t));
+        for (let k = 0; k < ACCOUNTS; k++) max = Math.max(max ?? 0, (((b.units[k] ?? 0) - (a.units[k] ?? 0)) * 1000) / (b.t - a.t));
       }
-      return Math.round(max);
+      // null: the run was shorter than the window.
+      return max === null ? null : Math.round(max);
     };
     const ceiling = (ACCOUNTS * QUOTA) / unitsPerMessage;
     const result: RunResult = {
@@ -188,6 +189,8 @@ async function run(workerCount: number): Promise<RunResult> {
     for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance]) await q.obliterate({ force: true }).catch(() => {});
     await app.close();
     await bdb.drop();
+    // The workers' temp folder (empty once they stopped cleanly): leave nothing behind.
+    await rm(env.ATTACHMENT_TEMP_DIR as string, { recursive: true, force: true });
   }
 }
 
