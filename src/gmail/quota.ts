@@ -5,7 +5,7 @@
 // atomically, and takes the time from Redis (TIME) so the hosts' clocks never need to agree.
 //
 // AIMD: a 429 from Gmail halves the account's rate (down to a floor) and blocks it for Gmail's
-// Retry-After; the rate then grows back additively with time. The bucket capacity is one second of
+// Retry-After; the rate then grows back additively with time. The bucket capacity is half a second of
 // the current rate, so a penalised account also loses its burst.
 //
 // Keys: <prefix>:quota:acct:<id> and <prefix>:quota:project. With the default QUEUE_PREFIX
@@ -53,7 +53,7 @@ export interface QuotaOptions {
 }
 
 // KEYS[1] account bucket, KEYS[2] project bucket.
-// ARGV: op ("take" | "penalize" | "inspect"), units, maxRate, floor, recovery/s, projRate/s, projCap, retryAfterMs, ttlSeconds
+// ARGV: op ("take" | "penalize" | "inspect"), units, maxRate, floor, recovery/s, projRate/s, projCap, retryAfterMs, ttlSeconds, burstSeconds
 // Returns {allowed(1|0), waitMs, tokens*1000, rate*1000, blockedUntil}.
 const SCRIPT = `
 local t = redis.call('TIME')
@@ -67,6 +67,7 @@ local projRate = tonumber(ARGV[6])
 local projCap = tonumber(ARGV[7])
 local retryAfter = tonumber(ARGV[8])
 local ttl = tonumber(ARGV[9])
+local burst = tonumber(ARGV[10])
 
 local a = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate', 'blocked')
 local rate = tonumber(a[3]) or maxRate
@@ -74,10 +75,11 @@ local ts = tonumber(a[2]) or now
 local tokens = tonumber(a[1])
 local blocked = tonumber(a[4]) or 0
 local elapsed = math.max(0, now - ts) / 1000
--- additive increase, then refill at the (new) rate; capacity is one second of the current rate
+-- additive increase, then refill at the (new) rate; capacity is burst seconds of the current rate
 rate = math.min(maxRate, rate + recovery * elapsed)
-if tokens == nil then tokens = rate end
-tokens = math.min(rate, tokens + rate * elapsed)
+local cap = rate * burst
+if tokens == nil then tokens = cap end
+tokens = math.min(cap, tokens + rate * elapsed)
 
 local p = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
 local pts = tonumber(p[2]) or now
@@ -92,7 +94,7 @@ if op == 'penalize' then
   if retryAfter > 0 then blocked = math.max(blocked, now + retryAfter) end
 elseif op == 'take' then
   -- a charge above the capacity (e.g. watch at a low rate) waits for a full bucket and leaves a debt
-  local need = math.min(units, rate)
+  local need = math.min(units, cap)
   local pneed = math.min(units, projCap)
   if now < blocked then
     wait = blocked - now
@@ -126,6 +128,12 @@ declare module "ioredis" {
   }
 }
 
+// Our burst is half of Gmail's one second: we charge a request when we send it, Gmail when it
+// arrives, and requests delayed on the way (a loaded host, a paused process) arrive bunched. With
+// the same one-second burst on both sides that bunching overdrew Gmail's bucket (a 429 now and then
+// at steady state); half a second leaves the margin. The sustained rate is unchanged.
+const BURST_SECONDS = 0.5;
+
 export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGovernor {
   if (typeof (redis as { gmailSyncQuota?: unknown }).gmailSyncQuota !== "function") {
     // defineCommand caches the script by SHA (EVALSHA, falling back to EVAL once).
@@ -141,7 +149,7 @@ export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGove
   const projectKey = `${opts.prefix}:quota:project`;
 
   async function run(op: "take" | "penalize" | "inspect", accountId: number, units = 0, retryAfterMs = 0): Promise<Reply> {
-    return redis.gmailSyncQuota(acctKey(accountId), projectKey, op, units, maxRate, floor, recovery, projRate, projCap, Math.max(0, Math.round(retryAfterMs)), ttl);
+    return redis.gmailSyncQuota(acctKey(accountId), projectKey, op, units, maxRate, floor, recovery, projRate, projCap, Math.max(0, Math.round(retryAfterMs)), ttl, BURST_SECONDS);
   }
 
   const governor: QuotaGovernor = {

@@ -111,7 +111,9 @@ describe("push", () => {
     await until(() => received.length === 2);
     await new Promise((r) => setTimeout(r, 300));
     expect(received).toHaveLength(2);
-    expect((received[1] as Received).at - (received[0] as Received).at).toBeGreaterThanOrEqual(990);
+    // Spaced a second apart when sent; arrival times carry the delivery jitter of a loaded host
+    // (the first POST may arrive late), hence the margin.
+    expect((received[1] as Received).at - (received[0] as Received).at).toBeGreaterThanOrEqual(900);
     const latest = (await emu.control.mailbox("alice@example.com")).historyId;
     expect(decodePushEnvelope((received[1] as Received).body).historyId).toBe(latest);
   });

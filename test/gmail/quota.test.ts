@@ -30,14 +30,14 @@ describe("quota governor", () => {
     const opts = { prefix: `${t.prefix}:share`, unitsPerSecond: 50, projectUnitsPerMinute: 1_000_000 };
     const a = createQuotaGovernor(t.redis, opts);
     const b = createQuotaGovernor(second, opts);
-    expect(await a.take(1, 50)).toEqual({ ok: true }); // the full one-second burst
+    expect(await a.take(1, 25)).toEqual({ ok: true }); // the full burst: half a second at 50 units/s
     const denied = await b.take(1, 5);
     expect(denied.ok).toBe(false);
     if (!denied.ok) {
       expect(denied.waitMs).toBeGreaterThan(50);
       expect(denied.waitMs).toBeLessThanOrEqual(110);
     }
-    expect(await b.take(2, 50)).toEqual({ ok: true }); // another account is untouched
+    expect(await b.take(2, 25)).toEqual({ ok: true }); // another account is untouched
   });
 
   it("together, concurrent acquirers stay within the rate", async () => {
@@ -56,9 +56,9 @@ describe("quota governor", () => {
       ),
     );
     const seconds = (Date.now() - started) / 1000;
-    // burst (100) + rate × time, plus one in-flight charge per acquirer
-    expect(units).toBeLessThanOrEqual(100 + 100 * seconds + 6 * 5);
-    expect(units).toBeGreaterThanOrEqual(100 + 100 * 0.5);
+    // burst (half a second: 50) + rate × time, plus one in-flight charge per acquirer
+    expect(units).toBeLessThanOrEqual(50 + 100 * seconds + 6 * 5);
+    expect(units).toBeGreaterThanOrEqual(50 + 100 * 0.5);
   });
 
   it("the project bucket limits all accounts together", async () => {
