@@ -11,6 +11,7 @@
 // process; extraction children separately), peak RSS, failed jobs and 429s, and the threads.get vs
 // messages.get quota arithmetic for the same mailbox.
 import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -104,6 +105,8 @@ await app.queues.backfill.obliterate({ force: true }).catch(() => {});
 await app.queues.incremental.obliterate({ force: true }).catch(() => {});
 await app.close();
 await emu.close();
+// The run's private attachment temp dir (empty by now: the pipeline deletes every file).
+await rm(env.ATTACHMENT_TEMP_DIR, { recursive: true, force: true });
 const admin = new pg.Client({ connectionString: adminUrl });
 await admin.connect();
 await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`);

@@ -6,6 +6,7 @@
 // Not a test: prints a table, and with --json one JSON object as the last line of stdout.
 import { randomBytes } from "node:crypto";
 import net from "node:net";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -135,6 +136,8 @@ await server.close({ deadlineMs: 10_000 });
 for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance]) await q.obliterate({ force: true }).catch(() => {});
 await app.close();
 await emu.close();
+// The run's private attachment temp dir (empty by now: the pipeline deletes every file).
+await rm(config.ATTACHMENT_TEMP_DIR, { recursive: true, force: true });
 await pool.end();
 {
   const admin = new pg.Client({ connectionString: adminUrl });
