@@ -14,16 +14,15 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
-import { createDb } from "../src/db/database.ts";
-import { ensureDatabase, migrateToLatest } from "../src/db/migrate.ts";
 import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
 import { startEmulator } from "../src/emulator/server.ts";
 import { createLogger } from "../src/log.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+import { emulatorEnv } from "../src/emulator/env.ts";
+import { createBenchDatabase } from "./lib/database.ts";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const QUOTA = Number(process.env.BENCH_QUOTA ?? 250);
@@ -31,29 +30,16 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
 const ATTACHMENTS = (process.env.BENCH_ATTACHMENTS ?? "true") !== "false";
 const HOSTILE = (process.env.BENCH_HOSTILE ?? "false") === "true";
 const EMAIL = "bench@example.com";
-const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-const dbName = `gmail_sync_bench_${randomBytes(4).toString("hex")}`;
-const dbUrl = new URL(adminUrl);
-dbUrl.pathname = `/${dbName}`;
-await ensureDatabase(dbUrl.toString());
-{
-  const db = createDb(dbUrl.toString(), 1);
-  await migrateToLatest(db);
-  await db.destroy();
-}
+const bdb = await createBenchDatabase("backfill");
 
 const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: ATTACHMENTS, hostile: HOSTILE, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
 const prefix = `{bench-${randomBytes(4).toString("hex")}}`;
 const env = {
-  DATABASE_URL: dbUrl.toString(),
+  DATABASE_URL: bdb.url,
   REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
   QUEUE_PREFIX: prefix,
   TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-  GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-  GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-  GOOGLE_CLIENT_ID: emu.clientId,
-  GOOGLE_CLIENT_SECRET: emu.clientSecret,
+  ...emulatorEnv(emu),
   GMAIL_QUOTA_UNITS_PER_SECOND: String(QUOTA),
   INCLUDE_SPAM_TRASH: "true",
   ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-${process.pid}`),
@@ -107,10 +93,7 @@ await app.close();
 await emu.close();
 // The run's private attachment temp dir (empty by now: the pipeline deletes every file).
 await rm(env.ATTACHMENT_TEMP_DIR, { recursive: true, force: true });
-const admin = new pg.Client({ connectionString: adminUrl });
-await admin.connect();
-await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`);
-await admin.end();
+await bdb.drop();
 
 console.log(
   JSON.stringify(

@@ -5,50 +5,35 @@
 // round-robin across BENCH_ACCOUNTS (default 20) accounts connected through the OAuth consent flow.
 // Not a test: prints a table, and with --json one JSON object as the last line of stdout.
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { createDb } from "../src/db/database.ts";
-import { ensureDatabase, migrateToLatest } from "../src/db/migrate.ts";
 import { connectThroughConsent } from "../src/demo/consent.ts";
 import { startEmulator } from "../src/emulator/server.ts";
 import { emulatorEnv } from "../src/emulator/env.ts";
 import { createLogger } from "../src/log.ts";
 import { jobDurationSeconds, jobWaitSeconds, pushToCommitSeconds } from "../src/metrics.ts";
 import { startServer } from "../src/server.ts";
+import { freePort } from "../src/http.ts";
+import { createBenchDatabase } from "./lib/database.ts";
 
 const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 500);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 20);
 const json = process.argv.includes("--json");
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
-const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const bdb = await createBenchDatabase("push");
 
-const dbUrl = new URL(adminUrl);
-dbUrl.pathname = `/gmail_sync_bench_push_${randomBytes(4).toString("hex")}`;
-await ensureDatabase(dbUrl.toString());
-{
-  const db = createDb(dbUrl.toString(), 1);
-  await migrateToLatest(db);
-  await db.destroy();
-}
-
-const port = await new Promise<number>((resolve) => {
-  const s = net.createServer().listen(0, "127.0.0.1", () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
-  });
-});
+const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `user${String(i).padStart(2, "0")}@example.com`);
 const emu = await startEmulator({ accounts: emails, messages: 5, attachments: false, seed: 3, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push`, quotaUnitsPerSecond: 250 });
 const config = loadConfig({
   ...process.env,
-  DATABASE_URL: dbUrl.toString(),
+  DATABASE_URL: bdb.url,
   QUEUE_PREFIX: `{bench-push-${randomBytes(3).toString("hex")}}`,
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: String(port),
@@ -62,7 +47,7 @@ const server = await startServer(app, { worker: true });
 for (const email of emails) await connectThroughConsent(server.url, email);
 
 // Wait for every first backfill and watch before measuring.
-const pool = new pg.Pool({ connectionString: dbUrl.toString(), max: 2 });
+const pool = new pg.Pool({ connectionString: bdb.url, max: 2 });
 const readyBy = Date.now() + 180_000;
 for (;;) {
   if (Date.now() > readyBy) throw new Error("accounts were not backfilled and watched within 180 s");
@@ -139,12 +124,7 @@ await emu.close();
 // The run's private attachment temp dir (empty by now: the pipeline deletes every file).
 await rm(config.ATTACHMENT_TEMP_DIR, { recursive: true, force: true });
 await pool.end();
-{
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbUrl.pathname.slice(1))} WITH (FORCE)`);
-  await admin.end();
-}
+await bdb.drop();
 
 // Where the time goes: share of observations at or under each bucket bound, per stage.
 async function shares(metric: typeof pushToCommitSeconds, filter: Record<string, string> = {}): Promise<string> {

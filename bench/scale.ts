@@ -27,6 +27,7 @@ import { startEmulator } from "../src/emulator/server.ts";
 import { createLogger } from "../src/log.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
+import { emulatorEnv } from "../src/emulator/env.ts";
 
 const ACCOUNTS = Number(process.env.BENCH_SCALE_ACCOUNTS ?? 10);
 const MESSAGES = Number(process.env.BENCH_SCALE_MESSAGES ?? 300);
@@ -81,10 +82,7 @@ async function run(workerCount: number): Promise<RunResult> {
     REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
     QUEUE_PREFIX: `{bench-scale-${randomBytes(4).toString("hex")}}`,
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-    GOOGLE_CLIENT_ID: emu.clientId,
-    GOOGLE_CLIENT_SECRET: emu.clientSecret,
+    ...emulatorEnv(emu),
     GMAIL_QUOTA_UNITS_PER_SECOND: String(QUOTA),
     INCLUDE_SPAM_TRASH: "true",
     ...(EXTRACT_TIMEOUT_MS !== undefined ? { EXTRACT_TIMEOUT_MS } : {}),

@@ -11,6 +11,7 @@ import { migrationsApplied, pingDb } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
 import { registerScrapeCollectors } from "./metrics-collect.ts";
 import { buildInfo, registry } from "./metrics.ts";
+import net from "node:net";
 
 export interface HttpDeps {
   config: Config;
@@ -95,6 +96,24 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
   });
 
   return app;
+}
+
+/**
+ * A TCP port free right now on 127.0.0.1 — `preferred` if it is, else any — for servers whose URL
+ * must be known before they listen (an OAuth redirect URI, a push audience).
+ */
+export function freePort(preferred = 0): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.unref();
+      s.once("error", reject);
+      s.listen(port, "127.0.0.1", () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+  return tryListen(preferred).catch(() => tryListen(0));
 }
 
 /** Starts listening on HTTP_HOST:HTTP_PORT (0 = any free port) and returns the base URL. */

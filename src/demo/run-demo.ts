@@ -6,7 +6,6 @@
 // the mailbox.
 import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
-import net from "node:net";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { sql } from "kysely";
 import { type App, createApp } from "../app.ts";
@@ -18,6 +17,7 @@ import { emulatorEnv } from "../emulator/env.ts";
 import type { Logger } from "../log.ts";
 import { upsertSchedules } from "../schedules.ts";
 import { type RunningServer, startServer } from "../server.ts";
+import { freePort } from "../http.ts";
 import { compareWithMailbox, type MailboxComparison } from "./compare.ts";
 import { connectThroughConsent } from "./consent.ts";
 import { createProgressView } from "./progress.ts";
@@ -48,19 +48,6 @@ export interface DemoSummary {
 }
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
-
-async function freePort(preferred: number): Promise<number> {
-  const tryListen = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once("error", reject);
-      s.listen(port, "127.0.0.1", () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-  return tryListen(preferred).catch(() => tryListen(0));
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;

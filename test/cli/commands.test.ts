@@ -3,10 +3,10 @@
 // auth, extract and emulator have their own files.) Every failure is one line on stderr and exit 1.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import path from "node:path";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../src/http.ts";
 import { cliPath, repoRoot, runCli } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
@@ -100,12 +100,7 @@ describe("disconnect", () => {
 
 describe("worker", () => {
   it("runs, serves /metrics and /readyz on HTTP_PORT, and exits 0 on SIGTERM", async () => {
-    const port = await new Promise<number>((res) => {
-      const srv = net.createServer().listen(0, "127.0.0.1", () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => res(p));
-      });
-    });
+    const port = await freePort();
     const child = spawn(path.join(repoRoot, "node_modules/.bin/node"), [cliPath, "worker"], {
       env: { PATH: process.env.PATH, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],

@@ -18,6 +18,7 @@ import { apiRateLimitedTotal, tokenRefreshesTotal } from "../../src/metrics.ts";
 import { decryptToken, encryptToken, parseKeyRing, type KeyRing } from "../../src/token-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
+import { emulatorEnv } from "../../src/emulator/env.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";
@@ -65,11 +66,7 @@ beforeAll(async () => {
     REDIS_URL: r.url,
     QUEUE_PREFIX: r.prefix,
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    GMAIL_API_ROOT_URL: emu.gmailRootUrl,
-    GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
-    GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
-    GOOGLE_CLIENT_ID: emu.clientId,
-    GOOGLE_CLIENT_SECRET: emu.clientSecret,
+    ...emulatorEnv(emu),
     GOOGLE_OAUTH_REDIRECT_URI: "http://127.0.0.1:9/oauth2/callback",
   });
   keyRing = parseKeyRing(config.TOKEN_ENCRYPTION_KEY);

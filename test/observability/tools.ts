@@ -64,14 +64,4 @@ export function promtoolLint(exposition: string): { problems: string[]; status: 
   return { problems, status: r.status, all };
 }
 
-/** A TCP port free right now on 127.0.0.1 (for configs that must name their port before listening). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../../src/http.ts";

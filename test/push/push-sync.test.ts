@@ -16,6 +16,8 @@ import { createLogger } from "../../src/log.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
+import { waitFor } from "../sync/harness.ts";
+import { freePort } from "../../src/http.ts";
 
 const ALICE = "alice@example.com";
 let emu: Emulator;
@@ -26,15 +28,6 @@ let server: RunningServer;
 let aliceId: number;
 const seenAuthorization: string[] = [];
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
 
 const equal = async () => (await compareWithMailbox(t.db, aliceId, await emu.control.mailbox(ALICE), { includeSpamTrash: false })).match;
 const historyCalls = async () => Object.values((await emu.control.stats()).requests["gmail.users.history.list"] ?? {}).reduce((a, b) => a + b, 0);
@@ -42,7 +35,7 @@ const historyCalls = async () => Object.values((await emu.control.stats()).reque
 beforeAll(async () => {
   [t, r] = await Promise.all([createTestDatabase(), createTestRedis()]);
   // A free port first: the OAuth redirect URI and the push audience name it.
-  const probe = await import("node:net").then((net) => new Promise<number>((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); }));
+  const probe = await freePort();
   const base = `http://127.0.0.1:${probe}`;
   emu = await startEmulator({ accounts: [ALICE], messages: 30, attachments: false, seed: 11, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push` });
   const config = loadConfig({
@@ -70,17 +63,17 @@ afterAll(async () => {
 
 describe("push-driven sync through serve", () => {
   it("backfills after consent, watches, and stores new mail from pushes alone", async () => {
-    await until("the backfill", async () => {
+    await waitFor("the backfill", async () => {
       const s = await app.db.selectFrom("sync_state").select(["backfill_phase", "watch_expiration"]).where("account_id", "=", aliceId).executeTakeFirst();
       return s?.backfill_phase === "done" && s.watch_expiration !== null && (await equal());
     });
     const delivered = await emu.control.deliver(ALICE, {});
-    const row = await until("the pushed message", () =>
+    const row = await waitFor("the pushed message", () =>
       app.db.selectFrom("messages").select(["gmail_id", "label_ids"]).where("gmail_id", "=", delivered.id).executeTakeFirst(),
     );
     expect(row.gmail_id).toBe(delivered.id);
     expect((await emu.control.stats()).pushes.acked).toBeGreaterThanOrEqual(1);
-    await until("equality", equal);
+    await waitFor("equality", equal);
   });
 
   it("folds 100 pushes in one second into at most two syncs, and stores every message", async () => {
@@ -94,7 +87,7 @@ describe("push-driven sync through serve", () => {
     await new Promise<void>((res) => capture.listen(0, "127.0.0.1", res));
     await emu.control.updateSettings({ pushEndpoint: `http://127.0.0.1:${(capture.address() as AddressInfo).port}/` });
     await emu.control.deliver(ALICE, {});
-    const token = await until("a captured push", async () => captured[0]);
+    const token = await waitFor("a captured push", async () => captured[0]);
     await emu.control.updateSettings({ pushEndpoint: null });
     capture.close();
 
@@ -116,11 +109,11 @@ describe("push-driven sync through serve", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(answers.every((s) => s === 204)).toBe(true);
     for (const n of news) {
-      await until(`message ${n.id}`, () => app.db.selectFrom("messages").select("gmail_id").where("gmail_id", "=", n.id).executeTakeFirst());
+      await waitFor(`message ${n.id}`, () => app.db.selectFrom("messages").select("gmail_id").where("gmail_id", "=", n.id).executeTakeFirst());
     }
-    await until("equality", equal);
+    await waitFor("equality", equal);
     // Let any queued rerun finish before counting.
-    await until("idle queue", async () => ((await app.queues.incremental.getJobCounts("active", "waiting", "delayed")).active === 0 ? true : undefined));
+    await waitFor("idle queue", async () => ((await app.queues.incremental.getJobCounts("active", "waiting", "delayed")).active === 0 ? true : undefined));
     const syncs = (await historyCalls()) - callsBefore;
     expect(syncs).toBeGreaterThanOrEqual(1);
     expect(syncs).toBeLessThanOrEqual(2);

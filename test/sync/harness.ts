@@ -15,6 +15,7 @@ import { createLogger } from "../../src/log.ts";
 import { encryptToken, parseKeyRing } from "../../src/token-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
+import { emulatorEnv } from "../../src/emulator/env.ts";
 
 export interface Harness {
   emulator: Emulator;
@@ -34,12 +35,7 @@ export async function startHarness(opts: { emulator: EmulatorOptions; env?: Reco
     REDIS_URL: tredis.url,
     QUEUE_PREFIX: `{${tredis.prefix}}`,
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    GMAIL_API_ROOT_URL: emulator.gmailRootUrl,
-    GOOGLE_OAUTH_AUTH_URL: emulator.authUrl,
-    GOOGLE_OAUTH_TOKEN_URL: emulator.tokenUrl,
-    GOOGLE_CERTS_URL: emulator.certsUrl,
-    GOOGLE_CLIENT_ID: emulator.clientId,
-    GOOGLE_CLIENT_SECRET: emulator.clientSecret,
+    ...emulatorEnv(emulator),
     GMAIL_QUOTA_UNITS_PER_SECOND: "1000000",
     WORKER_CONCURRENCY: "2",
     WORKER_LOCK_DURATION_MS: "2000",
