@@ -25,6 +25,10 @@ import {
 import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "./temp-files.ts";
 import type { AttachmentPipeline, AttachmentRef, AttachmentResult, AttachmentRoute, ReusableText, SkippedReason } from "./types.ts";
 
+
+function countOf(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined;
+}
 export interface PipelineDeps {
   log: Logger;
   findReusable: (checksum: string) => Promise<ReusableText | null>;
@@ -141,8 +145,10 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
           route,
           detected_type: fields.detectedType,
           size: fields.size,
-          words: text === null ? undefined : countWords(text),
-          characters: text === null ? undefined : countCharacters(text),
+          // The child counts as it cleans (see child.ts); counting ~2 MB of text again here would
+          // take the parent's share of a core from the sibling children.
+          words: text === null ? undefined : countOf(fields.metadata?.words) ?? countWords(text),
+          characters: text === null ? undefined : countOf(fields.metadata?.characters) ?? countCharacters(text),
           duration_ms: Math.round(performance.now() - started),
           skipped_reason: skippedReason ?? undefined,
         }),

@@ -2,6 +2,7 @@
 // one request at a time and answers every request: a parser that throws becomes a skip. What it
 // cannot answer (hang, memory blow-up, crash) the parent handles by killing and replacing it.
 import { readFile } from "node:fs/promises";
+import { countCharacters, countWords } from "./hygiene.ts";
 import type { ChildMessage, ExtractOutcome, ExtractRequest, ParentMessage } from "./protocol.ts";
 
 // Each extractor is imported on first use: pdf.js alone costs ~200 ms and ~80 MB to load.
@@ -57,6 +58,11 @@ process.on("message", (message: ParentMessage) => {
   run(request)
     .catch((err: unknown) => failure(request, err))
     .then((outcome) => {
+      // Counted here, where the text was made, so the parent does not walk megabytes of text again.
+      if (outcome.text !== null) {
+        outcome.details.words ??= countWords(outcome.text);
+        outcome.details.characters ??= countCharacters(outcome.text);
+      }
       current = null;
       send({ type: "result", id, outcome });
     });

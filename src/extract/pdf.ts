@@ -69,6 +69,7 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
     const dates = info.getDateNode();
     const created = dates.CreationDate ?? dates.XmpCreateDate ?? null;
     const details: Record<string, unknown> = {
+      words,
       pages: pagesRead,
       pages_total: pagesTotal,
       title: infoString(info.info?.Title),

@@ -26,6 +26,28 @@ describe("cleanText", () => {
     expect(countWords(" one two\nthree ")).toBe(3);
     expect(countCharacters("a😀b")).toBe(3);
   });
+
+  it("matches the plain regex definitions on random text full of edge cases", () => {
+    // The reference: the obvious (slower) regex forms the fast versions must agree with.
+    const reference = (raw: string) =>
+      raw
+        .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "")
+        .replace(/\r\n?|\f|\v|\u2028|\u2029/g, "\n")
+        .replace(/[\u0000-\u0008\u000B\u000E-\u001F\u007F-\u009F]/g, "")
+        .replace(/[\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g, " ")
+        .replace(/ *\n */g, "\n")
+        .replace(/\n{3,}/g, "\n\n")
+        .trim();
+    const alphabet = ["a", "b", " ", " ", "\t", "\n", "\r", "\u00A0", "\u3000", "\u2028", "\f", "\u0000", "\uD83D", "\uDE00", "😀", "\uFEFF", "\u200B", "é"];
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    for (let i = 0; i < 3000; i++) {
+      const raw = Array.from({ length: Math.floor(next() * 40) }, () => alphabet[Math.floor(next() * alphabet.length)]).join("");
+      expect(cleanText(raw, 1 << 20).text, JSON.stringify(raw)).toBe(reference(raw));
+      expect(countWords(raw), JSON.stringify(raw)).toBe([...raw.matchAll(/\S+/g)].length);
+      expect(countCharacters(raw), JSON.stringify(raw)).toBe(raw.length - [...raw.matchAll(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)].length);
+    }
+  });
 });
 
 describe("sniff", () => {
