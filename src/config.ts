@@ -80,6 +80,9 @@ const schema = z.object({
   BACKFILL_QUERY: z.string().optional(),
   BACKFILL_LABEL_IDS: list.default([]),
   INCLUDE_SPAM_TRASH: bool.default(false),
+  // Backfill fetches a thread whole (threads.get) when a page lists two or more of its messages:
+  // never more quota than messages.get, usually less. false: messages.get only.
+  BACKFILL_FETCH_THREADS: bool.default(true),
   POLL_FALLBACK_MINUTES: int(1).default(10),
   RECONCILE_CRON: z.string().default("0 3 * * 0"),
   WORKER_CONCURRENCY: int(1, 256).default(8),

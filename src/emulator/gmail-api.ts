@@ -263,6 +263,11 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const id = normalizeId(ctx.params.id as string);
     const members = threadMessages(ctx.mailbox, id);
     if (members.length === 0) throw errors.notFound();
+    // A message that cannot be served cannot be served inside its thread either.
+    for (const m of members) {
+      const injected = state.messageFailures.take(ctx.mailbox.email, m.id);
+      if (injected) throw injected;
+    }
     return {
       id,
       historyId: String(Math.max(...members.map((m) => m.historyId))),

@@ -1,6 +1,7 @@
 // Per-message injected failures (the control API's POST …/messages/{id}/fail): messages.get of that
-// id — plain or inside a batch part — answers the given status with Gmail's error envelope, `times`
-// times or for ever, so tests can build a poison message that no retry gets past.
+// id — plain or inside a batch part — and threads.get of its thread answer the given status with
+// Gmail's error envelope, `times` times or for ever, so tests can build a poison message that no
+// retry gets past.
 import { ApiError, errors } from "./errors.ts";
 
 interface Failure {

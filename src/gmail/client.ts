@@ -1,7 +1,8 @@
 // GmailPort over @googleapis/gmail, for one account. Every call: charge its documented quota cost
 // to the shared governor, send with the client's own retry off, classify any failure
 // (classify-error.ts), retry per retry.ts, count metrics. getMessages uses the HTTP batch endpoint
-// (retrying only the failed sub-requests) or bounded parallel GETs.
+// (retrying only the failed sub-requests) or bounded parallel GETs; getThreads does the same with
+// threads.get.
 //
 // Account-level failures end the account's work instead of being returned per id: auth_revoked
 // (after one forced token refresh on a 401) calls onAuthRevoked once and makes every later call on
@@ -22,7 +23,7 @@ import {
   tokenRefreshesTotal,
 } from "../metrics.ts";
 import { classifyGmailError, isTokenEndpointError, rateLimitScope, statusCodeLabel } from "./classify-error.ts";
-import type { FetchedMessage, GmailMessage, GmailPort, HistoryPage, ListHistoryOptions, ListMessagesOptions, ListMessagesPage, Profile, WatchRequest } from "./port.ts";
+import type { FetchedMessage, FetchedThread, GmailMessage, GmailPort, HistoryPage, ListHistoryOptions, ListMessagesOptions, ListMessagesPage, Profile, WatchRequest } from "./port.ts";
 import { QUOTA_COST, type QuotaGovernor } from "./quota.ts";
 import { DEFAULT_RETRY, retryDelay, retryReason, sleep, withRetry, type RetryPolicy } from "./retry.ts";
 
@@ -206,12 +207,24 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     await call("users.stop", () => api.users.stop({ userId: "me" }, { retry: false }));
   }
 
-  // --- getMessages: parallel GETs ---
+  // --- getMessages / getThreads: one resource by id, as HTTP batches or parallel GETs ---
 
-  async function getOne(id: string): Promise<FetchedMessage> {
+  /** What differs between fetching messages and threads by id; the machinery below is shared. */
+  interface GetById<T> {
+    method: "messages.get" | "threads.get";
+    /** The request path of one sub-request inside a batch. */
+    path: (id: string) => string;
+    /** One plain GET (the parallel strategy). */
+    get: (id: string) => Promise<{ data: T }>;
+    /** Ids per batch: the same share of a second of quota whatever the method costs. */
+    perBatch: number;
+  }
+
+  type Got<T> = { id: string; value: T; error?: undefined } | { id: string; value?: undefined; error: GmailError };
+
+  async function getOne<T>(spec: GetById<T>, id: string): Promise<Got<T>> {
     try {
-      const message = await call("messages.get", () => api.users.messages.get({ userId: "me", id, format: "full" }, { retry: false }), fetchQuotaWaitMs);
-      return { id, message };
+      return { id, value: await call(spec.method, () => spec.get(id), fetchQuotaWaitMs) };
     } catch (err) {
       if (isGmailError(err) && (err.kind === "not_found" || err.kind === "permanent" || err.kind === "transient")) return { id, error: err };
       throw err;
@@ -235,15 +248,13 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     if (failed !== undefined) throw failed;
   }
 
-  async function getMessagesParallel(ids: string[]): Promise<Map<string, FetchedMessage>> {
-    const out = new Map<string, FetchedMessage>();
+  async function getParallel<T>(spec: GetById<T>, ids: string[]): Promise<Map<string, Got<T>>> {
+    const out = new Map<string, Got<T>>();
     await pool(ids, concurrency, async (id) => {
-      out.set(id, await getOne(id));
+      out.set(id, await getOne(spec, id));
     });
     return out;
   }
-
-  // --- getMessages: HTTP batch ---
 
   interface SubResponse {
     status: number;
@@ -251,15 +262,11 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     data: unknown;
   }
 
-  async function sendBatch(ids: string[]): Promise<SubResponse[]> {
+  async function sendBatch(paths: string[]): Promise<SubResponse[]> {
     const boundary = `batch_${randomBytes(12).toString("hex")}`;
     const body =
-      ids
-        .map(
-          (id, i) =>
-            `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <item-${i}>\r\n\r\n` +
-            `GET /gmail/v1/users/me/messages/${encodeURIComponent(id)}?format=full\r\nAccept: application/json\r\n\r\n`,
-        )
+      paths
+        .map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <item-${i}>\r\n\r\n` + `GET ${p}\r\nAccept: application/json\r\n\r\n`)
         .join("") + `--${boundary}--\r\n`;
     const res = await auth.request<string>({
       url: `${origin}/batch/gmail/v1`,
@@ -270,37 +277,38 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
       retry: false,
     });
     const ct = (res.headers as unknown as Headers).get?.("content-type") ?? String((res.headers as unknown as Record<string, string>)["content-type"] ?? "");
-    return parseBatchResponse(String(res.data), ct, ids.length);
+    return parseBatchResponse(String(res.data), ct, paths.length);
   }
 
-  async function getMessagesBatch(ids: string[]): Promise<Map<string, FetchedMessage>> {
-    const out = new Map<string, FetchedMessage>();
+  async function getBatch<T>(spec: GetById<T>, ids: string[]): Promise<Map<string, Got<T>>> {
+    const { method } = spec;
+    const out = new Map<string, Got<T>>();
     const chunks: string[][] = [];
-    for (let i = 0; i < ids.length; i += batchSize) chunks.push(ids.slice(i, i + batchSize));
+    for (let i = 0; i < ids.length; i += spec.perBatch) chunks.push(ids.slice(i, i + spec.perBatch));
     await pool(chunks, concurrency, async (chunk) => {
       let pending = chunk;
       let refreshed = false;
       for (let attempt = 0; pending.length > 0; attempt++) {
         if (revoked) throw revoked;
-        const units = cost("messages.get") * pending.length;
+        const units = cost(method) * pending.length;
         await quota.acquire(accountId, units, { maxWaitMs: fetchQuotaWaitMs });
-        apiQuotaUnitsTotal.inc({ method: "messages.get" }, units);
+        apiQuotaUnitsTotal.inc({ method }, units);
         apiBatchRequests.observe(pending.length);
         const end = apiRequestDurationSeconds.startTimer({ method: "batch" });
-        let answers: Array<{ id: string; err?: GmailError; message?: GmailMessage }>;
+        let answers: Array<{ id: string; err?: GmailError; value?: T }>;
         try {
-          const subs = await sendBatch(pending);
+          const subs = await sendBatch(pending.map(spec.path));
           answers = pending.map((id, i) => {
             const sub = subs[i];
             if (sub && sub.status >= 200 && sub.status < 300) {
-              apiRequestsTotal.inc({ method: "messages.get", code: "2xx" });
-              return { id, message: sub.data as GmailMessage };
+              apiRequestsTotal.inc({ method, code: "2xx" });
+              return { id, value: sub.data as T };
             }
             const err =
               sub && sub.status > 0
-                ? classifyGmailError({ response: sub, message: `batch sub-request ${sub.status}` }, { method: "messages.get" })
+                ? classifyGmailError({ response: sub, message: `batch sub-request ${sub.status}` }, { method })
                 : new GmailError("transient", "batch response is missing this part");
-            apiRequestsTotal.inc({ method: "messages.get", code: statusCodeLabel(err.status) });
+            apiRequestsTotal.inc({ method, code: statusCodeLabel(err.status) });
             return { id, err };
           });
         } catch (raw) {
@@ -323,8 +331,8 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
         let rateLimited: GmailError | undefined;
         let unauthorized = false;
         for (const a of answers) {
-          if (a.message) {
-            out.set(a.id, { id: a.id, message: a.message });
+          if (a.value !== undefined) {
+            out.set(a.id, { id: a.id, value: a.value });
             continue;
           }
           const err = a.err as GmailError;
@@ -338,10 +346,8 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
             retry.push(a.id);
             if (err.kind === "rate_limited") rateLimited ??= err;
             worst = rateLimited ?? worst ?? err;
-            out.set(a.id, { id: a.id, error: err });
-          } else {
-            out.set(a.id, { id: a.id, error: err });
           }
+          out.set(a.id, { id: a.id, error: err });
         }
         if (retry.length === 0) return;
         if (unauthorized) {
@@ -365,7 +371,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
           return;
         }
         apiRetriesTotal.inc({ reason: retryReason(worst) }, retry.length);
-        log.debug({ accountId, retry: retry.length, delay, kind: worst.kind }, "retrying failed batch sub-requests");
+        log.debug({ accountId, method, retry: retry.length, delay, kind: worst.kind }, "retrying failed batch sub-requests");
         await sleep(delay);
         pending = retry;
       }
@@ -373,15 +379,36 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     return out;
   }
 
-  async function getMessages(ids: string[]): Promise<FetchedMessage[]> {
+  async function getByIds<T>(spec: GetById<T>, ids: string[]): Promise<Array<Got<T>>> {
     if (revoked) throw revoked;
     const unique = [...new Set(ids)];
     if (unique.length === 0) return [];
-    const got = strategy === "batch" ? await getMessagesBatch(unique) : await getMessagesParallel(unique);
-    return ids.map((id) => got.get(id) ?? { id, error: new GmailError("transient", `message ${id} was not fetched`) });
+    const got = strategy === "batch" ? await getBatch(spec, unique) : await getParallel(spec, unique);
+    return ids.map((id) => got.get(id) ?? { id, error: new GmailError("transient", `${spec.method} of ${id} was not answered`) });
   }
 
-  return { getProfile, listMessages, getMessages, getAttachment, listHistory, watch, stop };
+  const messageSpec: GetById<GmailMessage> = {
+    method: "messages.get",
+    path: (id) => `/gmail/v1/users/me/messages/${encodeURIComponent(id)}?format=full`,
+    get: (id) => api.users.messages.get({ userId: "me", id, format: "full" }, { retry: false }),
+    perBatch: batchSize,
+  };
+  const threadSpec: GetById<gmail_v1.Schema$Thread> = {
+    method: "threads.get",
+    path: (id) => `/gmail/v1/users/me/threads/${encodeURIComponent(id)}?format=full`,
+    get: (id) => api.users.threads.get({ userId: "me", id, format: "full" }, { retry: false }),
+    perBatch: Math.max(1, Math.floor((batchSize * cost("messages.get")) / cost("threads.get"))),
+  };
+
+  async function getMessages(ids: string[]): Promise<FetchedMessage[]> {
+    return (await getByIds(messageSpec, ids)).map((g) => (g.error ? { id: g.id, error: g.error } : { id: g.id, message: g.value as GmailMessage }));
+  }
+
+  async function getThreads(threadIds: string[]): Promise<FetchedThread[]> {
+    return (await getByIds(threadSpec, threadIds)).map((g) => (g.error ? { id: g.id, error: g.error } : { id: g.id, messages: g.value?.messages ?? [] }));
+  }
+
+  return { getProfile, listMessages, getMessages, getThreads, getAttachment, listHistory, watch, stop };
 }
 
 /** Splits a multipart/mixed batch response into sub-responses, in request order. */

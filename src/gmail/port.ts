@@ -35,6 +35,9 @@ export interface ListMessagesPage {
 /** One id's outcome in getMessages: a message, or the classified error for that id alone. */
 export type FetchedMessage = { id: string; message: GmailMessage; error?: undefined } | { id: string; message?: undefined; error: import("../errors.ts").GmailError };
 
+/** One thread id's outcome in getThreads: the thread's messages (format full), or its error. */
+export type FetchedThread = { id: string; messages: GmailMessage[]; error?: undefined } | { id: string; messages?: undefined; error: import("../errors.ts").GmailError };
+
 export interface ListHistoryOptions {
   startHistoryId: string;
   pageToken?: string;
@@ -64,6 +67,12 @@ export interface GmailPort {
    * (rate_limited past the inline wait, auth_revoked) are thrown instead.
    */
   getMessages(ids: string[]): Promise<FetchedMessage[]>;
+  /**
+   * Whole threads, format full (threads.get: 10 units for every message of the thread, where
+   * messages.get costs 5 a message), with the same batching, retries and per-id outcomes as
+   * getMessages.
+   */
+  getThreads(threadIds: string[]): Promise<FetchedThread[]>;
   /** Decoded bytes of one attachment (messages.attachments.get). */
   getAttachment(messageId: string, attachmentId: string): Promise<Buffer>;
   listHistory(opts: ListHistoryOptions): Promise<HistoryPage>;

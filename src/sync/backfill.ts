@@ -8,11 +8,12 @@ import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts"
 import { softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { checkpointPage, ensureSyncState, getSyncState } from "../db/sync-state.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
+import type { GmailMessage } from "../gmail/port.ts";
 import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
-import { fetchAndPrepare } from "./store-message.ts";
+import { fetchAndPrepare, type ThreadPlan } from "./store-message.ts";
 
 export const BACKFILL_PAGE_SIZE = 500;
 
@@ -52,11 +53,22 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       maxResults: BACKFILL_PAGE_SIZE,
     });
     const ids = page.messages.map((m) => m.id);
+    const listedHere = new Set(ids);
     // Rows written since this run began (by an earlier attempt of this page, or by the incremental
     // sync running alongside) are current: no need to spend quota on them again.
     const current = await storedCurrentIds(db, accountId, ids, { since: runStartedAt });
     const toFetch = ids.filter((id) => !current.has(id));
-    const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
+    const scoped = (q !== undefined && q !== "") || deps.config.BACKFILL_LABEL_IDS.length > 0;
+    const plan: ThreadPlan | undefined = deps.config.BACKFILL_FETCH_THREADS
+      ? {
+          threadOf: new Map(page.messages.map((m) => [m.id, m.threadId])),
+          // Unscoped, a thread's other messages are in the listing too (bar spam and trash when
+          // those are left out): storing them now saves their own page the quota. A q or label
+          // scope cannot be judged from a message, so a scoped run stores only what it listed.
+          ...(scoped ? {} : { pickExtras: (messages: GmailMessage[]) => pickUnstored(deps, accountId, runStartedAt, messages) }),
+        }
+      : undefined;
+    const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch, plan);
     // Before the commit: a crash after it must not lose ids the sweep relies on (SADD is idempotent).
     if (sweep) await recordSeen(deps.redis, key, ids);
 
@@ -81,7 +93,9 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       checkpointed = await checkpointPage(trx, accountId, runStartedAt, {
         nextPageToken,
         listed: ids.length,
-        stored: prepared.records.length + current.size,
+        // This page's listed messages now held; thread members stored ahead of their own page
+        // are counted there (as current), not here.
+        stored: prepared.records.filter((r) => listedHere.has(r.gmailId)).length + current.size,
       });
       if (checkpointed && nextPageToken === null && sweep) swept = await sweepUnseen(trx, deps, accountId, key, runStartedAt);
     });
@@ -103,4 +117,11 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     }
     return result;
   });
+}
+
+/** Thread members in an unscoped listing's reach that this run has not stored yet. */
+async function pickUnstored(deps: SyncDeps, accountId: number, runStartedAt: Date, messages: GmailMessage[]): Promise<GmailMessage[]> {
+  const listable = messages.filter((m) => deps.config.INCLUDE_SPAM_TRASH || !(m.labelIds ?? []).some((l) => l === "SPAM" || l === "TRASH"));
+  const current = await storedCurrentIds(deps.db, accountId, listable.map((m) => m.id ?? ""), { since: runStartedAt });
+  return listable.filter((m) => !current.has(m.id ?? ""));
 }

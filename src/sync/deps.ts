@@ -14,7 +14,7 @@ export interface SyncDeps {
   gmailFactory: GmailFactory;
   pipeline: AttachmentPipeline;
   log: Logger;
-  config: Pick<Config, "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH">;
+  config: Pick<Config, "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH" | "BACKFILL_FETCH_THREADS">;
 }
 
 export type SyncSkip = { skipped: "account_inactive" | "no_account" | "no_cursor" | "nothing_to_resume" };

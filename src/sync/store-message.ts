@@ -1,5 +1,5 @@
-// Gmail message → stored record: fetch (GmailPort.getMessages, bounded parallel/batched by the
-// client), parse, run each attachment part through the pipeline (bytes live only inside it), and
+// Gmail message → stored record: fetch (GmailPort.getMessages or getThreads, bounded parallel/batched
+// by the client), parse, run each attachment part through the pipeline (bytes live only inside it), and
 // sort every id into stored / gone / failed. Whole-job conditions (rate limit, revoked auth) are
 // thrown; per-message failures are returned so the caller can store the rest.
 import type { AttachmentPipeline, AttachmentRef, AttachmentResult } from "../attachments/types.ts";
@@ -39,7 +39,25 @@ export interface PreparedBatch {
 // Small enough that one getMessages call fits the client's quota wait even after AIMD has cut the
 // account's rate (a call that gives up loses its fetched messages); progress is kept per chunk.
 const FETCH_CHUNK = 25;
+// The same quota per call for threads (10 units each): 12 threads ≈ 25 messages.get.
+const THREAD_CHUNK = 12;
+// threads.get costs 10 units for the whole thread, messages.get 5 for one message: from two wanted
+// messages of one thread on, the thread is never dearer, and its other messages come free
+// (`npm run bench:threads`: 1.46× the messages per quota unit on the generated mailbox).
+export const THREAD_MIN_MESSAGES = 2;
 const ATTACHMENT_PARALLEL = 4;
+
+/** Lets fetchAndPrepare fetch several wanted messages of one thread with one threads.get. */
+export interface ThreadPlan {
+  /** Each wanted id's thread, as messages.list gave it. */
+  threadOf: ReadonlyMap<string, string>;
+  /**
+   * Which messages of the fetched threads that were not asked for to store too: those in the sync's
+   * scope and not already stored (their own page then finds them current and fetches nothing).
+   * Omitted: none.
+   */
+  pickExtras?: (messages: GmailMessage[]) => Promise<GmailMessage[]>;
+}
 
 function toDate(v: unknown): Date | null {
   if (v === null || v === undefined || v === "") return null;
@@ -52,31 +70,83 @@ function rethrowIfJobLevel(err: unknown): void {
   if (isGmailError(err, "rate_limited") || isGmailError(err, "auth_revoked")) throw err;
 }
 
+/** Splits wanted ids into threads worth a threads.get and ids fetched one by one. */
+export function planThreads(ids: string[], threadOf: ReadonlyMap<string, string>): { threads: Map<string, string[]>; singles: string[] } {
+  const byThread = new Map<string, string[]>();
+  for (const id of ids) {
+    const t = threadOf.get(id);
+    if (t === undefined || t === "") continue;
+    const members = byThread.get(t);
+    if (members) members.push(id);
+    else byThread.set(t, [id]);
+  }
+  const threads = new Map([...byThread].filter(([, members]) => members.length >= THREAD_MIN_MESSAGES));
+  const inThreads = new Set([...threads.values()].flat());
+  return { threads, singles: [...new Set(ids)].filter((id) => !inThreads.has(id)) };
+}
+
 /**
  * Fetches and prepares `ids` (any number; chunked here). Chunks are fetched back to back while a
  * small pool prepares the messages already fetched (attachments: fetch + extract), so neither a
- * slow extraction nor the quota wait of the next chunk stalls the other.
+ * slow extraction nor the quota wait of the next chunk stalls the other. With a thread plan,
+ * threads holding several wanted ids come whole from threads.get; a thread that fails, or lacks a
+ * wanted id (moved to another thread since it was listed), falls back to messages.get for them.
  */
-export async function fetchAndPrepare(deps: StoreDeps, ids: string[]): Promise<PreparedBatch> {
+export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: ThreadPlan): Promise<PreparedBatch> {
   const out: PreparedBatch = { records: [], gone: [], failed: [] };
   const limit = semaphore(ATTACHMENT_PARALLEL);
   const preparing: Array<Promise<void>> = [];
+
+  const seen = new Set<string>();
+  const prepare = (msg: GmailMessage, extra: boolean) => {
+    // One row per id: an upsert may not touch a row twice (a message listed under one thread and
+    // found in another, moved meanwhile).
+    const id = msg.id ?? "";
+    if (seen.has(id)) return;
+    seen.add(id);
+    const p = limit(async () => {
+      if (out.abort !== undefined) return; // stopping: leave the rest to the retry
+      const r = await prepareOne(deps, msg);
+      if ("record" in r) out.records.push(r.record);
+      // An extra that fails is simply not stored: its own page fetches it again and decides.
+      else if (!extra) out.failed.push(r.failure);
+    });
+    p.catch((err: unknown) => {
+      out.abort ??= err;
+    });
+    preparing.push(p);
+  };
+
+  const { threads, singles } = plan ? planThreads(ids, plan.threadOf) : { threads: new Map<string, string[]>(), singles: [...ids] };
   try {
-    for (let i = 0; i < ids.length && out.abort === undefined; i += FETCH_CHUNK) {
-      const fetched = await deps.gmail.getMessages(ids.slice(i, i + FETCH_CHUNK));
+    const threadIds = [...threads.keys()];
+    for (let i = 0; i < threadIds.length && out.abort === undefined; i += THREAD_CHUNK) {
+      const fetched = await deps.gmail.getThreads(threadIds.slice(i, i + THREAD_CHUNK));
+      const candidates: GmailMessage[] = [];
+      for (const f of fetched) {
+        const wanted = new Set(threads.get(f.id) ?? []);
+        if (f.messages === undefined) {
+          if (f.error.kind === "rate_limited" || f.error.kind === "auth_revoked") out.abort ??= f.error;
+          // Deleted thread, a member that cannot be rendered, retries used up: decide per message.
+          else singles.push(...wanted);
+          continue;
+        }
+        for (const msg of f.messages) {
+          const id = msg.id ?? "";
+          if (wanted.delete(id)) prepare(msg, false);
+          else if (id !== "") candidates.push(msg);
+        }
+        singles.push(...wanted);
+      }
+      if (plan?.pickExtras && candidates.length > 0 && out.abort === undefined) {
+        for (const msg of await plan.pickExtras(candidates)) prepare(msg, true);
+      }
+    }
+    for (let i = 0; i < singles.length && out.abort === undefined; i += FETCH_CHUNK) {
+      const fetched = await deps.gmail.getMessages(singles.slice(i, i + FETCH_CHUNK));
       for (const f of fetched) {
         if (f.message !== undefined) {
-          const msg = f.message;
-          const p = limit(async () => {
-            if (out.abort !== undefined) return; // stopping: leave the rest to the retry
-            const r = await prepareOne(deps, msg);
-            if ("record" in r) out.records.push(r.record);
-            else out.failed.push(r.failure);
-          });
-          p.catch((err: unknown) => {
-            out.abort ??= err;
-          });
-          preparing.push(p);
+          prepare(f.message, false);
           continue;
         }
         const e = f.error;

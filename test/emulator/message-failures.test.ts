@@ -1,6 +1,6 @@
-// The control API's per-message failure: messages.get of that id (plain and as a batch part)
-// answers the status with Gmail's envelope, `times` times or always, until cleared; other ids and
-// other methods are untouched; stats count the injected answers, message-gets the successful ones.
+// The control API's per-message failure: messages.get of that id (plain and as a batch part) and
+// threads.get of its thread answer the status with Gmail's envelope, `times` times or always, until
+// cleared; other ids and threads are untouched; stats count the injected answers, message-gets the successful ones.
 // Also: the hostile option reaches the generator.
 import type { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -33,8 +33,11 @@ it("fails one id always with 500 backendError until cleared", async () => {
     expect(await res.json()).toEqual({ error: { code: 500, message: "Backend Error", errors: [{ message: "Backend Error", domain: "global", reason: "backendError" }], status: "INTERNAL" } });
   }
   expect((await get(good)).status).toBe(200);
-  // Other methods on the same id are not affected.
-  expect((await rawGet(emu, auth, `/gmail/v1/users/me/threads/${bad}?format=minimal`)).status).toBe(200);
+  // Its thread cannot be served either (threads.get renders every member); another thread can.
+  const threadOf = new Map((await emu.control.mailbox(EMAIL)).messages.map((m) => [m.id, m.threadId]));
+  expect((await rawGet(emu, auth, `/gmail/v1/users/me/threads/${threadOf.get(bad)}?format=minimal`)).status).toBe(500);
+  const otherThread = [...threadOf.values()].find((t) => t !== threadOf.get(bad));
+  expect((await rawGet(emu, auth, `/gmail/v1/users/me/threads/${otherThread}?format=minimal`)).status).toBe(200);
 
   const { token } = await auth.getAccessToken();
   const boundary = "b1";
@@ -44,7 +47,7 @@ it("fails one id always with 500 backendError until cleared", async () => {
   expect(batch.status).toBe(200);
   expect(text).toMatch(/HTTP\/1\.1 500[^]*backendError[^]*HTTP\/1\.1 200/);
 
-  expect((await emu.control.stats()).injectedFailures?.[EMAIL]?.[bad]).toBe(4);
+  expect((await emu.control.stats()).injectedFailures?.[EMAIL]?.[bad]).toBe(5);
   await emu.control.failMessage(EMAIL, bad, { status: 0 });
   expect((await get(bad)).status).toBe(200);
   // Only successful answers count as fetches: good twice (plain, batch), bad once (after clearing).

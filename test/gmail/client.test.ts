@@ -132,6 +132,30 @@ describe("port over the emulator", () => {
     }
   });
 
+  it("getThreads: whole threads, batch and parallel alike, charged 10 units each; an unknown thread is not_found alone", async () => {
+    const id = await connect(ALICE);
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: ALICE });
+    const parallel = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota, fetchStrategy: "parallel" })({ id, email: ALICE });
+    const truth = await emu.control.mailbox(ALICE);
+    const members = new Map<string, string[]>();
+    for (const m of truth.messages) members.set(m.threadId, [...(members.get(m.threadId) ?? []), m.id]);
+    const threadIds = [...members.keys()];
+    expect([...members.values()].some((ids) => ids.length > 1), "some thread has several messages").toBe(true);
+
+    const before = (await emu.control.stats()).quotaUnits[ALICE] ?? 0;
+    const batch = await gmail.getThreads([...threadIds, "00000000deadbeef"]);
+    expect((await emu.control.stats()).quotaUnits[ALICE]! - before).toBe(10 * (threadIds.length + 1));
+    expect(batch.map((f) => f.id)).toEqual([...threadIds, "00000000deadbeef"]);
+    expect(batch.at(-1)?.error?.kind).toBe("not_found");
+    for (const f of batch.slice(0, -1)) expect(new Set(f.messages?.map((m) => m.id)), f.id).toEqual(new Set(members.get(f.id)));
+    // Full format: what getMessages returns for the same message.
+    const [one] = await gmail.getMessages([members.get(threadIds[0]!)![0]!]);
+    expect(batch[0]?.messages?.find((m) => m.id === one?.message?.id)?.payload).toEqual(one?.message?.payload);
+
+    const viaGets = await parallel.getThreads(threadIds);
+    expect(viaGets.map((f) => f.messages?.map((m) => m.id))).toEqual(batch.slice(0, -1).map((f) => f.messages?.map((m) => m.id)));
+  });
+
   it("batch: an unknown id is not_found alone, the others are fetched", async () => {
     const id = await connect(ALICE);
     const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: ALICE });
