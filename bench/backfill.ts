@@ -8,8 +8,9 @@
 //   extraction timeout, which holds its page for that long)
 // Reports messages/s as a fraction of the quota ceiling (quota / 5 units per messages.get), quota
 // units spent per message stored (the emulator's own count), CPU seconds per 1,000 messages (this
-// process; extraction children separately), peak RSS, failed jobs and 429s, and the threads.get vs
-// messages.get quota arithmetic for the same mailbox.
+// process; extraction children separately), peak RSS, failed jobs and 429s, the threads.get and
+// messages.get calls made, and the threads.get vs messages.get quota arithmetic for the mailbox.
+//   BACKFILL_FETCH_THREADS=false: the messages.get-only path, for comparison in the same conditions.
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
@@ -47,6 +48,8 @@ const env = {
   // Extraction limits pass through (e.g. EXTRACT_TIMEOUT_MS): the generated mailbox holds a PDF
   // built to hit the timeout, which holds its page for that long.
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EXTRACT_")) as Array<[string, string]>),
+  // BACKFILL_FETCH_THREADS=false measures the messages.get-only path on the same mailbox.
+  ...(process.env.BACKFILL_FETCH_THREADS ? { BACKFILL_FETCH_THREADS: process.env.BACKFILL_FETCH_THREADS } : {}),
 };
 const config = loadConfig(env);
 const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
@@ -115,6 +118,9 @@ console.log(
       attachments: ATTACHMENTS,
       hostile: HOSTILE,
       extractTimeoutMs: config.EXTRACT_TIMEOUT_MS,
+      fetchThreads: config.BACKFILL_FETCH_THREADS,
+      threadsGetCalls: stats.requests["gmail.users.threads.get"]?.["200"] ?? 0,
+      messagesGetCalls: stats.requests["gmail.users.messages.get"]?.["200"] ?? 0,
       // threads.get costs 10 units for a whole thread, messages.get 5 a message.
       threadsVsMessages: {
         threads,
