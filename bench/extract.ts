@@ -2,10 +2,11 @@
 // on the same generated PDFs at equal parallelism, DOCX throughput, and the parent's peak RSS while
 // it handles one 50 MB attachment (temp-file route) and 200 small attachments at once.
 // Not a test: figures depend on the machine. Targets (issue 6): pipeline ≥ 0.4× pdftotext,
-// parent RSS < 300 MB above idle in both RSS scenarios.
+// parent RSS < 300 MB above idle in both RSS scenarios. pdf-parse alone, in as many child
+// processes as the pipeline has, runs in the same interleaved rounds: what the pipeline itself costs.
 //   BENCH_EXTRACT_RUNS (default 5): interleaved timed runs per comparison (`npm run bench` uses
 //   fewer to fit its time budget); BENCH_EXTRACT_REAL_CORPUS=false skips the shared real PDFs.
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, fork, spawn } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -132,6 +133,47 @@ async function timePdftotext(files: Array<{ file: string }>, parallel: number): 
   return (performance.now() - t) / 1000;
 }
 
+// --- pdf-parse alone in child processes: what the pipeline adds on top, at equal parallelism -----
+// Each child parses the files it is handed (pdf-parse's plain getText, as the notes measured it)
+// and answers the page count: no sniffing, hashing, limits, hygiene or byte transfer.
+function bareWorker(): void {
+  process.on("message", async (file: string) => {
+    const parser = new PDFParse({ data: new Uint8Array(await readFile(file)), isEvalSupported: false });
+    const r = await parser.getText();
+    await parser.destroy();
+    process.send?.(r.pages.length);
+  });
+}
+
+interface BarePool {
+  time(files: Array<{ file: string }>): Promise<number>;
+  close(): void;
+}
+
+function startBarePool(size: number): BarePool {
+  const children: ChildProcess[] = Array.from({ length: size }, () => fork(self, ["--bare-worker"], { stdio: ["ignore", "ignore", "inherit", "ipc"] }));
+  const parse = (child: ChildProcess, file: string) =>
+    new Promise<void>((resolve) => {
+      child.once("message", () => resolve());
+      child.send(file);
+    });
+  return {
+    async time(files) {
+      let next = 0;
+      const t = performance.now();
+      await Promise.all(
+        children.map(async (child) => {
+          while (next < files.length) await parse(child, files[next++]!.file);
+        }),
+      );
+      return (performance.now() - t) / 1000;
+    },
+    close() {
+      for (const c of children) c.kill();
+    },
+  };
+}
+
 // --- RSS scenarios (each in a fresh process so the baseline is clean) --------------------------
 function vm(field: "VmRSS" | "VmHWM"): Promise<number> {
   return readFile("/proc/self/status", "utf8").then((s) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? 0) / 1024);
@@ -186,18 +228,25 @@ async function main(): Promise<void> {
 
     const pipeline = await createAttachmentPipeline(config, { log, findReusable: async () => null });
     say(`PDF throughput: ${pdfs.length} files, ${(pdfBytes / MB).toFixed(2)} MB, ${pdfPages} pages, parallelism ${parallel} ...`);
-    // One untimed pass warms both sides (children load pdf.js; poppler's pages hit the cache).
+    // One untimed pass warms every side (children load pdf.js; poppler's pages hit the cache).
+    const barePool = startBarePool(parallel);
     await timePipeline(pipeline, pdfs, "application/pdf", parallel);
+    await barePool.time(pdfs);
     await timePdftotext(pdfs, parallel);
     const pipeRuns: number[] = [];
+    const bareRuns: number[] = [];
     const popplerRuns: number[] = [];
     let pagesSeen = 0;
     for (let i = 0; i < RUNS; i++) {
       const p = await timePipeline(pipeline, pdfs, "application/pdf", parallel);
       pipeRuns.push(p.seconds);
       pagesSeen = p.pages;
+      bareRuns.push(await barePool.time(pdfs));
       popplerRuns.push(await timePdftotext(pdfs, parallel));
     }
+    barePool.close();
+    const bareRatio = median(bareRuns.map((s, i) => popplerRuns[i]! / s));
+    const pipelineVsBare = median(pipeRuns.map((s, i) => bareRuns[i]! / s));
     if (pagesSeen !== pdfPages) throw new Error(`pipeline read ${pagesSeen} pages, expected ${pdfPages}`);
     const pipeS = median(pipeRuns);
     const popS = median(popplerRuns);
@@ -279,6 +328,8 @@ async function main(): Promise<void> {
       ratioVsPdftotext: round(ratio),
       ratioVsPdftotextBestRuns: round(Math.min(...popplerRuns) / Math.min(...pipeRuns)),
       ratioVsPdftotextRealCorpus: real ? round(real.ratio) : null,
+      pdfParseAloneRatioVsPdftotext: round(bareRatio),
+      pipelineSpeedVsPdfParseAlone: round(pipelineVsBare),
       pdfParseAloneRatioVsPdftotextSerial: round(pdfParseAloneRatio),
       pipelineSpeedVsPdfParseAloneSerial: round(pipelineVsPdfParse),
       docxMbPerSecond: round(docxBytes / MB / median(docxRuns)),
@@ -303,6 +354,7 @@ async function main(): Promise<void> {
       ["pipeline PDF", `${result.mbPerSecond} MB/s, ${result.pagesPerSecond} pages/s (median of ${RUNS}: ${pipeRuns.map((s) => s.toFixed(2)).join(" / ")} s)`],
       ["pdftotext", `${result.pdftotextMbPerSecond} MB/s, ${result.pdftotextPagesPerSecond} pages/s (median of ${RUNS}: ${popplerRuns.map((s) => s.toFixed(2)).join(" / ")} s)`],
       ["ratio vs pdftotext", `${result.ratioVsPdftotext}x median of per-run ratios (target >= 0.4); best run vs best run ${result.ratioVsPdftotextBestRuns}x`],
+      ["pdf-parse alone", `${result.pdfParseAloneRatioVsPdftotext}x pdftotext in ${parallel} child processes (median of ${RUNS}: ${bareRuns.map((s) => s.toFixed(2)).join(" / ")} s); the pipeline runs at ${result.pipelineSpeedVsPdfParseAlone}x its speed`],
       ...(real
         ? ([["real PDFs (corpus)", `${real.files} files, ${round(real.mb)} MB: pipeline ${round(real.mb / real.pipeS)} MB/s, pdftotext ${round(real.mb / real.popS)} MB/s, ratio ${result.ratioVsPdftotextRealCorpus}x`]] as Array<[string, string]>)
         : []),
@@ -324,4 +376,5 @@ function round(n: number): number {
 
 const at = process.argv.indexOf("--scenario");
 if (at >= 0) await scenario(process.argv[at + 1] as "big" | "small", process.argv[at + 2]!);
+else if (process.argv.includes("--bare-worker")) bareWorker();
 else await main();

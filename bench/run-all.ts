@@ -163,6 +163,8 @@ const summary = {
     pagesPerSecond: num(get("extract", "pagesPerSecond")),
     ratioVsPdftotext: num(get("extract", "ratioVsPdftotext")),
     pagesPerSecondPdftotext: num(get("extract", "pdftotextPagesPerSecond")),
+    pdfParseAloneRatioVsPdftotext: num(get("extract", "pdfParseAloneRatioVsPdftotext")),
+    pipelineSpeedVsPdfParseAlone: num(get("extract", "pipelineSpeedVsPdfParseAlone")),
     docxMbPerSecond: num(get("extract", "docxMbPerSecond")),
     peakRssMbAboveIdle: num(get("extract", "peakRssMbAboveIdle50Mb")),
     bigAttachmentMb: num(get("extract", "bigAttachmentMb")),
@@ -217,6 +219,7 @@ if (summary.scale) row("scale", "3 vs 1 worker processes", `${fmt((summary.scale
 row("push", "delivery → row p50 / p90 / p99", `${fmt(push.p50Ms, " ms")} / ${fmt(push.p90Ms, " ms")} / ${fmt(push.p99Ms, " ms")} (${fmt(push.deliveries)} deliveries at ${fmt(push.ratePerSecond)}/s, ${fmt(push.accounts)} accts; lost ${fmt(push.notStoredWithin60s)})`, `p99 < 1000 ms: ${verdict(num(push.p99Ms) === null ? null : (push.p99Ms as number) < 1000)}`, "push");
 row("extract", "PDF MB/s, pages/s", `${fmt(summary.extract.mbPerSecond)} MB/s, ${fmt(summary.extract.pagesPerSecond)} pages/s (pdftotext ${fmt(summary.extract.pagesPerSecondPdftotext)} pages/s)`, "", "extract");
 row("extract", "ratio vs pdftotext", fmt(summary.extract.ratioVsPdftotext, "x"), `>= 0.4 (issue 6): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 0.4)}`, "extract");
+row("extract", "pdf-parse alone vs pdftotext", `${fmt(summary.extract.pdfParseAloneRatioVsPdftotext, "x")} (the pipeline runs at ${fmt(summary.extract.pipelineSpeedVsPdfParseAlone, "x")} its speed)`, "", "extract");
 row("extract", "DOCX (mammoth) MB/s", fmt(summary.extract.docxMbPerSecond), "", "extract");
 row("extract", `RSS above idle, ${fmt(summary.extract.bigAttachmentMb, " MiB")} PDF`, fmt(summary.extract.peakRssMbAboveIdle, " MB"), `< 300 MB: ${verdict(summary.extract.peakRssMbAboveIdle === null ? null : summary.extract.peakRssMbAboveIdle < 300)}`, "extract");
 row("storage", "upsert rows/s: 1 by 1 → batched", `${fmt(storage.oneByOneRowsPerSecond)} → ${fmt(storage.batchedRowsPerSecond)} (${fmt(storage.batchVsOneByOne, "x")}; updates ${fmt(storage.updateBatchVsOneByOne, "x")})`, "", "storage");

@@ -33,6 +33,9 @@ beforeAll(async () => {
     // Every attachment over 1 KB goes through a temp file: the disk route is exercised too.
     env: { INCLUDE_SPAM_TRASH: "true", ATTACHMENT_MEMORY_MAX_BYTES: "1024", EXTRACT_POOL_SIZE: "1" },
   });
+  // Random faults may spare a run this small: one message (and so its thread) fails twice for sure.
+  const [first] = (await h.emulator.control.mailbox(EMAIL)).messages;
+  await h.emulator.control.failMessage(EMAIL, first!.id, { status: 503, times: 2 });
 });
 afterAll(async () => {
   await stopWorker();
