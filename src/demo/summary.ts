@@ -13,7 +13,10 @@ export function formatSummary(s: DemoSummary): string {
     }
   }
   const reasons = Object.entries(s.skippedReasons).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
-  lines.push(`  attachments by route  memory ${s.attachments.memory}, temp_file ${s.attachments.temp_file}, skipped ${s.attachments.skipped} (${reasons})`);
+  // Routes say how the bytes travelled (skipped = never downloaded); reasons count every skipped
+  // extraction on any route, so they are their own line rather than a breakdown of "skipped".
+  lines.push(`  attachments by route  memory ${s.attachments.memory}, temp_file ${s.attachments.temp_file}, not downloaded ${s.attachments.skipped}`);
+  lines.push(`  text not extracted    ${reasons}`);
   lines.push(`  temp files left       ${s.tempFilesLeft}`);
   lines.push(`  quota units spent     ${s.quotaUnits} (${s.quotaUnitsPerSecond}/s on average)`);
   lines.push(`  backfill              ${s.messagesPerSecond} messages/s (${s.backfillSeconds} s)`);
