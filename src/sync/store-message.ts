@@ -97,6 +97,7 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
   const limit = semaphore(ATTACHMENT_PARALLEL);
   const preparing: Array<Promise<void>> = [];
 
+  const listed = new Set(ids);
   const seen = new Set<string>();
   const prepare = (msg: GmailMessage, extra: boolean) => {
     // One row per id: an upsert may not touch a row twice (a message listed under one thread and
@@ -133,7 +134,9 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
         }
         for (const msg of f.messages) {
           const id = msg.id ?? "";
-          if (wanted.delete(id)) prepare(msg, false);
+          // Wanted under this thread, or listed on this page under another (moved since): either
+          // way its failure must be recorded, so it is never treated as a droppable extra.
+          if (wanted.delete(id) || listed.has(id)) prepare(msg, false);
           else if (id !== "") candidates.push(msg);
         }
         singles.push(...wanted);
