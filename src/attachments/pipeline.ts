@@ -25,10 +25,11 @@ import {
 import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "./temp-files.ts";
 import type { AttachmentPipeline, AttachmentRef, AttachmentResult, AttachmentRoute, ReusableText, SkippedReason } from "./types.ts";
 
-
+/** A count the child already reported in its metadata, if it is a plausible one. */
 function countOf(v: unknown): number | undefined {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined;
 }
+
 export interface PipelineDeps {
   log: Logger;
   findReusable: (checksum: string) => Promise<ReusableText | null>;

@@ -44,7 +44,7 @@ const THREAD_CHUNK = 12;
 // threads.get costs 10 units for the whole thread, messages.get 5 for one message: from two wanted
 // messages of one thread on, the thread is never dearer, and its other messages come free
 // (`npm run bench:threads`: 1.46× the messages per quota unit on the generated mailbox).
-export const THREAD_MIN_MESSAGES = 2;
+const THREAD_MIN_MESSAGES = 2;
 const ATTACHMENT_PARALLEL = 4;
 
 /** Lets fetchAndPrepare fetch several wanted messages of one thread with one threads.get. */
@@ -71,7 +71,7 @@ function rethrowIfJobLevel(err: unknown): void {
 }
 
 /** Splits wanted ids into threads worth a threads.get and ids fetched one by one. */
-export function planThreads(ids: string[], threadOf: ReadonlyMap<string, string>): { threads: Map<string, string[]>; singles: string[] } {
+function planThreads(ids: string[], threadOf: ReadonlyMap<string, string>): { threads: Map<string, string[]>; singles: string[] } {
   const byThread = new Map<string, string[]>();
   for (const id of ids) {
     const t = threadOf.get(id);
