@@ -2,6 +2,7 @@
 // API) until SIGINT/SIGTERM, printing one JSON line with its URLs when it is ready.
 import type { Command } from "commander";
 import { startEmulator } from "../emulator/server.ts";
+import { DEFAULT_SETTINGS } from "../emulator/state.ts";
 
 function int(name: string) {
   return (v: string) => {
@@ -19,6 +20,13 @@ function rate(name: string) {
   };
 }
 
+function choice<T extends string>(name: string, allowed: readonly T[]) {
+  return (v: string): T => {
+    if (!(allowed as readonly string[]).includes(v)) throw new Error(`--${name} must be one of ${allowed.join(", ")}`);
+    return v as T;
+  };
+}
+
 interface EmulatorCliOptions {
   port: number;
   host: string;
@@ -29,6 +37,28 @@ interface EmulatorCliOptions {
   largeAttachment?: boolean;
   hostile: boolean;
   quotaUnitsPerSecond: number;
+  userQuotaPerMinute: number;
+  projectQuotaPerMinute: number;
+  maxConcurrent: number;
+  quotaErrorForms: "gmail" | "retry-after";
+  batchPartParallelism: number;
+  charsetConversion: boolean;
+  rfc822Opaque?: boolean;
+  bodyByReferenceBytes: number;
+  stableAttachmentIds?: boolean;
+  compactJson?: boolean;
+  exactResultSizeEstimate?: boolean;
+  combinedHistory: boolean;
+  historyMessagesOnlyRate: number;
+  addedNotFoundRate: number;
+  addedNotFoundWindowMs: number;
+  batchFailureRate: number;
+  batchFailureStatus: number;
+  legacyCharsets: boolean;
+  forwardedMessages: boolean;
+  largeBodies: boolean;
+  drafts: boolean;
+  threadIdsAreMessageIds?: boolean;
   historyRetentionHours: number;
   latencyMs: number;
   faultRate: number;
@@ -53,7 +83,29 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--no-attachments", "generated mail has no attachments")
     .option("--no-hostile", "generated mail has only ordinary attachments (no timeout PDF, zip bomb…)")
     .option("--large-attachment", "generated mailboxes include one 60 MB attachment")
-    .option("--quota-units-per-second <n>", "per-user quota (0 = off)", int("quota-units-per-second"), 250)
+    .option("--user-quota-per-minute <n>", "per-user units in any 60 s window (0 = off)", int("user-quota-per-minute"), DEFAULT_SETTINGS.userQuotaUnitsPerMinute)
+    .option("--project-quota-per-minute <n>", "units of all users together in any 60 s window (0 = off)", int("project-quota-per-minute"), DEFAULT_SETTINGS.projectQuotaUnitsPerMinute)
+    .option("--quota-units-per-second <n>", "strict per-second per-user bucket instead of the minute window (0 = minute window)", int("quota-units-per-second"), 0)
+    .option("--max-concurrent <n>", "requests in flight per user, batch parts included (0 = no cap)", int("max-concurrent"), DEFAULT_SETTINGS.maxConcurrentPerUser)
+    .option("--quota-error-forms <forms>", "gmail (every recorded refusal form) or retry-after (always 429 with Retry-After)", choice("quota-error-forms", ["gmail", "retry-after"]), DEFAULT_SETTINGS.quotaErrorForms)
+    .option("--batch-part-parallelism <n>", "batch parts answered at once", int("batch-part-parallelism"), DEFAULT_SETTINGS.batchPartParallelism)
+    .option("--no-charset-conversion", "serve text bodies in their original charset (Gmail converts them to UTF-8)")
+    .option("--rfc822-opaque", "serve message/rfc822 parts as leaves (Gmail expands them)")
+    .option("--body-by-reference-bytes <n>", "text bodies above this size are served by attachmentId (0 = never)", int("body-by-reference-bytes"), DEFAULT_SETTINGS.bodyByReferenceBytes)
+    .option("--stable-attachment-ids", "the same attachmentId on every fetch (Gmail's differ)")
+    .option("--compact-json", "compact JSON (Gmail pretty-prints)")
+    .option("--exact-result-size-estimate", "exact resultSizeEstimate (Gmail's is approximate)")
+    .option("--no-combined-history", "one history record per message and change type (Gmail combines)")
+    .option("--history-messages-only-rate <r>", "share of deliveries that also write a messages-only history record", rate("history-messages-only-rate"), DEFAULT_SETTINGS.historyMessagesOnlyRate)
+    .option("--added-not-found-rate <r>", "share of new messages that answer 404 for a moment after they are added", rate("added-not-found-rate"), DEFAULT_SETTINGS.addedNotFoundRate)
+    .option("--added-not-found-window-ms <n>", "how long such a message answers 404", int("added-not-found-window-ms"), DEFAULT_SETTINGS.addedNotFoundWindowMs)
+    .option("--batch-failure-rate <r>", "share of batch POSTs answered with an HTML error page", rate("batch-failure-rate"), 0)
+    .option("--batch-failure-status <n>", "status of those pages: 404 or 502", choice("batch-failure-status", ["404", "502"]), "404")
+    .option("--no-legacy-charsets", "generated mail is UTF-8 only")
+    .option("--no-forwarded-messages", "generated mail has no attached messages")
+    .option("--no-large-bodies", "generated mail has no body above --body-by-reference-bytes")
+    .option("--no-drafts", "generated mailboxes have no drafts")
+    .option("--thread-ids-are-message-ids", "a thread's id is its first message's id")
     .option("--history-retention-hours <n>", "how long history records are kept", int("history-retention-hours"), 168)
     .option("--latency-ms <n>", "delay added to every answer", int("latency-ms"), 0)
     .option("--fault-rate <r>", "share of Gmail requests answered 500/503 or dropped", rate("fault-rate"), 0)
@@ -74,6 +126,28 @@ export function registerEmulatorCommand(program: Command): void {
         hostile: opts.hostile,
         largeAttachment: opts.largeAttachment ?? false,
         quotaUnitsPerSecond: opts.quotaUnitsPerSecond,
+        userQuotaUnitsPerMinute: opts.userQuotaPerMinute,
+        projectQuotaUnitsPerMinute: opts.projectQuotaPerMinute,
+        maxConcurrentPerUser: opts.maxConcurrent,
+        quotaErrorForms: opts.quotaErrorForms,
+        batchPartParallelism: Math.max(1, opts.batchPartParallelism),
+        charsetConversion: opts.charsetConversion,
+        rfc822Expanded: !(opts.rfc822Opaque ?? false),
+        bodyByReferenceBytes: opts.bodyByReferenceBytes,
+        attachmentIdsVary: !(opts.stableAttachmentIds ?? false),
+        prettyJson: !(opts.compactJson ?? false),
+        approximateResultSizeEstimate: !(opts.exactResultSizeEstimate ?? false),
+        historyCombinedRecords: opts.combinedHistory,
+        historyMessagesOnlyRate: opts.historyMessagesOnlyRate,
+        addedNotFoundRate: opts.addedNotFoundRate,
+        addedNotFoundWindowMs: opts.addedNotFoundWindowMs,
+        batchFailureRate: opts.batchFailureRate,
+        batchFailureStatus: Number(opts.batchFailureStatus) === 502 ? 502 : 404,
+        legacyCharsets: opts.legacyCharsets,
+        forwardedMessages: opts.forwardedMessages,
+        largeBodies: opts.largeBodies,
+        drafts: opts.drafts,
+        threadIdsAreMessageIds: opts.threadIdsAreMessageIds ?? false,
         historyRetentionHours: opts.historyRetentionHours,
         latencyMs: opts.latencyMs,
         faultRate: opts.faultRate,

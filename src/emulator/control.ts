@@ -4,7 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import { attachmentsOf } from "./format.ts";
 import type { Mailbox } from "./mailbox.ts";
-import type { EmulatorState, Settings } from "./state.ts";
+import { DEFAULT_SETTINGS, type EmulatorState, type Settings } from "./state.ts";
 import type { EmulatorStats } from "./stats.ts";
 
 export interface DeliverRequest {
@@ -21,7 +21,7 @@ export interface MailboxSnapshot {
   messages: Array<{ id: string; threadId: string; labelIds: string[]; attachments: Array<{ partId: string; filename: string | null; size: number }> }>;
 }
 
-export type SettingsUpdate = Partial<{ quotaUnitsPerSecond: number; faultRate: number; latencyMs: number; pushEndpoint: string | null; pushDropRate: number; pushDuplicateRate: number; pushDelayMs: number; quotaErrorStatus: 429 | 403 }>;
+export type SettingsUpdate = Partial<Settings>;
 
 export interface EmulatorControl {
   deliver(email: string, msg?: DeliverRequest): Promise<{ id: string; threadId: string; historyId: string }>;
@@ -129,10 +129,8 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
 
   app.put("/emulator/settings", async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const numeric = ["quotaUnitsPerSecond", "faultRate", "latencyMs", "pushDropRate", "pushDuplicateRate", "pushDelayMs"] as const;
-    for (const k of numeric) if (body[k] !== undefined && (typeof body[k] !== "number" || (body[k] as number) < 0)) return reply.code(400).send({ error: `${k} must be a non-negative number` });
-    if (body.pushEndpoint !== undefined && body.pushEndpoint !== null && typeof body.pushEndpoint !== "string") return reply.code(400).send({ error: "pushEndpoint must be a URL or null" });
-    if (body.quotaErrorStatus !== undefined && body.quotaErrorStatus !== 429 && body.quotaErrorStatus !== 403) return reply.code(400).send({ error: "quotaErrorStatus must be 429 or 403" });
+    const problem = settingsProblem(body);
+    if (problem) return reply.code(400).send({ error: problem });
     applySettings(body as SettingsUpdate);
     return publicSettings(state.settings);
   });
@@ -140,6 +138,36 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
   app.get("/emulator/settings", async () => publicSettings(state.settings));
 
   app.get("/emulator/stats", async () => ({ ...state.stats.snapshot(state.quota.spent), injectedFailures: state.messageFailures.snapshot() }));
+}
+
+const CHOICES: Partial<Record<keyof Settings, readonly unknown[]>> = {
+  quotaErrorForms: ["gmail", "retry-after"],
+  quotaErrorStatus: [429, 403],
+  batchFailureStatus: [404, 502],
+};
+const RATES = new Set<keyof Settings>(["faultRate", "pushDropRate", "pushDuplicateRate", "historyMessagesOnlyRate", "addedNotFoundRate", "batchFailureRate"]);
+
+/** Checks a settings update against the defaults' types; returns what is wrong, or undefined. */
+export function settingsProblem(body: Record<string, unknown>): string | undefined {
+  for (const [k, v] of Object.entries(body)) {
+    if (v === undefined) continue;
+    if (!(k in DEFAULT_SETTINGS)) return `unknown setting ${k}`;
+    const key = k as keyof Settings;
+    const dflt = DEFAULT_SETTINGS[key];
+    const choices = CHOICES[key];
+    if (choices) {
+      if (!choices.includes(v)) return `${k} must be one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`;
+    } else if (key === "pushEndpoint" || key === "pushAudience") {
+      if (v !== null && typeof v !== "string") return `${k} must be a string or null`;
+    } else if (Array.isArray(dflt)) {
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) return `${k} must be a list of strings`;
+    } else if (typeof dflt === "boolean") {
+      if (typeof v !== "boolean") return `${k} must be true or false`;
+    } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (RATES.has(key) && v > 1)) {
+      return RATES.has(key) ? `${k} must be between 0 and 1` : `${k} must be a non-negative number`;
+    }
+  }
+  return undefined;
 }
 
 function publicSettings(s: Settings): Settings {

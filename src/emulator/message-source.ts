@@ -8,8 +8,19 @@ export interface GeneratedMessage {
   internalDate: number;
 }
 
+/** What a generated mailbox holds besides plain mail (each default true but `large`). */
+export interface MailboxContent {
+  attachments?: boolean;
+  hostile?: boolean;
+  large?: boolean;
+  legacyCharsets?: boolean;
+  forwarded?: boolean;
+  largeBodies?: boolean;
+  drafts?: boolean;
+}
+
 export interface MessageSource {
-  mailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; hostile?: boolean; large?: boolean }): Promise<GeneratedMessage[]>;
+  mailbox(opts: { seed: number; count: number; email: string } & MailboxContent): Promise<GeneratedMessage[]>;
   /** One new message for a control delivery with body {} (a fresh seed each call). */
   message(email: string, attachments?: boolean): Promise<GeneratedMessage>;
   /** User labels the generated mail uses (id → display name). */
@@ -18,7 +29,7 @@ export interface MessageSource {
 
 // The generator may build attachments asynchronously; accept either form.
 interface GeneratorModule {
-  generateMailbox(opts: { seed: number; count: number; email: string; attachments?: boolean; hostile?: boolean; large?: boolean }): GeneratedMessage[] | Promise<GeneratedMessage[]>;
+  generateMailbox(opts: { seed: number; count: number; email: string } & MailboxContent): GeneratedMessage[] | Promise<GeneratedMessage[]>;
   generateMessage(opts: { seed: number; email: string; date?: number; attachments?: boolean }): GeneratedMessage | Promise<GeneratedMessage>;
   GENERATED_USER_LABELS?: ReadonlyArray<{ id: string; name: string }>;
 }

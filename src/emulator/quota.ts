@@ -3,6 +3,7 @@
 // each method charged its documented cost, plus a cap on requests in flight per user ("Too many
 // concurrent requests for user"). unitsPerSecond 0 switches both off.
 import { errors } from "./errors.ts";
+import type { Settings } from "./state.ts";
 
 /** Documented unit costs (developers.google.com/workspace/gmail/api/reference/quota). */
 export const METHOD_COST: Record<string, number> = {
@@ -26,28 +27,24 @@ export interface Quota {
   charge(user: string, cost: number): void;
   /** Marks a request in flight; returns the release function, or throws 429 over the cap. */
   enter(user: string): () => void;
-  setRate(unitsPerSecond: number): void;
-  /** 429 (Gmail's usual answer, default) or 403 userRateLimitExceeded (its legacy one). */
-  setErrorStatus(status: 429 | 403): void;
+  /** Forgets the windows (a changed limit starts clean). */
+  reset(): void;
   readonly spent: Map<string, number>;
 }
 
-export function createQuota(unitsPerSecond: number, maxConcurrent: number, now: () => number = Date.now): Quota {
-  let rate = unitsPerSecond;
-  let errorStatus: 429 | 403 = 429;
+// INTERIM: per-second mode only, until the per-minute window lands.
+export function createQuota(settings: Settings, now: () => number = Date.now): Quota {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const inFlight = new Map<string, number>();
   const spent = new Map<string, number>();
   return {
     spent,
-    setErrorStatus(s) {
-      errorStatus = s;
-    },
-    setRate(r) {
-      rate = r;
+    reset() {
       buckets.clear();
     },
     charge(user, cost) {
+      const rate = settings.quotaUnitsPerSecond;
+      const errorStatus = settings.quotaErrorStatus;
       if (rate > 0) {
         const t = now();
         const b = buckets.get(user) ?? { tokens: rate, at: t };
@@ -64,7 +61,8 @@ export function createQuota(unitsPerSecond: number, maxConcurrent: number, now: 
       spent.set(user, (spent.get(user) ?? 0) + cost);
     },
     enter(user) {
-      if (rate <= 0 || maxConcurrent <= 0) return () => {};
+      const maxConcurrent = settings.maxConcurrentPerUser;
+      if (maxConcurrent <= 0) return () => {};
       const n = inFlight.get(user) ?? 0;
       if (n >= maxConcurrent) throw errors.tooManyConcurrent();
       inFlight.set(user, n + 1);

@@ -15,14 +15,18 @@ import { createTokenStore, registerOAuthRoutes } from "./oauth.ts";
 import { createPushService } from "./push.ts";
 import { createQuota } from "./quota.ts";
 import { createRandom } from "./random.ts";
-import type { EmulatorState, Settings } from "./state.ts";
+import { DEFAULT_SETTINGS, type EmulatorState, type Settings } from "./state.ts";
 import { createStats } from "./stats.ts";
 
 export type { EmulatorControl } from "./control.ts";
 export type { EmulatorStats } from "./stats.ts";
 export { createControlClient } from "./control.ts";
 
-export interface EmulatorOptions {
+/**
+ * Start-up options: every run-time setting (src/emulator/state.ts — realistic by default), plus
+ * what is fixed when the emulator starts (port, accounts, the generated mailboxes, ids).
+ */
+export interface EmulatorOptions extends Partial<Settings> {
   port?: number;
   host?: string;
   seed?: number;
@@ -35,23 +39,17 @@ export interface EmulatorOptions {
   hostile?: boolean;
   /** Generated mailboxes include one 60 MB attachment (default false). */
   largeAttachment?: boolean;
-  /** 0 = quota and concurrency cap off (default 0). */
-  quotaUnitsPerSecond?: number;
-  /** Status of per-user quota errors: 429 (default) or 403 userRateLimitExceeded. */
-  quotaErrorStatus?: 429 | 403;
-  /** Requests in flight per user before "Too many concurrent requests for user" (default 10; only while quota is on). */
-  maxConcurrentPerUser?: number;
+  /** Generated mail includes legacy-charset bodies (iso-8859-1, windows-1252, ISO-2022-JP, Shift_JIS, GBK, KOI8-R, mislabelled), as real mailboxes do (default true). */
+  legacyCharsets?: boolean;
+  /** Generated mail includes forwarded messages attached as message/rfc822 (default true). */
+  forwardedMessages?: boolean;
+  /** Generated mail includes a few bodies above bodyByReferenceBytes (default true). */
+  largeBodies?: boolean;
+  /** Generated mailboxes include drafts (DRAFT label, some with an empty snippet; default true). */
+  drafts?: boolean;
+  /** A thread's id is its first message's id (default false: as Gmail, often no message's id). */
+  threadIdsAreMessageIds?: boolean;
   historyRetentionHours?: number;
-  latencyMs?: number;
-  faultRate?: number;
-  pushEndpoint?: string;
-  /** aud claim of push tokens (default pushEndpoint). */
-  pushAudience?: string;
-  pushDropRate?: number;
-  pushDuplicateRate?: number;
-  pushDelayMs?: number;
-  /** First redelivery delay after a NACK (default 1000 ms; doubles per attempt, max 60 s). */
-  pushMinBackoffMs?: number;
   /** Default 3599, as Google. */
   accessTokenTtlSeconds?: number;
   clientId?: string;
@@ -87,24 +85,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const seed = opts.seed ?? 1;
   const random = createRandom(seed);
   const accounts = (opts.accounts ?? ["alice@example.com"]).map((a) => a.trim().toLowerCase()).filter(Boolean);
-  const settings: Settings = {
-    quotaUnitsPerSecond: opts.quotaUnitsPerSecond ?? 0,
-    quotaErrorStatus: opts.quotaErrorStatus ?? 429,
-    faultRate: opts.faultRate ?? 0,
-    latencyMs: opts.latencyMs ?? 0,
-    pushEndpoint: opts.pushEndpoint ?? null,
-    pushAudience: opts.pushAudience ?? null,
-    pushDropRate: opts.pushDropRate ?? 0,
-    pushDuplicateRate: opts.pushDuplicateRate ?? 0,
-    pushDelayMs: opts.pushDelayMs ?? 0,
-    pushMinBackoffMs: opts.pushMinBackoffMs ?? 1000,
-  };
+  const settings: Settings = { ...DEFAULT_SETTINGS, unauthorizedTopics: [...DEFAULT_SETTINGS.unauthorizedTopics] };
+  for (const key of Object.keys(DEFAULT_SETTINGS) as Array<keyof Settings>) {
+    if (opts[key] !== undefined) (settings as unknown as Record<string, unknown>)[key] = opts[key];
+  }
   const retentionMs = (opts.historyRetentionHours ?? 168) * 3_600_000;
   const keyPromise = createSigningKey();
   keyPromise.catch(() => {}); // awaited below; avoid an unhandled rejection while mailboxes build
   const stats = createStats();
-  const quota = createQuota(settings.quotaUnitsPerSecond, opts.maxConcurrentPerUser ?? 10);
-  if (opts.quotaErrorStatus === 403) quota.setErrorStatus(403);
+  const quota = createQuota(settings);
   const pushServiceAccount = opts.pushServiceAccount ?? DEFAULT_PUSH_SERVICE_ACCOUNT;
   // Mailboxes are built while the signing key is generated in the background.
   const source = await loadMessageSource(seed);
@@ -114,7 +103,18 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     mailboxes.set(email, mb);
     for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {
-      for (const g of await source.mailbox({ seed: seed + i, count: opts.messages ?? 0, email, attachments: opts.attachments ?? true, hostile: opts.hostile ?? true, large: opts.largeAttachment ?? false })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+      for (const g of await source.mailbox({
+        seed: seed + i,
+        count: opts.messages ?? 0,
+        email,
+        attachments: opts.attachments ?? true,
+        hostile: opts.hostile ?? true,
+        large: opts.largeAttachment ?? false,
+        legacyCharsets: opts.legacyCharsets ?? true,
+        forwarded: opts.forwardedMessages ?? true,
+        largeBodies: opts.largeBodies ?? true,
+        drafts: opts.drafts ?? true,
+      })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
     }
   }
   const key = await keyPromise;
@@ -156,8 +156,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   registerBatchRoutes(app, state);
   registerControlRoutes(app, state, (email, attachments) => source.message(email, attachments), (s: SettingsUpdate) => {
     Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([k, v]) => v !== undefined && k in settings)));
-    if (s.quotaUnitsPerSecond !== undefined) quota.setRate(s.quotaUnitsPerSecond);
-    if (s.quotaErrorStatus !== undefined) quota.setErrorStatus(s.quotaErrorStatus);
+    // A changed limit starts from a clean window, as tests that change it expect.
+    if (s.quotaUnitsPerSecond !== undefined || s.userQuotaUnitsPerMinute !== undefined || s.projectQuotaUnitsPerMinute !== undefined) quota.reset();
   });
 
   const host = opts.host ?? "127.0.0.1";
