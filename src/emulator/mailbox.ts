@@ -35,6 +35,8 @@ export interface StoredMessage {
   raw: Buffer;
   /** Last history record that touched this message. */
   historyId: number;
+  /** When a live delivery added it (ms; 0 for the mailbox generated at start). */
+  addedAt: number;
   /** Top-level headers, parsed on first need (search by from:/to:/subject:). */
   headers?: Array<{ name: string; value: string }>;
   /** Parsed MIME tree, built on first need. */
@@ -171,7 +173,7 @@ export class Mailbox {
       }
     }
     threadId ??= id;
-    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate, raw, historyId: this.historyId };
+    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate, raw, historyId: this.historyId, addedAt: recordHistory ? Date.now() : 0 };
     this.messages.set(id, msg);
     let thread = this.threads.get(threadId);
     if (!thread) this.threads.set(threadId, (thread = new Set()));
