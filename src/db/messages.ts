@@ -9,7 +9,7 @@ import type { Database, HistoryId } from "./database.ts";
 type Executor = Kysely<Database> | Transaction<Database>;
 
 /** What the sync stores for one message: the parsed message, its attachments already processed. */
-export type MessageRecord = Omit<ParsedMessage, "attachments"> & { attachments: AttachmentResult[] };
+export type MessageRecord = Omit<ParsedMessage, "attachments" | "bodyRef"> & { attachments: AttachmentResult[] };
 
 // Postgres text cannot hold NUL; mail bodies and extracted text sometimes do.
 function clean(s: string | null): string | null {

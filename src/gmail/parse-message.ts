@@ -2,11 +2,18 @@
 // error it throws is ParseError (a permanent GmailError) for structurally invalid input, so a bad
 // message becomes a dead letter instead of an unknown exception in the sync loop.
 //
-// Choices: body text is the first text/plain leaf that is not an attachment, else the first
-// text/html leaf rendered with html-to-text; bytes are decoded with the part's charset (iconv-lite,
-// UTF-8 when unknown), CRLF → LF, NUL bytes stripped (Postgres text cannot hold them). Addresses are
-// stored as "Name <addr>" (or "addr"), RFC 2047 words decoded. Attachments are leaves with a
-// filename or an attachmentId, plus inline parts with a Content-ID.
+// Choices: body text is the first text/plain leaf of the message's own tree that is not an
+// attachment, else the first text/html leaf rendered with html-to-text. Gmail serves text/* body.data
+// already converted to UTF-8 while the part keeps its original charset= header
+// (../shared/gmail-real-samples fact 1), so body bytes are read as UTF-8; the declared charset is
+// used only for bytes that cannot be UTF-8 (a server that passes bytes through). CRLF → LF, NUL
+// bytes stripped (Postgres text cannot hold them). An attached message (message/rfc822, which
+// Gmail serves expanded with the inner tree under `parts`) is one attachment: the walk never
+// descends into it, so its body and attachments are never taken for the outer message's. A
+// nameless text body that Gmail serves by reference (attachmentId, no data) is the body, fetched
+// by the caller (bodyRef). Addresses are stored as "Name <addr>" (or "addr"), RFC 2047 words
+// decoded. Attachments are leaves with a filename or an attachmentId, plus inline parts with a
+// Content-ID.
 import { convert as htmlToText } from "html-to-text";
 import iconv from "iconv-lite";
 import { addressParser, decodeWords } from "postal-mime";
@@ -30,6 +37,15 @@ export interface ParsedMessage {
   bodyText: string | null;
   sizeEstimate: number | null;
   attachments: AttachmentRef[];
+  /** The body part when Gmail served it by reference: the caller fetches it and fills bodyText. */
+  bodyRef: BodyRef | null;
+}
+
+export interface BodyRef {
+  partId: string;
+  attachmentId: string;
+  charset: string | null;
+  html: boolean;
 }
 
 export class ParseError extends GmailError {
@@ -112,23 +128,101 @@ function contentType(part: Part): { type: string; charset: string | null } {
   return { type: type || "application/octet-stream", charset: m?.[1] !== undefined ? clean(m[1].toLowerCase()) : null };
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes with a declared charset: WHATWG labels first (ISO-2022-JP, and iso-8859-1 read as windows-1252, as Gmail does), then iconv-lite's. */
+function decodeDeclared(bytes: Buffer, charset: string | null): string {
+  if (charset) {
+    try {
+      return new TextDecoder(charset).decode(bytes);
+    } catch {
+      // not a WHATWG label
+    }
+    if (iconv.encodingExists(charset)) return iconv.decode(bytes, charset);
+  }
+  return new TextDecoder("windows-1252").decode(bytes);
+}
+
+/**
+ * Text bytes of a body as Gmail serves them (UTF-8 whatever the declared charset). Bytes that are
+ * not valid UTF-8, or 7-bit ISO-2022 text still carrying its escape sequences, were passed through
+ * unconverted: those are decoded with the declared charset.
+ */
+export function decodeTextBytes(bytes: Buffer, charset: string | null): string {
+  let text: string | undefined;
+  if (!(charset?.startsWith("iso-2022") && bytes.includes(0x1b))) {
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      text = undefined;
+    }
+  }
+  text ??= decodeDeclared(bytes, charset);
+  return clean(text).replace(/\r\n?/g, "\n");
+}
+
 function decodeBody(data: string, charset: string | null): string {
-  const bytes = Buffer.from(data, "base64url");
-  const cs = charset && iconv.encodingExists(charset) ? charset : "utf-8";
-  return clean(iconv.decode(bytes, cs)).replace(/\r\n?/g, "\n");
+  return decodeTextBytes(Buffer.from(data, "base64url"), charset);
+}
+
+export function bodyHtmlToText(html: string): string {
+  return clean(htmlToText(html, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] }));
+}
+
+/**
+ * A part that can be the message body: inline text data, or a nameless text part Gmail serves by
+ * reference (attachmentId, no data) that is not marked as an attachment.
+ */
+function isBodyCandidate(part: Part): boolean {
+  if (typeof part.body?.data === "string") return !isAttachment(part);
+  const named = typeof part.filename === "string" && part.filename !== "";
+  const disposition = header(part, "Content-Disposition")?.trim().toLowerCase() ?? "";
+  return !named && !disposition.startsWith("attachment") && typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "";
 }
 
 function isAttachment(part: Part): boolean {
   return (typeof part.filename === "string" && part.filename !== "") || (typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "");
 }
 
-function leaves(part: Part, out: Part[] = []): Part[] {
-  if (Array.isArray(part.parts) && part.parts.length > 0) {
-    for (const p of part.parts) if (p && typeof p === "object") leaves(p, out);
+/** An attached message: one attachment, never walked into (its body is not the outer message's). */
+function isAttachedMessage(part: Part): boolean {
+  const type = typeof part.mimeType === "string" ? part.mimeType.toLowerCase() : "";
+  return type === "message/rfc822" || type === "message/global";
+}
+
+function leaves(part: Part, out: Part[] = [], root = true): Part[] {
+  if (!root && isAttachedMessage(part)) out.push(part);
+  else if (Array.isArray(part.parts) && part.parts.length > 0) {
+    for (const p of part.parts) if (p && typeof p === "object") leaves(p, out, false);
   } else {
     out.push(part);
   }
   return out;
+}
+
+/**
+ * The forwarded message as text/plain RFC 822 bytes, rebuilt from an expanded rfc822 part that
+ * carries no attachmentId (so nothing can be downloaded): its headers and body text.
+ */
+function rebuildAttachedMessage(part: Part): string | null {
+  const inner = Array.isArray(part.parts) ? part.parts.filter((p): p is Part => !!p && typeof p === "object") : [];
+  if (inner.length === 0) return null;
+  const innerRoot = inner.length === 1 && header(inner[0], "From") !== null ? (inner[0] as Part) : { headers: part.headers ?? null, parts: inner };
+  const lines: string[] = [];
+  for (const name of ["From", "To", "Cc", "Date", "Subject", "Message-ID"]) {
+    const v = header(innerRoot, name) ?? header(part, name);
+    if (v !== null) lines.push(`${name}: ${v.replace(/[\r\n]+/g, " ")}`);
+  }
+  let text: string | null = null;
+  let html: string | null = null;
+  for (const leaf of leaves(innerRoot)) {
+    if (isAttachment(leaf) || typeof leaf.body?.data !== "string") continue;
+    const ct = contentType(leaf);
+    if (ct.type === "text/plain" && text === null) text = decodeBody(leaf.body.data, ct.charset);
+    else if (ct.type === "text/html" && html === null) html = bodyHtmlToText(decodeBody(leaf.body.data, ct.charset));
+  }
+  lines.push("MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: 8bit", "", text ?? html ?? "");
+  return Buffer.from(lines.join("\r\n"), "utf8").toString("base64url");
 }
 
 function toRef(part: Part, ct: { type: string; charset: string | null }): AttachmentRef {
@@ -160,23 +254,33 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
   let textPart: Part | undefined;
   let htmlPart: Part | undefined;
   for (const p of parts) {
-    if (isAttachment(p) || typeof p.body?.data !== "string") continue;
+    if (!isBodyCandidate(p)) continue;
     const { type } = contentType(p);
     if (type === "text/plain" && !textPart) textPart = p;
     else if (type === "text/html" && !htmlPart) htmlPart = p;
   }
   let bodyText: string | null = null;
+  let bodyRef: BodyRef | null = null;
   const bodyPart = textPart ?? htmlPart;
   if (bodyPart?.body?.data) {
     const ct = contentType(bodyPart);
     const decoded = decodeBody(bodyPart.body.data, ct.charset);
-    bodyText = bodyPart === textPart ? decoded : clean(htmlToText(decoded, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] }));
+    bodyText = bodyPart === textPart ? decoded : bodyHtmlToText(decoded);
+  } else if (bodyPart?.body?.attachmentId) {
+    const ct = contentType(bodyPart);
+    bodyRef = { partId: typeof bodyPart.partId === "string" ? clean(bodyPart.partId) : "", attachmentId: clean(bodyPart.body.attachmentId), charset: ct.charset, html: bodyPart !== textPart };
   }
 
   const attachments: AttachmentRef[] = [];
   for (const p of parts) {
     if (p === bodyPart) continue;
     const inlineWithCid = header(p, "Content-ID") !== null;
+    if (isAttachedMessage(p)) {
+      const ref = toRef(p, contentType(p));
+      if (ref.attachmentId === null && ref.inlineData === null) ref.inlineData = rebuildAttachedMessage(p);
+      attachments.push(ref);
+      continue;
+    }
     if (!isAttachment(p) && !inlineWithCid) continue;
     attachments.push(toRef(p, contentType(p)));
   }
@@ -203,5 +307,6 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
     bodyText,
     sizeEstimate: typeof msg.sizeEstimate === "number" ? msg.sizeEstimate : null,
     attachments,
+    bodyRef,
   };
 }

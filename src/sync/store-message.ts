@@ -5,7 +5,7 @@
 import type { AttachmentPipeline, AttachmentRef, AttachmentResult } from "../attachments/types.ts";
 import type { MessageRecord } from "../db/messages.ts";
 import { GmailError, isGmailError } from "../errors.ts";
-import { parseGmailMessage } from "../gmail/parse-message.ts";
+import { bodyHtmlToText, decodeTextBytes, parseGmailMessage } from "../gmail/parse-message.ts";
 import type { GmailMessage, GmailPort } from "../gmail/port.ts";
 import type { Logger } from "../log.ts";
 import { syncErrorsTotal } from "../metrics.ts";
@@ -197,6 +197,20 @@ async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record:
     syncErrorsTotal.inc({ error_type: "parse" });
     return { failure: { id, kind: "permanent", reason: "parse", detail: (err as Error).message } };
   }
+  let bodyText = parsed.bodyText ?? null;
+  if (parsed.bodyRef !== null) {
+    // A body Gmail served by reference (too large to inline): one attachments.get (5 units).
+    try {
+      const ref = parsed.bodyRef;
+      const text = decodeTextBytes(await deps.gmail.getAttachment(id, ref.attachmentId), ref.charset);
+      bodyText = ref.html ? bodyHtmlToText(text) : text;
+    } catch (err) {
+      rethrowIfJobLevel(err);
+      const transient = !(err instanceof GmailError) || err.kind === "transient" || err.kind === "not_found";
+      syncErrorsTotal.inc({ error_type: transient ? "transient" : "permanent" });
+      return { failure: { id, kind: transient ? "transient" : "permanent", reason: "body_fetch", detail: (err as Error).message } };
+    }
+  }
   const attachments: AttachmentResult[] = [];
   for (const ref of parsed.attachments as AttachmentRef[]) {
     try {
@@ -222,7 +236,7 @@ async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record:
       messageIdHeader: parsed.messageIdHeader ?? null,
       inReplyTo: parsed.inReplyTo ?? null,
       snippet: parsed.snippet ?? null,
-      bodyText: parsed.bodyText ?? null,
+      bodyText,
       sizeEstimate: parsed.sizeEstimate ?? null,
       attachments,
     },

@@ -1,6 +1,7 @@
 // parseGmailMessage over payload trees shaped as in the facts sheet §5 (real capture layout:
 // root partId "", children "0", "1", grandchildren "1.0"; base64url bodies of the transfer-decoded
-// bytes, charset not converted, CRLF kept), then over the emulator's generated mailbox with an
+// bytes, CRLF kept; text/* converted to UTF-8 with the original charset header kept, as Gmail
+// serves them — gmail-real-samples fact 1), then over the emulator's generated mailbox with an
 // independent MIME parser (postal-mime over format=raw) as the oracle.
 import { gmail } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
@@ -132,6 +133,101 @@ describe("parseGmailMessage", () => {
       }
       expect(isGmailError(thrown, "permanent"), JSON.stringify(bad)).toBe(true);
     }
+  });
+
+  it("reads text bodies as the UTF-8 Gmail serves, whatever charset the part declares (no double decoding)", () => {
+    // Gmail converts text/* body.data to UTF-8 and keeps the declared charset (windows-1252 rules
+    // for iso-8859-1): decoding those bytes as the declared charset again gives mojibake.
+    const cases: Array<[string, string]> = [
+      ["iso-8859-1", "Café – 10 € “quoted”"],
+      ["windows-1252", "Preis: 12,50 € … ‘Grüße’"],
+      ["iso-2022-jp", "会議の議事録をお送りします。"],
+      ["shift_jis", "よろしくお願いいたします"],
+      ["gbk", "请查收附件中的报告"],
+      ["koi8-r", "Здравствуйте, коллеги!"],
+    ];
+    for (const [charset, text] of cases) {
+      const p = parseGmailMessage({
+        id: "c1",
+        threadId: "c1",
+        payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", `text/plain; charset="${charset}"`)], body: { size: 99, data: b64(Buffer.from(text, "utf8")) } },
+      });
+      expect(p.bodyText, charset).toBe(text);
+    }
+  });
+
+  it("still decodes bytes that were passed through unconverted with their declared charset", () => {
+    // iconv-lite cannot encode ISO-2022-JP: its bytes are written out (会議の議事録).
+    const jis = Buffer.from("1b244232713544244e35443b764f3f1b2842", "hex");
+    for (const [charset, text, bytes] of [["iso-8859-1", "Café crème", iconv.encode("Café crème", "latin1")], ["iso-2022-jp", "会議の議事録", jis], ["koi8-r", "Здравствуйте", iconv.encode("Здравствуйте", "koi8-r")]] as const) {
+      const p = parseGmailMessage({
+        id: "c2",
+        threadId: "c2",
+        payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", `text/plain; charset=${charset}`)], body: { size: 9, data: b64(bytes) } },
+      });
+      expect(p.bodyText, charset).toBe(text);
+    }
+  });
+
+  it("an attached message is one attachment: its body and attachments are never the outer message's", () => {
+    const inner = {
+      partId: "1.0",
+      mimeType: "multipart/mixed",
+      filename: "",
+      headers: [h("From", "Inner <inner@example.com>"), h("Subject", "Original"), h("Content-Type", "multipart/mixed; boundary=i")],
+      body: { size: 0 },
+      parts: [
+        { partId: "1.0.0", mimeType: "text/plain", filename: "", headers: [h("Content-Type", "text/plain; charset=UTF-8")], body: { size: 14, data: b64("Inner body text") } },
+        { partId: "1.0.1", mimeType: "application/pdf", filename: "inner.pdf", headers: [h("Content-Type", "application/pdf")], body: { attachmentId: "ANGjdJinner", size: 900 } },
+      ],
+    };
+    const outer = (rfc822: Record<string, unknown>): GmailMessage => ({
+      id: "f1",
+      threadId: "f1",
+      payload: {
+        partId: "",
+        mimeType: "multipart/mixed",
+        filename: "",
+        headers: [h("Subject", "Fwd: Original")],
+        body: { size: 0 },
+        parts: [{ partId: "0", mimeType: "text/html", filename: "", headers: [h("Content-Type", "text/html; charset=UTF-8")], body: { size: 20, data: b64("<p>See below</p>") } }, rfc822],
+      },
+    });
+    const expanded = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "Original.eml", headers: [h("Content-Type", "message/rfc822")], body: { attachmentId: "ANGjdJeml", size: 2000 }, parts: [inner] }));
+    expect(expanded.bodyText).toBe("See below"); // the HTML-only outer body, not the forwarded text
+    expect(expanded.attachments).toHaveLength(1);
+    expect(expanded.attachments[0]).toMatchObject({ partId: "1", mimeType: "message/rfc822", filename: "Original.eml", attachmentId: "ANGjdJeml" });
+    // The same message with the rfc822 part served as a leaf (no parts).
+    const opaque = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "", headers: [h("Content-Type", "message/rfc822")], body: { attachmentId: "ANGjdJeml", size: 2000 } }));
+    expect(opaque.bodyText).toBe("See below");
+    expect(opaque.attachments.map((a) => a.partId)).toEqual(["1"]);
+    // Expanded without an attachmentId: the forwarded message is rebuilt from its parts.
+    const rebuilt = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "", headers: [h("Content-Type", "message/rfc822")], body: { size: 2000 }, parts: [inner] }));
+    expect(rebuilt.attachments).toHaveLength(1);
+    const eml = Buffer.from(rebuilt.attachments[0]!.inlineData ?? "", "base64url").toString("utf8");
+    expect(eml).toContain("Subject: Original");
+    expect(eml).toContain("Inner body text");
+  });
+
+  it("a nameless text body served by reference is the body (bodyRef), not an attachment", () => {
+    const p = parseGmailMessage({
+      id: "b1",
+      threadId: "b1",
+      payload: {
+        partId: "",
+        mimeType: "multipart/mixed",
+        filename: "",
+        headers: [],
+        body: { size: 0 },
+        parts: [
+          { partId: "0", mimeType: "text/html", filename: "", headers: [h("Content-Type", "text/html; charset=windows-1252")], body: { attachmentId: "ANGjdJbig", size: 3_000_000 } },
+          { partId: "1", mimeType: "text/plain", filename: "notes.txt", headers: [h("Content-Type", "text/plain"), h("Content-Disposition", "attachment; filename=notes.txt")], body: { attachmentId: "ANGjdJtxt", size: 10 } },
+        ],
+      },
+    });
+    expect(p.bodyText).toBeNull();
+    expect(p.bodyRef).toEqual({ partId: "0", attachmentId: "ANGjdJbig", charset: "windows-1252", html: true });
+    expect(p.attachments.map((a) => a.partId)).toEqual(["1"]);
   });
 
   it("an unknown charset falls back to UTF-8 instead of throwing", () => {
