@@ -232,12 +232,24 @@ function toRef(part: Part, ct: { type: string; charset: string | null }): Attach
     partId: typeof part.partId === "string" ? clean(part.partId) : "",
     filename: typeof part.filename === "string" && part.filename !== "" ? clean(decodeHeader(part.filename) ?? part.filename) : null,
     mimeType: ct.type,
-    charset: ct.charset,
+    charset: inlineCharset(part, ct.charset),
     contentId: cid ? clean(cid.trim().replace(/^<|>$/g, "")) : null,
     size: typeof size === "number" && Number.isFinite(size) ? size : 0,
     attachmentId: typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "" ? clean(part.body.attachmentId) : null,
     inlineData: typeof part.body?.data === "string" && part.body.data !== "" ? part.body.data : null,
   };
+}
+
+/** Inline text data came converted to UTF-8 like a body (attachments.get bytes stay as sent). */
+function inlineCharset(part: Part, declared: string | null): string | null {
+  const data = part.body?.data;
+  if (typeof data !== "string" || data === "" || !(typeof part.mimeType === "string" && part.mimeType.toLowerCase().startsWith("text/"))) return declared;
+  try {
+    utf8.decode(Buffer.from(data, "base64url"));
+    return "utf-8";
+  } catch {
+    return declared;
+  }
 }
 
 export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
