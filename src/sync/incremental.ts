@@ -56,14 +56,24 @@ export function netHistory(records: GmailHistory[]): NetChanges {
         net.deleted.set(id, hid);
       }
     }
+    // One change per message per record: a record may hold labelsAdded and labelsRemoved for the
+    // same message ("Move to", a thread operation — gmail-real-samples/history_list_thread_ops.json),
+    // and both must apply under the one history id (the row's history_id guard would skip a second).
+    const byMessage = new Map<string, { gmailId: string; historyId: string; added: string[]; removed: string[] }>();
+    const changeOf = (id: string) => {
+      let c = byMessage.get(id);
+      if (!c) byMessage.set(id, (c = { gmailId: id, historyId: hid, added: [], removed: [] }));
+      return c;
+    };
     for (const l of rec.labelsAdded ?? []) {
       const id = l.message?.id;
-      if (id) net.labels.push({ gmailId: id, historyId: hid, added: l.labelIds ?? [], removed: [] });
+      if (id) changeOf(id).added.push(...(l.labelIds ?? []));
     }
     for (const l of rec.labelsRemoved ?? []) {
       const id = l.message?.id;
-      if (id) net.labels.push({ gmailId: id, historyId: hid, added: [], removed: l.labelIds ?? [] });
+      if (id) changeOf(id).removed.push(...(l.labelIds ?? []));
     }
+    net.labels.push(...byMessage.values());
   }
   // A deleted message needs none of its label records. Added ones keep theirs: when the stored row
   // was already current (not re-fetched) they may still be newer; the history_id guard skips the
@@ -206,8 +216,9 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   if (net.added.size > 0) messageChangesTotal.inc({ kind: "added" }, net.added.size);
   if (r.deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, r.deleted);
   const labelAdds = net.labels.filter((l) => l.added.length > 0).length;
+  const labelRemoves = net.labels.filter((l) => l.removed.length > 0).length;
   if (labelAdds > 0) messageChangesTotal.inc({ kind: "label_added" }, labelAdds);
-  if (net.labels.length - labelAdds > 0) messageChangesTotal.inc({ kind: "label_removed" }, net.labels.length - labelAdds);
+  if (labelRemoves > 0) messageChangesTotal.inc({ kind: "label_removed" }, labelRemoves);
   if (r.parked > 0) deadLettersTotal.inc({ reason: "incremental_fetch" }, r.parked);
   return r;
 }

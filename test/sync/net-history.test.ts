@@ -35,6 +35,25 @@ describe("netHistory", () => {
     ]);
   });
 
+  it("merges a record's labelsAdded and labelsRemoved for one message into one change (Move to, thread operations)", () => {
+    // As Gmail writes them (gmail-real-samples/history_list_thread_ops.json): one record, every
+    // message of the thread, adds and removes together.
+    const net = netHistory([
+      {
+        id: "40",
+        messages: [msg("m1").message, msg("m2").message],
+        labelsAdded: [{ ...msg("m1"), labelIds: ["Label_7"] }, { ...msg("m2"), labelIds: ["Label_7"] }],
+        labelsRemoved: [{ ...msg("m1"), labelIds: ["INBOX"] }, { ...msg("m2"), labelIds: ["INBOX", "UNREAD"] }],
+      },
+      { id: "41", messages: [msg("m1").message] },
+    ]);
+    expect(net.labels).toEqual([
+      { gmailId: "m1", historyId: "40", added: ["Label_7"], removed: ["INBOX"] },
+      { gmailId: "m2", historyId: "40", added: ["Label_7"], removed: ["INBOX", "UNREAD"] },
+    ]);
+    expect(net.maxRecordId).toBe(41n);
+  });
+
   it("compares history ids as integers, not strings, beyond 2^53", () => {
     const net = netHistory([{ id: "18446744073709551610", messagesAdded: [msg("big")] }, { id: "9", messagesAdded: [msg("small")] }]);
     expect(net.maxRecordId).toBe(18446744073709551610n);
