@@ -179,7 +179,9 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
 /** The `scope` label of gmail_api_rate_limited_total for a rate_limited error. */
 export function rateLimitScope(err: GmailError): "user" | "project" | "concurrent" {
   if (/concurrent/i.test(err.message)) return "concurrent";
-  if (/per project|dailyLimit/i.test(err.message) || err.reason === "dailyLimitExceeded") return "project";
+  // "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service …" is the
+  // project's limit; "… 'Queries per minute per user' …" the user's (gmail-api-facts.md §7).
+  if (/per project|dailyLimit|'Queries per minute'(?! per user)/i.test(err.message) || err.reason === "dailyLimitExceeded") return "project";
   return "user";
 }
 

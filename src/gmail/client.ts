@@ -101,6 +101,13 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     return err;
   }
 
+  /** A whole-batch answer as a batch-level error: not_found/permanent of the POST are the endpoint's, retried as transient. */
+  function batchLevel(err: GmailError): GmailError {
+    if (err.kind !== "not_found" && err.kind !== "permanent") return err;
+    log.warn({ accountId, status: err.status, reason: err.reason }, "the batch endpoint itself failed; its parts are retried, none is taken as deleted");
+    return new GmailError("transient", `batch endpoint answered ${err.status ?? "an error"}: ${err.message.slice(0, 200)}`, { ...(err.status !== undefined ? { status: err.status } : {}), reason: "batchFailed", cause: err });
+  }
+
   function forceRefresh(): void {
     // The next request's header lookup sees an expiring token and refreshes it (emitting `tokens`).
     auth.setCredentials({ ...auth.credentials, expiry_date: 1 });
@@ -269,7 +276,9 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
         .map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <item-${i}>\r\n\r\n` + `GET ${p}\r\nAccept: application/json\r\n\r\n`)
         .join("") + `--${boundary}--\r\n`;
     const res = await auth.request<string>({
-      url: `${origin}/batch/gmail/v1`,
+      // The discovery document's batchPath ("batch"); the API-specific /batch/gmail/v1 is the
+      // guide's older form.
+      url: `${origin}/batch`,
       method: "POST",
       headers: { "Content-Type": `multipart/mixed; boundary=${boundary}` },
       data: body,
@@ -313,7 +322,10 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
           });
         } catch (raw) {
           // The whole batch failed (network, 5xx, 429, token refresh): every sub-request shares it.
-          const err = await failure(raw, "batch");
+          // Only a part's own 404 means that message is gone: a 404 (or any other answer that is
+          // not Gmail's) to the batch POST itself is the endpoint failing — an HTML page when a batch
+          // path is retired (Google did so in 2020) or a proxy — and must never read as deletions.
+          const err = batchLevel(await failure(raw, "batch"));
           if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
             refreshed = true;
             forceRefresh();

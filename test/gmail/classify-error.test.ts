@@ -77,6 +77,17 @@ describe("classifyGmailError", () => {
     expect(rateLimitScope(c)).toBe("concurrent");
   });
 
+  it("the per-minute quota forms: 403 'Queries per minute per user' is the user's, 'Queries per minute' the project's", async () => {
+    const text = (limit: string) => `Quota exceeded for quota metric 'Queries' and limit '${limit}' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.`;
+    const user = classifyGmailError(await gaxiosErrorFor(403, envelope(403, text("Queries per minute per user"), "rateLimitExceeded", "PERMISSION_DENIED", "usageLimits")));
+    expect(user.kind).toBe("rate_limited");
+    expect(user.retryAfterMs).toBeUndefined();
+    expect(rateLimitScope(user)).toBe("user");
+    const project = classifyGmailError(await gaxiosErrorFor(429, envelope(429, text("Queries per minute"), "rateLimitExceeded", "RESOURCE_EXHAUSTED", "usageLimits")));
+    expect(project.kind).toBe("rate_limited");
+    expect(rateLimitScope(project)).toBe("project");
+  });
+
   it("5xx → transient; 400 failedPrecondition → transient", async () => {
     expect(classifyGmailError(await gaxiosErrorFor(500, envelope(500, "Backend Error", "backendError", "INTERNAL"))).kind).toBe("transient");
     expect(classifyGmailError(await gaxiosErrorFor(503, envelope(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"))).kind).toBe("transient");
