@@ -14,7 +14,7 @@ import { RetryableMessagesError } from "./backfill.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { startRun } from "./resync.ts";
-import { fetchAndPrepare } from "./store-message.ts";
+import { fetchAndPrepare, type PreparedBatch } from "./store-message.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -177,6 +177,35 @@ export function sliceWindow(records: GmailHistory[], maxAdds: number): GmailHist
   return slices;
 }
 
+/**
+ * Waits before re-asking for a message this window added that answered 404: Gmail announces a new
+ * message (history, push) a moment before messages.get serves it (byeokim/gmailpush#10,
+ * openclaw/gogcli#379, which added a 3 s delay). Only such messages wait, so other pushes are not
+ * delayed; one still missing after these is a transient failure (ledger, cursor held), never a
+ * deletion — a real deletion shows as messagesDeleted in a later window.
+ */
+const ADDED_NOT_FOUND_RETRY_MS = [250, 750, 1500];
+
+async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, prepared: PreparedBatch): Promise<void> {
+  const missing = () => prepared.gone.filter((id) => net.added.has(id));
+  for (const delay of ADDED_NOT_FOUND_RETRY_MS) {
+    const ids = missing();
+    if (ids.length === 0 || prepared.abort !== undefined) break;
+    await new Promise((r) => setTimeout(r, delay));
+    const again = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log: deps.log }, ids);
+    const asked = new Set(ids);
+    prepared.gone = [...prepared.gone.filter((id) => !asked.has(id)), ...again.gone];
+    prepared.records.push(...again.records);
+    prepared.failed.push(...again.failed);
+    prepared.abort ??= again.abort;
+  }
+  const still = new Set(missing());
+  if (still.size === 0) return;
+  prepared.gone = prepared.gone.filter((id) => !still.has(id));
+  for (const id of still) prepared.failed.push({ id, kind: "transient", reason: "not_found_after_add", detail: "added in history but messages.get answers 404" });
+  deps.log.info({ accountId, count: still.size }, "messages added in history still answer 404: held for the next run, not deleted");
+}
+
 /** Fetches what a slice added and commits the slice's changes with its cursor (unless blocked). */
 async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string) {
   const { db, log } = deps;
@@ -189,6 +218,7 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   const known = await knownIds(db, accountId, relabelled);
   const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
+  await retryAddedButMissing(deps, gmail, accountId, net, prepared);
 
   const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {
