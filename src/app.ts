@@ -10,6 +10,7 @@ import { createDb, type Db } from "./db/database.ts";
 import { sweepOrphanTempFiles } from "./attachments/temp-files.ts";
 import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
+import { createInFlightLimiter } from "./gmail/in-flight.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "./gmail/quota.ts";
 import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, type IncrementalJob, type Queues } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -56,12 +57,13 @@ export function createApp(config: Config, deps: { log: Logger }): App {
     unitsPerSecond: config.GMAIL_QUOTA_UNITS_PER_SECOND,
     projectUnitsPerMinute: config.GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE,
   });
+  const inFlight = createInFlightLimiter(redis, { prefix: config.QUEUE_PREFIX, cap: config.GMAIL_MAX_IN_FLIGHT });
   const queues = createQueues(redis, config.QUEUE_PREFIX);
 
   let factory: GmailFactory | undefined;
   const gmailFactory: GmailFactory = (account) => {
     if (keyRing === null) throw new Error("TOKEN_ENCRYPTION_KEY is not set: it is needed to read the stored Gmail tokens");
-    factory ??= createGmailFactory({ db, redis, config, keyRing, quota, log });
+    factory ??= createGmailFactory({ db, redis, config, keyRing, quota, inFlight, log });
     return factory(account);
   };
 

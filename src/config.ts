@@ -70,6 +70,8 @@ const schema = z.object({
   GOOGLE_OAUTH_REDIRECT_URI: httpUrl.default("http://127.0.0.1:9464/oauth2/callback"),
   GMAIL_QUOTA_UNITS_PER_SECOND: int(1).default(250),
   GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: int(1).default(1_200_000),
+  // Gmail refuses more than ~10 concurrent requests per user, batch parts included.
+  GMAIL_MAX_IN_FLIGHT: int(1, 100).default(10),
 
   PUBSUB_TOPIC: z.string().optional(),
   PUBSUB_AUDIENCE: z.string().optional(),

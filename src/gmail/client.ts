@@ -24,6 +24,7 @@ import {
 } from "../metrics.ts";
 import { classifyGmailError, isTokenEndpointError, rateLimitScope, statusCodeLabel } from "./classify-error.ts";
 import type { FetchedMessage, FetchedThread, GmailMessage, GmailPort, HistoryPage, ListHistoryOptions, ListMessagesOptions, ListMessagesPage, Profile, WatchRequest } from "./port.ts";
+import type { InFlightLimiter } from "./in-flight.ts";
 import { QUOTA_COST, type QuotaGovernor } from "./quota.ts";
 import { DEFAULT_RETRY, retryDelay, retryReason, sleep, withRetry, type RetryPolicy } from "./retry.ts";
 
@@ -31,6 +32,8 @@ export interface GmailPortDeps {
   auth: OAuth2Client;
   accountId: number;
   quota: QuotaGovernor;
+  /** Per-account cap on requests in flight (batch parts count one each), shared across processes; omitted: no cap. */
+  inFlight?: InFlightLimiter;
   rootUrl: string;
   log: Logger;
   fetchStrategy?: "batch" | "parallel";
@@ -58,6 +61,11 @@ export interface GmailPortDeps {
 export const DEFAULT_FETCH_STRATEGY: "batch" | "parallel" = "batch";
 export const DEFAULT_BATCH_SIZE = 25;
 
+/** Our own in-flight cap gave up waiting: not an answer from Gmail, so nothing to count or penalise. */
+function isLocalWait(err: unknown): err is GmailError {
+  return isGmailError(err, "rate_limited") && err.reason === "localConcurrency";
+}
+
 function cost(method: string): number {
   const c = QUOTA_COST[method];
   if (c === undefined) throw new Error(`no documented quota cost for ${method}`);
@@ -68,13 +76,17 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
   const { auth, accountId, quota, log } = deps;
   const policy: RetryPolicy = { ...DEFAULT_RETRY, ...deps.retry };
   const strategy = deps.fetchStrategy ?? DEFAULT_FETCH_STRATEGY;
-  const batchSize = Math.min(100, Math.max(1, deps.batchSize ?? DEFAULT_BATCH_SIZE));
+  // Gmail answers a batch's parts in parallel and counts each toward the user's concurrency cap:
+  // a batch larger than the cap would have its tail refused with "Too many concurrent requests".
+  const batchSize = Math.min(100, deps.inFlight?.cap ?? 100, Math.max(1, deps.batchSize ?? DEFAULT_BATCH_SIZE));
   const concurrency = Math.max(1, deps.concurrency ?? (strategy === "batch" ? 2 : 10));
   const api = gmail({ version: "v1", auth, rootUrl: deps.rootUrl, retry: false });
   const origin = new URL(deps.rootUrl).origin;
   const tokenUrl = String(auth.endpoints?.oauth2TokenUrl ?? "");
   const fetchQuotaWaitMs = deps.fetchQuotaWaitMs ?? 10_000;
   let revoked: GmailError | undefined;
+  /** Runs one HTTP request holding `permits` of the account's in-flight cap. */
+  const inFlight = <T>(permits: number, maxWaitMs: number, fn: () => Promise<T>): Promise<T> => (deps.inFlight ? deps.inFlight.run(accountId, permits, fn, { maxWaitMs }) : fn());
 
   async function authRevoked(err: GmailError): Promise<never> {
     if (!revoked) {
@@ -125,10 +137,11 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
           apiQuotaUnitsTotal.inc({ method }, units);
           const end = apiRequestDurationSeconds.startTimer({ method });
           try {
-            const res = await fn();
+            const res = await inFlight(1, quotaWaitMs, fn);
             apiRequestsTotal.inc({ method, code: "2xx" });
             return res.data;
           } catch (raw) {
+            if (isLocalWait(raw)) throw raw; // our own cap, not Gmail's answer: no penalty
             const err = await failure(raw, method);
             if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
               refreshed = true; // an access token rejected before its expiry: refresh once, then believe it
@@ -306,7 +319,8 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
         const end = apiRequestDurationSeconds.startTimer({ method: "batch" });
         let answers: Array<{ id: string; err?: GmailError; value?: T }>;
         try {
-          const subs = await sendBatch(pending.map(spec.path));
+          const paths = pending.map(spec.path);
+          const subs = await inFlight(paths.length, fetchQuotaWaitMs, () => sendBatch(paths));
           answers = pending.map((id, i) => {
             const sub = subs[i];
             if (sub && sub.status >= 200 && sub.status < 300) {
@@ -325,6 +339,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
           // Only a part's own 404 means that message is gone: a 404 (or any other answer that is
           // not Gmail's) to the batch POST itself is the endpoint failing — an HTML page when a batch
           // path is retired (Google did so in 2020) or a proxy — and must never read as deletions.
+          if (isLocalWait(raw)) throw raw;
           const err = batchLevel(await failure(raw, "batch"));
           if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
             refreshed = true;

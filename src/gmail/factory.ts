@@ -18,6 +18,7 @@ import { classifyGmailError } from "./classify-error.ts";
 import { createGmailPort, DEFAULT_BATCH_SIZE } from "./client.ts";
 import { createOAuthClient, hasSufficientScope } from "./oauth.ts";
 import type { AccountRef, GmailFactory } from "./port.ts";
+import type { InFlightLimiter } from "./in-flight.ts";
 import { QUOTA_COST, type QuotaGovernor } from "./quota.ts";
 
 export interface GmailFactoryDeps {
@@ -27,6 +28,7 @@ export interface GmailFactoryDeps {
   keyRing: KeyRing;
   log: Logger;
   quota: QuotaGovernor;
+  inFlight?: InFlightLimiter;
   fetchStrategy?: "batch" | "parallel";
   concurrency?: number;
 }
@@ -110,6 +112,7 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
       auth,
       accountId: row.id,
       quota: deps.quota,
+      ...(deps.inFlight ? { inFlight: deps.inFlight } : {}),
       rootUrl: config.GMAIL_API_ROOT_URL,
       log,
       // (the client already counted a failed refresh in gmail_sync_token_refreshes_total)
