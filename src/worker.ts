@@ -110,6 +110,29 @@ async function delay(job: Job, token: string | undefined, ms: number): Promise<n
   throw new DelayedError();
 }
 
+const parksKey = (prefix: string, accountId: number) => `${prefix}:parks:acct:${accountId}`;
+
+/**
+ * How long to park a rate-limited job. Gmail's own retry time when it gave one; otherwise (429
+ * "Resource has been exhausted", 403 "Queries per minute per user" — gmail-real-samples fact 13)
+ * an exponential backoff over the account's consecutive parks (1 s, 2 s, 4 s … up to 15 min), since
+ * a per-minute window may stay closed for up to a minute and retrying every second only extends
+ * the overuse. Any completed job of the account resets the count. (Our own governor's waits never
+ * come here: they are pacing, with an exact delay.)
+ */
+async function rateLimitDelay(deps: WorkerDeps, accountId: number, retryAfterMs: number | undefined): Promise<number> {
+  const key = parksKey(deps.prefix, accountId);
+  const parks = await deps.redis
+    .multi()
+    .incr(key)
+    .expire(key, 3600)
+    .exec()
+    .then((r) => Number(r?.[0]?.[1] ?? 1))
+    .catch(() => 1);
+  const backoff = 1_000 * 2 ** Math.min(20, Math.max(0, parks - 1));
+  return Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, retryAfterMs ?? backoff));
+}
+
 function accountIdOf(job: Job): number {
   return Number((job.data as { accountId?: unknown }).accountId);
 }
@@ -124,6 +147,7 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
   try {
     const result = await run();
     end({ outcome: "completed" });
+    await deps.redis.del(parksKey(deps.prefix, accountId)).catch(() => 0);
     await deps.db
       .updateTable("sync_state")
       .set({ throttled_until: null, last_error: null, last_error_kind: null })
@@ -142,7 +166,9 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
     }
     if (isGmailError(err, "rate_limited")) {
       end({ outcome: "rate_limited" });
-      const waitMs = Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, err.retryAfterMs ?? 1_000));
+      const local = err.reason === "localQuota" || err.reason === "localConcurrency";
+      // Our own governor's waits are pacing, not refusals: they keep their short, exact delay.
+      const waitMs = local ? Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, err.retryAfterMs ?? 1_000)) : await rateLimitDelay(deps, accountId, err.retryAfterMs);
       syncErrorsTotal.inc({ error_type: "rate_limit" });
       quotaDelayedJobsTotal.inc({ queue });
       await setThrottledUntil(deps.db, accountId, new Date(Date.now() + waitMs)).catch(() => {});
