@@ -3,7 +3,7 @@
 // emulator the same way.
 import type { FastifyInstance } from "fastify";
 import { attachmentsOf } from "./format.ts";
-import type { Mailbox } from "./mailbox.ts";
+import type { Mailbox, StoredMessage } from "./mailbox.ts";
 import { DEFAULT_SETTINGS, type EmulatorState, type Settings } from "./state.ts";
 import type { EmulatorStats } from "./stats.ts";
 
@@ -23,10 +23,23 @@ export interface MailboxSnapshot {
 
 export type SettingsUpdate = Partial<Settings>;
 
+/** One label change for many messages: pick them by `ids`, by `labelIds` (messages having all of them) or `all`. */
+export interface BulkLabelChange {
+  add?: string[];
+  remove?: string[];
+  ids?: string[];
+  labelIds?: string[];
+  all?: boolean;
+}
+
 export interface EmulatorControl {
   deliver(email: string, msg?: DeliverRequest): Promise<{ id: string; threadId: string; historyId: string }>;
   deleteMessage(email: string, id: string): Promise<void>;
   modifyLabels(email: string, id: string, change: { add?: string[]; remove?: string[] }): Promise<void>;
+  /** Applies one label change to many messages at once (a bulk "mark all read"); history records cover up to 1000 messages each. */
+  bulkModifyLabels(email: string, change: BulkLabelChange): Promise<{ historyId: string; changed: number }>;
+  /** Saves a draft again as Gmail does: a new message id (same thread, DRAFT kept) is added and the old one deleted. `raw` replaces the content (default: unchanged). */
+  editDraft(email: string, id: string, raw?: Buffer | string): Promise<{ id: string; threadId: string; historyId: string }>;
   /** messages.get of this id (plain or in a batch) answers `status` (Gmail's envelope; 500 = backendError), `times` times or always; status 0 clears. */
   failMessage(email: string, id: string, opts: { status: number; times?: number }): Promise<void>;
   expireHistory(email: string): Promise<void>;
@@ -76,6 +89,38 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     const mb = mailboxOf(email);
     if (!mb || !mb.modifyLabels(id, body.add ?? [], body.remove ?? [])) return reply.code(404).send(notFound);
     return { historyId: String(mb.historyId) };
+  });
+
+  app.post("/emulator/users/:email/labels/bulk", async (req, reply) => {
+    const mb = mailboxOf((req.params as { email: string }).email);
+    if (!mb) return reply.code(404).send(notFound);
+    const body = (req.body ?? {}) as BulkLabelChange;
+    const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((x) => typeof x === "string"));
+    if (!strings(body.add) || !strings(body.remove) || !strings(body.ids) || !strings(body.labelIds)) return reply.code(400).send({ error: "add, remove, ids and labelIds must be lists of strings" });
+    const pickers = [body.ids !== undefined, body.labelIds !== undefined, body.all === true].filter(Boolean).length;
+    if (pickers !== 1) return reply.code(400).send({ error: "give exactly one of ids, labelIds or all: true" });
+    let targets: Iterable<StoredMessage>;
+    if (body.ids !== undefined) {
+      targets = body.ids.map((id) => mb.messages.get(id.toLowerCase().padStart(16, "0"))).filter((m): m is StoredMessage => m !== undefined);
+    } else if (body.labelIds !== undefined) {
+      const wanted = body.labelIds.map((l) => mb.findLabel(l)?.id ?? `\u0000${l}`);
+      targets = mb.sortedMessages().filter((m) => wanted.every((l) => m.labelIds.has(l)));
+    } else targets = mb.sortedMessages();
+    const changed = mb.bulkModify(targets, body.add ?? [], body.remove ?? []);
+    return { historyId: String(mb.historyId), changed };
+  });
+
+  app.post("/emulator/users/:email/drafts/:id/edit", async (req, reply) => {
+    const { email, id } = req.params as { email: string; id: string };
+    const mb = mailboxOf(email);
+    if (!mb) return reply.code(404).send(notFound);
+    const body = (req.body ?? {}) as { raw?: unknown };
+    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
+    const old = mb.messages.get(id.toLowerCase().padStart(16, "0"));
+    if (!old) return reply.code(404).send(notFound);
+    const msg = mb.replaceDraft(old.id, body.raw !== undefined ? Buffer.from(body.raw as string, "base64url") : undefined, Date.now());
+    if (!msg) return reply.code(400).send({ error: "that message is not a draft (no DRAFT label)" });
+    return { id: msg.id, threadId: msg.threadId, historyId: String(msg.historyId) };
   });
 
   app.post("/emulator/users/:email/messages/:id/fail", async (req, reply) => {
@@ -190,6 +235,8 @@ export function createControlClient(controlUrl: string): EmulatorControl {
       call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}), ...(msg.attachments !== undefined ? { attachments: msg.attachments } : {}) }),
     deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
     modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
+    bulkModifyLabels: (email, change) => call("POST", `${user(email)}/labels/bulk`, change),
+    editDraft: (email, id, raw) => call("POST", `${user(email)}/drafts/${encodeURIComponent(id)}/edit`, raw !== undefined ? { raw: Buffer.isBuffer(raw) ? raw.toString("base64url") : raw } : {}),
     failMessage: async (email, id, opts) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/fail`, opts)),
     expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),
     revoke: async (email) => void (await call("POST", `${user(email)}/revoke`, {})),

@@ -5,9 +5,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError, errors } from "./errors.ts";
 import { attachmentsOf, base64urlPadded, fullMessageJsonText, messageJson, messageSummary, partBytes, RawJson, type MessageFormat } from "./format.ts";
-import type { HistoryRecord, HistoryType, Mailbox, StoredMessage } from "./mailbox.ts";
+import { HISTORY_TYPES, historyPage } from "./history-list.ts";
+import { HIDDEN_SYSTEM_LABELS, type HistoryType, type LabelDef, type Mailbox, type StoredMessage } from "./mailbox.ts";
 import { GMAIL_SCOPES, type AccessSession } from "./oauth.ts";
-import { compileQuery } from "./query.ts";
+import { compileQuery, resultSizeEstimate } from "./query.ts";
 import { METHOD_COST } from "./quota.ts";
 import type { EmulatorState } from "./state.ts";
 
@@ -162,7 +163,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   }));
 
   route("GET", "/labels", "gmail.users.labels.list", [...READ_SCOPES, GMAIL_SCOPES.labels], ({ mailbox }) => ({
-    labels: [...mailbox.labels.values()].map((l) => (l.type === "user" ? { id: l.id, name: l.name, messageListVisibility: "show", labelListVisibility: "labelShow", type: l.type } : { id: l.id, name: l.name, type: l.type })),
+    labels: [...mailbox.labels.values()].map(labelJson),
   }));
 
   route("GET", "/labels/:id", "gmail.users.labels.get", [...READ_SCOPES, GMAIL_SCOPES.labels], ({ mailbox, params }) => {
@@ -172,10 +173,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const threads = new Set(msgs.map((m) => m.threadId));
     const unreadThreads = new Set(msgs.filter((m) => m.labelIds.has("UNREAD")).map((m) => m.threadId));
     return {
-      id: l.id,
-      name: l.name,
-      ...(l.type === "user" ? { messageListVisibility: "show", labelListVisibility: "labelShow" } : {}),
-      type: l.type,
+      ...labelJson(l),
       messagesTotal: msgs.length,
       messagesUnread: msgs.filter((m) => m.labelIds.has("UNREAD")).length,
       threadsTotal: threads.size,
@@ -199,7 +197,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     if (page.length > 0) out.messages = page.map((m) => ({ id: m.id, threadId: m.threadId }));
     const last = page[page.length - 1];
     if (last && start + limit < all.length) out.nextPageToken = encodeToken(`${last.internalDate}:${last.id}`);
-    out.resultSizeEstimate = all.length;
+    out.resultSizeEstimate = settings.approximateResultSizeEstimate ? resultSizeEstimate(all.length, start, limit, one(ctx.query.q)) : all.length;
     return out;
   });
 
@@ -222,12 +220,64 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     return { size: data.length, data: base64urlPadded(data) };
   });
 
+  /** A modify request's label lists, checked as Gmail checks them (an unknown label, SENT or DRAFT cannot be added). */
+  const labelChange = (ctx: Ctx): { add: string[]; remove: string[] } => {
+    const body = (ctx.body ?? {}) as { addLabelIds?: unknown; removeLabelIds?: unknown };
+    const list = (v: unknown, field: string): string[] => {
+      if (v === undefined || v === null) return [];
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw errors.badRequest(`Invalid value at '${field}'`, field);
+      return v as string[];
+    };
+    const add = list(body.addLabelIds, "add_label_ids");
+    for (const l of add) if (!ctx.mailbox.labels.has(l) || l === "SENT" || l === "DRAFT") throw errors.badRequest(`Invalid label: ${l}`);
+    return { add, remove: list(body.removeLabelIds, "remove_label_ids") };
+  };
+
+  /** The Message Gmail returns from modify and untrash: no payload (messages_modify_response.json, messages_untrash_response.json). */
+  const changedMessageJson = (mailbox: Mailbox, m: StoredMessage): Record<string, unknown> => ({
+    id: m.id,
+    threadId: m.threadId,
+    ...(m.labelIds.size > 0 ? { labelIds: [...m.labelIds] } : {}),
+    snippet: messageSummary(mailbox, m, state.attachmentIds).snippet,
+    sizeEstimate: m.raw.length,
+    historyId: String(m.historyId),
+    internalDate: String(m.internalDate),
+  });
+
+  /** The short form trash answers with: id, threadId, labelIds (messages_trash_response.json, threads_trash_response.json). */
+  const trashedMessageJson = (m: StoredMessage): Record<string, unknown> => ({ id: m.id, threadId: m.threadId, ...(m.labelIds.size > 0 ? { labelIds: [...m.labelIds] } : {}) });
+
   route("POST", "/messages/:id/modify", "gmail.users.messages.modify", WRITE_SCOPES, (ctx) => {
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
-    const body = (ctx.body ?? {}) as { addLabelIds?: string[]; removeLabelIds?: string[] };
-    for (const l of body.addLabelIds ?? []) if (!ctx.mailbox.labels.has(l) || l === "SENT" || l === "DRAFT") throw errors.badRequest(`Invalid label: ${l}`);
-    ctx.mailbox.modifyLabels(msg.id, body.addLabelIds ?? [], body.removeLabelIds ?? []);
-    return messageJson(ctx.mailbox, msg, "minimal", state.attachmentIds);
+    const { add, remove } = labelChange(ctx);
+    ctx.mailbox.modify([msg], add, remove);
+    return changedMessageJson(ctx.mailbox, msg);
+  });
+
+  route("POST", "/messages/:id/trash", "gmail.users.messages.trash", WRITE_SCOPES, (ctx) => {
+    const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    ctx.mailbox.trash([msg]);
+    return trashedMessageJson(msg);
+  });
+
+  route("POST", "/messages/:id/untrash", "gmail.users.messages.untrash", WRITE_SCOPES, (ctx) => {
+    const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    ctx.mailbox.untrash([msg]);
+    return changedMessageJson(ctx.mailbox, msg);
+  });
+
+  route("POST", "/messages/batchModify", "gmail.users.messages.batchModify", WRITE_SCOPES, (ctx) => {
+    const body = (ctx.body ?? {}) as { ids?: unknown };
+    if (!Array.isArray(body.ids) || body.ids.length === 0 || body.ids.some((x) => typeof x !== "string")) throw errors.badRequest("ids: at least one message id is required", "ids");
+    // The discovery document: "There is a limit of 1000 ids per request."
+    if (body.ids.length > 1000) throw errors.badRequest(`Too many ids: ${body.ids.length}, limit 1000`, "ids");
+    const { add, remove } = labelChange(ctx);
+    // Malformed ids are refused; well-formed ids of no message are skipped (as a bulk change would).
+    const ids = [...new Set((body.ids as string[]).map(normalizeId))];
+    const msgs = ids.map((id) => ctx.mailbox.messages.get(id)).filter((m): m is StoredMessage => m !== undefined);
+    // One record for the whole request, like a thread operation.
+    ctx.mailbox.modify(msgs, add, remove);
+    return undefined;
   });
 
   route("DELETE", "/messages/:id", "gmail.users.messages.delete", [GMAIL_SCOPES.full], (ctx) => {
@@ -248,20 +298,20 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const out: Record<string, unknown> = {};
     if (page.length > 0) {
       out.threads = page.map((t) => {
-        const members = threadMessages(ctx.mailbox, t);
+        const members = ctx.mailbox.threadMessages(t);
         const newest = members[members.length - 1] as StoredMessage;
         return { id: t, snippet: messageSummary(ctx.mailbox, newest, state.attachmentIds).snippet, historyId: String(Math.max(...members.map((m) => m.historyId))) };
       });
     }
     if (start + limit < order.length) out.nextPageToken = encodeToken(page[page.length - 1] as string);
-    out.resultSizeEstimate = order.length;
+    out.resultSizeEstimate = settings.approximateResultSizeEstimate ? resultSizeEstimate(order.length, start, limit, one(ctx.query.q)) : order.length;
     return out;
   });
 
   route("GET", "/threads/:id", "gmail.users.threads.get", READ_SCOPES, (ctx) => {
     const format = readFormat(ctx, ["minimal", "metadata", "full"]);
     const id = normalizeId(ctx.params.id as string);
-    const members = threadMessages(ctx.mailbox, id);
+    const members = ctx.mailbox.threadMessages(id);
     if (members.length === 0) throw errors.notFound();
     // A message that cannot be served cannot be served inside its thread either.
     for (const m of members) {
@@ -275,6 +325,42 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     };
   });
 
+  const getThread = (ctx: Ctx): { id: string; members: StoredMessage[] } => {
+    const id = normalizeId(ctx.params.id as string);
+    const members = ctx.mailbox.threadMessages(id);
+    if (members.length === 0) throw errors.notFound();
+    return { id, members };
+  };
+
+  /** threads.modify / threads.untrash answer: the thread with its messages as modify shows them (threads_modify_response.json). */
+  const changedThreadJson = (mailbox: Mailbox, id: string, members: StoredMessage[]): Record<string, unknown> => ({
+    id,
+    historyId: String(Math.max(...members.map((m) => m.historyId))),
+    messages: members.map((m) => changedMessageJson(mailbox, m)),
+  });
+
+  // Thread operations change every message of the thread in one record per step (history_list_thread_ops.json).
+  route("POST", "/threads/:id/modify", "gmail.users.threads.modify", WRITE_SCOPES, (ctx) => {
+    const { id, members } = getThread(ctx);
+    const { add, remove } = labelChange(ctx);
+    ctx.mailbox.modify(members, add, remove);
+    return changedThreadJson(ctx.mailbox, id, members);
+  });
+
+  route("POST", "/threads/:id/trash", "gmail.users.threads.trash", WRITE_SCOPES, (ctx) => {
+    const { id, members } = getThread(ctx);
+    ctx.mailbox.trash(members);
+    // No historyId, short messages (threads_trash_response.json).
+    return { id, messages: members.map(trashedMessageJson) };
+  });
+
+  route("POST", "/threads/:id/untrash", "gmail.users.threads.untrash", WRITE_SCOPES, (ctx) => {
+    const { id, members } = getThread(ctx);
+    ctx.mailbox.untrash(members);
+    // Not recorded; shaped like messages.untrash's longer answer (messages_untrash_response.json).
+    return changedThreadJson(ctx.mailbox, id, members);
+  });
+
   route("GET", "/history", "gmail.users.history.list", READ_SCOPES, (ctx) => {
     const { mailbox } = ctx;
     const startRaw = one(ctx.query.startHistoryId);
@@ -282,30 +368,15 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const start = Number(startRaw);
     if (start < mailbox.prune()) throw errors.notFound();
     const types = new Set(many(ctx.query.historyTypes) as HistoryType[]);
-    for (const t of types) if (!["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"].includes(t)) throw errors.badRequest(`Invalid value at 'history_types' (${t})`, "historyTypes");
+    for (const t of types) if (!HISTORY_TYPES.includes(t)) throw errors.badRequest(`Invalid value at 'history_types' (${t})`, "historyTypes");
     const labelId = one(ctx.query.labelId);
     const limit = maxResults(ctx.query.maxResults, 100);
     const cursor = decodeToken(one(ctx.query.pageToken));
     const after = cursor !== undefined ? Math.max(start, Number(cursor)) : start;
-    const records = mailbox.history;
-    let lo = 0;
-    let hi = records.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((records[mid] as HistoryRecord).id <= after) lo = mid + 1;
-      else hi = mid;
-    }
-    const page: HistoryRecord[] = [];
-    let i = lo;
-    for (; i < records.length && page.length < limit; i++) {
-      const r = records[i] as HistoryRecord;
-      if (types.size > 0 && !types.has(r.type)) continue;
-      if (labelId !== undefined && !r.message.labelIds.includes(labelId) && !(r.changedLabels ?? []).includes(labelId)) continue;
-      page.push(r);
-    }
+    const page = historyPage(mailbox, after, limit, { types, labelId });
     const out: Record<string, unknown> = {};
-    if (page.length > 0) out.history = page.map(historyJson);
-    if (i < records.length && page.length > 0) out.nextPageToken = encodeToken(String((page[page.length - 1] as HistoryRecord).id));
+    if (page.history.length > 0) out.history = page.history;
+    if (page.continueAfter !== undefined) out.nextPageToken = encodeToken(String(page.continueAfter));
     out.historyId = String(mailbox.historyId);
     return out;
   });
@@ -326,19 +397,9 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   });
 }
 
-function threadMessages(mailbox: Mailbox, threadId: string): StoredMessage[] {
-  const ids = mailbox.threads.get(threadId);
-  if (!ids) return [];
-  return [...ids].map((id) => mailbox.messages.get(id) as StoredMessage).sort((a, b) => a.internalDate - b.internalDate || (a.id < b.id ? -1 : 1));
-}
-
-function historyJson(r: HistoryRecord): Record<string, unknown> {
-  const message: Record<string, unknown> = { id: r.message.id, threadId: r.message.threadId };
-  if (r.message.labelIds.length > 0) message.labelIds = r.message.labelIds;
-  const out: Record<string, unknown> = { id: String(r.id), messages: [{ id: r.message.id, threadId: r.message.threadId }] };
-  if (r.type === "messageAdded") out.messagesAdded = [{ message }];
-  else if (r.type === "messageDeleted") out.messagesDeleted = [{ message }];
-  else if (r.type === "labelAdded") out.labelsAdded = [{ message, labelIds: r.changedLabels }];
-  else out.labelsRemoved = [{ message, labelIds: r.changedLabels }];
-  return out;
+/** A label as labels.list/get show it: hidden system labels and user labels carry visibility fields (labels_list.json, labels_get_INBOX.json). */
+function labelJson(l: LabelDef): Record<string, unknown> {
+  if (l.type === "user") return { id: l.id, name: l.name, messageListVisibility: "show", labelListVisibility: "labelShow", type: l.type };
+  if (HIDDEN_SYSTEM_LABELS.has(l.id)) return { id: l.id, name: l.name, messageListVisibility: "hide", labelListVisibility: "labelHide", type: l.type };
+  return { id: l.id, name: l.name, type: l.type };
 }

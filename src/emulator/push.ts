@@ -4,7 +4,7 @@
 // latest id), POSTed as Pub/Sub's push envelope with an RS256 OIDC token in Authorization.
 // Non-2xx answers are redelivered with exponential backoff; drop/duplicate/delay rates simulate
 // Pub/Sub's at-least-once, best-effort delivery.
-import type { HistoryRecord, Mailbox } from "./mailbox.ts";
+import { recordLabels, type HistoryRecord, type Mailbox } from "./mailbox.ts";
 import type { SigningKey } from "./keys.ts";
 import type { Random } from "./random.ts";
 import type { Settings } from "./state.ts";
@@ -146,9 +146,12 @@ export function createPushService(deps: PushDeps): PushService {
     else u.timer = later(wait, fire);
   };
 
-  const matchesFilter = (w: WatchSpec, record: HistoryRecord) => {
+  const matchesFilter = (w: WatchSpec, mailbox: Mailbox, record: HistoryRecord) => {
     if (w.labelIds.length === 0) return true;
-    const labels = new Set([...record.message.labelIds, ...(record.changedLabels ?? [])]);
+    // A record matches when any of its entries names a label of the filter (after the change, or
+    // as the change). A record holding only `messages` is judged by those messages' current labels.
+    const labels = recordLabels(record);
+    if (labels.size === 0) for (const m of record.messages) for (const l of mailbox.messages.get(m.id)?.labelIds ?? []) labels.add(l);
     const hit = w.labelIds.some((l) => labels.has(l));
     return w.behavior === "include" ? hit : !hit;
   };
@@ -168,7 +171,7 @@ export function createPushService(deps: PushDeps): PushService {
     },
     onChange(mailbox, record) {
       const w = users.get(mailbox.email)?.watch;
-      if (!w || w.expiration <= Date.now() || !matchesFilter(w, record)) return;
+      if (!w || w.expiration <= Date.now() || !matchesFilter(w, mailbox, record)) return;
       schedule(mailbox);
     },
     async close() {

@@ -106,3 +106,17 @@ export function compileQuery(mailbox: Mailbox, q: string | undefined, hasAttachm
   filter.mentionsSpamTrash = mentionsSpamTrash;
   return filter;
 }
+
+/**
+ * Gmail's resultSizeEstimate is an estimate, not a count: 201 for a 782-message mailbox listed 5
+ * at a time (gmail-real-samples/messages_list_max5.json), 201 for every non-empty q whatever the
+ * true count (3–21) (openclaw/gogcli#983/#984, gmail-api-facts.md), yet exact (7) for a small
+ * listing without q that fits one page (messages_list_7.json), and 0 for no match. Deterministic:
+ * exact when nothing matches or when an unqueried listing ends on this page; otherwise 201 past
+ * the page's start. A client that takes it for a count is wrong for anything bigger.
+ */
+export function resultSizeEstimate(total: number, start: number, limit: number, q: string | undefined): number {
+  if (total === 0) return 0;
+  if ((q === undefined || q.trim() === "") && start + limit >= total) return total;
+  return start + 201;
+}

@@ -99,7 +99,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const source = await loadMessageSource(seed);
   const mailboxes = new Map<string, Mailbox>();
   for (const [i, email] of accounts.entries()) {
-    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs);
+    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs, { settings, threadIdsAreMessageIds: opts.threadIdsAreMessageIds ?? false });
     mailboxes.set(email, mb);
     for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {

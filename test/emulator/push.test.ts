@@ -140,7 +140,8 @@ describe("push", () => {
   });
 
   it("drops and duplicates at the configured rates", async () => {
-    const { emu } = await watched({ pushDuplicateRate: 1 });
+    // One record per delivery, so one notification to drop (a record holding only `messages` would add one).
+    const { emu } = await watched({ pushDuplicateRate: 1, historyMessagesOnlyRate: 0 });
     await until(() => received.length === 2);
     expect((received[1] as Received).body.message.messageId).toBe((received[0] as Received).body.message.messageId);
     await emu.control.updateSettings({ pushDuplicateRate: 0, pushDropRate: 1 });
