@@ -109,7 +109,8 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     await migrator.destroy();
   }
 
-  // 2. The emulator, at Gmail's per-user quota, pushing to our server.
+  // 2. The emulator with Gmail's behaviour as it is (per-minute quota, concurrency cap, legacy
+  // charsets, forwarded messages, drafts, thread-wide history, post-push 404s…), pushing to our server.
   const port = await freePort(base.HTTP_PORT);
   const serverUrl = `http://127.0.0.1:${port}`;
   const pushUrl = `${serverUrl}/pubsub/push`;
@@ -117,11 +118,10 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     accounts: ACCOUNTS,
     messages: opts.messages,
     seed: opts.seed,
-    quotaUnitsPerSecond: base.GMAIL_QUOTA_UNITS_PER_SECOND,
     pushEndpoint: pushUrl,
     pushAudience: pushUrl,
   });
-  say(`emulator: ${emu.url} (${ACCOUNTS.length} mailboxes of ${opts.messages} messages, quota ${base.GMAIL_QUOTA_UNITS_PER_SECOND} units/s per user)`);
+  say(`emulator: ${emu.url} (${ACCOUNTS.length} mailboxes of ${opts.messages} messages, Gmail's quota: 15,000 units/min per user, 10 requests in flight)`);
 
   // 3. The service, configured as a user would configure it for Google, but pointing at the emulator.
   const config: Config = loadConfig({
