@@ -130,6 +130,26 @@ describe("push", () => {
     expect(received).toHaveLength(1);
   });
 
+  it("matches the label filter against every entry of a multi-message record", async () => {
+    const { emu } = await watched({ historyMessagesOnlyRate: 0 });
+    const { api: modifier } = await clientFor(emu, "alice@example.com", ["https://www.googleapis.com/auth/gmail.modify"]);
+    await until(() => received.length === 1);
+    const sentAlone = await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: alice@example.com\r\nTo: x@example.net\r\nSubject: alone\r\nMessage-ID: <alone@example.com>\r\n\r\nhi\r\n"), labelIds: ["SENT"] });
+    const sent = await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: alice@example.com\r\nTo: x@example.net\r\nSubject: q\r\nMessage-ID: <q@example.com>\r\n\r\nhi\r\n"), labelIds: ["SENT"] });
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(received).toHaveLength(1); // nothing with INBOX yet
+    await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: x@example.net\r\nTo: alice@example.com\r\nSubject: Re: q\r\nIn-Reply-To: <q@example.com>\r\n\r\nyes\r\n"), labelIds: ["INBOX"] });
+    await until(() => received.length === 2);
+    await new Promise((r) => setTimeout(r, 1100));
+    // A record touching only a message outside INBOX: no notification.
+    await modifier.users.messages.modify({ userId: "me", id: sentAlone.id, requestBody: { addLabelIds: ["STARRED"] } });
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(received).toHaveLength(2);
+    // One record for the thread: its second entry is in INBOX, so it is notified.
+    await modifier.users.threads.modify({ userId: "me", id: sent.threadId, requestBody: { addLabelIds: ["STARRED"] } });
+    await until(() => received.length === 3);
+  });
+
   it("redelivers the same message after a non-2xx answer", async () => {
     answer = (n) => (n === 1 ? 503 : 200);
     const { emu } = await watched();
