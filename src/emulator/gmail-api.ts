@@ -3,10 +3,12 @@
 // scope, per-user quota charge and concurrency cap. Batch parts are dispatched into these same
 // routes (src/emulator/batch.ts), so each part is authenticated and charged on its own.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { answersNotFoundYet } from "./added-race.ts";
 import { ApiError, errors } from "./errors.ts";
 import { attachmentsOf, base64urlPadded, fullMessageJsonText, messageJson, messageSummary, partBytes, RawJson, type MessageFormat } from "./format.ts";
 import { HISTORY_TYPES, historyPage } from "./history-list.ts";
 import { HIDDEN_SYSTEM_LABELS, type HistoryType, type LabelDef, type Mailbox, type StoredMessage } from "./mailbox.ts";
+import { gmailJson, wantsPretty } from "./json.ts";
 import { GMAIL_SCOPES, type AccessSession } from "./oauth.ts";
 import { compileQuery, resultSizeEstimate } from "./query.ts";
 import { METHOD_COST } from "./quota.ts";
@@ -25,6 +27,8 @@ interface Ctx {
   body: unknown;
   /** Token carries gmail.metadata: q and format full/raw are refused, even alongside readonly. */
   metadataOnly: boolean;
+  /** Answer JSON pretty-printed as Gmail's (settings.prettyJson, unless the request says prettyPrint=false). */
+  pretty: boolean;
 }
 
 type Handler = (ctx: Ctx) => unknown;
@@ -71,9 +75,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
+/** Sends Gmail's error envelope (pretty-printed like every Gmail answer unless `pretty` is false). */
+export function sendApiError(reply: FastifyReply, err: ApiError, pretty = true): FastifyReply {
   for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-  return reply.code(err.status).type("application/json; charset=UTF-8").send(JSON.stringify(err.toJSON()));
+  return reply.code(err.status).type("application/json; charset=UTF-8").send(gmailJson(err.toJSON(), pretty));
+}
+
+/** Yields to the event loop once (after pending I/O and microtasks). */
+function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
 }
 
 export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState): void {
@@ -88,20 +98,25 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const inner = req.headers[INNER_HEADER] === state.innerSecret;
         const q = req.query as Record<string, string | string[] | undefined>;
+        const pretty = wantsPretty(settings.prettyJson, q);
+        const fail = (err: ApiError) => sendApiError(reply, err, pretty);
         const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1] ?? one(q.access_token);
-        if (bearer === undefined) return sendApiError(reply, errors.missingCredentials());
+        if (bearer === undefined) return fail(errors.missingCredentials(name));
         const session = state.tokens.session(bearer);
-        if (!session) return sendApiError(reply, errors.invalidCredentials());
+        if (!session) return fail(errors.invalidCredentials());
         const { userId } = req.params as { userId: string };
-        if (userId !== "me" && userId.toLowerCase() !== session.email.toLowerCase()) return sendApiError(reply, errors.delegationDenied(session.email));
+        if (userId !== "me" && userId.toLowerCase() !== session.email.toLowerCase()) return fail(errors.delegationDenied(session.email));
         const mailbox = state.mailboxes.get(session.email.toLowerCase());
-        if (!mailbox) return sendApiError(reply, errors.invalidCredentials());
-        if (!scopes.some((s) => session.scopes.has(s))) return sendApiError(reply, errors.insufficientScope(scopes.join(" ")));
+        if (!mailbox) return fail(errors.invalidCredentials());
+        if (!scopes.some((s) => session.scopes.has(s))) return fail(errors.insufficientScope(scopes.join(" "), name));
         let release: () => void = () => {};
         try {
-          state.quota.charge(mailbox.email, cost);
-          // The request counts as in flight for the whole time it is being answered, latency included.
-          release = state.quota.enter(mailbox.email);
+          // The concurrency cap, then the user's and the project's quota windows; a refused request
+          // is not charged. An admitted one counts as in flight until answered, latency included.
+          release = state.quota.admit(mailbox.email, cost);
+          // Gmail fans a batch's parts out at once: every part of a wave takes its place in flight
+          // before any of them is answered (src/emulator/batch.ts).
+          if (inner) await nextTurn();
           if (!inner && settings.latencyMs > 0) await sleep(settings.latencyMs);
           if (settings.faultRate > 0 && state.random.next() < settings.faultRate) {
             const kind = state.random.int(5);
@@ -114,17 +129,28 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
             }
             throw kind <= 2 ? errors.backendError() : errors.unavailable();
           }
-          const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata) });
+          const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata), pretty });
           if (result === undefined) return reply.code(204).send();
-          return reply.type("application/json; charset=UTF-8").send(result instanceof RawJson ? result.text : JSON.stringify(result));
+          // RawJson is serialized already (format.ts, honouring ctx.pretty).
+          return reply.type("application/json; charset=UTF-8").send(result instanceof RawJson ? result.text : gmailJson(result, pretty));
         } catch (err) {
-          if (err instanceof ApiError) return sendApiError(reply, err);
+          if (err instanceof ApiError) {
+            if (err.refusal) state.stats.countRefusal(err.refusal);
+            return fail(err);
+          }
           throw err;
         } finally {
           release();
         }
       },
     });
+  };
+
+  /** A message just added that still answers 404 (Gmail's post-push race, src/emulator/added-race.ts); counted. */
+  const racing = (m: StoredMessage): boolean => {
+    if (!answersNotFoundYet(settings, state.seed, m)) return false;
+    state.stats.countAddedNotFound();
+    return true;
   };
 
   const getMessage = (mailbox: Mailbox, rawId: string): StoredMessage => {
@@ -204,6 +230,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   route("GET", "/messages/:id", "gmail.users.messages.get", [...READ_SCOPES], (ctx) => {
     const format = readFormat(ctx, ["minimal", "metadata", "full", "raw"]);
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
+    if (racing(msg)) throw errors.notFound();
     const injected = state.messageFailures.take(ctx.mailbox.email, msg.id);
     if (injected) throw injected;
     state.stats.countMessageGet(ctx.mailbox.email, msg.id);
@@ -213,6 +240,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
 
   route("GET", "/messages/:messageId/attachments/:id", "gmail.users.messages.attachments.get", [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly], (ctx) => {
     const msg = getMessage(ctx.mailbox, ctx.params.messageId as string);
+    if (racing(msg)) throw errors.notFound();
     const partId = state.attachmentIds.decode(msg.id, ctx.params.id as string);
     if (partId === undefined) throw errors.badRequest("Invalid attachment token", "id");
     const data = partBytes(ctx.mailbox, msg, partId);
@@ -311,7 +339,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   route("GET", "/threads/:id", "gmail.users.threads.get", READ_SCOPES, (ctx) => {
     const format = readFormat(ctx, ["minimal", "metadata", "full"]);
     const id = normalizeId(ctx.params.id as string);
-    const members = ctx.mailbox.threadMessages(id);
+    // A message still racing is left out of its thread (a thread of only such messages is 404).
+    const members = ctx.mailbox.threadMessages(id).filter((m) => !racing(m));
     if (members.length === 0) throw errors.notFound();
     // A message that cannot be served cannot be served inside its thread either.
     for (const m of members) {
@@ -386,6 +415,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     if (typeof body.topicName !== "string" || !/^projects\/[^/]+\/topics\/[^/]+$/.test(body.topicName)) {
       throw errors.badRequest("Invalid topicName does not match projects/emulator/topics/*", "topicName");
     }
+    // A topic without the publisher grant for gmail-api-push@system.gserviceaccount.com (error_403_watch_pubsub_not_authorized.json).
+    if (settings.unauthorizedTopics.includes(body.topicName)) throw errors.pubsubNotAuthorized(body.topicName);
     const behavior = (body.labelFilterBehavior ?? body.labelFilterAction ?? "include").toLowerCase();
     if (behavior !== "include" && behavior !== "exclude") throw errors.badRequest(`Invalid value at 'label_filter_behavior' (${behavior})`);
     return state.push.watch(ctx.mailbox, { topicName: body.topicName, labelIds: body.labelIds ?? [], behavior });

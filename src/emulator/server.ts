@@ -7,6 +7,8 @@ import { createControlClient, registerControlRoutes, type EmulatorControl, type 
 import { ApiError, errors } from "./errors.ts";
 import { createAttachmentIds } from "./format.ts";
 import { registerGmailRoutes, sendApiError } from "./gmail-api.ts";
+import { HTML_CONTENT_TYPE, notFoundPage } from "./html-errors.ts";
+import { wantsPretty } from "./json.ts";
 import { createSigningKey } from "./keys.ts";
 import { Mailbox } from "./mailbox.ts";
 import { createMessageFailures } from "./message-failures.ts";
@@ -49,6 +51,8 @@ export interface EmulatorOptions extends Partial<Settings> {
   drafts?: boolean;
   /** A thread's id is its first message's id (default false: as Gmail, often no message's id). */
   threadIdsAreMessageIds?: boolean;
+  /** Clock (ms) of the quota windows, for tests that drive time (default Date.now). */
+  clock?: () => number;
   historyRetentionHours?: number;
   /** Default 3599, as Google. */
   accessTokenTtlSeconds?: number;
@@ -93,7 +97,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const keyPromise = createSigningKey();
   keyPromise.catch(() => {}); // awaited below; avoid an unhandled rejection while mailboxes build
   const stats = createStats();
-  const quota = createQuota(settings);
+  // Google's OAuth client ids begin with the project number the per-minute quota texts name.
+  const projectNumber = /^(\d+)-/.exec(opts.clientId ?? DEFAULT_CLIENT_ID)?.[1] ?? "100000000000";
+  const quota = createQuota(settings, opts.clock ?? Date.now, { random: createRandom(seed ^ 0x9007a), projectNumber });
   const pushServiceAccount = opts.pushServiceAccount ?? DEFAULT_PUSH_SERVICE_ACCOUNT;
   // Mailboxes are built while the signing key is generated in the background.
   const source = await loadMessageSource(seed);
@@ -132,6 +138,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     push,
     messageFailures: createMessageFailures(),
     innerSecret: randomBytes(16).toString("hex"),
+    seed,
   };
 
   const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000 });
@@ -141,12 +148,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     stats.count(name, reply.statusCode);
   });
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof ApiError) return sendApiError(reply, err);
+    const pretty = wantsPretty(settings.prettyJson, req.query as Record<string, unknown>);
+    if (err instanceof ApiError) return sendApiError(reply, err, pretty);
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch")) return sendApiError(reply, status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message));
+    if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch")) return sendApiError(reply, status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message), pretty);
     return reply.code(status).send({ error: (err as Error).message });
   });
-  app.setNotFoundHandler((_req, reply) => sendApiError(reply, errors.notFound()));
+  // A path no API serves gets Google's HTML 404 page (the control API keeps JSON).
+  app.setNotFoundHandler((req, reply) => (req.url.startsWith("/emulator/") ? reply.code(404).send({ error: "no such control route" }) : reply.code(404).type(HTML_CONTENT_TYPE).send(notFoundPage(req.url))));
   app.get("/oauth2/v3/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.jwks));
   app.get("/oauth2/v1/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.pemCerts));
 

@@ -117,4 +117,6 @@ export interface EmulatorState {
   messageFailures: MessageFailures;
   /** Marks requests the batch endpoint dispatches internally (not forgeable by clients). */
   innerSecret: string;
+  /** The run's seed, for per-item decisions that must be stable (which new message races: added-race.ts). */
+  seed: number;
 }
