@@ -62,6 +62,7 @@ interface EmulatorCliOptions {
   historyRetentionHours: number;
   latencyMs: number;
   faultRate: number;
+  unauthorizedTopics?: string;
   pushEndpoint?: string;
   pushAudience?: string;
   pushDropRate: number;
@@ -109,6 +110,7 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--history-retention-hours <n>", "how long history records are kept", int("history-retention-hours"), 168)
     .option("--latency-ms <n>", "delay added to every answer", int("latency-ms"), 0)
     .option("--fault-rate <r>", "share of Gmail requests answered 500/503 or dropped", rate("fault-rate"), 0)
+    .option("--unauthorized-topics <list>", "comma-separated Pub/Sub topics lacking the publisher grant: watch on them answers 403")
     .option("--push-endpoint <url>", "where Pub/Sub push notifications are POSTed")
     .option("--push-audience <aud>", "aud claim of push tokens (default: the push endpoint)")
     .option("--push-drop-rate <r>", "share of notifications never delivered", rate("push-drop-rate"), 0)
@@ -151,6 +153,7 @@ export function registerEmulatorCommand(program: Command): void {
         historyRetentionHours: opts.historyRetentionHours,
         latencyMs: opts.latencyMs,
         faultRate: opts.faultRate,
+        unauthorizedTopics: (opts.unauthorizedTopics ?? "").split(",").map((t) => t.trim()).filter(Boolean),
         pushDropRate: opts.pushDropRate,
         pushDuplicateRate: opts.pushDuplicateRate,
         pushDelayMs: opts.pushDelayMs,
