@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { answersNotFoundYet } from "./added-race.ts";
 import { ApiError, errors } from "./errors.ts";
-import { attachmentsOf, base64urlPadded, fullMessageJsonText, messageJson, messageSummary, partBytes, RawJson, type MessageFormat } from "./format.ts";
+import { attachmentsOf, base64urlPadded, messageJson, messageJsonText, messageSummary, partBytes, RawJson, threadJsonText, type MessageFormat } from "./format.ts";
 import { HISTORY_TYPES, historyPage } from "./history-list.ts";
 import { HIDDEN_SYSTEM_LABELS, type HistoryType, type LabelDef, type Mailbox, type StoredMessage } from "./mailbox.ts";
 import { gmailJson, wantsPretty } from "./json.ts";
@@ -234,8 +234,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const injected = state.messageFailures.take(ctx.mailbox.email, msg.id);
     if (injected) throw injected;
     state.stats.countMessageGet(ctx.mailbox.email, msg.id);
-    if (format === "full") return fullMessageJsonText(ctx.mailbox, msg, state.attachmentIds);
-    return messageJson(ctx.mailbox, msg, format, state.attachmentIds, many(ctx.query.metadataHeaders));
+    return messageJsonText(ctx.mailbox, msg, format, state, ctx.pretty, many(ctx.query.metadataHeaders));
   });
 
   route("GET", "/messages/:messageId/attachments/:id", "gmail.users.messages.attachments.get", [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly], (ctx) => {
@@ -347,11 +346,7 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
       const injected = state.messageFailures.take(ctx.mailbox.email, m.id);
       if (injected) throw injected;
     }
-    return {
-      id,
-      historyId: String(Math.max(...members.map((m) => m.historyId))),
-      messages: members.map((m) => messageJson(ctx.mailbox, m, format, state.attachmentIds, many(ctx.query.metadataHeaders))),
-    };
+    return threadJsonText(ctx.mailbox, id, members, format as Exclude<MessageFormat, "raw">, state, ctx.pretty, many(ctx.query.metadataHeaders));
   });
 
   const getThread = (ctx: Ctx): { id: string; members: StoredMessage[] } => {

@@ -3,7 +3,7 @@
 // the exact tree with each part's own raw headers and byte range, and they merge or skip parts
 // (e.g. alternative bodies), so Gmail's partId numbering could not be reproduced from them.
 // This splitter keeps every part, in order, with its header lines as written and its body bytes.
-import iconv from "iconv-lite";
+import { decodeText } from "./charset.ts";
 
 export interface RawHeader {
   /** Header name as written (case kept). */
@@ -97,11 +97,13 @@ function decodeQ(text: string): Buffer {
   return Buffer.from(bytes);
 }
 
+/**
+ * Decodes header bytes (RFC 2047 words, RFC 2231 parameters) by their charset with the rules Gmail
+ * applies to bodies (src/emulator/charset.ts): an iso-8859-1 word is read as windows-1252, as the
+ * Subject of gmail-real-samples/messages_get_full_iso8859_html_converted.json shows ("â€™").
+ */
 export function decodeCharset(bytes: Buffer, charset: string | undefined): string {
-  const cs = (charset ?? "utf-8").toLowerCase();
-  if (cs === "utf-8" || cs === "utf8" || cs === "us-ascii" || cs === "ascii") return bytes.toString("utf8");
-  if (iconv.encodingExists(cs)) return iconv.decode(bytes, cs);
-  return bytes.toString("utf8");
+  return decodeText(bytes, charset ?? "utf-8");
 }
 
 /** Parses `type/subtype; a=b; c="d"` (with RFC 2231 continuations and charset'lang'value). */
@@ -237,6 +239,18 @@ export function parseMime(buf: Buffer, parentType = "", depth = 0): MimeNode {
     body,
     children,
   };
+}
+
+const attached = new WeakMap<MimeNode, MimeNode>();
+
+/** The message inside a message/rfc822 part, parsed on first need and kept as long as the part. */
+export function attachedMessage(node: MimeNode): MimeNode {
+  let inner = attached.get(node);
+  if (!inner) {
+    inner = parseMime(decodeBody(node));
+    attached.set(node, inner);
+  }
+  return inner;
 }
 
 /** Undoes the Content-Transfer-Encoding; charset is not converted and line ends are kept (as Gmail does). */

@@ -141,7 +141,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     seed,
   };
 
-  const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000 });
+  // maxParamLength: Gmail's attachmentIds are ~319 characters (fastify refuses path parameters over 100 by default).
+  const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000, routerOptions: { maxParamLength: 2048 } });
   installParsers(app);
   app.addHook("onResponse", async (req, reply) => {
     const name = (req.routeOptions.config as { name?: string } | undefined)?.name ?? (req.routeOptions.url ? `${req.method} ${req.routeOptions.url}` : "unrouted");

@@ -44,6 +44,13 @@ function walkParts(part: gmail_v1.Schema$MessagePart, out: gmail_v1.Schema$Messa
   return out;
 }
 
+/** The message's own parts: an attached message (message/rfc822) is a leaf here, its expanded tree left out. */
+function ownParts(part: gmail_v1.Schema$MessagePart, out: gmail_v1.Schema$MessagePart[] = []): gmail_v1.Schema$MessagePart[] {
+  out.push(part);
+  if (part.mimeType !== "message/rfc822") for (const p of part.parts ?? []) ownParts(p, out);
+  return out;
+}
+
 beforeAll(async () => {
   emu = await startEmulator({ seed: 21, messages: 40 });
   ({ api } = await clientFor(emu, "alice@example.com", [MODIFY]));
@@ -75,9 +82,15 @@ describe("conformance", () => {
       // Independent check of the tree: postal-mime's named attachments are the parts that carry
       // a filename in our payload, with the same bytes (postal-mime turns CRLF into LF inside
       // text and message/rfc822 parts and keeps the line break that RFC 2046 assigns to the next
-      // boundary; Gmail keeps the bytes: compare those normalised).
+      // boundary; Gmail keeps the bytes: compare those normalised). postal-mime keeps an attached
+      // message whole, so the parts Gmail expands inside it are compared separately below.
       const email = await PostalMime.parse(Buffer.from(raw.raw as string, "base64url"));
-      const named = walkParts(full.payload as gmail_v1.Schema$MessagePart).filter((p) => p.filename);
+      const named = ownParts(full.payload as gmail_v1.Schema$MessagePart).filter((p) => p.filename);
+      const inner = walkParts(full.payload as gmail_v1.Schema$MessagePart).filter((p) => p.body?.attachmentId && !named.includes(p));
+      for (const p of inner) {
+        const att = keep("gmail.users.messages.attachments.get", (await api.users.messages.attachments.get({ userId: "me", messageId: ref.id as string, id: p.body?.attachmentId as string })).data);
+        expect(att.size, `${p.partId} ${p.mimeType}`).toBe(p.body?.size);
+      }
       const theirs = email.attachments.filter((a) => a.filename);
       expect(named.map((p) => p.filename).sort()).toEqual(theirs.map((a) => a.filename).sort());
       expect(full.payload?.headers?.find((h) => h.name === "Subject")?.value).toBe(email.subject);

@@ -8,20 +8,26 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   DOCX_KEYWORDS,
   FIXED_FILENAMES,
+  FORWARD_NOTE,
   GENERATED_USER_LABELS,
   HOSTILE_KINDS,
+  LARGE_BODY_BYTES,
+  LEGACY_CHARSETS,
   NORMAL_KINDS,
   PDF_KEYWORDS,
   generateMailbox,
   generateMessage,
+  legacyLabel,
+  legacySentences,
   type AttachmentKind,
   type GeneratedMessage,
 } from "../../src/emulator/generate/index.ts";
+import { parseMime, decodeBody, type MimeNode } from "../../src/emulator/mime.ts";
 import { quotedPrintable } from "../../src/emulator/generate/mime.ts";
 
 const OWNER = "owner@example.com";
 const SYSTEM_LABELS = new Set([
-  "INBOX", "SENT", "UNREAD", "IMPORTANT", "STARRED", "SPAM", "TRASH",
+  "INBOX", "SENT", "DRAFT", "UNREAD", "IMPORTANT", "STARRED", "SPAM", "TRASH",
   "CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS", "CATEGORY_SOCIAL", "CATEGORY_FORUMS",
 ]);
 const USER_LABELS = new Set(GENERATED_USER_LABELS.map((l) => l.id));
@@ -41,6 +47,13 @@ function magic(att: Attachment): string {
 }
 
 const header = (email: Email, key: string): string | undefined => email.headers.find((h) => h.key === key)?.value;
+const isDraft = (m: GeneratedMessage): boolean => m.labelIds.includes("DRAFT");
+const isForward = (email: Email): boolean => /^Fwd: /.test(email.subject ?? "");
+function leaves(node: MimeNode, out: MimeNode[] = []): MimeNode[] {
+  if (node.children.length > 0) for (const c of node.children) leaves(c, out);
+  else out.push(node);
+  return out;
+}
 const sha = (messages: GeneratedMessage[]): string => {
   const h = createHash("sha256");
   for (const m of messages) h.update(m.raw).update(m.labelIds.join(",")).update(String(m.internalDate));
@@ -103,7 +116,7 @@ describe("generateMailbox (300 messages)", () => {
         expect(email.subject).toBe(`Re: ${parsed[byId.get(rootId)!]!.subject}`);
         root.set(id, rootId);
       } else {
-        expect(email.subject).not.toMatch(/^Re: /);
+        expect(email.subject ?? "").not.toMatch(/^Re: /);
         root.set(id, id);
       }
       byId.set(id, i);
@@ -124,10 +137,14 @@ describe("generateMailbox (300 messages)", () => {
         seen.add(l);
       }
       expect(new Set(labels).size).toBe(labels.length);
-      expect(labels.includes("SENT")).toBe(email.from?.address === OWNER);
+      // A draft is the owner's too, but only DRAFT (gmail-real-samples/messages_get_metadata_draft.json).
+      if (labels.includes("DRAFT")) {
+        expect(labels).toEqual(["DRAFT"]);
+        expect(email.from?.address).toBe(OWNER);
+      } else expect(labels.includes("SENT")).toBe(email.from?.address === OWNER);
       if (labels.includes("SENT") || labels.includes("SPAM")) expect(labels).not.toContain("INBOX");
     });
-    for (const l of ["INBOX", "SENT", "UNREAD", "IMPORTANT", "STARRED", "CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS"]) {
+    for (const l of ["INBOX", "SENT", "DRAFT", "UNREAD", "IMPORTANT", "STARRED", "CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS"]) {
       expect(seen.has(l), l).toBe(true);
     }
     expect([...seen].filter((l) => USER_LABELS.has(l)).length).toBeGreaterThanOrEqual(3);
@@ -135,7 +152,7 @@ describe("generateMailbox (300 messages)", () => {
 
   it("has text and HTML bodies, RFC 2047 non-ASCII subjects and names, and a searchable word per message", () => {
     const raw = messages.map((m) => m.raw.toString("latin1"));
-    expect(raw.every((r) => /^[\x09\x0a\x0d\x20-\x7e]*$/.test(r))).toBe(true); // 7-bit on the wire
+    expect(raw.every((r) => /^[\x09\x0a\x0d\x1b\x20-\x7e]*$/.test(r))).toBe(true); // 7-bit on the wire (ESC: ISO-2022-JP)
     expect(raw.some((r) => /^Subject: =\?UTF-8\?B\?/m.test(r))).toBe(true);
     for (const cte of ["7bit", "quoted-printable", "base64"]) {
       expect(raw.some((r) => r.includes(`Content-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: ${cte}\r\n`)), cte).toBe(true);
@@ -143,12 +160,16 @@ describe("generateMailbox (300 messages)", () => {
     expect(raw.some((r) => /^From: =\?UTF-8\?B\?/m.test(r))).toBe(true);
     expect(parsed.some((e) => /[^\x00-\x7f]/.test(e.subject ?? ""))).toBe(true);
     expect(parsed.some((e) => /[^\x00-\x7f]/.test(e.from?.name ?? ""))).toBe(true);
-    const words = parsed.map((email) => {
-      expect(email.text).toBeTruthy();
-      expect(email.html).toContain("<p>");
-      const word = /The reference word for this one is (\w+)\./.exec(email.text!)?.[1];
-      expect(word).toBeTruthy();
-      return word!;
+    // Every message but an empty draft has its word; API drafts are text/plain only.
+    const words = parsed.flatMap((email, i) => {
+      const draft = isDraft(messages[i]!);
+      if (!draft || /HTTPREST/.test(header(email, "received") ?? "")) expect(email.text?.trim() || !draft).toBeTruthy();
+      if (!draft) expect(email.html).toContain("<p>");
+      // An HTML-only forwarding note has its word in the HTML.
+      const word = /The reference word for this one is (\w+)\./.exec(email.text ?? email.html ?? "")?.[1];
+      if (draft && (email.text ?? "").trim() === "") return [];
+      expect(word, email.subject).toBeTruthy();
+      return [word!];
     });
     expect(new Set(words).size).toBe(words.length);
   });
@@ -156,9 +177,11 @@ describe("generateMailbox (300 messages)", () => {
   it("carries every attachment kind, each with the bytes its kind promises, on 15–25% of messages", () => {
     const found = new Map<AttachmentKind, number>();
     let withAttachments = 0;
+    // A forward's own .eml is tested below; its other attachments count here.
+    const own = (email: Email) => email.attachments.filter((a) => !(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"]));
     parsed.forEach((email) => {
-      if (email.attachments.length > 0) withAttachments++;
-      for (const att of email.attachments) {
+      if (own(email).length > 0) withAttachments++;
+      for (const att of own(email)) {
         const kind = kindOf(att);
         found.set(kind, (found.get(kind) ?? 0) + 1);
         const m = magic(att);
@@ -207,13 +230,134 @@ describe("generateMailbox (300 messages)", () => {
   });
 });
 
+describe("generateMailbox: what real mailboxes also hold (300 messages)", () => {
+  let messages: GeneratedMessage[];
+  let parsed: Email[];
+  let trees: MimeNode[];
+
+  beforeAll(async () => {
+    messages = await generateMailbox({ seed: 42, count: 300, email: OWNER });
+    parsed = await Promise.all(messages.map((m) => PostalMime.parse(m.raw)));
+    trees = messages.map((m) => parseMime(m.raw));
+  });
+
+  it("legacy charsets: every variant on ~8% of incoming mail, text and HTML in the charset's language, 7-bit on the wire", () => {
+    const byLabel = new Map<string, number>();
+    trees.forEach((tree, i) => {
+      const texts = leaves(tree).filter((n) => n.mimeType.startsWith("text/") && n.filename === "");
+      const charsets = new Set(texts.map((n) => (n.params.charset ?? "").toLowerCase()));
+      charsets.delete("utf-8");
+      if (charsets.size === 0) return;
+      expect(charsets.size, parsed[i]!.subject).toBe(1);
+      const label = [...charsets][0]!;
+      byLabel.set(label, (byLabel.get(label) ?? 0) + 1);
+      expect(messages[i]!.labelIds).not.toContain("SENT");
+      // Both parts in the charset, words from that charset's language, read by the label (as a
+      // converting server does; a mislabelled body is checked as UTF-8 instead).
+      expect(texts.map((n) => n.mimeType).sort()).toEqual(["text/html", "text/plain"]);
+      const plain = texts.find((n) => n.mimeType === "text/plain")!;
+      const bytes = decodeBody(plain);
+      const variants = LEGACY_CHARSETS.filter((c) => legacyLabel(c).toLowerCase() === label);
+      const ok = variants.some((c) => {
+        const text = c === "mislabelled-utf8" ? bytes.toString("utf8") : new TextDecoder(label).decode(bytes);
+        return legacySentences(c).some((sentence) => text.includes(sentence)) && text.includes("The reference word for this one is");
+      });
+      expect(ok, `${label}: ${parsed[i]!.subject}`).toBe(true);
+    });
+    for (const c of LEGACY_CHARSETS) expect(byLabel.get(legacyLabel(c).toLowerCase()), c).toBeGreaterThan(0);
+    const legacy = [...byLabel.values()].reduce((a, b) => a + b, 0);
+    const incoming = messages.filter((m) => !m.labelIds.includes("SENT") && !isDraft(m)).length;
+    expect(legacy / incoming).toBeGreaterThan(0.05);
+    expect(legacy / incoming).toBeLessThan(0.13);
+    // ISO-2022-JP travels as 7bit (its escape sequences), the others quoted-printable or base64.
+    const raw = messages.map((m) => m.raw.toString("latin1"));
+    expect(raw.some((r) => /charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit/.test(r))).toBe(true);
+    expect(raw.some((r) => /charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable/.test(r))).toBe(true);
+    expect(raw.some((r) => /charset=Shift_JIS\r\nContent-Transfer-Encoding: base64/.test(r))).toBe(true);
+    // Subjects that fit the charset are encoded words in it, as such senders write them.
+    expect(raw.some((r) => /^Subject: =\?(ISO-2022-JP|Shift_JIS|KOI8-R|iso-8859-1|Windows-1252|GB2312)\?B\?/m.test(r))).toBe(true);
+  });
+
+  it("forwards ~3% of messages as message/rfc822 attachments: named or not, some HTML-only notes, some originals with attachments", () => {
+    const forwards = parsed.map((e, i) => [e, trees[i]!] as const).filter(([e]) => isForward(e));
+    expect(forwards.length / messages.length).toBeGreaterThan(0.015);
+    expect(forwards.length / messages.length).toBeLessThan(0.05);
+    let named = 0;
+    let htmlOnly = 0;
+    let innerAttachments = 0;
+    for (const [email, tree] of forwards) {
+      const rfc = leaves(tree).filter((n) => n.mimeType === "message/rfc822" && n.filename !== FIXED_FILENAMES["forwarded-message"]);
+      expect(rfc).toHaveLength(1);
+      const part = rfc[0]!;
+      if (part.filename !== "") {
+        named++;
+        expect(part.filename).toBe(`${email.subject!.slice(5).replace(/[\\/:*?"<>|]/g, "_")}.eml`);
+      }
+      // The note comes first; an HTML-only note means the first text/plain leaf is the original's.
+      const own = tree.children[0]!;
+      if (own.mimeType === "text/html") htmlOnly++;
+      else expect(own.mimeType).toBe("multipart/alternative");
+      const inner = parseMime(decodeBody(part));
+      expect(inner.headers.find((h) => h.name === "Subject")?.value).toBe(email.subject!.slice(5));
+      if (leaves(inner).some((n) => n.filename !== "")) innerAttachments++;
+      expect((email.html ?? email.text ?? "").includes(FORWARD_NOTE)).toBe(true);
+    }
+    expect(named).toBeGreaterThan(0);
+    expect(named).toBeLessThan(forwards.length);
+    expect(htmlOnly).toBeGreaterThan(0);
+    expect(innerAttachments).toBeGreaterThan(0);
+  });
+
+  it("drafts: ~1.5%, DRAFT only, the owner's, replies inside a thread and new ones, some empty, some made through the API", () => {
+    const drafts = messages.map((m, i) => [m, parsed[i]!] as const).filter(([m]) => isDraft(m));
+    expect(drafts.length).toBeGreaterThanOrEqual(3);
+    expect(drafts.length / messages.length).toBeLessThan(0.03);
+    const ids = new Set(parsed.map((e) => e.messageId));
+    let replies = 0;
+    let empty = 0;
+    let api = 0;
+    for (const [m, email] of drafts) {
+      expect(m.labelIds).toEqual(["DRAFT"]);
+      expect(email.from?.address).toBe(OWNER);
+      expect(header(email, "delivered-to")).toBeUndefined();
+      if (email.inReplyTo) {
+        replies++;
+        expect(ids.has(email.inReplyTo)).toBe(true);
+        expect(email.subject).toMatch(/^Re: /);
+      }
+      if ((email.text ?? "").trim() === "") {
+        empty++;
+        expect(email.html?.trim()).toBe('<div dir="ltr"><br></div>');
+      }
+      if (/gmailapi\.google\.com with HTTPREST/.test(header(email, "received") ?? "")) api++;
+    }
+    // Nothing replies to a draft.
+    for (const email of parsed) if (email.inReplyTo) expect(drafts.some(([, d]) => d.messageId === email.inReplyTo)).toBe(false);
+    expect(replies).toBeGreaterThan(0);
+    expect(replies).toBeLessThan(drafts.length);
+    expect(empty).toBeGreaterThan(0);
+    expect(api).toBeGreaterThan(0);
+  });
+
+  it("a mailbox of 300 holds one body above the body-by-reference size, not an attachment", () => {
+    const large = trees.flatMap((t) => leaves(t).filter((n) => n.mimeType.startsWith("text/") && n.filename === "" && decodeBody(n).length > 1_000_000));
+    expect(large).toHaveLength(1);
+    expect(decodeBody(large[0]!).length).toBeGreaterThanOrEqual(LARGE_BODY_BYTES);
+    expect(large[0]!.mimeType).toBe("text/html");
+    expect(large[0]!.disposition).toBeUndefined();
+  });
+});
+
 describe("generateMailbox options", () => {
   it("attachments:false gives none; hostile:false keeps normal kinds only", async () => {
     const none = await generateMailbox({ seed: 5, count: 120, email: OWNER, attachments: false });
     for (const m of none) expect((await PostalMime.parse(m.raw)).attachments).toHaveLength(0);
     const tame = await generateMailbox({ seed: 5, count: 300, email: OWNER, hostile: false });
     const kinds = new Set<AttachmentKind>();
-    for (const m of tame) for (const a of (await PostalMime.parse(m.raw)).attachments) kinds.add(kindOf(a));
+    for (const m of tame) {
+      const email = await PostalMime.parse(m.raw);
+      for (const a of email.attachments) if (!(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"])) kinds.add(kindOf(a));
+    }
     for (const kind of HOSTILE_KINDS) expect(kinds.has(kind), kind).toBe(false);
     expect(kinds.size).toBe(NORMAL_KINDS.length);
   });
@@ -227,6 +371,25 @@ describe("generateMailbox options", () => {
     expect(at).toBeGreaterThan(0);
     const body = raw.slice(raw.indexOf("\r\n\r\n", at) + 4, raw.indexOf("\r\n--", at));
     expect(Buffer.from(body, "base64").length).toBe(60_000_000);
+  });
+
+  it("legacyCharsets, forwarded, drafts and largeBodies off: none of each; no forwards without attachments", async () => {
+    const plain = await generateMailbox({ seed: 42, count: 300, email: OWNER, legacyCharsets: false, forwarded: false, drafts: false, largeBodies: false });
+    for (const m of plain) {
+      const r = m.raw.toString("latin1");
+      expect(r).not.toMatch(/charset=(?!"UTF-)/);
+      expect(r).not.toMatch(/^Subject: Fwd: /m);
+      expect(m.labelIds).not.toContain("DRAFT");
+      expect(m.raw.length).toBeLessThan(1_000_000 + 700_000); // the zip bomb is the largest left
+    }
+    expect(plain.some((m) => parseMime(m.raw).children.some((c) => leaves(c).some((n) => n.mimeType === "text/html" && decodeBody(n).length > 1_000_000)))).toBe(false);
+    const bare = await generateMailbox({ seed: 42, count: 300, email: OWNER, attachments: false });
+    for (const m of bare) expect(leaves(parseMime(m.raw)).some((n) => n.mimeType === "message/rfc822")).toBe(false);
+    // Switching one feature off leaves the others where they were.
+    const withAll = await generateMailbox({ seed: 42, count: 300, email: OWNER });
+    const noDrafts = await generateMailbox({ seed: 42, count: 300, email: OWNER, drafts: false });
+    const fwd = (box: GeneratedMessage[]) => box.map((m, i) => (/^Subject: Fwd: /m.test(m.raw.toString("latin1")) ? i : -1)).filter((i) => i >= 0);
+    expect(fwd(noDrafts)).toEqual(fwd(withAll));
   });
 
   it("count 0 is an empty mailbox; startDate moves it", async () => {

@@ -24,3 +24,6 @@ export {
   type AttachmentKind,
 } from "./attachment-parts.ts";
 export { GENERATED_USER_LABELS } from "./content.ts";
+export { LEGACY_CHARSETS, encodeIso2022Jp, legacyLabel, legacySentences, type LegacyCharset } from "./charsets.ts";
+export { FORWARD_NOTE } from "./forwarded.ts";
+export { LARGE_BODY_BYTES } from "./large-body.ts";

@@ -69,7 +69,11 @@ const HEX = "0123456789ABCDEF";
 
 /** RFC 2045 quoted-printable of UTF-8 text with CRLF line breaks; soft breaks keep lines ≤ 76. */
 export function quotedPrintable(text: string): string {
-  const bytes = Buffer.from(text, "utf8");
+  return quotedPrintableBytes(Buffer.from(text, "utf8"));
+}
+
+/** RFC 2045 quoted-printable of bytes in any charset (CRLF pairs are line breaks). */
+export function quotedPrintableBytes(bytes: Buffer): string {
   // Worst case: every byte becomes "=XX", plus a soft break ("=\r\n") every 25 bytes.
   const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil(bytes.length / 25) * 3 + 3);
   let o = 0;
@@ -138,3 +142,10 @@ export function multipart(subtype: string, boundary: string, parts: readonly str
 
 export const escapeHtml = (text: string): string =>
   text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
+
+/** A text part whose bytes are already in `charset`, written with the given transfer encoding. */
+export function encodedTextPart(contentType: string, charset: string, bytes: Buffer, cte: "7bit" | "quoted-printable" | "base64"): string {
+  const head = `Content-Type: ${contentType}; charset=${charset}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n`;
+  if (cte === "7bit") return head + bytes.toString("latin1");
+  return head + (cte === "base64" ? base64Lines(bytes) : quotedPrintableBytes(bytes));
+}
