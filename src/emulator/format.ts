@@ -24,7 +24,7 @@ import { decodeText, toUtf8 } from "./charset.ts";
 import { fill, Slot, Spliced, template, type Template } from "./json-template.ts";
 import type { Mailbox, StoredMessage } from "./mailbox.ts";
 import { attachedMessage, decodeBody, type MimeNode } from "./mime.ts";
-import { DEFAULT_SETTINGS, type Settings } from "./state.ts";
+import type { Settings } from "./state.ts";
 
 export { createAttachmentIds, type AttachmentIds };
 
@@ -37,16 +37,7 @@ const SNIPPET_BYTES = 64 * 1024;
 
 export type MessageFormat = "minimal" | "metadata" | "full" | "raw";
 
-export interface MessagePartJson {
-  partId: string;
-  mimeType: string;
-  filename: string;
-  headers: Array<{ name: string; value: string }>;
-  body: { attachmentId?: string; size: number; data?: string };
-  parts?: MessagePartJson[];
-}
-
-/** A payload part as cached: attachmentIds are slots filled per serve. */
+/** A payload part (MessagePart) as cached: attachmentIds are slots filled per serve. */
 interface PartNode {
   partId: string;
   mimeType: string;
@@ -283,36 +274,6 @@ export function threadJsonText(mailbox: Mailbox, threadId: string, members: Stor
     messages: members.map((m) => messageValue(mailbox, m, format, state, metadataHeaders)),
   };
   return new RawJson(fill(template(value, pretty), nonceFor(state)));
-}
-
-/** messages.get format=full as JSON text (kept for callers of the earlier API). */
-export function fullMessageJsonText(mailbox: Mailbox, msg: StoredMessage, state: RenderState | AttachmentIds, pretty = false): RawJson {
-  return messageJsonText(mailbox, msg, "full", renderState(state), pretty);
-}
-
-function renderState(s: RenderState | AttachmentIds): RenderState {
-  return "settings" in s ? s : { attachmentIds: s, settings: DEFAULT_SETTINGS };
-}
-
-/**
- * A Message as a plain object. For "minimal" this is the shape Gmail answers label changes with
- * ({id, threadId, labelIds, snippet, sizeEstimate, historyId, internalDate}:
- * gmail-real-samples/messages_modify_response.json) — messages.get minimal is messageJsonText's.
- * For "full", attachmentIds are this call's (fresh ones when they vary).
- */
-export function messageJson(mailbox: Mailbox, msg: StoredMessage, format: MessageFormat, state: RenderState | AttachmentIds, metadataHeaders?: string[]): Record<string, unknown> {
-  const rs = renderState(state);
-  if (format === "minimal") {
-    const out: Record<string, unknown> = { id: msg.id, threadId: msg.threadId };
-    const labels = labelList(msg);
-    if (labels) out.labelIds = labels;
-    out.snippet = messageSummary(mailbox, msg).snippet;
-    out.sizeEstimate = msg.raw.length;
-    out.historyId = String(msg.historyId);
-    out.internalDate = String(msg.internalDate);
-    return out;
-  }
-  return JSON.parse(messageJsonText(mailbox, msg, format, rs, false, metadataHeaders).text) as Record<string, unknown>;
 }
 
 /** The node a partId names (walking into attached messages), or undefined. */

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { answersNotFoundYet } from "./added-race.ts";
 import { ApiError, errors } from "./errors.ts";
-import { attachmentsOf, base64urlPadded, messageJson, messageJsonText, messageSummary, partBytes, RawJson, threadJsonText, type MessageFormat } from "./format.ts";
+import { attachmentsOf, base64urlPadded, messageJsonText, messageSummary, partBytes, RawJson, threadJsonText, type MessageFormat } from "./format.ts";
 import { HISTORY_TYPES, historyPage } from "./history-list.ts";
 import { HIDDEN_SYSTEM_LABELS, type HistoryType, type LabelDef, type Mailbox, type StoredMessage } from "./mailbox.ts";
 import { gmailJson, wantsPretty } from "./json.ts";
