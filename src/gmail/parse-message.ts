@@ -293,6 +293,9 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
       attachments.push(ref);
       continue;
     }
+    // An alternative body Gmail served by reference (the large HTML beside the chosen text/plain)
+    // is a body, not an attachment.
+    if (isBodyCandidate(p) && typeof p.body?.data !== "string" && contentType(p).type.startsWith("text/")) continue;
     if (!isAttachment(p) && !inlineWithCid) continue;
     attachments.push(toRef(p, contentType(p)));
   }

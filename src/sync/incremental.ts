@@ -124,6 +124,9 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
     // Every record up to the newest one seen and up to the first page's mailbox id was listed.
     const first = BigInt(firstPageHistoryId ?? start);
     const slices = sliceWindow(records, SLICE_ADDS);
+    // Deleted anywhere in the window: a 404 for such a message is its deletion, even when the
+    // deleting record falls in a later slice than the adding one.
+    const deletedInWindow = new Set(records.flatMap((r) => (r.messagesDeleted ?? []).map((d) => d.message?.id ?? "")));
     const totals = { added: 0, deleted: 0, labelChanges: 0, stored: 0 };
     let cursor = start;
     let advanced = false;
@@ -132,7 +135,7 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
       // A slice's cursor is its newest record: every older record has been applied by then. The
       // last slice also covers the quiet stretch up to the mailbox id of the first page.
       const sliceCursor = i === slices.length - 1 && first > net.maxRecordId ? first : net.maxRecordId;
-      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString());
+      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString(), deletedInWindow);
       totals.added += net.added.size;
       totals.deleted += r.deleted;
       totals.labelChanges += r.labelApplied;
@@ -186,8 +189,8 @@ export function sliceWindow(records: GmailHistory[], maxAdds: number): GmailHist
  */
 const ADDED_NOT_FOUND_RETRY_MS = [250, 750, 1500];
 
-async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, prepared: PreparedBatch): Promise<void> {
-  const missing = () => prepared.gone.filter((id) => net.added.has(id));
+async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, prepared: PreparedBatch, deletedInWindow: ReadonlySet<string>): Promise<void> {
+  const missing = () => prepared.gone.filter((id) => net.added.has(id) && !deletedInWindow.has(id));
   for (const delay of ADDED_NOT_FOUND_RETRY_MS) {
     const ids = missing();
     if (ids.length === 0 || prepared.abort !== undefined) break;
@@ -207,7 +210,7 @@ async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId:
 }
 
 /** Fetches what a slice added and commits the slice's changes with its cursor (unless blocked). */
-async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string) {
+async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string, deletedInWindow: ReadonlySet<string>) {
   const { db, log } = deps;
   const addedIds = [...net.added.keys()];
   const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
@@ -218,7 +221,7 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   const known = await knownIds(db, accountId, relabelled);
   const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
-  await retryAddedButMissing(deps, gmail, accountId, net, prepared);
+  await retryAddedButMissing(deps, gmail, accountId, net, prepared, deletedInWindow);
 
   const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {

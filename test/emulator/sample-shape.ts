@@ -1,7 +1,7 @@
 // Structural comparison of an emulator answer with a response recorded from the real Gmail API
 // (../shared/gmail-real-samples/, read in place, never copied into the project): keys, value types
 // and nesting, not values. Samples wrap Gmail's body as {request, status, response_headers_subset,
-// response}; a few are Gmail's body alone. When the samples folder is absent (a clone without
+// response} or {method, endpoint, response}; a few are Gmail's body alone. When the samples folder is absent (a clone without
 // ../shared), loadSample returns undefined and the caller skips the comparison.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -25,7 +25,8 @@ export function loadSample(name: string): RecordedSample | undefined {
   if (!existsSync(file)) return undefined;
   const text = readFileSync(file, "utf8");
   const parsed = JSON.parse(text) as Record<string, unknown>;
-  if ("response" in parsed && "request" in parsed) {
+  // Recorder envelopes: {request, status, response_headers_subset, response} or {method, endpoint, response}.
+  if ("response" in parsed && ("request" in parsed || "endpoint" in parsed)) {
     return { status: parsed.status as number | undefined, headers: (parsed.response_headers_subset ?? {}) as Record<string, string>, body: parsed.response, text };
   }
   return { status: undefined, headers: {}, body: parsed, text };
