@@ -8,19 +8,23 @@
 // Why hand-written: the leases must be shared across processes and machines and survive a process
 // that dies holding them, which an in-process limiter (p-limit, bottleneck's local mode) cannot do;
 // bottleneck's Redis mode would add a second Redis client stack for one sorted set. Each lease is a
-// member of a sorted set scored by its expiry, so a crashed holder's permits come back by
-// themselves after LEASE_MS; one Lua script frees expired leases, counts and grants atomically.
+// member of a sorted set scored by its expiry, renewed while its request runs, so a crashed
+// holder's permits come back by themselves within LEASE_MS; one Lua script frees expired leases,
+// counts and grants atomically.
 //
 // Key: <prefix>:inflight:acct:<id> (same hash tag as the quota keys, one Redis Cluster slot).
 import { randomBytes } from "node:crypto";
 import type { Redis, Result } from "ioredis";
 import { GmailError } from "../errors.ts";
 
-/** Longer than any single Gmail request may take (the client's timeouts are well below it). */
-const LEASE_MS = 120_000;
+/**
+ * A lease lives this long unless its holder renews it (every LEASE_MS / 3 while the request is on
+ * the wire): a process that died holding permits gives them back within this time.
+ */
+const LEASE_MS = 15_000; // default; tests shorten it
 const POLL_MS = 15;
 
-// KEYS[1] lease set. ARGV: op ("acquire" | "release" | "count"), lease id, permits, cap, leaseMs.
+// KEYS[1] lease set. ARGV: op ("acquire" | "release" | "renew" | "count"), lease id, permits, cap, leaseMs.
 // Members are "<lease id>:<permits>". Returns permits in use after the call (acquire: -1 when refused).
 const SCRIPT = `
 local t = redis.call('TIME')
@@ -29,6 +33,9 @@ local op = ARGV[1]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if op == 'release' then
   redis.call('ZREM', KEYS[1], ARGV[2] .. ':' .. ARGV[3])
+elseif op == 'renew' then
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[5]), ARGV[2] .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
 end
 local used = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -60,7 +67,8 @@ export interface InFlightLimiter {
   readonly cap: number;
 }
 
-export function createInFlightLimiter(redis: Redis, opts: { prefix: string; cap: number }): InFlightLimiter {
+export function createInFlightLimiter(redis: Redis, opts: { prefix: string; cap: number; leaseMs?: number }): InFlightLimiter {
+  const leaseMs = opts.leaseMs ?? LEASE_MS;
   if (typeof (redis as { gmailSyncInFlight?: unknown }).gmailSyncInFlight !== "function") {
     redis.defineCommand("gmailSyncInFlight", { numberOfKeys: 1, lua: SCRIPT });
   }
@@ -73,20 +81,25 @@ export function createInFlightLimiter(redis: Redis, opts: { prefix: string; cap:
       const lease = randomBytes(8).toString("hex");
       const maxWaitMs = o.maxWaitMs ?? 2000;
       const started = Date.now();
-      while ((await redis.gmailSyncInFlight(key(accountId), "acquire", lease, want, cap, LEASE_MS)) < 0) {
+      while ((await redis.gmailSyncInFlight(key(accountId), "acquire", lease, want, cap, leaseMs)) < 0) {
         if (Date.now() - started > maxWaitMs) {
           throw new GmailError("rate_limited", `account ${accountId} has ${cap} Gmail requests in flight; waited ${maxWaitMs} ms`, { reason: "localConcurrency", retryAfterMs: 250 });
         }
         await new Promise((r) => setTimeout(r, POLL_MS + Math.random() * POLL_MS));
       }
+      const renew = setInterval(() => {
+        redis.gmailSyncInFlight(key(accountId), "renew", lease, want, cap, leaseMs).catch(() => undefined);
+      }, leaseMs / 3);
+      renew.unref();
       try {
         return await fn();
       } finally {
-        await redis.gmailSyncInFlight(key(accountId), "release", lease, want, cap, LEASE_MS).catch(() => undefined);
+        clearInterval(renew);
+        await redis.gmailSyncInFlight(key(accountId), "release", lease, want, cap, leaseMs).catch(() => undefined);
       }
     },
     async inUse(accountId) {
-      return Number(await redis.gmailSyncInFlight(key(accountId), "count", "", 0, cap, LEASE_MS));
+      return Number(await redis.gmailSyncInFlight(key(accountId), "count", "", 0, cap, leaseMs));
     },
   };
 }

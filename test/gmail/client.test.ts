@@ -234,7 +234,8 @@ describe("rate limits", () => {
     const q = createQuotaGovernor(r.redis, { prefix: `${r.prefix}:rl2`, unitsPerSecond: 2000, projectUnitsPerMinute: 10_000_000 });
     const gmail = createGmailPort({ auth, accountId: id, quota: q, rootUrl: config.GMAIL_API_ROOT_URL, log, retry: { maxAttempts: 1 } });
     await gmail.getProfile(); // refresh the token before the quota goes down
-    await emu.control.updateSettings({ quotaUnitsPerSecond: 5 });
+    // The form that carries a retry time is the subject here (Gmail also refuses without one).
+    await emu.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorForms: "retry-after" });
     try {
       let err: unknown;
       for (let i = 0; i < 10 && err === undefined; i++) err = await gmail.listMessages({ maxResults: 5 }).then(() => undefined, (e: unknown) => e);
@@ -245,7 +246,7 @@ describe("rate limits", () => {
       }
       expect((await q.inspect(id)).blockedUntilMs).toBeGreaterThan(0);
     } finally {
-      await emu.control.updateSettings({ quotaUnitsPerSecond: 0 });
+      await emu.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorForms: "gmail" });
     }
   });
 });

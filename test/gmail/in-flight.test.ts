@@ -64,6 +64,17 @@ describe("in-flight limiter", () => {
     expect(await l.inUse(1)).toBe(0);
   });
 
+  it("a live holder renews its lease: a request longer than the lease keeps its permits", async () => {
+    const l = createInFlightLimiter(t.redis, { prefix: `${t.prefix}:e`, cap: 1, leaseMs: 300 });
+    const holding = l.run(1, 1, () => sleep(1200));
+    await sleep(900); // three lease lengths later
+    expect(await l.inUse(1)).toBe(1);
+    const refused = await l.run(1, 1, async () => "ran", { maxWaitMs: 100 }).catch((e: unknown) => e);
+    expect(isGmailError(refused, "rate_limited")).toBe(true);
+    await holding;
+    expect(await l.inUse(1)).toBe(0);
+  });
+
   it("permits of a holder that died come back when its lease expires", async () => {
     const l = createInFlightLimiter(t.redis, { prefix: `${t.prefix}:d`, cap: 2 });
     // A lease written by a process that never released it, expiring 50 ms from now.

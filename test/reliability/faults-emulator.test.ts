@@ -86,12 +86,18 @@ it("10% faults, a 2 s latency window, a 429 burst and an expired history: conver
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
   await waitFor("a 429 from the emulator", async () => faultCounts(await h.emulator.control.stats()).rateLimited > 0, 20_000, 50);
   await new Promise((r) => setTimeout(r, 1000));
+  // Refusals without a retry time park the account's jobs with a growing backoff; let the quota
+  // recover until a job completes (which resets it) before the next burst.
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
+  await waitFor("a job to complete after the burst", async () => (await syncState(h, accountId)).throttled_until === null, 40_000, 100);
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 15 });
   // The same with Gmail's legacy answer: 403 userRateLimitExceeded is a rate limit, not a refusal.
-  await h.emulator.control.updateSettings({ quotaErrorStatus: 403 });
+  // (The first burst got Gmail's usual mixed forms; the legacy 403 is its own form by name.)
+  await h.emulator.control.updateSettings({ quotaErrorForms: "retry-after", quotaErrorStatus: 403 });
   await mutate(1);
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
   await waitFor("a 403 rate limit from the emulator", async () => faultCounts(await h.emulator.control.stats()).forbidden > 0, 20_000, 50);
-  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorStatus: 429 });
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorForms: "gmail", quotaErrorStatus: 429 });
 
   await waitFor("backfill to finish", async () => (await syncState(h, accountId)).backfill_phase === "done", 60_000, 100);
   await waitFor("queues to drain", () => queuesIdle(h), 40_000);
