@@ -19,7 +19,7 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 150);
 const EMAIL = "bench@example.com";
 const log = createLogger("silent");
 
-const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
+const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
 const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: null });
 const prefix = `bench-${randomBytes(4).toString("hex")}`;
 

@@ -30,7 +30,7 @@ const bdb = await createBenchDatabase("push");
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `user${String(i).padStart(2, "0")}@example.com`);
-const emu = await startEmulator({ accounts: emails, messages: 5, attachments: false, seed: 3, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push`, quotaUnitsPerSecond: 250 });
+const emu = await startEmulator({ accounts: emails, messages: 5, attachments: false, seed: 3, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push` }); // Gmail's realistic defaults (15,000 units/min, post-push 404s…)
 const config = loadConfig({
   ...process.env,
   DATABASE_URL: bdb.url,

@@ -42,7 +42,7 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/g
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `scale${String(i).padStart(2, "0")}@example.com`);
-const emu = await startEmulator({ accounts: emails, messages: MESSAGES, seed: 5, attachments: true, hostile: HOSTILE, quotaUnitsPerSecond: QUOTA, latencyMs: LATENCY_MS });
+const emu = await startEmulator({ accounts: emails, messages: MESSAGES, seed: 5, attachments: true, hostile: HOSTILE, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
 const mailboxSize = (await emu.control.mailbox(emails[0] as string)).messages.length;
 
 /** CPU seconds and peak RSS of a live child, from /proc (Linux). */
