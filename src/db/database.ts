@@ -1,7 +1,7 @@
 // The kysely Database type (kept equal to the applied migrations; test/integration/schema.test.ts
 // compares the two) and the one place a pg pool is created.
 import type { ColumnType, Generated } from "kysely";
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 
 /** History ids are uint64: numeric(20,0), which pg returns as a decimal string. */
@@ -120,6 +120,15 @@ export interface Database {
 }
 
 export type Db = Kysely<Database>;
+
+/**
+ * `gmail_id = ANY($1::text[])`: a list of ids as ONE bind parameter. Kysely's `in` writes one
+ * parameter per id, and a history window that touches more than 65,535 messages (mark 80,000
+ * read, empty a large Trash) would exceed Postgres's limit and wedge the sync.
+ */
+export function gmailIdIn(ids: readonly string[]) {
+  return sql<boolean>`gmail_id = ANY(${[...ids]}::text[])`;
+}
 
 // bigint columns hold identity counters and byte sizes, far below 2^53: read them as numbers.
 // numeric (history ids) stays a decimal string: it can exceed 2^64, let alone 2^53.

@@ -2,7 +2,7 @@
 // null) and blocks the cursor until it either succeeds or reaches the attempt limit; then it is
 // parked (a dead letter: visible in `gmail-sync dead-letters` and a metric) and the cursor moves on.
 import { type Kysely, sql, type Transaction } from "kysely";
-import type { Database } from "./database.ts";
+import { type Database, gmailIdIn } from "./database.ts";
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -56,7 +56,7 @@ export async function resolveDeadLetters(db: Executor, accountId: number, gmailI
     .updateTable("dead_letters")
     .set({ resolved_at: sql`now()` })
     .where("account_id", "=", accountId)
-    .where("gmail_id", "in", gmailIds)
+    .where(gmailIdIn(gmailIds))
     .where("resolved_at", "is", null)
     .execute();
 }

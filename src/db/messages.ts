@@ -4,7 +4,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { AttachmentResult } from "../attachments/types.ts";
 import type { ParsedMessage } from "../gmail/parse-message.ts";
-import type { Database, HistoryId } from "./database.ts";
+import { type Database, gmailIdIn, type HistoryId } from "./database.ts";
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -128,7 +128,7 @@ export async function softDeleteMessages(trx: Executor, accountId: number, gmail
     .updateTable("messages")
     .set({ deleted_at: sql`now()`, updated_at: sql`now()`, ...(atHistoryId !== null ? { history_id: atHistoryId } : {}) })
     .where("account_id", "=", accountId)
-    .where("gmail_id", "in", gmailIds)
+    .where(gmailIdIn(gmailIds))
     .where("deleted_at", "is", null)
     .$if(atHistoryId !== null, (qb) => qb.where(sql<boolean>`(history_id IS NULL OR history_id < ${atHistoryId}::numeric)`))
     .executeTakeFirst();
@@ -165,7 +165,7 @@ export async function storedCurrentIds(trx: Executor, accountId: number, gmailId
     .selectFrom("messages")
     .select(["gmail_id", "history_id", "updated_at"])
     .where("account_id", "=", accountId)
-    .where("gmail_id", "in", gmailIds)
+    .where(gmailIdIn(gmailIds))
     .where("deleted_at", "is", null)
     .execute();
   const out = new Set<string>();
@@ -214,6 +214,6 @@ export async function recordDeletion(trx: Executor, accountId: number, d: { gmai
 /** Of `gmailIds`, those we hold a row for (live or deleted). */
 export async function knownIds(trx: Executor, accountId: number, gmailIds: string[]): Promise<Set<string>> {
   if (gmailIds.length === 0) return new Set();
-  const rows = await trx.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("gmail_id", "in", gmailIds).execute();
+  const rows = await trx.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where(gmailIdIn(gmailIds)).execute();
   return new Set(rows.map((r) => r.gmail_id));
 }

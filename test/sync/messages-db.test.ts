@@ -2,7 +2,8 @@
 // Postgres: an older fetch never overwrites a newer state, a deletion seen before the message was
 // stored leaves a tombstone that the older fetch cannot resurrect, labels apply in history order.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { applyLabelChange, type MessageRecord, recordDeletion, upsertMessages } from "../../src/db/messages.ts";
+import { resolveDeadLetters } from "../../src/db/dead-letters.ts";
+import { applyLabelChange, knownIds, type MessageRecord, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../../src/db/messages.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 let tdb: TestDatabase;
@@ -65,4 +66,13 @@ it("a deletion seen before the message was stored leaves a tombstone an older fe
   expect((await row("m3")).deleted_at).toBeNull();
   const count = await tdb.db.selectFrom("messages").select((eb) => eb.fn.countAll<number>().as("n")).where("account_id", "=", accountId).executeTakeFirstOrThrow();
   expect(Number(count.n)).toBe(3);
+});
+
+it("id lists of any length reach Postgres as one parameter (a 70,000-message window does not exceed the 65,535 bind limit)", async () => {
+  const ids = Array.from({ length: 70_000 }, (_, i) => `bulk${i.toString(16).padStart(8, "0")}`);
+  await upsertMessages(tdb.db, accountId, [record(ids[0] as string, "500", ["INBOX"]), record(ids[69_999] as string, "500", ["INBOX"])]);
+  expect(await knownIds(tdb.db, accountId, ids)).toEqual(new Set([ids[0], ids[69_999]]));
+  expect((await storedCurrentIds(tdb.db, accountId, ids, { minHistoryId: new Map([[ids[0] as string, "400"]]) })).has(ids[0] as string)).toBe(true);
+  await resolveDeadLetters(tdb.db, accountId, ids);
+  expect(await softDeleteMessages(tdb.db, accountId, ids, "600")).toBe(2);
 });
