@@ -156,6 +156,31 @@ export async function applyLabelChange(
 }
 
 /**
+ * Applies one label delta to many messages in one statement (a history record of a thread
+ * operation or a bulk change carries the same delta for up to 1,000 messages): each row is
+ * changed only when it does not already reflect a newer state. Returns rows changed.
+ */
+export async function applyLabelChanges(
+  trx: Executor,
+  accountId: number,
+  change: { gmailIds: readonly string[]; historyId: HistoryId; added: string[]; removed: string[] },
+): Promise<number> {
+  if (change.gmailIds.length === 0) return 0;
+  const res = await trx
+    .updateTable("messages")
+    .set({
+      label_ids: sql<string[]>`ARRAY(SELECT l FROM unnest(label_ids || ${change.added}::text[]) AS l EXCEPT SELECT unnest(${change.removed}::text[]) ORDER BY 1)`,
+      history_id: change.historyId,
+      updated_at: sql`now()`,
+    })
+    .where("account_id", "=", accountId)
+    .where(gmailIdIn(change.gmailIds))
+    .where(sql<boolean>`(history_id IS NULL OR history_id < ${change.historyId}::numeric)`)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+/**
  * Of `gmailIds`, the ones already stored (not deleted) at least as new as `minHistoryId`, or
  * written since `since`: those need no fetch.
  */

@@ -5,7 +5,7 @@
 // (404) starts the reconciling resync instead of skipping ahead.
 import { isGmailError } from "../errors.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { applyLabelChange, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { applyLabelChanges, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
@@ -159,25 +159,44 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
 
 /** Added messages per committed slice of a history window: bounds memory and lost work. */
 const SLICE_ADDS = 500;
+/** Entries of any kind per slice: a bulk change (70,000 labels) commits in bounded steps too. */
+const SLICE_CHANGES = 10_000;
 
 /**
  * Splits a window (sorted by history id) into consecutive slices of at most `maxAdds` added
- * messages. An empty window is one empty slice (it still moves the cursor to the mailbox's id).
+ * messages and `maxChanges` entries of any kind (a record is never split). An empty window is one
+ * empty slice (it still moves the cursor to the mailbox's id).
  */
-export function sliceWindow(records: GmailHistory[], maxAdds: number): GmailHistory[][] {
+export function sliceWindow(records: GmailHistory[], maxAdds: number, maxChanges = SLICE_CHANGES): GmailHistory[][] {
   const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
   const slices: GmailHistory[][] = [[]];
   let adds = 0;
+  let changes = 0;
   for (const rec of sorted) {
     const n = rec.messagesAdded?.length ?? 0;
-    if (adds > 0 && adds + n > maxAdds) {
+    const c = n + (rec.messagesDeleted?.length ?? 0) + (rec.labelsAdded?.length ?? 0) + (rec.labelsRemoved?.length ?? 0);
+    if ((adds > 0 && adds + n > maxAdds) || (changes > 0 && changes + c > maxChanges)) {
       slices.push([]);
       adds = 0;
+      changes = 0;
     }
     (slices[slices.length - 1] as GmailHistory[]).push(rec);
     adds += n;
+    changes += c;
   }
   return slices;
+}
+
+/** Consecutive label changes with the same record and delta, as one group (history order kept). */
+export function groupLabelChanges(changes: NetChanges["labels"]): Array<{ gmailIds: string[]; historyId: string; added: string[]; removed: string[] }> {
+  const groups: Array<{ gmailIds: string[]; historyId: string; added: string[]; removed: string[]; key: string }> = [];
+  for (const c of changes) {
+    const key = `${c.historyId}|${[...c.added].sort().join(",")}|${[...c.removed].sort().join(",")}`;
+    const last = groups[groups.length - 1];
+    if (last && last.key === key) last.gmailIds.push(c.gmailId);
+    else groups.push({ gmailIds: [c.gmailId], historyId: c.historyId, added: c.added, removed: c.removed, key });
+  }
+  return groups.map(({ key: _key, ...g }) => g);
 }
 
 /**
@@ -234,7 +253,8 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
     }
     // Already gone when fetched (404): recorded as deleted, not an error.
     r.deleted += await softDeleteMessages(trx, accountId, prepared.gone, null);
-    for (const change of net.labels) if (await applyLabelChange(trx, accountId, change)) r.labelApplied++;
+    // Set-wise: one statement per distinct delta of a record, in history order.
+    for (const group of groupLabelChanges(net.labels)) r.labelApplied += await applyLabelChanges(trx, accountId, group);
     for (const f of prepared.failed) {
       const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
       if (isParked) r.parked++;

@@ -1,7 +1,7 @@
 // netHistory: a window of history records reduced to what must be fetched, soft-deleted and
 // relabelled. Pure; the integration tests cover the same rules against the emulator.
 import { describe, expect, it } from "vitest";
-import { netHistory, sliceWindow } from "../../src/sync/incremental.ts";
+import { groupLabelChanges, netHistory, sliceWindow } from "../../src/sync/incremental.ts";
 
 const msg = (id: string) => ({ message: { id, threadId: id } });
 
@@ -72,7 +72,32 @@ describe("sliceWindow", () => {
     const slices = sliceWindow([adds("3", 2), adds("1", 3), { id: "2", messagesDeleted: [msg("d")] }, adds("4", 4)], 5);
     expect(slices.map((s) => s.map((r) => r.id))).toEqual([["1", "2", "3"], ["4"]]);
   });
+  it("also bounds a slice by entries of any kind (a bulk change), never splitting a record", () => {
+    const labels = (id: string, n: number) => ({ id, labelsRemoved: Array.from({ length: n }, (_, i) => ({ ...msg(`${id}-${i}`), labelIds: ["UNREAD"] })) });
+    const slices = sliceWindow([labels("1", 1000), labels("2", 1000), labels("3", 1000), { id: "4", messagesAdded: [msg("a")] }, labels("5", 3000)], 500, 2500);
+    expect(slices.map((sl) => sl.map((r) => r.id))).toEqual([["1", "2"], ["3", "4"], ["5"]]);
+  });
   it("keeps an empty window as one empty slice", () => {
     expect(sliceWindow([], 5)).toEqual([[]]);
+  });
+});
+
+describe("groupLabelChanges", () => {
+  it("groups consecutive changes of one record with one delta, keeping history order", () => {
+    const change = (gmailId: string, historyId: string, added: string[], removed: string[]) => ({ gmailId, historyId, added, removed });
+    expect(
+      groupLabelChanges([
+        change("a", "10", [], ["UNREAD"]),
+        change("b", "10", [], ["UNREAD"]),
+        change("c", "10", ["Label_1"], ["INBOX"]),
+        change("a", "11", ["UNREAD"], []),
+        change("d", "12", [], ["UNREAD"]),
+      ]),
+    ).toEqual([
+      { gmailIds: ["a", "b"], historyId: "10", added: [], removed: ["UNREAD"] },
+      { gmailIds: ["c"], historyId: "10", added: ["Label_1"], removed: ["INBOX"] },
+      { gmailIds: ["a"], historyId: "11", added: ["UNREAD"], removed: [] },
+      { gmailIds: ["d"], historyId: "12", added: [], removed: ["UNREAD"] },
+    ]);
   });
 });
