@@ -52,9 +52,11 @@ export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): vo
       note = decodePushEnvelope(req.body);
     } catch (err) {
       if (!(err instanceof MalformedPushError)) throw err;
+      // Authenticated, so it came from our subscription: an error answer would only make Pub/Sub
+      // redeliver the same bad message for a week. Acknowledge it, count it, say why (bounded).
       pushRequestsTotal.inc({ outcome: "malformed" });
-      deps.log.warn({ why: err.message }, "push rejected: malformed");
-      return reply.code(400).send({ error: "malformed", detail: err.message });
+      deps.log.warn({ why: err.message.slice(0, 200) }, "push acknowledged but ignored: malformed");
+      return reply.code(204).send();
     }
 
     const account = await deps.db

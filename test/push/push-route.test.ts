@@ -12,6 +12,7 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
 import { buildHttpServer, listen } from "../../src/http.ts";
 import { createLogger } from "../../src/log.ts";
+import { pushRequestsTotal } from "../../src/metrics.ts";
 import { createPushAuthenticator } from "../../src/pubsub.ts";
 import { registerPushRoute } from "../../src/push-route.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
@@ -223,10 +224,18 @@ describe("bad input and attacks", () => {
     ["base64 garbage", envelope("%%%not base64%%%")],
     ["JSON without historyId", envelope({ emailAddress: ALICE })],
     ["no message at all", { subscription: "x" }],
-    ["not JSON", "{{{"],
-  ])("400 and nothing enqueued for %s", async (_name, payload) => {
+  ])("an authenticated but malformed push is acknowledged (204, not redelivered for a week), counted, and enqueues nothing: %s", async (_name, payload) => {
     const before = enqueued.length;
-    expect(await post(payload, validAuth)).toBe(400);
+    const counted = async () => (await pushRequestsTotal.get()).values.find((v) => v.labels.outcome === "malformed")?.value ?? 0;
+    const malformedBefore = await counted();
+    expect(await post(payload, validAuth)).toBe(204);
+    expect(enqueued.length).toBe(before);
+    expect(await counted()).toBe(malformedBefore + 1);
+  });
+
+  it("400 for a body that is not JSON at all (no Pub/Sub push looks like that)", async () => {
+    const before = enqueued.length;
+    expect(await post("{{{", validAuth)).toBe(400);
     expect(enqueued.length).toBe(before);
   });
 
