@@ -236,6 +236,22 @@ export async function recordDeletion(trx: Executor, accountId: number, d: { gmai
   return row?.updated === true;
 }
 
+/**
+ * Of the given ids (each with a history record id at which the message was seen to exist), those
+ * whose row is soft-deleted by a state older than that record: the deletion was wrong or undone.
+ */
+export async function deletedBefore(trx: Executor, accountId: number, seenAt: ReadonlyMap<string, HistoryId>): Promise<Set<string>> {
+  if (seenAt.size === 0) return new Set();
+  const rows = await trx
+    .selectFrom("messages")
+    .select(["gmail_id", "history_id"])
+    .where("account_id", "=", accountId)
+    .where(gmailIdIn([...seenAt.keys()]))
+    .where("deleted_at", "is not", null)
+    .execute();
+  return new Set(rows.filter((r) => r.history_id === null || BigInt(r.history_id) < BigInt(seenAt.get(r.gmail_id) ?? "0")).map((r) => r.gmail_id));
+}
+
 /** Of `gmailIds`, those we hold a row for (live or deleted). */
 export async function knownIds(trx: Executor, accountId: number, gmailIds: string[]): Promise<Set<string>> {
   if (gmailIds.length === 0) return new Set();

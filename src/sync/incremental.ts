@@ -5,7 +5,7 @@
 // (404) starts the reconciling resync instead of skipping ahead.
 import { isGmailError } from "../errors.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { applyLabelChanges, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
@@ -238,7 +238,13 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   // page's older copy from overwriting it, and the backfill skips it as already current.
   const relabelled = [...new Set(net.labels.map((l) => l.gmailId))].filter((id) => !net.added.has(id));
   const known = await knownIds(db, accountId, relabelled);
-  const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id))];
+  // Gmail writes label records only for messages that exist: a row we hold as deleted by an older
+  // state (a resync sweep that missed a message trashed during the lost window, then untrashed)
+  // is alive again, and is fetched back.
+  const lastLabelRecord = new Map<string, string>();
+  for (const l of net.labels) lastLabelRecord.set(l.gmailId, l.historyId);
+  const revived = await deletedBefore(db, accountId, new Map([...lastLabelRecord].filter(([id]) => known.has(id) && !net.added.has(id))));
+  const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id) || revived.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
   await retryAddedButMissing(deps, gmail, accountId, net, prepared, deletedInWindow);
 
