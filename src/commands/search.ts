@@ -21,8 +21,9 @@ export function registerSearchCommand(program: Command): void {
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError(`must be an integer from 1 to 1000, got ${JSON.stringify(v)}`);
       return n;
     }, 20)
+    .option("--include-spam-trash", "also search mail in Spam and Trash (left out by default, as in Gmail)")
     .option("--json", "print the hits as a JSON array")
-    .action(async (query: string, opts: { account?: string; limit: number; json?: boolean }) => {
+    .action(async (query: string, opts: { account?: string; limit: number; includeSpamTrash?: boolean; json?: boolean }) => {
       const config = loadConfig();
       const db = createDb(config.DATABASE_URL, 1);
       try {
@@ -33,7 +34,7 @@ export function registerSearchCommand(program: Command): void {
           accountId = row.id;
         }
         const tty = process.stdout.isTTY === true && !opts.json;
-        const hits = await searchMessages(db, query, { accountId, limit: opts.limit, highlight: tty ? BOLD : { start: "**", stop: "**" } });
+        const hits = await searchMessages(db, query, { accountId, limit: opts.limit, includeSpamTrash: opts.includeSpamTrash === true, highlight: tty ? BOLD : { start: "**", stop: "**" } });
         if (opts.json) {
           console.log(JSON.stringify(hits));
           return;

@@ -22,6 +22,8 @@ export interface SearchHit {
 export interface SearchOptions {
   accountId?: number;
   limit: number;
+  /** Mail in Spam or Trash is left out unless asked for, as Gmail's own search does. */
+  includeSpamTrash?: boolean;
   /** Markers around matched words in the snippet. */
   highlight?: { start: string; stop: string };
 }
@@ -33,7 +35,7 @@ export async function searchMessages(db: Db, query: string, opts: SearchOptions)
   const start = opts.highlight?.start ?? "**";
   const stop = opts.highlight?.stop ?? "**";
   const headlineOptions = `MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=" … ", StartSel="${start.replaceAll('"', "")}", StopSel="${stop.replaceAll('"', "")}"`;
-  const account = opts.accountId === undefined ? sql`true` : sql`m.account_id = ${opts.accountId}`;
+  const account = sql`${opts.accountId === undefined ? sql`true` : sql`m.account_id = ${opts.accountId}`} AND ${opts.includeSpamTrash ? sql`true` : sql`NOT (m.label_ids && ARRAY['SPAM','TRASH']::text[])`}`;
   const result = await sql<{
     account: string;
     gmail_id: string;

@@ -9,7 +9,7 @@ let t: TestDatabase;
 let alice: number;
 let bob: number;
 
-async function message(accountId: number, gmailId: string, fields: { subject?: string; body?: string; deleted?: boolean; attachment?: { filename: string; text: string } }) {
+async function message(accountId: number, gmailId: string, fields: { subject?: string; body?: string; deleted?: boolean; labels?: string[]; attachment?: { filename: string; text: string } }) {
   const { id } = await t.db
     .insertInto("messages")
     .values({
@@ -21,6 +21,7 @@ async function message(accountId: number, gmailId: string, fields: { subject?: s
       from_address: "sender@example.com",
       internal_date: new Date("2026-01-02T03:04:05Z"),
       deleted_at: fields.deleted ? new Date() : null,
+      ...(fields.labels ? { label_ids: fields.labels } : {}),
     })
     .returning("id")
     .executeTakeFirstOrThrow();
@@ -41,6 +42,9 @@ beforeAll(async () => {
   await message(alice, "m3", { subject: "zebrafish (deleted)", body: "zebrafish", deleted: true });
   await message(bob, "m4", { subject: "Other zebrafish", body: "one mention" });
   await message(alice, "m5", { subject: "Unrelated", body: "nothing to see" });
+  await message(alice, "m6", { subject: "Trashed quokka", body: "quokka", labels: ["TRASH"] });
+  await message(alice, "m7", { subject: "Spam quokka", body: "quokka", labels: ["SPAM", "UNREAD"] });
+  await message(alice, "m8", { subject: "Inbox quokka", body: "quokka", labels: ["INBOX"] });
 });
 afterAll(() => t?.drop());
 
@@ -53,6 +57,11 @@ describe("searchMessages", () => {
     expect(viaAttachment?.attachment).toBe("minutes.pdf");
     expect(viaAttachment?.snippet).toContain("**zebrafish**");
     expect(viaAttachment?.date).toBe("2026-01-02T03:04:05.000Z");
+  });
+
+  it("leaves Spam and Trash out unless asked, as Gmail's search does", async () => {
+    expect((await searchMessages(t.db, "quokka", { limit: 10 })).map((h) => h.gmailId)).toEqual(["m8"]);
+    expect((await searchMessages(t.db, "quokka", { limit: 10, includeSpamTrash: true })).map((h) => h.gmailId).sort()).toEqual(["m6", "m7", "m8"]);
   });
 
   it("filters by account, honours the limit, and supports web-search syntax", async () => {
