@@ -85,7 +85,26 @@ export async function checkpointPage(
     .where("backfill_phase", "=", "listing")
     .where("backfill_started_at", "=", runStartedAt)
     .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
+  const advanced = Number(res.numUpdatedRows) === 1;
+  // The run's last page: no older fetch of this run can commit any more, so the tombstones that
+  // guarded against one (rows of messages deleted before we ever stored them) can go.
+  if (advanced && done) await purgeTombstones(trx, accountId);
+  return advanced;
+}
+
+/** Deletes tombstones: deleted rows that never held a message (no date, sender, subject or body). */
+export async function purgeTombstones(trx: Executor, accountId: number): Promise<number> {
+  const res = await trx
+    .deleteFrom("messages")
+    .where("account_id", "=", accountId)
+    .where("deleted_at", "is not", null)
+    .where("internal_date", "is", null)
+    .where("from_address", "is", null)
+    .where("subject", "is", null)
+    .where("body_text", "is", null)
+    .where(sql<boolean>`NOT EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = messages.id)`)
+    .executeTakeFirst();
+  return Number(res.numDeletedRows);
 }
 
 /** Moves the cursor forward to `historyId` (numeric compare); a smaller or equal id is ignored. */

@@ -135,7 +135,7 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
       // A slice's cursor is its newest record: every older record has been applied by then. The
       // last slice also covers the quiet stretch up to the mailbox id of the first page.
       const sliceCursor = i === slices.length - 1 && first > net.maxRecordId ? first : net.maxRecordId;
-      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString(), deletedInWindow);
+      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString(), deletedInWindow, state.backfill_phase === "listing");
       totals.added += net.added.size;
       totals.deleted += r.deleted;
       totals.labelChanges += r.labelApplied;
@@ -229,7 +229,7 @@ async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId:
 }
 
 /** Fetches what a slice added and commits the slice's changes with its cursor (unless blocked). */
-async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string, deletedInWindow: ReadonlySet<string>) {
+async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string, deletedInWindow: ReadonlySet<string>, listing: boolean) {
   const { db, log } = deps;
   const addedIds = [...net.added.keys()];
   const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
@@ -253,7 +253,9 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
     r.stored = await upsertMessages(trx, accountId, prepared.records);
     for (const [id, hid] of net.deleted) {
       const threadId = net.threadOf.get(id);
-      if (threadId !== undefined) {
+      // A tombstone for a message we do not hold only matters while a listing run may still commit
+      // an older fetch of it; otherwise (draft autosaves: every save deletes an id) it is bloat.
+      if (threadId !== undefined && listing) {
         if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid })) r.deleted++;
       } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
     }
