@@ -31,16 +31,22 @@ interface NetChanges {
   /** Thread of every message named in the window (tombstones need it). */
   threadOf: Map<string, string>;
   labels: Array<{ gmailId: string; historyId: string; added: string[]; removed: string[] }>;
+  /** id → its labels after the newest entry of the window that names it (Gmail's message.labelIds). */
+  lastLabels: Map<string, string[]>;
   maxRecordId: bigint;
 }
 
 /** Nets a window of history records (chronological). Pure. */
 export function netHistory(records: GmailHistory[]): NetChanges {
   const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
-  const net: NetChanges = { added: new Map(), deleted: new Map(), threadOf: new Map(), labels: [], maxRecordId: 0n };
+  const net: NetChanges = { added: new Map(), deleted: new Map(), threadOf: new Map(), labels: [], lastLabels: new Map(), maxRecordId: 0n };
   for (const rec of sorted) {
     const hid = rec.id ?? "0";
     if (BigInt(hid) > net.maxRecordId) net.maxRecordId = BigInt(hid);
+    for (const e of [...(rec.messagesAdded ?? []), ...(rec.labelsAdded ?? []), ...(rec.labelsRemoved ?? [])]) {
+      const id = e.message?.id;
+      if (id && Array.isArray(e.message?.labelIds)) net.lastLabels.set(id, e.message.labelIds.filter((l): l is string => typeof l === "string"));
+    }
     for (const a of rec.messagesAdded ?? []) {
       const id = a.message?.id;
       if (id) {
@@ -244,7 +250,11 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   const lastLabelRecord = new Map<string, string>();
   for (const l of net.labels) lastLabelRecord.set(l.gmailId, l.historyId);
   const revived = await deletedBefore(db, accountId, new Map([...lastLabelRecord].filter(([id]) => known.has(id) && !net.added.has(id))));
-  const toFetch = [...addedIds.filter((id) => !current.has(id)), ...relabelled.filter((id) => !known.has(id) || revived.has(id))];
+  // Outside the mirror's scope: with INCLUDE_SPAM_TRASH off, mail that lands in (or stays in) Spam
+  // or Trash is not downloaded, as the backfill does not list it; leaving there is a label record
+  // for a message we do not hold, which fetches it then.
+  const outOfScope = (id: string) => !deps.config.INCLUDE_SPAM_TRASH && (net.lastLabels.get(id) ?? []).some((l) => l === "SPAM" || l === "TRASH");
+  const toFetch = [...addedIds.filter((id) => !current.has(id) && !outOfScope(id)), ...relabelled.filter((id) => (!known.has(id) && !outOfScope(id)) || revived.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
   await retryAddedButMissing(deps, gmail, accountId, net, prepared, deletedInWindow);
 
