@@ -14,7 +14,7 @@ import { RetryableMessagesError } from "./backfill.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { startRun } from "./resync.ts";
-import { fetchAndPrepare, type PreparedBatch } from "./store-message.ts";
+import { fetchAndPrepare, type PreparedBatch, recheckMissing } from "./store-message.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -206,28 +206,13 @@ export function groupLabelChanges(changes: NetChanges["labels"]): Array<{ gmailI
 }
 
 /**
- * Waits before re-asking for a message this window added that answered 404: Gmail announces a new
- * message (history, push) a moment before messages.get serves it (byeokim/gmailpush#10,
- * openclaw/gogcli#379, which added a 3 s delay). Only such messages wait, so other pushes are not
- * delayed; one still missing after these is a transient failure (ledger, cursor held), never a
- * deletion — a real deletion shows as messagesDeleted in a later window.
+ * A message this window added that answers 404 is not gone: Gmail serves it a moment after it
+ * announces it (recheckMissing). One still missing after the rechecks is a transient failure
+ * (ledger, cursor held), never a deletion — a real deletion shows as messagesDeleted in a later
+ * window; one the window itself deletes is gone.
  */
-const ADDED_NOT_FOUND_RETRY_MS = [250, 750, 1500];
-
 async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, prepared: PreparedBatch, deletedInWindow: ReadonlySet<string>): Promise<void> {
-  const missing = () => prepared.gone.filter((id) => net.added.has(id) && !deletedInWindow.has(id));
-  for (const delay of ADDED_NOT_FOUND_RETRY_MS) {
-    const ids = missing();
-    if (ids.length === 0 || prepared.abort !== undefined) break;
-    await new Promise((r) => setTimeout(r, delay));
-    const again = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log: deps.log }, ids);
-    const asked = new Set(ids);
-    prepared.gone = [...prepared.gone.filter((id) => !asked.has(id)), ...again.gone];
-    prepared.records.push(...again.records);
-    prepared.failed.push(...again.failed);
-    prepared.abort ??= again.abort;
-  }
-  const still = new Set(missing());
+  const still = new Set(await recheckMissing({ gmail, pipeline: deps.pipeline, log: deps.log }, prepared, (id) => net.added.has(id) && !deletedInWindow.has(id)));
   if (still.size === 0) return;
   prepared.gone = prepared.gone.filter((id) => !still.has(id));
   for (const id of still) prepared.failed.push({ id, kind: "transient", reason: "not_found_after_add", detail: "added in history but messages.get answers 404" });

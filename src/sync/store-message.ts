@@ -172,6 +172,31 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
   return out;
 }
 
+/**
+ * Gmail announces a new message (history, push, a listing) a moment before messages.get serves it
+ * (byeokim/gmailpush#10, openclaw/gogcli#379, which added a 3 s delay to every fetch). Ids of
+ * `prepared.gone` that `which` selects are asked again after these delays — only they wait, so a
+ * sync without a 404 is never slowed. What comes back moves to records/failed; returns the ids
+ * still answering 404 (left in `prepared.gone` for the caller to decide).
+ */
+const NOT_FOUND_RECHECK_MS = [250, 750, 1500];
+
+export async function recheckMissing(deps: StoreDeps, prepared: PreparedBatch, which: (id: string) => boolean): Promise<string[]> {
+  const missing = () => prepared.gone.filter(which);
+  for (const delay of NOT_FOUND_RECHECK_MS) {
+    const ids = missing();
+    if (ids.length === 0 || prepared.abort !== undefined) break;
+    await new Promise((r) => setTimeout(r, delay));
+    const again = await fetchAndPrepare(deps, ids);
+    const asked = new Set(ids);
+    prepared.gone = [...prepared.gone.filter((id) => !asked.has(id)), ...again.gone];
+    prepared.records.push(...again.records);
+    prepared.failed.push(...again.failed);
+    prepared.abort ??= again.abort;
+  }
+  return missing();
+}
+
 /** At most `n` of the given tasks run at once. */
 function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
   let running = 0;

@@ -113,6 +113,22 @@ describe("sync against Gmail's real shapes", () => {
     }
   });
 
+  it("a just-delivered message listed by a resync and answering 404 is asked again, not taken as deleted since it was listed", { timeout: 90_000 }, async () => {
+    await h.emulator.control.updateSettings({ addedNotFoundRate: 1, addedNotFoundWindowMs: 1500 });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await h.emulator.control.deliver(EMAIL)).id);
+      // Nothing in history after the new pin names them: only the listing can store them.
+      await h.emulator.control.expireHistory(EMAIL);
+      await h.app.enqueueIncremental(accountId, { reason: "manual" });
+      await waitFor("the resync to finish", async () => (await syncState(h, accountId)).resync_reason === null && (await backfillDone(h, accountId)) && (await queuesIdle(h)), 60_000, 200);
+      const rows = await h.app.db.selectFrom("messages").select(["gmail_id", "deleted_at"]).where("account_id", "=", accountId).where("gmail_id", "in", ids).execute();
+      expect(rows.filter((r) => r.deleted_at === null).map((r) => r.gmail_id).sort()).toEqual([...ids].sort());
+    } finally {
+      await h.emulator.control.updateSettings({ addedNotFoundRate: 0.05, addedNotFoundWindowMs: 2000 });
+    }
+  });
+
   it("a batch POST answered with an HTML 404 page deletes nothing; the mail arrives when the endpoint is back", { timeout: 60_000 }, async () => {
     await h.emulator.control.updateSettings({ batchFailureRate: 1, batchFailureStatus: 404 });
     const ids: string[] = [];
