@@ -7,6 +7,7 @@
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
 import { softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { checkpointPage, ensureSyncState, getSyncState } from "../db/sync-state.ts";
+import { isGmailError } from "../errors.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
 import type { GmailMessage } from "../gmail/port.ts";
 import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
@@ -45,13 +46,25 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     const key = seenKey(deps.queues.prefix, accountId, runStartedAt);
 
     const q = state.backfill_query ?? deps.config.BACKFILL_QUERY;
-    const page = await gmail.listMessages({
-      ...(state.backfill_page_token !== null ? { pageToken: state.backfill_page_token } : {}),
-      ...(q !== undefined && q !== "" ? { q } : {}),
-      ...(deps.config.BACKFILL_LABEL_IDS.length > 0 ? { labelIds: deps.config.BACKFILL_LABEL_IDS } : {}),
-      includeSpamTrash: deps.config.INCLUDE_SPAM_TRASH,
-      maxResults: BACKFILL_PAGE_SIZE,
-    });
+    let page;
+    try {
+      page = await gmail.listMessages({
+        ...(state.backfill_page_token !== null ? { pageToken: state.backfill_page_token } : {}),
+        ...(q !== undefined && q !== "" ? { q } : {}),
+        ...(deps.config.BACKFILL_LABEL_IDS.length > 0 ? { labelIds: deps.config.BACKFILL_LABEL_IDS } : {}),
+        includeSpamTrash: deps.config.INCLUDE_SPAM_TRASH,
+        maxResults: BACKFILL_PAGE_SIZE,
+      });
+    } catch (err) {
+      // A stored page token Gmail no longer accepts (aged out, or the scope changed under it) is
+      // a 400 for ever: retrying it would wedge the backfill. Start the run again from page one
+      // (pinned afresh; rows already stored are current and not fetched again).
+      if (!(state.backfill_page_token !== null && isGmailError(err, "permanent") && err.status === 400)) throw err;
+      log.warn({ accountId, err: err.message.slice(0, 200) }, "backfill page token rejected: restarting the run from the first page");
+      await startRun(deps, gmail, accountId, { reason: job.reason === "connect" ? "manual" : job.reason, query: state.backfill_query });
+      await enqueueBackfill(deps.queues, accountId, { reason: job.reason, resumeOnly: true });
+      return { skipped: "run_restarted" };
+    }
     const ids = page.messages.map((m) => m.id);
     const listedHere = new Set(ids);
     // Rows written since this run began (by an earlier attempt of this page, or by the incremental

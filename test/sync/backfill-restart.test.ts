@@ -1,0 +1,39 @@
+// A backfill whose stored page token Gmail no longer accepts (400: aged out, scope changed) would
+// fail on every retry and never finish: the page restarts the run from page one instead, and the
+// run completes with the mailbox stored. Pages run directly, as the worker runs them.
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { runBackfillPage } from "../../src/sync/backfill.ts";
+import type { SyncDeps } from "../../src/sync/deps.ts";
+import { connectTestAccount, type Harness, startHarness, syncState } from "./harness.ts";
+
+const EMAIL = "restart@example.com";
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 1100, seed: 1212, attachments: false } });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+it("a rejected page token restarts the run instead of wedging it", { timeout: 90_000 }, async () => {
+  const { app } = h;
+  const deps: SyncDeps = { db: app.db, redis: app.redis, queues: app.queues, gmailFactory: app.gmailFactory, pipeline: app.pipeline, log: app.log, config: app.config };
+  const accountId = await connectTestAccount(h, EMAIL);
+  const first = await runBackfillPage(deps, { accountId, reason: "connect" });
+  expect(first).toMatchObject({ page: 1, done: false });
+  const runStarted = (await syncState(h, accountId)).backfill_started_at;
+  // The stored token goes bad (Gmail answers 400 "Invalid pageToken").
+  await app.db.updateTable("sync_state").set({ backfill_page_token: "bm90LWEtdG9rZW4hIQ" }).where("account_id", "=", accountId).execute();
+  expect(await runBackfillPage(deps, { accountId, reason: "connect", resumeOnly: true })).toEqual({ skipped: "run_restarted" });
+  const restarted = await syncState(h, accountId);
+  expect(restarted.backfill_phase).toBe("listing");
+  expect(restarted.backfill_page_token).toBeNull();
+  expect(restarted.backfill_started_at?.getTime()).toBeGreaterThan(runStarted?.getTime() ?? 0);
+
+  for (let i = 0; i < 10 && (await syncState(h, accountId)).backfill_phase === "listing"; i++) await runBackfillPage(deps, { accountId, reason: "connect", resumeOnly: true });
+  expect((await syncState(h, accountId)).backfill_phase).toBe("done");
+  const listable = (await h.emulator.control.mailbox(EMAIL)).messages.filter((m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH"));
+  const stored = await app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is", null).execute();
+  expect(new Set(stored.map((r) => r.gmail_id))).toEqual(new Set(listable.map((m) => m.id)));
+});
