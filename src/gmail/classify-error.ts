@@ -50,7 +50,10 @@ const NETWORK_CODES = new Set([
 ]);
 
 const RATE_REASONS = new Set(["userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded", "quotaExceeded"]);
-const AUTH_REASONS = new Set(["insufficientPermissions", "authError", "domainPolicy", "accessNotConfigured"]);
+// Not accessNotConfigured: the Gmail API disabled in the Google Cloud project is the operator's
+// to fix, for every account at once; flipping each account to reauth_required would make every
+// user connect again for nothing. It is a permanent error (the job fails, the poll retries later).
+const AUTH_REASONS = new Set(["insufficientPermissions", "authError", "domainPolicy"]);
 
 function headerValue(headers: unknown, name: string): string | undefined {
   if (headers === null || headers === undefined) return undefined;

@@ -120,6 +120,16 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
     return new GmailError("transient", `batch endpoint answered ${err.status ?? "an error"}: ${err.message.slice(0, 200)}`, { ...(err.status !== undefined ? { status: err.status } : {}), reason: "batchFailed", cause: err });
   }
 
+  /**
+   * A 401 from Gmail after the token was refreshed successfully (the grant is alive: a revoked one
+   * fails at the token endpoint, invalid_grant) is Gmail's passing fault, not a reason to make the
+   * user connect again: transient, retried later.
+   */
+  function afterRefresh(err: GmailError, refreshed: boolean): GmailError {
+    if (!refreshed || err.kind !== "auth_revoked" || err.status !== 401) return err;
+    return new GmailError("transient", `401 from Gmail right after a successful token refresh: ${err.message.slice(0, 200)}`, { status: 401, reason: "unauthorizedAfterRefresh", cause: err });
+  }
+
   function forceRefresh(): void {
     // The next request's header lookup sees an expiring token and refreshes it (emitting `tokens`).
     auth.setCredentials({ ...auth.credentials, expiry_date: 1 });
@@ -144,11 +154,11 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
             if (isLocalWait(raw)) throw raw; // our own cap, not Gmail's answer: no penalty
             const err = await failure(raw, method);
             if (err.kind === "auth_revoked" && err.status === 401 && !refreshed && !isTokenEndpointError(raw, tokenUrl)) {
-              refreshed = true; // an access token rejected before its expiry: refresh once, then believe it
+              refreshed = true; // an access token rejected before its expiry: refresh once
               forceRefresh();
               continue;
             }
-            throw err;
+            throw afterRefresh(err, refreshed);
           } finally {
             end();
           }
@@ -347,8 +357,9 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
             attempt--;
             continue;
           }
-          if (err.kind === "auth_revoked") return authRevoked(err);
-          answers = pending.map((id) => ({ id, err }));
+          const whole = afterRefresh(err, refreshed);
+          if (whole.kind === "auth_revoked") return authRevoked(whole);
+          answers = pending.map((id) => ({ id, err: whole }));
         } finally {
           end();
         }
@@ -362,7 +373,7 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
             out.set(a.id, { id: a.id, value: a.value });
             continue;
           }
-          const err = a.err as GmailError;
+          const err = afterRefresh(a.err as GmailError, refreshed);
           if (err.kind === "auth_revoked" && err.status === 401 && !refreshed) {
             unauthorized = true; // as for single calls: refresh once, then believe a 401
             retry.push(a.id);

@@ -88,6 +88,14 @@ describe("classifyGmailError", () => {
     expect(rateLimitScope(project)).toBe("project");
   });
 
+  it("403 accessNotConfigured (the API disabled in the project) is permanent, not the user's grant", async () => {
+    const g = classifyGmailError(
+      await gaxiosErrorFor(403, envelope(403, "Gmail API has not been used in project 123456789012 before or it is disabled.", "accessNotConfigured", "PERMISSION_DENIED", "usageLimits")),
+    );
+    expect(g.kind).toBe("permanent");
+    expect(g.reason).toBe("accessNotConfigured");
+  });
+
   it("5xx → transient; 400 failedPrecondition → transient", async () => {
     expect(classifyGmailError(await gaxiosErrorFor(500, envelope(500, "Backend Error", "backendError", "INTERNAL"))).kind).toBe("transient");
     expect(classifyGmailError(await gaxiosErrorFor(503, envelope(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"))).kind).toBe("transient");
