@@ -3,7 +3,7 @@
 // soft-deleted, label changes applied — and the cursor moved forward in the same transaction, never
 // past a message that failed retryably and is not yet parked as a dead letter. An expired cursor
 // (404) starts the reconciling resync instead of skipping ahead.
-import { isGmailError } from "../errors.ts";
+import { GmailError, isGmailError } from "../errors.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
 import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
@@ -112,11 +112,20 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
     let firstPageHistoryId: string | undefined;
     try {
       let pageToken: string | undefined;
+      const tokens = new Set<string>();
+      let emptyRun = 0;
       do {
         const page = await gmail.listHistory({ startHistoryId: start, historyTypes: [...HISTORY_TYPES], maxResults: 500, ...(pageToken ? { pageToken } : {}) });
         firstPageHistoryId ??= page.historyId;
         records.push(...page.history);
         pageToken = page.nextPageToken;
+        // A paging loop (a token given twice) or an endless run of empty pages would keep this
+        // job listing for ever: stop it as a transient failure, cursor unmoved, and say why.
+        emptyRun = page.history.length === 0 ? emptyRun + 1 : 0;
+        if (pageToken !== undefined && (tokens.has(pageToken) || emptyRun >= MAX_EMPTY_HISTORY_PAGES)) {
+          throw new GmailError("transient", tokens.has(pageToken) ? "history.list gave the same nextPageToken twice" : `history.list gave ${emptyRun} empty pages in a row`, { reason: "historyPaging" });
+        }
+        if (pageToken !== undefined) tokens.add(pageToken);
       } while (pageToken);
     } catch (err) {
       if (!isGmailError(err, "history_expired")) throw err;
@@ -162,6 +171,9 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
     return { records: records.length, ...totals, cursor, advanced };
   });
 }
+
+/** Empty history pages in a row that still carry a nextPageToken before the listing is called a loop. */
+const MAX_EMPTY_HISTORY_PAGES = 50;
 
 /** Added messages per committed slice of a history window: bounds memory and lost work. */
 const SLICE_ADDS = 500;
