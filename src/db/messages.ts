@@ -141,18 +141,7 @@ export async function applyLabelChange(
   accountId: number,
   change: { gmailId: string; historyId: HistoryId; added: string[]; removed: string[] },
 ): Promise<boolean> {
-  const res = await trx
-    .updateTable("messages")
-    .set({
-      label_ids: sql<string[]>`ARRAY(SELECT l FROM unnest(label_ids || ${change.added}::text[]) AS l EXCEPT SELECT unnest(${change.removed}::text[]) ORDER BY 1)`,
-      history_id: change.historyId,
-      updated_at: sql`now()`,
-    })
-    .where("account_id", "=", accountId)
-    .where("gmail_id", "=", change.gmailId)
-    .where(sql<boolean>`(history_id IS NULL OR history_id < ${change.historyId}::numeric)`)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+  return (await applyLabelChanges(trx, accountId, { gmailIds: [change.gmailId], historyId: change.historyId, added: change.added, removed: change.removed })) > 0;
 }
 
 /**
