@@ -164,6 +164,10 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
   }
   if (status >= 500) return make("transient", text, status, reason, err);
   if (status === 408) return make("transient", text, status, reason, err);
+  // A Workspace account whose Gmail service an administrator has not enabled: no retry fixes it,
+  // so the account stops (status reason says why) until an administrator enables Gmail and the
+  // account is connected again — unlike the intermittent 400 failedPrecondition below.
+  if (status === 400 && /mail service not enabled/i.test(text)) return make("auth_revoked", text, status, "mailServiceNotEnabled", err);
   if (status === 400 && (reasons.includes("failedPrecondition") || body?.status === "FAILED_PRECONDITION" || /precondition check failed/i.test(text))) {
     return make("transient", text, status, reason ?? "failedPrecondition", err);
   }

@@ -88,6 +88,12 @@ describe("classifyGmailError", () => {
     expect(rateLimitScope(project)).toBe("project");
   });
 
+  it("400 'Mail service not enabled' stops the account (an administrator's to fix), unlike the intermittent failedPrecondition", async () => {
+    const g = classifyGmailError(await gaxiosErrorFor(400, envelope(400, "Mail service not enabled", "failedPrecondition", "FAILED_PRECONDITION")));
+    expect(g.kind).toBe("auth_revoked");
+    expect(g.reason).toBe("mailServiceNotEnabled");
+  });
+
   it("403 accessNotConfigured (the API disabled in the project) is permanent, not the user's grant", async () => {
     const g = classifyGmailError(
       await gaxiosErrorFor(403, envelope(403, "Gmail API has not been used in project 123456789012 before or it is disabled.", "accessNotConfigured", "PERMISSION_DENIED", "usageLimits")),
