@@ -14,7 +14,7 @@ import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
-import { fetchAndPrepare, recheckMissing, type ThreadPlan } from "./store-message.ts";
+import { assertPlausibleGone, fetchAndPrepare, recheckMissing, type ThreadPlan } from "./store-message.ts";
 
 export const BACKFILL_PAGE_SIZE = 500;
 
@@ -85,6 +85,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     // A listed message that answers 404 may be one Gmail has just announced: ask again before
     // taking it as deleted since it was listed (nothing else would bring it back).
     await recheckMissing({ gmail, pipeline: deps.pipeline, log }, prepared, () => true);
+    assertPlausibleGone(prepared, toFetch.length);
     // Before the commit: a crash after it must not lose ids the sweep relies on (SADD is idempotent).
     if (sweep) await recordSeen(deps.redis, key, ids);
 

@@ -14,7 +14,7 @@ import { RetryableMessagesError } from "./backfill.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { startRun } from "./resync.ts";
-import { fetchAndPrepare, type PreparedBatch, recheckMissing } from "./store-message.ts";
+import { assertPlausibleGone, fetchAndPrepare, type PreparedBatch, recheckMissing } from "./store-message.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -254,6 +254,7 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   const toFetch = [...addedIds.filter((id) => !current.has(id) && !outOfScope(id)), ...relabelled.filter((id) => (!known.has(id) && !outOfScope(id)) || revived.has(id))];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
   await retryAddedButMissing(deps, gmail, accountId, net, prepared, deletedInWindow);
+  assertPlausibleGone(prepared, toFetch.length, (id) => deletedInWindow.has(id));
 
   const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {

@@ -197,6 +197,21 @@ export async function recheckMissing(deps: StoreDeps, prepared: PreparedBatch, w
   return missing();
 }
 
+/**
+ * Tripwire: a page or slice where most of what was just listed or announced answers 404 is far
+ * likelier a broken endpoint or proxy than a mass deletion between listing and fetch. Such a batch
+ * must not be committed (its "gone" ids would be soft-deleted); it fails transiently instead.
+ */
+const IMPLAUSIBLE_GONE_MIN = 20;
+const IMPLAUSIBLE_GONE_SHARE = 0.5;
+
+export function assertPlausibleGone(prepared: PreparedBatch, asked: number, explained: (id: string) => boolean = () => false): void {
+  const gone = prepared.gone.filter((id) => !explained(id)).length;
+  if (gone >= IMPLAUSIBLE_GONE_MIN && gone > asked * IMPLAUSIBLE_GONE_SHARE) {
+    throw new GmailError("transient", `${gone} of ${asked} messages answered 404 at once: not taken as deleted; the batch will be retried`, { reason: "implausibleNotFound" });
+  }
+}
+
 /** At most `n` of the given tasks run at once. */
 function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
   let running = 0;

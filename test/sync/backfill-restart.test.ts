@@ -2,6 +2,7 @@
 // fail on every retry and never finish: the page restarts the run from page one instead, and the
 // run completes with the mailbox stored. Pages run directly, as the worker runs them.
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { isGmailError } from "../../src/errors.ts";
 import { runBackfillPage } from "../../src/sync/backfill.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { connectTestAccount, type Harness, startHarness, syncState } from "./harness.ts";
@@ -36,4 +37,24 @@ it("a rejected page token restarts the run instead of wedging it", { timeout: 90
   const listable = (await h.emulator.control.mailbox(EMAIL)).messages.filter((m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH"));
   const stored = await app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is", null).execute();
   expect(new Set(stored.map((r) => r.gmail_id))).toEqual(new Set(listable.map((m) => m.id)));
+});
+
+it("tripwire: a page where most listed messages answer 404 is not committed (nothing soft-deleted) and fails transiently", { timeout: 90_000 }, async () => {
+  const { app } = h;
+  const deps: SyncDeps = { db: app.db, redis: app.redis, queues: app.queues, gmailFactory: app.gmailFactory, pipeline: app.pipeline, log: app.log, config: { ...app.config, BACKFILL_FETCH_THREADS: false } };
+  const accountId = (await app.db.selectFrom("accounts").select("id").where("email", "=", EMAIL).executeTakeFirstOrThrow()).id;
+  // The newest 400 listable messages answer 404 (a broken endpoint or proxy, not a mass deletion).
+  const listable = (await h.emulator.control.mailbox(EMAIL)).messages.filter((m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH"));
+  const victims = listable.slice(0, 400).map((m) => m.id);
+  for (const id of victims) await h.emulator.control.failMessage(EMAIL, id, { status: 404 });
+  try {
+    // A manual re-listing run re-fetches what it lists (rows stored before the run are not current for it).
+    const err = await runBackfillPage(deps, { accountId, reason: "manual" }).catch((e: unknown) => e);
+    expect(isGmailError(err, "transient")).toBe(true);
+    expect((err as { reason?: string }).reason).toBe("implausibleNotFound");
+    const deleted = await app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is not", null).execute();
+    expect(deleted.filter((d) => victims.includes(d.gmail_id))).toEqual([]);
+  } finally {
+    for (const id of victims) await h.emulator.control.failMessage(EMAIL, id, { status: 0 });
+  }
 });
