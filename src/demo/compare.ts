@@ -1,5 +1,7 @@
 // Database vs mailbox, the demo's verdict: the same live message ids, the same labels on each,
-// every message Gmail no longer has soft-deleted, and one attachment row per attachment part.
+// every message Gmail no longer has soft-deleted, one attachment row per attachment part, and —
+// when the snapshot carries them — each body equal to the text its sender wrote, whatever the
+// charset (a forwarded message's text is never the outer body).
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { MailboxSnapshot } from "../emulator/control.ts";
@@ -11,8 +13,20 @@ export interface MailboxComparison {
   extra: string[];
   labelMismatches: string[];
   attachmentMismatches: string[];
+  /** Messages whose stored body text differs from the sender's text/plain body (when the snapshot carries bodies). */
+  bodyMismatches: string[];
+  bodyMismatchCount: number;
+  bodiesChecked: number;
   match: boolean;
 }
+
+/** Body text as compared: line ends, NULs and trailing blanks are not the text. */
+const normBody = (s: string | null | undefined) =>
+  (s ?? "")
+    .replace(/\r\n?/g, "\n")
+    .replace(/\u0000/g, "")
+    .replace(/[ \t]+\n/g, "\n")
+    .trim();
 
 const sample = (xs: string[]) => xs.slice(0, 10);
 
@@ -24,7 +38,7 @@ export async function compareWithMailbox(db: Db, accountId: number, mailbox: Mai
   const inScope = (labels: string[]) => opts.includeSpamTrash || !labels.some((l) => OUTSIDE.includes(l));
   const rows = await db
     .selectFrom("messages")
-    .select(["gmail_id", "label_ids", sql<number>`(SELECT count(*)::int FROM attachments a WHERE a.message_id = messages.id)`.as("attachments")])
+    .select(["gmail_id", "label_ids", "body_text", sql<number>`(SELECT count(*)::int FROM attachments a WHERE a.message_id = messages.id)`.as("attachments")])
     .where("account_id", "=", accountId)
     .where("deleted_at", "is", null)
     .execute();
@@ -34,11 +48,17 @@ export async function compareWithMailbox(db: Db, accountId: number, mailbox: Mai
   const extra = [...stored.keys()].filter((id) => !live.has(id));
   const labelMismatches: string[] = [];
   const attachmentMismatches: string[] = [];
+  const bodyMismatches: string[] = [];
+  let bodiesChecked = 0;
   for (const [id, m] of live) {
     const row = stored.get(id);
     if (row === undefined) continue;
     if ([...m.labelIds].sort().join(",") !== [...row.label_ids].sort().join(",")) labelMismatches.push(id);
     if (m.attachments.length !== row.attachments) attachmentMismatches.push(id);
+    if (typeof m.bodyText === "string") {
+      bodiesChecked++;
+      if (normBody(m.bodyText) !== normBody(row.body_text)) bodyMismatches.push(id);
+    }
   }
   return {
     mailboxMessages: live.size,
@@ -47,6 +67,9 @@ export async function compareWithMailbox(db: Db, accountId: number, mailbox: Mai
     extra: sample(extra),
     labelMismatches: sample(labelMismatches),
     attachmentMismatches: sample(attachmentMismatches),
-    match: missing.length === 0 && extra.length === 0 && labelMismatches.length === 0 && attachmentMismatches.length === 0,
+    bodyMismatches: sample(bodyMismatches),
+    bodyMismatchCount: bodyMismatches.length,
+    bodiesChecked,
+    match: missing.length === 0 && extra.length === 0 && labelMismatches.length === 0 && attachmentMismatches.length === 0 && bodyMismatches.length === 0,
   };
 }

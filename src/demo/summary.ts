@@ -6,10 +6,10 @@ export function formatSummary(s: DemoSummary): string {
   for (const a of s.accounts) {
     lines.push(
       `  ${a.email.padEnd(20)} mailbox ${String(a.mailboxMessages).padStart(6)}  database ${String(a.storedMessages).padStart(6)}  ${a.match ? "match" : "MISMATCH"}` +
-        `  attachments ${a.attachments}  dead letters ${a.deadLetters}`,
+        `  attachments ${a.attachments}  bodies ${a.bodiesChecked - a.bodyMismatchCount}/${a.bodiesChecked}  dead letters ${a.deadLetters}`,
     );
     if (!a.match) {
-      lines.push(`    missing ${a.missing.join(" ") || "-"}; extra ${a.extra.join(" ") || "-"}; labels differ ${a.labelMismatches.join(" ") || "-"}; attachments differ ${a.attachmentMismatches.join(" ") || "-"}`);
+      lines.push(`    missing ${a.missing.join(" ") || "-"}; extra ${a.extra.join(" ") || "-"}; labels differ ${a.labelMismatches.join(" ") || "-"}; attachments differ ${a.attachmentMismatches.join(" ") || "-"}; bodies differ ${a.bodyMismatches.join(" ") || "-"}`);
     }
   }
   const reasons = Object.entries(s.skippedReasons).map(([k, v]) => `${k} ${v}`).join(", ") || "none";

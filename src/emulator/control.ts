@@ -2,6 +2,7 @@
 // a thin HTTP client for it, so tests, the demo, worker child processes and benchmarks drive the
 // emulator the same way.
 import type { FastifyInstance } from "fastify";
+import { plainBodyText } from "./body-text.ts";
 import { attachmentsOf } from "./format.ts";
 import type { Mailbox, StoredMessage } from "./mailbox.ts";
 import { DEFAULT_SETTINGS, type EmulatorState, type Settings } from "./state.ts";
@@ -18,7 +19,14 @@ export interface DeliverRequest {
 
 export interface MailboxSnapshot {
   historyId: string;
-  messages: Array<{ id: string; threadId: string; labelIds: string[]; attachments: Array<{ partId: string; filename: string | null; size: number }> }>;
+  messages: Array<{
+    id: string;
+    threadId: string;
+    labelIds: string[];
+    attachments: Array<{ partId: string; filename: string | null; size: number }>;
+    /** With `{ bodies: true }`: the message's own text/plain body, decoded by its declared charset (null: none). */
+    bodyText?: string | null;
+  }>;
 }
 
 export type SettingsUpdate = Partial<Settings>;
@@ -47,7 +55,7 @@ export interface EmulatorControl {
   updateSettings(s: SettingsUpdate): Promise<void>;
   stats(): Promise<EmulatorStats>;
   /** Ground truth for equality assertions: live messages (id, threadId, labelIds, attachment partIds with size) and current historyId. */
-  mailbox(email: string): Promise<MailboxSnapshot>;
+  mailbox(email: string, opts?: { bodies?: boolean }): Promise<MailboxSnapshot>;
   /** Successful messages.get answers (plain or batch part) per message id of the account: a sync that fetches a message twice shows here. */
   messageGets(email: string): Promise<Record<string, number>>;
   /** Mints a refresh token for an account without the consent flow (tests that do not exercise OAuth). */
@@ -159,9 +167,17 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
   app.get("/emulator/users/:email/mailbox", async (req, reply) => {
     const mb = mailboxOf((req.params as { email: string }).email);
     if (!mb) return reply.code(404).send(notFound);
+    // ?bodies=true adds each message's own text/plain body as its sender wrote it (costly: opt-in).
+    const bodies = (req.query as { bodies?: string }).bodies === "true";
     const snapshot: MailboxSnapshot = {
       historyId: String(mb.historyId),
-      messages: mb.sortedMessages().map((m) => ({ id: m.id, threadId: m.threadId, labelIds: [...m.labelIds], attachments: attachmentsOf(mb, m, state.attachmentIds) })),
+      messages: mb.sortedMessages().map((m) => ({
+        id: m.id,
+        threadId: m.threadId,
+        labelIds: [...m.labelIds],
+        attachments: attachmentsOf(mb, m, state.attachmentIds),
+        ...(bodies ? { bodyText: plainBodyText(mb, m) } : {}),
+      })),
     };
     return snapshot;
   });
@@ -242,7 +258,7 @@ export function createControlClient(controlUrl: string): EmulatorControl {
     revoke: async (email) => void (await call("POST", `${user(email)}/revoke`, {})),
     updateSettings: async (s) => void (await call("PUT", `${base}/settings`, s)),
     stats: () => call("GET", `${base}/stats`),
-    mailbox: (email) => call("GET", `${user(email)}/mailbox`),
+    mailbox: (email, opts) => call("GET", `${user(email)}/mailbox${opts?.bodies ? "?bodies=true" : ""}`),
     messageGets: (email) => call("GET", `${user(email)}/message-gets`),
     issueRefreshToken: async (email, scopes) => (await call<{ refreshToken: string }>("POST", `${user(email)}/refresh-tokens`, scopes ? { scopes } : {})).refreshToken,
   };
