@@ -2,8 +2,9 @@
 // failures (they no longer hold the cursor back). --retry fetches them again now and stores the
 // ones that succeed.
 import type { Command } from "commander";
-import { listDeadLetters, recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { upsertMessages } from "../db/messages.ts";
+import { listDeadLetters } from "../db/dead-letters.ts";
+import { commitPrepared } from "../sync/commit-prepared.ts";
+import { withSyncLock } from "../sync/lock.ts";
 import { fetchAndPrepare } from "../sync/store-message.ts";
 import { withCliApp } from "./cli-app.ts";
 
@@ -30,17 +31,19 @@ export function registerDeadLettersCommand(program: Command): void {
         }
         const summary = { retried: 0, stored: 0, gone: 0, failed: 0 };
         for (const [accountId, { email, ids }] of byAccount) {
-          const gmail = await app.gmailFactory({ id: accountId, email });
-          const prepared = await fetchAndPrepare({ gmail, pipeline: app.pipeline, log: app.log }, ids);
-          await app.db.transaction().execute(async (trx) => {
-            summary.stored += await upsertMessages(trx, accountId, prepared.records);
-            await resolveDeadLetters(trx, accountId, [...prepared.records.map((m) => m.gmailId), ...prepared.gone]);
-            for (const f of prepared.failed) await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: true });
+          // Under the account's incremental lock, so a running sync and the retry never write the
+          // same rows at once; stored through the sync's own store step (gone → soft-deleted,
+          // each failure counted as what it is).
+          await withSyncLock(app.db, "incremental", accountId, async () => {
+            const gmail = await app.gmailFactory({ id: accountId, email });
+            const prepared = await fetchAndPrepare({ gmail, pipeline: app.pipeline, log: app.log }, ids);
+            const c = await app.db.transaction().execute((trx) => commitPrepared(trx, accountId, prepared));
+            if (prepared.abort !== undefined) throw prepared.abort;
+            summary.retried += ids.length;
+            summary.stored += c.stored;
+            summary.gone += prepared.gone.length;
+            summary.failed += prepared.failed.length;
           });
-          if (prepared.abort !== undefined) throw prepared.abort;
-          summary.retried += ids.length;
-          summary.gone += prepared.gone.length;
-          summary.failed += prepared.failed.length;
         }
         if (opts.json) console.log(JSON.stringify(summary));
         else console.log(`retried ${summary.retried}: ${summary.stored} stored, ${summary.gone} gone from Gmail, ${summary.failed} still failing`);

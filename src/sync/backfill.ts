@@ -4,8 +4,7 @@
 // last page, an incremental sync from the pinned cursor. A crash or SIGKILL resumes at the last
 // committed page; a run restarted meanwhile (expired cursor) turns this page's checkpoint into a
 // no-op through the run-start compare-and-set.
-import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { storedCurrentIds } from "../db/messages.ts";
 import { checkpointPage, ensureSyncState, getSyncState } from "../db/sync-state.ts";
 import { isGmailError } from "../errors.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
@@ -14,6 +13,7 @@ import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
+import { commitPrepared } from "./commit-prepared.ts";
 import { assertPlausibleGone, fetchAndPrepare, recheckMissing, type ThreadPlan } from "./store-message.ts";
 
 export const BACKFILL_PAGE_SIZE = 500;
@@ -96,15 +96,8 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     let stored = 0;
     let checkpointed = false;
     await db.transaction().execute(async (trx) => {
-      stored = await upsertMessages(trx, accountId, prepared.records);
-      // Gone since it was listed: soft-delete if we hold it (history will say so too).
-      await softDeleteMessages(trx, accountId, prepared.gone, null);
-      for (const f of prepared.failed) {
-        const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
-        if (isParked) parked++;
-        else blocked++;
-      }
-      await resolveDeadLetters(trx, accountId, [...prepared.records.map((r) => r.gmailId), ...prepared.gone]);
+      // Gone since it was listed: soft-deleted if held (history will say so too).
+      ({ stored, parked, blocked } = await commitPrepared(trx, accountId, prepared));
       // Keep what was stored; the page is retried (its checkpoint is not moved).
       if (blocked > 0 || prepared.abort !== undefined) return;
       checkpointed = await checkpointPage(trx, accountId, runStartedAt, {

@@ -4,8 +4,7 @@
 // past a message that failed retryably and is not yet parked as a dead letter. An expired cursor
 // (404) starts the reconciling resync instead of skipping ahead.
 import { GmailError, isGmailError } from "../errors.ts";
-import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
-import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../db/messages.ts";
+import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
@@ -14,6 +13,7 @@ import { RetryableMessagesError } from "./backfill.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { startRun } from "./resync.ts";
+import { commitPrepared } from "./commit-prepared.ts";
 import { assertPlausibleGone, fetchAndPrepare, type PreparedBatch, recheckMissing } from "./store-message.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
@@ -258,7 +258,6 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
 
   const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {
-    r.stored = await upsertMessages(trx, accountId, prepared.records);
     for (const [id, hid] of net.deleted) {
       const threadId = net.threadOf.get(id);
       // A tombstone for a message we do not hold only matters while a listing run may still commit
@@ -267,16 +266,13 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
         if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid })) r.deleted++;
       } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
     }
-    // Already gone when fetched (404): recorded as deleted, not an error.
-    r.deleted += await softDeleteMessages(trx, accountId, prepared.gone, null);
-    // Set-wise: one statement per distinct delta of a record, in history order.
+    const c = await commitPrepared(trx, accountId, prepared, { alsoResolved: net.deleted.keys() });
+    r.stored = c.stored;
+    r.deleted += c.gone;
+    r.parked = c.parked;
+    r.blocked = c.blocked;
+    // Set-wise, after the rows are in: one statement per distinct delta of a record, in history order.
     for (const group of groupLabelChanges(net.labels)) r.labelApplied += await applyLabelChanges(trx, accountId, group);
-    for (const f of prepared.failed) {
-      const isParked = await recordMessageFailure(trx, accountId, f.id, { reason: f.reason, detail: f.detail, permanent: f.kind === "permanent" });
-      if (isParked) r.parked++;
-      else r.blocked++;
-    }
-    await resolveDeadLetters(trx, accountId, [...prepared.records.map((m) => m.gmailId), ...prepared.gone, ...net.deleted.keys()]);
     // Never past a retryable failure: a blocked or interrupted slice keeps its rows, not its cursor.
     if (r.blocked === 0 && prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);
   });

@@ -10,7 +10,7 @@
 // attempt count (DEFAULT_RETRY.maxAttempts) but a 20 ms backoff base instead of 1 s, so three
 // runs take a second, not half a minute of jittered sleeps.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { listDeadLetters, MAX_MESSAGE_ATTEMPTS } from "../../src/db/dead-letters.ts";
+import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, recordMessageFailure } from "../../src/db/dead-letters.ts";
 import { createGmailPort } from "../../src/gmail/client.ts";
 import { createOAuthClient } from "../../src/gmail/oauth.ts";
 import { DEFAULT_RETRY } from "../../src/gmail/retry.ts";
@@ -105,4 +105,16 @@ it("retries a 500-forever message a bounded number of times, parks it, and only 
   expect((await storedIds()).has(poisonId)).toBe(true);
   expect(await listDeadLetters(h.app.db)).toHaveLength(0);
   await expectDbEqualsMailbox(h, accountId, EMAIL);
+});
+
+it("dead-letters --retry stores through the sync's store step: a parked message Gmail no longer has is soft-deleted and resolved", async () => {
+  const [victim] = [...(await storedIds())];
+  expect(victim).toBeDefined();
+  await h.app.db.transaction().execute((trx) => recordMessageFailure(trx, accountId, victim as string, { reason: "test", detail: "parked by hand", permanent: true }));
+  await h.emulator.control.deleteMessage(EMAIL, victim as string);
+  const retried = await runCli(["dead-letters", "--retry", "--json"], h.env);
+  expect(retried.code, retried.stderr).toBe(0);
+  expect(JSON.parse(retried.stdout.trim().split("\n").pop() as string)).toMatchObject({ retried: 1, stored: 0, gone: 1, failed: 0 });
+  expect((await storedIds()).has(victim as string)).toBe(false);
+  expect(await listDeadLetters(h.app.db)).toHaveLength(0);
 });
