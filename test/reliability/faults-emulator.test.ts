@@ -90,10 +90,11 @@ it("10% faults, a 2 s latency window, a 429 burst and an expired history: conver
   // recover until a job completes (which resets it) before the next burst.
   await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
   await waitFor("a job to complete after the burst", async () => (await syncState(h, accountId)).throttled_until === null, 40_000, 100);
-  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 15 });
   // The same with Gmail's legacy answer: 403 userRateLimitExceeded is a rate limit, not a refusal.
-  // (The first burst got Gmail's usual mixed forms; the legacy 403 is its own form by name.)
-  await h.emulator.control.updateSettings({ quotaErrorForms: "retry-after", quotaErrorStatus: 403 });
+  // (The first burst got Gmail's usual mixed forms; the legacy 403 is its own form by name.) A
+  // bucket of 5 units refuses the second request of any sync (history.list 2 + messages.get 5),
+  // whether or not the backfill is still running to use it up.
+  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorForms: "retry-after", quotaErrorStatus: 403 });
   await mutate(1);
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
   await waitFor("a 403 rate limit from the emulator", async () => faultCounts(await h.emulator.control.stats()).forbidden > 0, 20_000, 50);
