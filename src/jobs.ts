@@ -13,6 +13,8 @@ export type BackfillJob = {
   query?: string;
   /** Only continue a run in progress (never start one): the safety net for a stalled backfill. */
   resumeOnly?: boolean;
+  /** Start a new run even though one is listing (the reconcile tick's answer to a run stuck for days). */
+  restart?: boolean;
 };
 export type IncrementalJob = { accountId: number; reason: "push" | "poll" | "manual" | "after_backfill"; pushReceivedAt?: number; historyId?: string };
 
@@ -95,13 +97,14 @@ export async function enqueueIncremental(queues: Queues, accountId: number, opts
 export async function enqueueBackfill(
   queues: Queues,
   accountId: number,
-  opts: { reason: BackfillJob["reason"]; query?: string; delayMs?: number; resumeOnly?: boolean },
+  opts: { reason: BackfillJob["reason"]; query?: string; delayMs?: number; resumeOnly?: boolean; restart?: boolean },
 ): Promise<void> {
   const data: BackfillJob = {
     accountId,
     reason: opts.reason,
     ...(opts.query !== undefined ? { query: opts.query } : {}),
     ...(opts.resumeOnly ? { resumeOnly: true } : {}),
+    ...(opts.restart ? { restart: true } : {}),
   };
   await queues.backfill.add(JOB_NAMES.backfillPage, data, {
     jobId: `bf-${accountId}-${randomUUID()}`,

@@ -9,6 +9,8 @@ import { TICKS } from "./schedules.ts";
 import { accountsNeedingWatch, renewWatch, type WatchDeps } from "./watch.ts";
 
 export const WATCH_RENEW_JOB = "watch-renew";
+/** A backfill run still listing after this many days is started again by the reconcile tick. */
+export const STUCK_LISTING_DAYS = 3;
 
 export interface MaintenanceDeps extends WatchDeps {
   db: Db;
@@ -16,7 +18,7 @@ export interface MaintenanceDeps extends WatchDeps {
   log: Logger;
   maintenance: Queue;
   enqueueIncremental: (accountId: number, opts: { reason: "poll" }) => Promise<unknown>;
-  enqueueBackfill: (accountId: number, opts: { reason: "reconcile" }) => Promise<unknown>;
+  enqueueBackfill: (accountId: number, opts: { reason: "reconcile"; restart?: boolean }) => Promise<unknown>;
   sweepTempFiles: () => Promise<unknown>;
 }
 
@@ -57,7 +59,19 @@ export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Pr
         .where("sync_state.backfill_phase", "=", "done")
         .execute();
       for (const r of rows) await deps.enqueueBackfill(r.id, { reason: "reconcile" });
-      return { accounts: rows.length };
+      // A run still listing after days (its job chain broken, a page failing every time) never
+      // finishes by itself: start it again, pinned afresh.
+      const stuck = await deps.db
+        .selectFrom("accounts")
+        .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
+        .select("accounts.id")
+        .where("accounts.status", "=", "active")
+        .where("sync_state.backfill_phase", "=", "listing")
+        .where("sync_state.backfill_started_at", "<", sql<Date>`now() - make_interval(days => ${STUCK_LISTING_DAYS})`)
+        .execute();
+      for (const r of stuck) await deps.enqueueBackfill(r.id, { reason: "reconcile", restart: true });
+      if (stuck.length > 0) deps.log.warn({ accounts: stuck.length, days: STUCK_LISTING_DAYS }, "reconcile: restarting backfill runs stuck in listing");
+      return { accounts: rows.length, restarted: stuck.length };
     }
     case TICKS.tempSweep:
       return deps.sweepTempFiles();

@@ -35,8 +35,8 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     const { gmail } = port;
     await ensureSyncState(db, accountId);
     let state = await getSyncState(db, accountId);
-    if (state?.backfill_phase !== "listing") {
-      if (job.resumeOnly) return { skipped: "nothing_to_resume" };
+    if (state?.backfill_phase !== "listing" || job.restart === true) {
+      if (job.resumeOnly && job.restart !== true) return { skipped: "nothing_to_resume" };
       await startRun(deps, gmail, accountId, { reason: job.reason, query: job.query ?? null });
       state = await getSyncState(db, accountId);
     }

@@ -11,7 +11,8 @@ const EMAIL = "restart@example.com";
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 1100, seed: 1212, attachments: false } });
+  // Several full listings of 1,100 messages within a minute: Gmail's per-minute user limit is off by name.
+  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 1100, seed: 1212, attachments: false, userQuotaUnitsPerMinute: 0 } });
 });
 afterAll(async () => {
   await h?.close();
@@ -57,4 +58,16 @@ it("tripwire: a page where most listed messages answer 404 is not committed (not
   } finally {
     for (const id of victims) await h.emulator.control.failMessage(EMAIL, id, { status: 0 });
   }
+});
+
+it("a restart job starts a new run even while one is listing (the reconcile tick's answer to a stuck run)", { timeout: 60_000 }, async () => {
+  const { app } = h;
+  const deps: SyncDeps = { db: app.db, redis: app.redis, queues: app.queues, gmailFactory: app.gmailFactory, pipeline: app.pipeline, log: app.log, config: app.config };
+  const accountId = (await app.db.selectFrom("accounts").select("id").where("email", "=", EMAIL).executeTakeFirstOrThrow()).id;
+  await runBackfillPage(deps, { accountId, reason: "manual" });
+  const listing = await syncState(h, accountId);
+  expect(listing.backfill_phase).toBe("listing");
+  const page = await runBackfillPage(deps, { accountId, reason: "reconcile", restart: true });
+  expect(page).toMatchObject({ page: 1 });
+  expect((await syncState(h, accountId)).backfill_started_at?.getTime()).toBeGreaterThan(listing.backfill_started_at?.getTime() ?? 0);
 });
