@@ -32,6 +32,18 @@ function watchJobOpts(accountId: number) {
   return { deduplication: { id: `watch-${accountId}` }, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
 }
 
+/** Active accounts whose backfill is in `phase` (and, given, whose run started over `startedDaysAgo` days ago). */
+function activeAccountsInPhase(db: Db, phase: "done" | "listing", startedDaysAgo?: number) {
+  return db
+    .selectFrom("accounts")
+    .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
+    .select("accounts.id")
+    .where("accounts.status", "=", "active")
+    .where("sync_state.backfill_phase", "=", phase)
+    .$if(startedDaysAgo !== undefined, (qb) => qb.where("sync_state.backfill_started_at", "<", sql<Date>`now() - make_interval(days => ${startedDaysAgo})`))
+    .execute();
+}
+
 export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Promise<unknown> {
   switch (job.name) {
     case TICKS.watchRenew: {
@@ -51,24 +63,11 @@ export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Pr
       return { accounts: ids.length };
     }
     case TICKS.reconcile: {
-      const rows = await deps.db
-        .selectFrom("accounts")
-        .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
-        .select("accounts.id")
-        .where("accounts.status", "=", "active")
-        .where("sync_state.backfill_phase", "=", "done")
-        .execute();
+      const rows = await activeAccountsInPhase(deps.db, "done");
       for (const r of rows) await deps.enqueueBackfill(r.id, { reason: "reconcile" });
       // A run still listing after days (its job chain broken, a page failing every time) never
       // finishes by itself: start it again, pinned afresh.
-      const stuck = await deps.db
-        .selectFrom("accounts")
-        .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
-        .select("accounts.id")
-        .where("accounts.status", "=", "active")
-        .where("sync_state.backfill_phase", "=", "listing")
-        .where("sync_state.backfill_started_at", "<", sql<Date>`now() - make_interval(days => ${STUCK_LISTING_DAYS})`)
-        .execute();
+      const stuck = await activeAccountsInPhase(deps.db, "listing", STUCK_LISTING_DAYS);
       for (const r of stuck) await deps.enqueueBackfill(r.id, { reason: "reconcile", restart: true });
       if (stuck.length > 0) deps.log.warn({ accounts: stuck.length, days: STUCK_LISTING_DAYS }, "reconcile: restarting backfill runs stuck in listing");
       return { accounts: rows.length, restarted: stuck.length };

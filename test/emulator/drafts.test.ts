@@ -11,7 +11,8 @@ let emu: Emulator;
 let api: gmail_v1.Gmail;
 
 beforeAll(async () => {
-  // Drafts are read right after they are saved; the post-delivery 404 race has tests of its own.
+  // Drafts are read right after they are saved, and their history records are counted exactly: the
+  // post-delivery 404 race and the records holding only `messages` have tests of their own.
   emu = await startEmulator({ seed: 41, accounts: [ALICE], historyMessagesOnlyRate: 0, addedNotFoundRate: 0 });
   ({ api } = await clientFor(emu));
 });

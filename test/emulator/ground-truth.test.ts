@@ -9,7 +9,7 @@ let emu: Emulator;
 const EMAIL = "truth@example.com";
 
 beforeAll(async () => {
-  emu = await startEmulator({ seed: 61, accounts: [EMAIL], addedNotFoundRate: 0 });
+  emu = await startEmulator({ seed: 61, accounts: [EMAIL] });
 });
 afterAll(async () => {
   await emu.close();

@@ -131,6 +131,7 @@ describe("push", () => {
   });
 
   it("matches the label filter against every entry of a multi-message record", async () => {
+    // Counts notifications per change: the extra records holding only `messages` would add their own.
     const { emu } = await watched({ historyMessagesOnlyRate: 0 });
     const { api: modifier } = await clientFor(emu, "alice@example.com", ["https://www.googleapis.com/auth/gmail.modify"]);
     await until(() => received.length === 1);

@@ -52,7 +52,6 @@ it("untrash after a resync swept the trashed message: the row comes back alive w
 
 it("with INCLUDE_SPAM_TRASH off, mail landing in Spam is not downloaded; taken out of Spam, it is", { timeout: 60_000 }, async () => {
   const accountId = (await h.app.db.selectFrom("accounts").select("id").where("email", "=", EMAIL).executeTakeFirstOrThrow()).id;
-  await h.emulator.control.updateSettings({ addedNotFoundRate: 0 });
   const spam = await h.emulator.control.deliver(EMAIL, { labelIds: ["SPAM", "UNREAD"], attachments: false });
   await syncToMailbox(h, accountId, EMAIL);
   const row = () => h.app.db.selectFrom("messages").select(["deleted_at", "label_ids"]).where("account_id", "=", accountId).where("gmail_id", "=", spam.id).executeTakeFirst();
