@@ -12,15 +12,6 @@ export function gmailJson(value: unknown, pretty: boolean): string {
   return pretty ? escapeAngles(JSON.stringify(value, null, 2)) : JSON.stringify(value);
 }
 
-/**
- * Pretty JSON of `value` to be spliced in at `depth` levels of nesting (each line after the first
- * indented by 2 × depth spaces), so a cached sub-document can be reused inside a larger answer.
- */
-export function gmailJsonAt(value: unknown, depth: number): string {
-  const text = gmailJson(value, true);
-  return depth === 0 ? text : text.replace(/\n/g, "\n" + "  ".repeat(depth));
-}
-
 /** Whether a request wants pretty JSON: the setting, unless the query says prettyPrint=false. */
 export function wantsPretty(setting: boolean, query: Record<string, unknown>): boolean {
   const p = query.prettyPrint;
