@@ -41,6 +41,10 @@ export interface SyncStateTable {
   backfill_stored: Defaulted<number>;
   backfill_estimate: number | null;
   backfill_query: string | null;
+  /** The run's pinned scope (migration 0002); null on runs started before it: live config. */
+  backfill_label_ids: string[] | null;
+  backfill_include_spam_trash: boolean | null;
+  backfill_may_sweep: boolean | null;
   backfill_started_at: Timestamp | null;
   backfill_finished_at: Timestamp | null;
   resync_reason: string | null;
@@ -109,6 +113,8 @@ export interface DeadLettersTable {
   last_failed_at: DefaultedTimestamp;
   parked_at: Timestamp | null;
   resolved_at: Timestamp | null;
+  /** When the retry step fetches it again (migration 0002); null once resolved. */
+  next_attempt_at: Timestamp | null;
 }
 
 export interface Database {

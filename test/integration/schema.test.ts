@@ -39,6 +39,7 @@ const catalog: Catalog = {
     cursor_advanced_at: "timestamp with time zone", backfill_phase: "text", backfill_page_token: "text",
     backfill_pages: "integer", backfill_listed: "integer", backfill_stored: "integer", backfill_estimate: "integer",
     backfill_query: "text", backfill_started_at: "timestamp with time zone",
+    backfill_label_ids: "ARRAY", backfill_include_spam_trash: "boolean", backfill_may_sweep: "boolean",
     backfill_finished_at: "timestamp with time zone", resync_reason: "text",
     resync_started_at: "timestamp with time zone", last_sync_at: "timestamp with time zone",
     last_push_at: "timestamp with time zone", last_error: "text", last_error_kind: "text",
@@ -63,6 +64,7 @@ const catalog: Catalog = {
     id: "bigint", account_id: "integer", gmail_id: "text", reason: "text", detail: "text", attempts: "integer",
     first_failed_at: "timestamp with time zone", last_failed_at: "timestamp with time zone",
     parked_at: "timestamp with time zone", resolved_at: "timestamp with time zone",
+    next_attempt_at: "timestamp with time zone",
   },
 };
 
@@ -124,10 +126,17 @@ describe("migrations", () => {
   it("apply to an empty database, are a no-op the second time, and come down one step", async () => {
     const empty = await createTestDatabase({ empty: true });
     try {
-      expect(await migrateToLatest(empty.db)).toEqual(["0001_initial_schema"]);
+      expect(await migrateToLatest(empty.db)).toEqual(["0001_initial_schema", "0002_retry_ledger_and_run_scope"]);
       expect(await migrateToLatest(empty.db)).toEqual([]);
       expect((await migrationStatus(empty.db)).every((m) => m.executedAt !== null)).toBe(true);
       expect(await columns(empty.db)).toEqual(await columns());
+      const names = async () => (await columns(empty.db)).map((c) => `${c.table_name}.${c.column_name}`);
+      const latest = await names();
+      expect(await migrateDown(empty.db)).toEqual(["0002_retry_ledger_and_run_scope"]);
+      const first = await names();
+      expect(latest.filter((c) => !first.includes(c)).sort()).toEqual(
+        ["dead_letters.next_attempt_at", "sync_state.backfill_include_spam_trash", "sync_state.backfill_label_ids", "sync_state.backfill_may_sweep"],
+      );
       expect(await migrateDown(empty.db)).toEqual(["0001_initial_schema"]);
       expect(await columns(empty.db)).toEqual([]);
     } finally {
@@ -140,7 +149,7 @@ describe("migrations", () => {
     const dbs = Array.from({ length: 4 }, () => createDb(empty.url, 1));
     try {
       const results = await Promise.all(dbs.map((db) => migrateToLatest(db)));
-      expect(results.flat()).toEqual(["0001_initial_schema"]);
+      expect(results.flat()).toEqual(["0001_initial_schema", "0002_retry_ledger_and_run_scope"]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
       await empty.drop();
