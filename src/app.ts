@@ -12,7 +12,7 @@ import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
 import { createInFlightLimiter } from "./gmail/in-flight.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "./gmail/quota.ts";
-import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, type IncrementalJob, type Queues } from "./jobs.ts";
+import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, enqueueRetry, type IncrementalJob, type Queues } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { processMaintenanceJob } from "./maintenance.ts";
 import { type KeyRing, parseKeyRing } from "./token-crypto.ts";
@@ -33,7 +33,8 @@ export interface App {
   gmailFactory: GmailFactory;
   pipeline: AttachmentPipeline;
   queues: Queues;
-  enqueueBackfill(accountId: number, opts: { reason: BackfillJob["reason"]; query?: string }): Promise<void>;
+  /** `restart`: start a new run even while one is listing (else a run in progress continues). */
+  enqueueBackfill(accountId: number, opts: { reason: BackfillJob["reason"]; query?: string; restart?: boolean }): Promise<void>;
   enqueueIncremental(accountId: number, opts: Omit<IncrementalJob, "accountId">): Promise<{ coalesced: boolean }>;
   /**
    * Runs the backfill, incremental and maintenance workers in this process. The maintenance
@@ -122,6 +123,7 @@ export function createApp(config: Config, deps: { log: Logger }): App {
                 maintenance: queues.maintenance,
                 enqueueIncremental: (accountId, o) => enqueueIncremental(queues, accountId, o),
                 enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
+                enqueueRetry: (accountId) => enqueueRetry(queues, accountId, new Date()),
                 sweepTempFiles: () => sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
               }));
       const workers = startWorkers(

@@ -18,11 +18,15 @@ export type BackfillJob = {
 };
 export type IncrementalJob = { accountId: number; reason: "push" | "poll" | "manual" | "after_backfill"; pushReceivedAt?: number; historyId?: string };
 
-export const JOB_NAMES = { backfillPage: "backfill-page", incremental: "incremental" } as const;
+/** Fetch again the account's due rows of the retry ledger (src/sync/retry-messages.ts). */
+export type RetryJob = { accountId: number };
+
+export const JOB_NAMES = { backfillPage: "backfill-page", incremental: "incremental", retryMessages: "retry-messages" } as const;
 
 export interface Queues {
   backfill: Queue<BackfillJob>;
-  incremental: Queue<IncrementalJob>;
+  /** Incremental syncs and ledger retries: both run under the account's incremental lock. */
+  incremental: Queue<IncrementalJob | RetryJob>;
   maintenance: Queue;
   /** The BullMQ prefix (a Redis Cluster hash tag by default); other keys of ours share it. */
   prefix: string;
@@ -48,7 +52,7 @@ export function createQueues(connection: Redis, prefix: string): Queues {
     return q;
   };
   const backfill = make<BackfillJob>(QUEUE_NAMES.backfill);
-  const incremental = make<IncrementalJob>(QUEUE_NAMES.incremental);
+  const incremental = make<IncrementalJob | RetryJob>(QUEUE_NAMES.incremental);
   const maintenance = make<unknown>(QUEUE_NAMES.maintenance);
   let closing: Promise<void> | undefined;
   return {
@@ -108,7 +112,22 @@ export async function enqueueBackfill(
   };
   await queues.backfill.add(JOB_NAMES.backfillPage, data, {
     jobId: `bf-${accountId}-${randomUUID()}`,
-    deduplication: { id: `bf-${accountId}`, keepLastIfActive: true },
+    // A restart must not fold into the run's queued next page (it would be lost): it has its own
+    // de-duplication id; the account's backfill lock still runs the two one after the other.
+    deduplication: { id: opts.restart ? `bf-restart-${accountId}` : `bf-${accountId}`, keepLastIfActive: true },
     ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
   });
+}
+
+/**
+ * Asks for the account's ledger retry at `at` (now if past). One job per account and second: the
+ * job id carries the due second, so two commits wanting the same moment add one job, and an
+ * earlier moment is never hidden behind a later job already queued (de-duplication by account
+ * would keep the later one). A job that finds nothing due ends at once.
+ */
+export async function enqueueRetry(queues: Queues, accountId: number, at: Date): Promise<void> {
+  // The second after the due moment: a job runs at or after its second, so any later call asks for
+  // a later second and never collides with a job id that already ran (BullMQ ignores such adds).
+  const second = Math.floor(Math.max(at.getTime(), Date.now()) / 1000) + 1;
+  await queues.incremental.add(JOB_NAMES.retryMessages, { accountId }, { jobId: `retry-${accountId}-${second}`, delay: Math.max(0, second * 1000 - Date.now()) });
 }

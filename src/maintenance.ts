@@ -4,6 +4,7 @@ import type { Job, Queue } from "bullmq";
 import { sql } from "kysely";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
+import { accountsWithDueMessages } from "./db/dead-letters.ts";
 import type { Logger } from "./log.ts";
 import { TICKS } from "./schedules.ts";
 import { accountsNeedingWatch, renewWatch, type WatchDeps } from "./watch.ts";
@@ -19,6 +20,7 @@ export interface MaintenanceDeps extends WatchDeps {
   maintenance: Queue;
   enqueueIncremental: (accountId: number, opts: { reason: "poll" }) => Promise<unknown>;
   enqueueBackfill: (accountId: number, opts: { reason: "reconcile"; restart?: boolean }) => Promise<unknown>;
+  enqueueRetry: (accountId: number) => Promise<unknown>;
   sweepTempFiles: () => Promise<unknown>;
 }
 
@@ -74,6 +76,12 @@ export async function processMaintenanceJob(job: Job, deps: MaintenanceDeps): Pr
     }
     case TICKS.tempSweep:
       return deps.sweepTempFiles();
+    case TICKS.retryLedger: {
+      const ids = await accountsWithDueMessages(deps.db);
+      for (const accountId of ids) await deps.enqueueRetry(accountId);
+      if (ids.length > 0) deps.log.info({ accounts: ids.length }, "retry tick: fetching due and parked ledger messages again");
+      return { accounts: ids.length };
+    }
     default:
       throw new Error(`unknown maintenance job ${job.name}`);
   }

@@ -11,13 +11,14 @@ export const TICKS = {
   poll: "poll-tick",
   reconcile: "reconcile-tick",
   tempSweep: "temp-sweep",
+  retryLedger: "retry-ledger-tick",
 } as const;
 export type TickName = (typeof TICKS)[keyof typeof TICKS];
 
 const DAY_MS = 24 * 3600 * 1000;
 const keep = { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 } };
 
-/** Creates or updates the four tick schedulers. Idempotent by scheduler id; call sequentially. */
+/** Creates or updates the tick schedulers. Idempotent by scheduler id; call sequentially. */
 export async function upsertSchedules(maintenance: Queue, config: Config): Promise<void> {
   // Google recommends renewing every watch daily (it lasts 7 days).
   await maintenance.upsertJobScheduler(TICKS.watchRenew, { every: DAY_MS }, { name: TICKS.watchRenew, data: {}, opts: keep });
@@ -26,6 +27,9 @@ export async function upsertSchedules(maintenance: Queue, config: Config): Promi
   await maintenance.upsertJobScheduler(TICKS.reconcile, { pattern: config.RECONCILE_CRON, tz: "UTC" }, { name: TICKS.reconcile, data: {}, opts: keep });
   const sweepMs = Math.min(config.TEMP_FILE_ORPHAN_MINUTES, 15) * 60_000;
   await maintenance.upsertJobScheduler(TICKS.tempSweep, { every: sweepMs }, { name: TICKS.tempSweep, data: {}, opts: keep });
+  // Parked messages are tried again hourly (their next_attempt_at); this also catches any due
+  // ledger row whose delayed retry job Redis lost.
+  await maintenance.upsertJobScheduler(TICKS.retryLedger, { every: 3_600_000 }, { name: TICKS.retryLedger, data: {}, opts: keep });
 }
 
 /**

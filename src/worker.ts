@@ -8,12 +8,13 @@ import type { Redis } from "ioredis";
 import { markReauthRequired } from "./db/accounts.ts";
 import { recordSyncError, setThrottledUntil } from "./db/sync-state.ts";
 import { GmailError, isGmailError } from "./errors.ts";
-import { type BackfillJob, type IncrementalJob, QUEUE_NAMES, type QueueName } from "./jobs.ts";
+import { type BackfillJob, type IncrementalJob, JOB_NAMES, QUEUE_NAMES, type QueueName, type RetryJob } from "./jobs.ts";
 import { jobDurationSeconds, jobsStalledTotal, jobWaitSeconds, quotaDelayedJobsTotal, syncErrorsTotal } from "./metrics.ts";
 import { runBackfillPage } from "./sync/backfill.ts";
 import type { SyncDeps } from "./sync/deps.ts";
 import { runIncremental } from "./sync/incremental.ts";
 import { SyncBusyError } from "./sync/lock.ts";
+import { runRetryJob } from "./sync/retry-messages.ts";
 
 export interface StartWorkersOptions {
   /** Jobs per queue run at once by this process (default WORKER_CONCURRENCY). */
@@ -75,7 +76,9 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
   };
 
   make(QUEUE_NAMES.backfill, (job, token) => guarded(deps, QUEUE_NAMES.backfill, job, token, () => runBackfillPage(deps, job.data as BackfillJob)));
-  make(QUEUE_NAMES.incremental, (job, token) => guarded(deps, QUEUE_NAMES.incremental, job, token, () => runIncremental(deps, job.data as IncrementalJob)));
+  make(QUEUE_NAMES.incremental, (job, token) =>
+    guarded(deps, QUEUE_NAMES.incremental, job, token, () => (job.name === JOB_NAMES.retryMessages ? runRetryJob(deps, job.data as RetryJob) : runIncremental(deps, job.data as IncrementalJob))),
+  );
   if (opts.maintenanceProcessor !== undefined) {
     const processor = opts.maintenanceProcessor;
     make(QUEUE_NAMES.maintenance, (job) => timed(QUEUE_NAMES.maintenance, job, () => processor(job)));

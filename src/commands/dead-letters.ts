@@ -1,11 +1,10 @@
-// `gmail-sync dead-letters [--retry] [--json]`: messages the sync parked after repeated or permanent
-// failures (they no longer hold the cursor back). --retry fetches them again now and stores the
-// ones that succeed.
+// `gmail-sync dead-letters [--retry] [--json]`: messages parked in the retry ledger after a permanent
+// failure or repeated failures over 30 minutes (the worker still tries them hourly). --retry
+// fetches them again now and stores the ones that succeed.
 import type { Command } from "commander";
-import { listDeadLetters } from "../db/dead-letters.ts";
-import { commitPrepared } from "../sync/commit-prepared.ts";
-import { withSyncLock } from "../sync/lock.ts";
-import { fetchAndPrepare } from "../sync/store-message.ts";
+import { dueMessages, listDeadLetters } from "../db/dead-letters.ts";
+import { LOCK_WAIT_MS, withSyncLock } from "../sync/lock.ts";
+import { RETRY_BATCH, retryMessages } from "../sync/retry-messages.ts";
 import { withCliApp } from "./cli-app.ts";
 
 export function registerDeadLettersCommand(program: Command): void {
@@ -31,19 +30,20 @@ export function registerDeadLettersCommand(program: Command): void {
         }
         const summary = { retried: 0, stored: 0, gone: 0, failed: 0 };
         for (const [accountId, { email, ids }] of byAccount) {
-          // Under the account's incremental lock, so a running sync and the retry never write the
-          // same rows at once; stored through the sync's own store step (gone → soft-deleted,
-          // each failure counted as what it is).
+          // The retry step the worker runs (same store step, same lock), for every parked row now
+          // rather than at its hourly turn.
           await withSyncLock(app.db, "incremental", accountId, async () => {
             const gmail = await app.gmailFactory({ id: accountId, email });
-            const prepared = await fetchAndPrepare({ gmail, pipeline: app.pipeline, log: app.log }, ids);
-            const c = await app.db.transaction().execute((trx) => commitPrepared(trx, accountId, prepared));
-            if (prepared.abort !== undefined) throw prepared.abort;
-            summary.retried += ids.length;
-            summary.stored += c.stored;
-            summary.gone += prepared.gone.length;
-            summary.failed += prepared.failed.length;
-          });
+            const wanted = new Set(ids);
+            const rows = (await dueMessages(app.db, accountId, { limit: 100_000, includeNotDue: true, parkedOnly: true })).filter((r) => wanted.has(r.gmailId));
+            for (let i = 0; i < rows.length; i += RETRY_BATCH) {
+              const r = await retryMessages(app, gmail, accountId, rows.slice(i, i + RETRY_BATCH));
+              summary.retried += r.retried;
+              summary.stored += r.stored;
+              summary.gone += r.gone;
+              summary.failed += r.retrying + r.parked;
+            }
+          }, { waitMs: LOCK_WAIT_MS });
         }
         if (opts.json) console.log(JSON.stringify(summary));
         else console.log(`retried ${summary.retried}: ${summary.stored} stored, ${summary.gone} gone from Gmail, ${summary.failed} still failing`);

@@ -24,12 +24,20 @@ export async function getSyncStateForUpdate(trx: Transaction<Database>, accountI
  * Starts a backfill/resync run: pins `pinnedHistoryId` (read from getProfile BEFORE the first
  * list page) and resets the page checkpoint. The cursor is set to the pin when there is none
  * (first backfill) or when `resetCursor` (history expired: the old cursor is unusable); it only
- * ever moves forward.
+ * ever moves forward. The run's listing scope and whether its end may sweep are pinned with it
+ * (src/sync/run-scope.ts): the run lists with them whatever the configuration says later.
  */
 export async function beginRun(
   trx: Transaction<Database>,
   accountId: number,
-  run: { pinnedHistoryId: HistoryId; estimate: number; query: string | null; resyncReason: string | null; resetCursor: boolean },
+  run: {
+    pinnedHistoryId: HistoryId;
+    estimate: number;
+    scope: { query: string | null; labelIds: string[]; includeSpamTrash: boolean };
+    maySweep: boolean;
+    resyncReason: string | null;
+    resetCursor: boolean;
+  },
 ): Promise<Date> {
   const row = await trx
     .updateTable("sync_state")
@@ -45,7 +53,10 @@ export async function beginRun(
       backfill_listed: 0,
       backfill_stored: 0,
       backfill_estimate: run.estimate,
-      backfill_query: run.query,
+      backfill_query: run.scope.query,
+      backfill_label_ids: run.scope.labelIds,
+      backfill_include_spam_trash: run.scope.includeSpamTrash,
+      backfill_may_sweep: run.maySweep,
       backfill_started_at: sql`date_trunc('milliseconds', clock_timestamp())`, // ms: the run id must survive a round trip through a JS Date
       backfill_finished_at: null,
       resync_reason: run.resyncReason,

@@ -24,7 +24,7 @@ export interface MailboxSnapshot {
     threadId: string;
     labelIds: string[];
     attachments: Array<{ partId: string; filename: string | null; size: number }>;
-    /** With `{ bodies: true }`: the message's own text/plain body, decoded by its declared charset (null: none). */
+    /** With `{ bodies: true }`: the message's own text/plain body as its sender wrote it — decoded by its declared charset, mislabelled UTF-8 as UTF-8 (body-text.ts; null: none). */
     bodyText?: string | null;
   }>;
 }
@@ -49,7 +49,7 @@ export interface EmulatorControl {
   /** Saves a draft again as Gmail does: a new message id (same thread, DRAFT kept) is added and the old one deleted. `raw` replaces the content (default: unchanged). */
   editDraft(email: string, id: string, raw?: Buffer | string): Promise<{ id: string; threadId: string; historyId: string }>;
   /** messages.get of this id (plain or in a batch) answers `status` (Gmail's envelope; 500 = backendError), `times` times or always; status 0 clears. */
-  failMessage(email: string, id: string, opts: { status: number; times?: number }): Promise<void>;
+  failMessage(email: string, id: string, opts: { status: number; times?: number; target?: "get" | "attachments" }): Promise<void>;
   expireHistory(email: string): Promise<void>;
   revoke(email: string): Promise<void>;
   updateSettings(s: SettingsUpdate): Promise<void>;
@@ -133,13 +133,14 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
 
   app.post("/emulator/users/:email/messages/:id/fail", async (req, reply) => {
     const { email, id } = req.params as { email: string; id: string };
-    const body = (req.body ?? {}) as { status?: unknown; times?: unknown };
+    const body = (req.body ?? {}) as { status?: unknown; times?: unknown; target?: unknown };
     const mb = mailboxOf(email);
     if (!mb || !/^[0-9a-fA-F]{1,16}$/.test(id)) return reply.code(404).send(notFound);
     if (typeof body.status !== "number" || !(body.status === 0 || (Number.isInteger(body.status) && body.status >= 400 && body.status <= 599))) return reply.code(400).send({ error: "status must be 0 (clear) or an HTTP error status 400-599" });
     if (body.times !== undefined && (typeof body.times !== "number" || !Number.isInteger(body.times) || body.times < 0)) return reply.code(400).send({ error: "times must be a non-negative integer" });
+    if (body.target !== undefined && body.target !== "get" && body.target !== "attachments") return reply.code(400).send({ error: 'target must be "get" or "attachments"' });
     // The id may name a message not delivered yet; it is matched in Gmail's 16-digit form.
-    state.messageFailures.set(mb.email, id.toLowerCase().padStart(16, "0"), body.status, body.times as number | undefined);
+    state.messageFailures.set(mb.email, id.toLowerCase().padStart(16, "0"), body.status, body.times as number | undefined, body.target ?? "get");
     return {};
   });
 

@@ -242,6 +242,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     if (racing(msg)) throw errors.notFound();
     const partId = state.attachmentIds.decode(msg.id, ctx.params.id as string);
     if (partId === undefined) throw errors.badRequest("Invalid attachment token", "id");
+    const injected = state.messageFailures.take(ctx.mailbox.email, msg.id, "attachments");
+    if (injected) throw injected;
     const data = partBytes(ctx.mailbox, msg, partId);
     if (!data) throw errors.notFound();
     return { size: data.length, data: base64urlPadded(data) };

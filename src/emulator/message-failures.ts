@@ -1,7 +1,8 @@
 // Per-message injected failures (the control API's POST …/messages/{id}/fail): messages.get of that
 // id — plain or inside a batch part — and threads.get of its thread answer the given status with
 // Gmail's error envelope, `times` times or for ever, so tests can build a poison message that no
-// retry gets past.
+// retry gets past. With target "attachments", the message itself is served and every
+// attachments.get of it fails instead (a download that keeps failing).
 import { ApiError, errors } from "./errors.ts";
 
 interface Failure {
@@ -10,20 +11,22 @@ interface Failure {
   remaining: number | undefined;
 }
 
+export type FailureTarget = "get" | "attachments";
+
 export function createMessageFailures() {
   const failures = new Map<string, Failure>();
   /** user → message id → failure answers sent (kept after the failure is cleared, for assertions). */
   const served = new Map<string, Map<string, number>>();
-  const key = (email: string, id: string) => `${email.toLowerCase()}\u0000${id}`;
+  const key = (email: string, id: string, target: FailureTarget) => `${email.toLowerCase()}\u0000${id}${target === "get" ? "" : `\u0000${target}`}`;
   return {
     /** status 0 clears; times undefined = every request. */
-    set(email: string, id: string, status: number, times?: number): void {
-      if (status === 0 || times === 0) failures.delete(key(email, id));
-      else failures.set(key(email, id), { status, remaining: times });
+    set(email: string, id: string, status: number, times?: number, target: FailureTarget = "get"): void {
+      if (status === 0 || times === 0) failures.delete(key(email, id, target));
+      else failures.set(key(email, id, target), { status, remaining: times });
     },
     /** The error to answer for this messages.get, if one is injected (counts it). */
-    take(email: string, id: string): ApiError | undefined {
-      const k = key(email, id);
+    take(email: string, id: string, target: FailureTarget = "get"): ApiError | undefined {
+      const k = key(email, id, target);
       const f = failures.get(k);
       if (!f) return undefined;
       if (f.remaining !== undefined && --f.remaining <= 0) failures.delete(k);

@@ -13,14 +13,12 @@ import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { withSyncLock } from "./lock.ts";
 import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
+import { isScoped, runScope } from "./run-scope.ts";
 import { commitPrepared } from "./commit-prepared.ts";
+import { scheduleRetry } from "./retry-messages.ts";
 import { assertPlausibleGone, fetchAndPrepare, recheckMissing, type ThreadPlan } from "./store-message.ts";
 
 export const BACKFILL_PAGE_SIZE = 500;
-
-export class RetryableMessagesError extends Error {
-  override name = "RetryableMessagesError";
-}
 
 export type BackfillPageResult =
   | SyncSkip
@@ -45,23 +43,24 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     const sweep = runMaySweep(deps, state);
     const key = seenKey(deps.queues.prefix, accountId, runStartedAt);
 
-    const q = state.backfill_query ?? deps.config.BACKFILL_QUERY;
+    // The scope pinned when the run started: a configuration change mid-run does not reach it.
+    const scope = runScope(deps.config, state);
     let page;
     try {
       page = await gmail.listMessages({
         ...(state.backfill_page_token !== null ? { pageToken: state.backfill_page_token } : {}),
-        ...(q !== undefined && q !== "" ? { q } : {}),
-        ...(deps.config.BACKFILL_LABEL_IDS.length > 0 ? { labelIds: deps.config.BACKFILL_LABEL_IDS } : {}),
-        includeSpamTrash: deps.config.INCLUDE_SPAM_TRASH,
+        ...(scope.query !== null ? { q: scope.query } : {}),
+        ...(scope.labelIds.length > 0 ? { labelIds: scope.labelIds } : {}),
+        includeSpamTrash: scope.includeSpamTrash,
         maxResults: BACKFILL_PAGE_SIZE,
       });
     } catch (err) {
       // A stored page token Gmail no longer accepts (aged out, or the scope changed under it) is
       // a 400 for ever: retrying it would wedge the backfill. Start the run again from page one
-      // (pinned afresh; rows already stored are current and not fetched again).
+      // (pinned afresh, in the same scope; rows already stored are current and not fetched again).
       if (!(state.backfill_page_token !== null && isGmailError(err, "permanent") && err.status === 400)) throw err;
       log.warn({ accountId, err: err.message.slice(0, 200) }, "backfill page token rejected: restarting the run from the first page");
-      await startRun(deps, gmail, accountId, { reason: job.reason === "connect" ? "manual" : job.reason, query: state.backfill_query });
+      await startRun(deps, gmail, accountId, { reason: job.reason === "connect" ? "manual" : job.reason, query: scope.query, scope });
       await enqueueBackfill(deps.queues, accountId, { reason: job.reason, resumeOnly: true });
       return { skipped: "run_restarted" };
     }
@@ -71,14 +70,14 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     // sync running alongside) are current: no need to spend quota on them again.
     const current = await storedCurrentIds(db, accountId, ids, { since: runStartedAt });
     const toFetch = ids.filter((id) => !current.has(id));
-    const scoped = (q !== undefined && q !== "") || deps.config.BACKFILL_LABEL_IDS.length > 0;
+    const scoped = isScoped(scope);
     const plan: ThreadPlan | undefined = deps.config.BACKFILL_FETCH_THREADS
       ? {
           threadOf: new Map(page.messages.map((m) => [m.id, m.threadId])),
           // Unscoped, a thread's other messages are in the listing too (bar spam and trash when
           // those are left out): storing them now saves their own page the quota. A q or label
           // scope cannot be judged from a message, so a scoped run stores only what it listed.
-          ...(scoped ? {} : { pickExtras: (messages: GmailMessage[]) => pickUnstored(deps, accountId, runStartedAt, messages) }),
+          ...(scoped ? {} : { pickExtras: (messages: GmailMessage[]) => pickUnstored(deps, accountId, runStartedAt, scope.includeSpamTrash, messages) }),
         }
       : undefined;
     const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch, plan);
@@ -90,16 +89,17 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     if (sweep) await recordSeen(deps.redis, key, ids);
 
     const nextPageToken = page.nextPageToken ?? null;
-    let blocked = 0;
     let parked = 0;
+    let retryAt: Date | null = null;
     let swept = 0;
     let stored = 0;
     let checkpointed = false;
     await db.transaction().execute(async (trx) => {
       // Gone since it was listed: soft-deleted if held (history will say so too).
-      ({ stored, parked, blocked } = await commitPrepared(trx, accountId, prepared));
-      // Keep what was stored; the page is retried (its checkpoint is not moved).
-      if (blocked > 0 || prepared.abort !== undefined) return;
+      // Failures go to the retry ledger in this transaction, so the checkpoint may pass them.
+      ({ stored, parked, nextRetryAt: retryAt } = await commitPrepared(trx, accountId, prepared));
+      // Interrupted (rate limit, revoked auth): keep what was stored; the page is listed again.
+      if (prepared.abort !== undefined) return;
       checkpointed = await checkpointPage(trx, accountId, runStartedAt, {
         nextPageToken,
         listed: ids.length,
@@ -111,8 +111,8 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     });
     if (stored > 0) syncMessagesTotal.inc({ direction: "backfill" }, stored);
     if (parked > 0) deadLettersTotal.inc({ reason: "backfill_fetch" }, parked);
+    if (retryAt !== null) await scheduleRetry(deps, accountId, retryAt);
     if (prepared.abort !== undefined) throw prepared.abort;
-    if (blocked > 0) throw new RetryableMessagesError(`${blocked} message(s) of backfill page ${state.backfill_pages + 1} failed transiently; the page will be retried`);
     const result = { page: state.backfill_pages + 1, listed: ids.length, fetched: toFetch.length, stored, done: nextPageToken === null, swept };
     if (!checkpointed) {
       log.info({ accountId }, "backfill page superseded by a restarted run; its rows are kept, its checkpoint dropped");
@@ -129,9 +129,9 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
   });
 }
 
-/** Thread members in an unscoped listing's reach that this run has not stored yet. */
-async function pickUnstored(deps: SyncDeps, accountId: number, runStartedAt: Date, messages: GmailMessage[]): Promise<GmailMessage[]> {
-  const listable = messages.filter((m) => deps.config.INCLUDE_SPAM_TRASH || !(m.labelIds ?? []).some((l) => l === "SPAM" || l === "TRASH"));
+/** Thread members in an unscoped listing's reach (`includeSpamTrash`: the run's) that this run has not stored yet. */
+async function pickUnstored(deps: SyncDeps, accountId: number, runStartedAt: Date, includeSpamTrash: boolean, messages: GmailMessage[]): Promise<GmailMessage[]> {
+  const listable = messages.filter((m) => includeSpamTrash || !(m.labelIds ?? []).some((l) => l === "SPAM" || l === "TRASH"));
   const current = await storedCurrentIds(deps.db, accountId, listable.map((m) => m.id ?? ""), { since: runStartedAt });
   return listable.filter((m) => !current.has(m.id ?? ""));
 }

@@ -1,20 +1,21 @@
 // Incremental sync: every history.list page from the stored cursor, netted (an id added and
 // deleted in the window is never fetched), added messages fetched and stored, deleted ones
-// soft-deleted, label changes applied — and the cursor moved forward in the same transaction, never
-// past a message that failed retryably and is not yet parked as a dead letter. An expired cursor
-// (404) starts the reconciling resync instead of skipping ahead.
+// soft-deleted, label changes applied — and the cursor moved forward in the same transaction. A
+// message that could not be stored is written to the retry ledger in that same transaction, so the
+// cursor passes it without forgetting it (src/sync/retry-messages.ts fetches it again). An expired
+// cursor (404) starts the reconciling resync instead of skipping ahead.
 import { GmailError, isGmailError } from "../errors.ts";
 import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteMessages, storedCurrentIds } from "../db/messages.ts";
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
 import { deadLettersTotal, messageChangesTotal, pushToCommitSeconds, syncErrorsTotal, syncMessagesTotal } from "../metrics.ts";
-import { RetryableMessagesError } from "./backfill.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
-import { withSyncLock } from "./lock.ts";
+import { LOCK_WAIT_MS, withSyncLock } from "./lock.ts";
 import { startRun } from "./resync.ts";
 import { commitPrepared } from "./commit-prepared.ts";
-import { assertPlausibleGone, fetchAndPrepare, type PreparedBatch, recheckMissing } from "./store-message.ts";
+import { LABELLED_NOT_HELD, NOT_FOUND_YET, scheduleRetry } from "./retry-messages.ts";
+import { assertPlausibleGone, fetchAndPrepare, type PreparedBatch } from "./store-message.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -108,68 +109,85 @@ export async function runIncremental(deps: SyncDeps, job: IncrementalJob): Promi
     const { gmail } = port;
     const start = state.history_id;
 
-    const records: GmailHistory[] = [];
-    let firstPageHistoryId: string | undefined;
-    try {
-      let pageToken: string | undefined;
-      const tokens = new Set<string>();
-      let emptyRun = 0;
-      do {
-        const page = await gmail.listHistory({ startHistoryId: start, historyTypes: [...HISTORY_TYPES], maxResults: 500, ...(pageToken ? { pageToken } : {}) });
-        firstPageHistoryId ??= page.historyId;
-        records.push(...page.history);
-        pageToken = page.nextPageToken;
-        // A paging loop (a token given twice) or an endless run of empty pages would keep this
-        // job listing for ever: stop it as a transient failure, cursor unmoved, and say why.
-        emptyRun = page.history.length === 0 ? emptyRun + 1 : 0;
-        if (pageToken !== undefined && (tokens.has(pageToken) || emptyRun >= MAX_EMPTY_HISTORY_PAGES)) {
-          throw new GmailError("transient", tokens.has(pageToken) ? "history.list gave the same nextPageToken twice" : `history.list gave ${emptyRun} empty pages in a row`, { reason: "historyPaging" });
-        }
-        if (pageToken !== undefined) tokens.add(pageToken);
-      } while (pageToken);
-    } catch (err) {
-      if (!isGmailError(err, "history_expired")) throw err;
-      syncErrorsTotal.inc({ error_type: "history_expired" });
-      log.warn({ accountId, startHistoryId: start }, "history cursor expired: starting a reconciling resync");
-      await startRun(deps, gmail, accountId, { reason: "history_expired", query: null });
-      await enqueueBackfill(deps.queues, accountId, { reason: "history_expired" });
-      return { resync: "history_expired" };
-    }
-
-    // Every record up to the newest one seen and up to the first page's mailbox id was listed.
-    const first = BigInt(firstPageHistoryId ?? start);
-    const slices = sliceWindow(records, SLICE_ADDS);
-    // Deleted anywhere in the window: a 404 for such a message is its deletion, even when the
-    // deleting record falls in a later slice than the adding one.
-    const deletedInWindow = new Set(records.flatMap((r) => (r.messagesDeleted ?? []).map((d) => d.message?.id ?? "")));
-    const totals = { added: 0, deleted: 0, labelChanges: 0, stored: 0 };
+    // The window is applied in slices as its pages arrive, never buffered whole: a bulk change of
+    // 70,000 messages is one or two pages of records but tens of MB of entries.
+    const slicer = sliceBuilder(SLICE_ADDS, SLICE_CHANGES);
+    // Deleted in the window so far: a 404 for such a message is its deletion. (An add whose
+    // deletion comes in a later slice goes to the ledger first; the deletion resolves it.)
+    const deletedSoFar = new Set<string>();
+    const totals = { records: 0, slices: 0, added: 0, deleted: 0, labelChanges: 0, stored: 0, retrying: 0 };
     let cursor = start;
     let advanced = false;
-    for (const [i, slice] of slices.entries()) {
+    let retryAt: Date | null = null;
+    const apply = async (slice: GmailHistory[], mailboxId: bigint | undefined) => {
       const net = netHistory(slice);
+      for (const id of net.deleted.keys()) deletedSoFar.add(id);
       // A slice's cursor is its newest record: every older record has been applied by then. The
       // last slice also covers the quiet stretch up to the mailbox id of the first page.
-      const sliceCursor = i === slices.length - 1 && first > net.maxRecordId ? first : net.maxRecordId;
-      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString(), deletedInWindow, state.backfill_phase === "listing");
+      const sliceCursor = mailboxId !== undefined && mailboxId > net.maxRecordId ? mailboxId : net.maxRecordId;
+      const r = await applySlice(deps, gmail, accountId, net, sliceCursor.toString(), deletedSoFar, state.backfill_phase === "listing");
+      totals.slices++;
       totals.added += net.added.size;
       totals.deleted += r.deleted;
       totals.labelChanges += r.labelApplied;
       totals.stored += r.stored;
-      if (r.abort !== undefined || r.blocked > 0) {
-        // Put the push time back so the retry still measures from the push.
-        if (pushReceivedAt !== undefined) await deps.redis.set(pushTimeKey(deps.queues.prefix, accountId), String(pushReceivedAt), "PX", 86_400_000, "NX");
-        if (r.abort !== undefined) throw r.abort;
-        throw new RetryableMessagesError(`${r.blocked} message(s) failed transiently; cursor held at ${cursor}`);
-      }
+      totals.retrying += r.retrying;
+      if (r.nextRetryAt !== null && (retryAt === null || r.nextRetryAt < retryAt)) retryAt = r.nextRetryAt;
+      if (r.abort !== undefined) throw r.abort;
       if (r.advanced) {
         advanced = true;
         cursor = sliceCursor.toString();
       }
+    };
+
+    try {
+      let firstPageHistoryId: string | undefined;
+      let pageToken: string | undefined;
+      const tokens = new Set<string>();
+      let emptyRun = 0;
+      try {
+        do {
+          const page = await gmail.listHistory({ startHistoryId: start, historyTypes: [...HISTORY_TYPES], maxResults: 500, ...(pageToken ? { pageToken } : {}) });
+          firstPageHistoryId ??= page.historyId;
+          pageToken = page.nextPageToken;
+          totals.records += page.history.length;
+          // A paging loop (a token given twice) or an endless run of empty pages would keep this
+          // job listing for ever: stop it as a transient failure and say why. Slices committed
+          // so far stand (their cursor moved); the rest is listed again from there.
+          emptyRun = page.history.length === 0 ? emptyRun + 1 : 0;
+          if (pageToken !== undefined && (tokens.has(pageToken) || emptyRun >= MAX_EMPTY_HISTORY_PAGES)) {
+            throw new GmailError("transient", tokens.has(pageToken) ? "history.list gave the same nextPageToken twice" : `history.list gave ${emptyRun} empty pages in a row`, { reason: "historyPaging" });
+          }
+          if (pageToken !== undefined) tokens.add(pageToken);
+          for (const rec of page.history) {
+            const full = slicer.push(rec);
+            if (full !== undefined) await apply(full, undefined);
+          }
+        } while (pageToken);
+      } catch (err) {
+        if (!isGmailError(err, "history_expired")) throw err;
+        syncErrorsTotal.inc({ error_type: "history_expired" });
+        log.warn({ accountId, startHistoryId: start }, "history cursor expired: starting a reconciling resync");
+        await startRun(deps, gmail, accountId, { reason: "history_expired", query: null });
+        await enqueueBackfill(deps.queues, accountId, { reason: "history_expired" });
+        return { resync: "history_expired" as const };
+      }
+      // Every record up to the newest one seen and up to the first page's mailbox id was listed.
+      await apply(slicer.rest(), BigInt(firstPageHistoryId ?? start));
+    } catch (err) {
+      // Put the push time back so the retry still measures from the push.
+      if (pushReceivedAt !== undefined) await deps.redis.set(pushTimeKey(deps.queues.prefix, accountId), String(pushReceivedAt), "PX", 86_400_000, "NX");
+      throw err;
+    } finally {
+      // Messages this run left in the retry ledger (a 404 just after a push, a failed download):
+      // the retry job fetches them when due, without holding this cursor or the next push.
+      if (retryAt !== null) await scheduleRetry(deps, accountId, retryAt);
     }
     if (pushReceivedAt !== undefined) pushToCommitSeconds.observe(Math.max(0, Date.now() - pushReceivedAt) / 1000);
-    log.debug({ accountId, records: records.length, slices: slices.length, ...totals, cursor }, "incremental sync committed");
-    return { records: records.length, ...totals, cursor, advanced };
-  });
+    const { records, ...rest } = totals;
+    log.debug({ accountId, records, ...rest, cursor }, "incremental sync committed");
+    return { records, added: totals.added, deleted: totals.deleted, labelChanges: totals.labelChanges, stored: totals.stored, cursor, advanced };
+  }, { waitMs: LOCK_WAIT_MS });
 }
 
 /** Empty history pages in a row that still carry a nextPageToken before the listing is called a loop. */
@@ -181,27 +199,47 @@ const SLICE_ADDS = 500;
 const SLICE_CHANGES = 10_000;
 
 /**
- * Splits a window (sorted by history id) into consecutive slices of at most `maxAdds` added
- * messages and `maxChanges` entries of any kind (a record is never split). An empty window is one
- * empty slice (it still moves the cursor to the mailbox's id).
+ * Cuts a stream of records (in history order) into consecutive slices of at most `maxAdds` added
+ * messages and `maxChanges` entries of any kind; a record is never split.
  */
-export function sliceWindow(records: GmailHistory[], maxAdds: number, maxChanges = SLICE_CHANGES): GmailHistory[][] {
-  const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
-  const slices: GmailHistory[][] = [[]];
+export function sliceBuilder(maxAdds: number, maxChanges: number) {
+  let slice: GmailHistory[] = [];
   let adds = 0;
   let changes = 0;
+  return {
+    /** Adds a record; returns the slice it closed (the record then opens the next one), if any. */
+    push(rec: GmailHistory): GmailHistory[] | undefined {
+      const n = rec.messagesAdded?.length ?? 0;
+      const c = n + (rec.messagesDeleted?.length ?? 0) + (rec.labelsAdded?.length ?? 0) + (rec.labelsRemoved?.length ?? 0);
+      let closed: GmailHistory[] | undefined;
+      if ((adds > 0 && adds + n > maxAdds) || (changes > 0 && changes + c > maxChanges)) {
+        closed = slice;
+        slice = [];
+        adds = 0;
+        changes = 0;
+      }
+      slice.push(rec);
+      adds += n;
+      changes += c;
+      return closed;
+    },
+    /** The open slice (possibly empty: an empty window still moves the cursor to the mailbox's id). */
+    rest(): GmailHistory[] {
+      return slice;
+    },
+  };
+}
+
+/** A whole window (any order) as the slices sliceBuilder cuts it into. */
+export function sliceWindow(records: GmailHistory[], maxAdds: number, maxChanges = SLICE_CHANGES): GmailHistory[][] {
+  const sorted = [...records].sort((a, b) => (BigInt(a.id ?? "0") < BigInt(b.id ?? "0") ? -1 : 1));
+  const builder = sliceBuilder(maxAdds, maxChanges);
+  const slices: GmailHistory[][] = [];
   for (const rec of sorted) {
-    const n = rec.messagesAdded?.length ?? 0;
-    const c = n + (rec.messagesDeleted?.length ?? 0) + (rec.labelsAdded?.length ?? 0) + (rec.labelsRemoved?.length ?? 0);
-    if ((adds > 0 && adds + n > maxAdds) || (changes > 0 && changes + c > maxChanges)) {
-      slices.push([]);
-      adds = 0;
-      changes = 0;
-    }
-    (slices[slices.length - 1] as GmailHistory[]).push(rec);
-    adds += n;
-    changes += c;
+    const closed = builder.push(rec);
+    if (closed !== undefined) slices.push(closed);
   }
+  slices.push(builder.rest());
   return slices;
 }
 
@@ -219,20 +257,25 @@ export function groupLabelChanges(changes: NetChanges["labels"]): Array<{ gmailI
 
 /**
  * A message this window added that answers 404 is not gone: Gmail serves it a moment after it
- * announces it (recheckMissing). One still missing after the rechecks is a transient failure
- * (ledger, cursor held), never a deletion — a real deletion shows as messagesDeleted in a later
- * window; one the window itself deletes is gone.
+ * announces it (byeokim/gmailpush#10, openclaw/gogcli#379). It goes to the retry ledger as
+ * NOT_FOUND_YET — the retry job fetches it within seconds — and the slice commits without it, so
+ * a push is never held for the others. A real deletion arrives as messagesDeleted and resolves the
+ * row; one this window already deleted is simply gone.
  */
-async function retryAddedButMissing(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, prepared: PreparedBatch, deletedInWindow: ReadonlySet<string>): Promise<void> {
-  const still = new Set(await recheckMissing({ gmail, pipeline: deps.pipeline, log: deps.log }, prepared, (id) => net.added.has(id) && !deletedInWindow.has(id)));
-  if (still.size === 0) return;
-  prepared.gone = prepared.gone.filter((id) => !still.has(id));
-  for (const id of still) prepared.failed.push({ id, kind: "transient", reason: "not_found_after_add", detail: "added in history but messages.get answers 404" });
-  deps.log.info({ accountId, count: still.size }, "messages added in history still answer 404: held for the next run, not deleted");
+function holdAddedButMissing(accountId: number, net: NetChanges, prepared: PreparedBatch, deletedSoFar: ReadonlySet<string>, log: SyncDeps["log"]): void {
+  const notYet = prepared.gone.filter((id) => net.added.has(id) && !deletedSoFar.has(id));
+  if (notYet.length === 0) return;
+  const set = new Set(notYet);
+  prepared.gone = prepared.gone.filter((id) => !set.has(id));
+  for (const id of notYet) prepared.failed.push({ id, kind: "transient", reason: NOT_FOUND_YET, detail: "added in history but messages.get answers 404" });
+  log.info({ accountId, count: notYet.length }, "messages added in history answer 404: left to the retry ledger, not deleted");
 }
 
-/** Fetches what a slice added and commits the slice's changes with its cursor (unless blocked). */
-async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string, deletedInWindow: ReadonlySet<string>, listing: boolean) {
+/** Label changes for messages we do not hold, fetched per slice; more go to the retry ledger. */
+const RELABEL_FETCH_CAP = 500;
+
+/** Fetches what a slice added and commits the slice's changes with its cursor. */
+async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, net: NetChanges, cursor: string, deletedSoFar: ReadonlySet<string>, listing: boolean) {
   const { db, log } = deps;
   const addedIds = [...net.added.keys()];
   const current = await storedCurrentIds(db, accountId, addedIds, { minHistoryId: net.added });
@@ -251,12 +294,19 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   // or Trash is not downloaded, as the backfill does not list it; leaving there is a label record
   // for a message we do not hold, which fetches it then.
   const outOfScope = (id: string) => !deps.config.INCLUDE_SPAM_TRASH && (net.lastLabels.get(id) ?? []).some((l) => l === "SPAM" || l === "TRASH");
-  const toFetch = [...addedIds.filter((id) => !current.has(id) && !outOfScope(id)), ...relabelled.filter((id) => (!known.has(id) && !outOfScope(id)) || revived.has(id))];
+  const relabelFetch = relabelled.filter((id) => (!known.has(id) && !outOfScope(id)) || revived.has(id));
+  // A bulk change over mail we do not hold (70,000 leaving Spam) would make this slice fetch all of
+  // it before committing: past the cap they go to the retry ledger, fetched in bounded rounds.
+  const deferred = relabelFetch.slice(RELABEL_FETCH_CAP);
+  const toFetch = [...addedIds.filter((id) => !current.has(id) && !outOfScope(id)), ...relabelFetch.slice(0, RELABEL_FETCH_CAP)];
   const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
-  await retryAddedButMissing(deps, gmail, accountId, net, prepared, deletedInWindow);
-  assertPlausibleGone(prepared, toFetch.length, (id) => deletedInWindow.has(id));
+  // Judged before the post-push 404s are set aside: most of a slice answering 404 is a broken
+  // endpoint, not a race, and must not be committed at all.
+  assertPlausibleGone(prepared, toFetch.length, (id) => deletedSoFar.has(id));
+  holdAddedButMissing(accountId, net, prepared, deletedSoFar, log);
+  for (const id of deferred) prepared.failed.push({ id, kind: "transient", reason: LABELLED_NOT_HELD, detail: "label change for a message not held: fetched by the retry step" });
 
-  const r = { stored: 0, deleted: 0, labelApplied: 0, blocked: 0, parked: 0, advanced: false, abort: prepared.abort };
+  const r = { stored: 0, deleted: 0, labelApplied: 0, parked: 0, retrying: 0, nextRetryAt: null as Date | null, advanced: false, abort: prepared.abort };
   await db.transaction().execute(async (trx) => {
     for (const [id, hid] of net.deleted) {
       const threadId = net.threadOf.get(id);
@@ -270,11 +320,13 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
     r.stored = c.stored;
     r.deleted += c.gone;
     r.parked = c.parked;
-    r.blocked = c.blocked;
+    r.retrying = c.retrying;
+    r.nextRetryAt = c.nextRetryAt;
     // Set-wise, after the rows are in: one statement per distinct delta of a record, in history order.
     for (const group of groupLabelChanges(net.labels)) r.labelApplied += await applyLabelChanges(trx, accountId, group);
-    // Never past a retryable failure: a blocked or interrupted slice keeps its rows, not its cursor.
-    if (r.blocked === 0 && prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);
+    // Failures are in the ledger, in this transaction: the cursor moves past them. Only an
+    // interrupted slice (rate limit, revoked auth) keeps its rows but not its cursor.
+    if (prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);
   });
 
   if (r.stored > 0) syncMessagesTotal.inc({ direction: "incremental" }, r.stored);

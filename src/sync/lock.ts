@@ -15,11 +15,25 @@ export class SyncBusyError extends Error {
   override name = "SyncBusyError";
 }
 
-/** Runs `fn` holding the (kind, account) lock; throws SyncBusyError at once if another run holds it. */
-export async function withSyncLock<T>(db: Db, kind: SyncKind, accountId: number, fn: () => Promise<T>): Promise<T> {
+/** How long an incremental sync or ledger retry waits for the account's running one (see withSyncLock). */
+export const LOCK_WAIT_MS = 3_000;
+/** How often a run waiting for the lock asks again. */
+const LOCK_POLL_MS = 25;
+
+/**
+ * Runs `fn` holding the (kind, account) lock. Busy: waits up to `waitMs` (default 0) for it, then
+ * throws SyncBusyError. A short wait lets a push's sync start the moment the account's running
+ * sync or ledger retry ends, rather than being re-queued for seconds.
+ */
+export async function withSyncLock<T>(db: Db, kind: SyncKind, accountId: number, fn: () => Promise<T>, opts: { waitMs?: number } = {}): Promise<T> {
   return db.connection().execute(async (conn) => {
-    const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${KIND_KEY[kind]}::int, ${accountId}::int) AS ok`.execute(conn);
-    if (got.rows[0]?.ok !== true) throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
+    const deadline = Date.now() + (opts.waitMs ?? 0);
+    for (;;) {
+      const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${KIND_KEY[kind]}::int, ${accountId}::int) AS ok`.execute(conn);
+      if (got.rows[0]?.ok === true) break;
+      if (Date.now() + LOCK_POLL_MS > deadline) throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+    }
     try {
       return await fn();
     } finally {

@@ -7,11 +7,12 @@ import type { Redis } from "ioredis";
 import type { Transaction } from "kysely";
 import type { Database } from "../db/database.ts";
 import { liveIdsUntouchedSince, softDeleteMessages } from "../db/messages.ts";
-import { beginRun, ensureSyncState, getSyncStateForUpdate } from "../db/sync-state.ts";
+import { beginRun, ensureSyncState, getSyncState, getSyncStateForUpdate, type SyncState } from "../db/sync-state.ts";
 import type { GmailPort } from "../gmail/port.ts";
 import type { BackfillJob } from "../jobs.ts";
 import { fullResyncsTotal, messageChangesTotal } from "../metrics.ts";
 import type { SyncDeps } from "./deps.ts";
+import { type RunScope, runScope, scopeForNewRun, scopeMaySweep } from "./run-scope.ts";
 
 const SEEN_TTL_SECONDS = 14 * 86400;
 
@@ -21,14 +22,17 @@ export function seenKey(prefix: string, accountId: number, runStartedAt: Date): 
 
 /**
  * Pins getProfile's historyId (before any list page) and resets the checkpoint. `history_expired`
- * also resets the cursor to the fresh pin so incremental sync resumes at once from there.
+ * also resets the cursor to the fresh pin so incremental sync resumes at once from there. Pins the
+ * listing scope too: `scope` as given (a run restarted from page one keeps its own), else the
+ * configuration's with `query` (null: BACKFILL_QUERY) — and whether the run may sweep at its end.
  */
 export async function startRun(
   deps: SyncDeps,
   gmail: GmailPort,
   accountId: number,
-  opts: { reason: BackfillJob["reason"]; query: string | null },
+  opts: { reason: BackfillJob["reason"]; query: string | null; scope?: RunScope },
 ): Promise<Date> {
+  const scope = opts.scope ?? scopeForNewRun(deps.config, opts.query);
   const profile = await gmail.getProfile();
   await ensureSyncState(deps.db, accountId);
   return deps.db.transaction().execute(async (trx) => {
@@ -38,24 +42,23 @@ export async function startRun(
     const started = await beginRun(trx, accountId, {
       pinnedHistoryId: profile.historyId,
       estimate: profile.messagesTotal,
-      query: opts.query,
+      scope,
+      maySweep: scopeMaySweep(scope, resyncReason),
       resyncReason,
       resetCursor: opts.reason === "history_expired",
     });
     if (resyncReason !== null) fullResyncsTotal.inc({ reason: resyncReason });
-    deps.log.info({ accountId, reason: opts.reason, resync: resyncReason, pinnedHistoryId: profile.historyId, estimate: profile.messagesTotal }, "backfill run started");
+    deps.log.info({ accountId, reason: opts.reason, resync: resyncReason, pinnedHistoryId: profile.historyId, estimate: profile.messagesTotal, scope }, "backfill run started");
     return started;
   });
 }
 
-/** Whether a run's listing covers the whole stored mailbox, so absence may mean deletion. */
-export function runMaySweep(deps: SyncDeps, state: { resync_reason: string | null; backfill_query: string | null }): boolean {
-  return (
-    state.resync_reason !== null &&
-    state.backfill_query === null &&
-    (deps.config.BACKFILL_QUERY ?? "") === "" &&
-    deps.config.BACKFILL_LABEL_IDS.length === 0
-  );
+/** Whether a run's listing covers the whole stored mailbox, so absence may mean deletion (pinned at its start). */
+export function runMaySweep(
+  deps: SyncDeps,
+  state: Pick<SyncState, "resync_reason" | "backfill_may_sweep" | "backfill_query" | "backfill_label_ids" | "backfill_include_spam_trash">,
+): boolean {
+  return state.backfill_may_sweep ?? scopeMaySweep(runScope(deps.config, state), state.resync_reason);
 }
 
 export async function recordSeen(redis: Redis, key: string, ids: string[]): Promise<void> {
@@ -71,8 +74,11 @@ export async function sweepUnseen(
   key: string,
   runStartedAt: Date,
 ): Promise<number> {
-  // Spam and trash are not listed unless configured; their rows are not evidence of deletion.
-  const exclude = deps.config.INCLUDE_SPAM_TRASH ? [] : ["SPAM", "TRASH"];
+  // Spam and trash are not listed unless the run's scope included them; their rows are not
+  // evidence of deletion. The row is the one the caller's checkpoint just completed: this run's.
+  const state = await getSyncState(trx, accountId);
+  const includeSpamTrash = state === undefined ? deps.config.INCLUDE_SPAM_TRASH : runScope(deps.config, state).includeSpamTrash;
+  const exclude = includeSpamTrash ? [] : ["SPAM", "TRASH"];
   const candidates = await liveIdsUntouchedSince(trx, accountId, runStartedAt, exclude);
   const unseen: string[] = [];
   for (let i = 0; i < candidates.length; i += 1000) {

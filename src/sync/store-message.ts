@@ -8,7 +8,7 @@ import { GmailError, isGmailError } from "../errors.ts";
 import { bodyHtmlToText, decodeTextBytes, parseGmailMessage } from "../gmail/parse-message.ts";
 import type { GmailMessage, GmailPort } from "../gmail/port.ts";
 import type { Logger } from "../log.ts";
-import { syncErrorsTotal } from "../metrics.ts";
+import { attachmentsSkippedTotal, syncErrorsTotal } from "../metrics.ts";
 
 export interface StoreDeps {
   gmail: GmailPort;
@@ -28,6 +28,11 @@ export interface PreparedBatch {
   /** 404 on fetch: the message is gone (deleted since it was listed). */
   gone: string[];
   failed: MessageFailure[];
+  /**
+   * Stored, but not whole: an attachment could not be downloaded (its row says fetch_failed). The
+   * message goes into the retry ledger too, and a later attempt replaces the row.
+   */
+  incomplete: MessageFailure[];
   /**
    * Set when the batch stopped early (rate limited, auth revoked, an unexpected error): what was
    * prepared until then is still returned so the caller can store it — without moving its
@@ -66,6 +71,15 @@ function toDate(v: unknown): Date | null {
   return Number.isFinite(n) ? new Date(n) : null;
 }
 
+/**
+ * A per-id error that is really the whole call's: the account is throttled or revoked, or the batch
+ * endpoint itself kept failing (client.ts batchLevel) — no message of it was judged, so none goes
+ * to the retry ledger; the run stops with the cursor held and the job is retried.
+ */
+function isWholeCall(e: GmailError): boolean {
+  return e.kind === "rate_limited" || e.kind === "auth_revoked" || e.reason === "batchFailed";
+}
+
 function rethrowIfJobLevel(err: unknown): void {
   if (isGmailError(err, "rate_limited") || isGmailError(err, "auth_revoked")) throw err;
 }
@@ -93,7 +107,7 @@ function planThreads(ids: string[], threadOf: ReadonlyMap<string, string>): { th
  * wanted id (moved to another thread since it was listed), falls back to messages.get for them.
  */
 export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: ThreadPlan): Promise<PreparedBatch> {
-  const out: PreparedBatch = { records: [], gone: [], failed: [] };
+  const out: PreparedBatch = { records: [], gone: [], failed: [], incomplete: [] };
   const limit = semaphore(ATTACHMENT_PARALLEL);
   const preparing: Array<Promise<void>> = [];
 
@@ -108,7 +122,10 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
     const p = limit(async () => {
       if (out.abort !== undefined) return; // stopping: leave the rest to the retry
       const r = await prepareOne(deps, msg);
-      if ("record" in r) out.records.push(r.record);
+      if ("record" in r) {
+        out.records.push(r.record);
+        if (r.incomplete !== undefined && !extra) out.incomplete.push(r.incomplete);
+      }
       // An extra that fails is simply not stored: its own page fetches it again and decides.
       else if (!extra) out.failed.push(r.failure);
     });
@@ -127,7 +144,7 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
       for (const f of fetched) {
         const wanted = new Set(threads.get(f.id) ?? []);
         if (f.messages === undefined) {
-          if (f.error.kind === "rate_limited" || f.error.kind === "auth_revoked") out.abort ??= f.error;
+          if (isWholeCall(f.error)) out.abort ??= f.error;
           // Deleted thread, a member that cannot be rendered, retries used up: decide per message.
           else singles.push(...wanted);
           continue;
@@ -153,7 +170,7 @@ export async function fetchAndPrepare(deps: StoreDeps, ids: string[], plan?: Thr
           continue;
         }
         const e = f.error;
-        if (e.kind === "rate_limited" || e.kind === "auth_revoked") {
+        if (isWholeCall(e)) {
           out.abort ??= e; // keep the chunk's fetched messages; fetch no further chunk
           continue;
         }
@@ -192,6 +209,7 @@ export async function recheckMissing(deps: StoreDeps, prepared: PreparedBatch, w
     prepared.gone = [...prepared.gone.filter((id) => !asked.has(id)), ...again.gone];
     prepared.records.push(...again.records);
     prepared.failed.push(...again.failed);
+    prepared.incomplete.push(...again.incomplete);
     prepared.abort ??= again.abort;
   }
   return missing();
@@ -228,7 +246,7 @@ function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
   };
 }
 
-async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record: MessageRecord } | { failure: MessageFailure }> {
+async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record: MessageRecord; incomplete?: MessageFailure } | { failure: MessageFailure }> {
   const id = msg.id ?? "";
   let parsed;
   try {
@@ -252,16 +270,37 @@ async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record:
     }
   }
   const attachments: AttachmentResult[] = [];
+  const unfetched: string[] = [];
   for (const ref of parsed.attachments as AttachmentRef[]) {
     try {
       attachments.push(await deps.pipeline.process(ref, () => attachmentBytes(deps.gmail, id, ref)));
     } catch (err) {
       rethrowIfJobLevel(err);
-      const transient = !(err instanceof GmailError) || err.kind === "transient";
-      syncErrorsTotal.inc({ error_type: "extract" });
-      return { failure: { id, kind: transient ? "transient" : "permanent", reason: "attachment", detail: (err as Error).message } };
+      // The pipeline already turns a permanent download failure into a fetch_failed row; what
+      // reaches here kept failing through the client's retries (5xx, network). One attachment must
+      // not withhold the message: store it with this row marked, and retry the message later.
+      const detail = (err as Error)?.message ?? String(err);
+      syncErrorsTotal.inc({ error_type: "transient" });
+      attachmentsSkippedTotal.inc({ reason: "fetch_failed" });
+      unfetched.push(`part ${ref.partId}: ${detail}`);
+      attachments.push({
+        partId: ref.partId,
+        filename: ref.filename,
+        mimeType: ref.mimeType,
+        contentId: ref.contentId,
+        size: ref.size,
+        detectedType: null,
+        checksum: null,
+        text: null,
+        textTruncated: false,
+        route: "skipped",
+        skippedReason: "fetch_failed",
+        metadata: { reason: detail.slice(0, 200), retrying: true },
+      });
     }
   }
+  const incomplete: MessageFailure | undefined =
+    unfetched.length === 0 ? undefined : { id, kind: "transient", reason: "attachment_fetch", detail: unfetched.join("; ") };
   return {
     record: {
       gmailId: parsed.gmailId,
@@ -280,6 +319,7 @@ async function prepareOne(deps: StoreDeps, msg: GmailMessage): Promise<{ record:
       sizeEstimate: parsed.sizeEstimate ?? null,
       attachments,
     },
+    ...(incomplete !== undefined ? { incomplete } : {}),
   };
 }
 

@@ -14,10 +14,10 @@ afterAll(() => Promise.all([target.drop(), r?.cleanup()]));
 describe("gmail-sync migrate", () => {
   it("creates the database and schema, is a no-op again, and --down undoes the last step", async () => {
     const env = { DATABASE_URL: target.url, REDIS_URL: r.url, QUEUE_PREFIX: `{${r.prefix}}` };
-    const ticks = ["watch-renew-tick", "poll-tick", "reconcile-tick", "temp-sweep"];
+    const ticks = ["watch-renew-tick", "poll-tick", "reconcile-tick", "temp-sweep", "retry-ledger-tick"];
     const first = await runCli(["migrate", "--json"], env);
     expect(first.stderr).toBe("");
-    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema"], schedules: ticks });
+    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema", "0002_retry_ledger_and_run_scope"], schedules: ticks });
 
     // Run again: the schedulers are upserted, never duplicated (one pending job per tick).
     const again = await runCli(["migrate", "--json"], env);

@@ -36,6 +36,7 @@ it("reconciles synced accounts and restarts runs stuck in listing for days, not 
     config: loadConfig({ DATABASE_URL: t.url }),
     log: createLogger("silent"),
     enqueueBackfill: async (id: number, opts: { reason: "reconcile"; restart?: boolean }) => void calls.push([id, opts]),
+    enqueueRetry: async () => {},
   } as unknown as MaintenanceDeps;
   const result = await processMaintenanceJob({ name: TICKS.reconcile, data: {} } as Job, deps);
   expect(result).toEqual({ accounts: 1, restarted: 1 });

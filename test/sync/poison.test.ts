@@ -1,21 +1,27 @@
 // Poison message: one message of a history window whose messages.get always answers 500
-// backendError (the emulator's per-message failure control). Each incremental run retries it a
-// bounded number of times (the client's retry policy), stores the window's other messages and
-// holds the cursor; after MAX_MESSAGE_ATTEMPTS runs it is parked as a dead letter and only then
-// does the cursor move past it. `gmail-sync dead-letters --json` lists it; once the failure is
-// cleared, `dead-letters --retry` stores it.
+// backendError (the emulator's per-message failure control). The incremental run that meets it
+// stores the window's other messages and moves the cursor past it, the message written to the retry
+// ledger in the same transaction; the retry step fetches it again on its backoff; it is parked (a
+// dead letter) only after MAX_MESSAGE_ATTEMPTS attempts AND MIN_PARK_AGE_MINUTES since it first
+// failed, then tried hourly by the retry tick. `gmail-sync dead-letters --json` lists it; once the
+// failure is cleared, `dead-letters --retry` stores it.
 //
-// The runs are driven directly (runIncremental, as the worker does) so the cursor can be checked
-// between them. The Gmail port is the real client built like the factory's, with the production
-// attempt count (DEFAULT_RETRY.maxAttempts) but a 20 ms backoff base instead of 1 s, so three
-// runs take a second, not half a minute of jittered sleeps.
+// The runs are driven directly (runIncremental, runRetryJob, as the worker does) with the ledger's
+// clock moved by SQL, so 30 minutes take no time. The Gmail port is the real client built like the
+// factory's, with the production attempt count (DEFAULT_RETRY.maxAttempts) but a 20 ms backoff base
+// instead of 1 s.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, recordMessageFailure } from "../../src/db/dead-letters.ts";
+import type { Job } from "bullmq";
+import { sql } from "kysely";
+import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, MIN_PARK_AGE_MINUTES, recordMessageFailure } from "../../src/db/dead-letters.ts";
 import { createGmailPort } from "../../src/gmail/client.ts";
 import { createOAuthClient } from "../../src/gmail/oauth.ts";
 import { DEFAULT_RETRY } from "../../src/gmail/retry.ts";
 import type { GmailFactory } from "../../src/gmail/port.ts";
-import { RetryableMessagesError } from "../../src/sync/backfill.ts";
+import { JOB_NAMES } from "../../src/jobs.ts";
+import { type MaintenanceDeps, processMaintenanceJob } from "../../src/maintenance.ts";
+import { TICKS } from "../../src/schedules.ts";
+import { runRetryJob } from "../../src/sync/retry-messages.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -49,44 +55,66 @@ afterAll(async () => {
 const cursor = async () => BigInt((await syncState(h, accountId)).history_id ?? "0");
 const storedIds = async () => new Set((await h.app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is", null).execute()).map((r) => r.gmail_id));
 
-it("retries a 500-forever message a bounded number of times, parks it, and only then moves the cursor past it", { timeout: 60_000 }, async () => {
+it("a 500-forever message never holds the cursor: ledger, backoff, parked only after MAX attempts over 30 minutes, hourly retry, CLI", { timeout: 60_000 }, async () => {
   const start = await cursor();
   const before = await h.emulator.control.deliver(EMAIL, { attachments: false });
   // The failure is set before the delivery shows up in history, so no run ever sees it succeed.
   const poisonId = (await h.emulator.control.deliver(EMAIL, { attachments: false })).id;
   await h.emulator.control.failMessage(EMAIL, poisonId, { status: 500 });
-  const poisonHistoryId = BigInt((await h.emulator.control.mailbox(EMAIL)).historyId);
   const after = [];
   for (let i = 0; i < 3; i++) after.push(await h.emulator.control.deliver(EMAIL, { attachments: false }));
   const others = [before, ...after].map((m) => m.id);
-  expect(start).toBeLessThan(poisonHistoryId);
+  const mailboxId = BigInt((await h.emulator.control.mailbox(EMAIL)).historyId);
+  expect(start).toBeLessThan(mailboxId);
 
-  for (let run = 1; run < MAX_MESSAGE_ATTEMPTS; run++) {
-    await expect(runIncremental(deps, { accountId, reason: "manual" })).rejects.toBeInstanceOf(RetryableMessagesError);
-    // Held: the cursor is not past the poison message, nothing is parked yet…
-    expect(await cursor()).toBeLessThan(poisonHistoryId);
-    expect(await listDeadLetters(h.app.db, { parkedOnly: true })).toHaveLength(0);
-    const [open] = await listDeadLetters(h.app.db, { accountId });
-    expect(open).toMatchObject({ gmailId: poisonId, attempts: run, parkedAt: null });
-    // …and the other messages of the window are stored already.
-    const stored = await storedIds();
-    for (const id of others) expect(stored.has(id), `message ${id} stored after run ${run}`).toBe(true);
-    expect(stored.has(poisonId)).toBe(false);
+  // One run: the others stored, the cursor past the whole window, the poison message in the ledger.
+  await expect(runIncremental(deps, { accountId, reason: "manual" })).resolves.toMatchObject({ advanced: true });
+  expect(await cursor()).toBeGreaterThanOrEqual(mailboxId);
+  const stored = await storedIds();
+  for (const id of others) expect(stored.has(id), `message ${id} stored`).toBe(true);
+  expect(stored.has(poisonId)).toBe(false);
+  const open = async () => (await listDeadLetters(h.app.db, { accountId }))[0];
+  expect(await open()).toMatchObject({ gmailId: poisonId, attempts: 1, parkedAt: null });
+  expect((await open())?.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now() - 1000);
+  // …and its retry is scheduled as a job of its own (the cursor does not wait for it).
+  const retryJobs = (await h.app.queues.incremental.getJobs(["delayed", "waiting"])).filter((j) => j.name === JOB_NAMES.retryMessages);
+  expect(retryJobs.map((j) => j.data)).toContainEqual({ accountId });
+
+  // The retry step tries it again each time it is due: five quick failures park nothing (a short
+  // outage is not a dead letter)…
+  const makeDue = () => sql`UPDATE dead_letters SET next_attempt_at = now() WHERE account_id = ${accountId}`.execute(h.app.db);
+  for (let attempt = 2; attempt <= MAX_MESSAGE_ATTEMPTS; attempt++) {
+    await makeDue();
+    await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 1, stored: 0, retrying: 1, parked: 0 });
+    expect(await open()).toMatchObject({ attempts: attempt, parkedAt: null });
   }
-
-  const last = await runIncremental(deps, { accountId, reason: "manual" });
-  expect(last).toMatchObject({ advanced: true });
+  // …nor does a job that finds nothing due fetch anything.
+  await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 0 });
+  // Failing for over MIN_PARK_AGE_MINUTES as well: parked, and next tried an hour later.
+  await sql`UPDATE dead_letters SET first_failed_at = now() - make_interval(mins => ${MIN_PARK_AGE_MINUTES + 1}), next_attempt_at = now() WHERE account_id = ${accountId}`.execute(h.app.db);
+  await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 1, parked: 1 });
   const [parked] = await listDeadLetters(h.app.db, { parkedOnly: true });
-  expect(parked).toMatchObject({ gmailId: poisonId, attempts: MAX_MESSAGE_ATTEMPTS, email: EMAIL });
+  expect(parked).toMatchObject({ gmailId: poisonId, attempts: MAX_MESSAGE_ATTEMPTS + 1, email: EMAIL });
   expect(parked?.parkedAt).toBeInstanceOf(Date);
-  expect(await cursor()).toBeGreaterThanOrEqual(BigInt((await h.emulator.control.mailbox(EMAIL)).historyId));
+  expect(parked?.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now() + 50 * 60_000);
 
-  // Bounded: every run tried it at most maxAttempts times (and at least once).
+  // The hourly tick asks for a retry of every account with a due row, parked ones included.
+  const tick = async () => {
+    const asked: number[] = [];
+    const mdeps = { db: h.app.db, config: h.app.config, log: h.app.log, enqueueRetry: async (id: number) => void asked.push(id) } as unknown as MaintenanceDeps;
+    await processMaintenanceJob({ name: TICKS.retryLedger, data: {} } as Job, mdeps);
+    return asked;
+  };
+  expect(await tick()).toEqual([]);
+  await makeDue();
+  expect(await tick()).toEqual([accountId]);
+
+  // Bounded: every attempt tried it at most maxAttempts times (and at least once).
   const gets = (await h.emulator.control.stats()).injectedFailures?.[EMAIL]?.[poisonId] ?? 0;
-  expect(gets).toBeGreaterThanOrEqual(MAX_MESSAGE_ATTEMPTS);
-  expect(gets).toBeLessThanOrEqual(MAX_MESSAGE_ATTEMPTS * DEFAULT_RETRY.maxAttempts);
+  expect(gets).toBeGreaterThanOrEqual(MAX_MESSAGE_ATTEMPTS + 1);
+  expect(gets).toBeLessThanOrEqual((MAX_MESSAGE_ATTEMPTS + 1) * DEFAULT_RETRY.maxAttempts);
 
-  // A later run neither fetches it again nor holds the cursor.
+  // A later sync neither fetches it again nor holds the cursor.
   const next = await h.emulator.control.deliver(EMAIL, { attachments: false });
   await expect(runIncremental(deps, { accountId, reason: "manual" })).resolves.toMatchObject({ advanced: true });
   expect((await storedIds()).has(next.id)).toBe(true);
@@ -96,7 +124,7 @@ it("retries a 500-forever message a bounded number of times, parks it, and only 
   const listed = await runCli(["dead-letters", "--json"], h.env);
   expect(listed.code, listed.stderr).toBe(0);
   const rows = JSON.parse(listed.stdout.trim().split("\n").pop() as string) as Array<{ gmailId: string; email: string; attempts: number }>;
-  expect(rows).toEqual([expect.objectContaining({ gmailId: poisonId, email: EMAIL, attempts: MAX_MESSAGE_ATTEMPTS })]);
+  expect(rows).toEqual([expect.objectContaining({ gmailId: poisonId, email: EMAIL, attempts: MAX_MESSAGE_ATTEMPTS + 1 })]);
 
   await h.emulator.control.failMessage(EMAIL, poisonId, { status: 0 });
   const retried = await runCli(["dead-letters", "--retry", "--json"], h.env);
