@@ -33,6 +33,12 @@ function normalizeLabel(charset: string | undefined): string {
   return (charset ?? "").trim().replace(/^"|"$/g, "").toLowerCase();
 }
 
+/** The WHATWG encoding a charset label names ("iso-8859-1" → "windows-1252"), or null when it names none. */
+export function whatwgEncoding(charset: string | undefined): string | null {
+  const label = normalizeLabel(charset);
+  return label === "" ? null : (whatwg(label)?.encoding ?? null);
+}
+
 /**
  * Decodes text bytes by their declared charset. No charset, or one neither WHATWG nor iconv-lite
  * knows (Gmail's handling of these is not recorded): UTF-8 when the bytes are valid UTF-8 (what

@@ -6,7 +6,8 @@
 // attachment, else the first text/html leaf rendered with html-to-text. Gmail serves text/* body.data
 // already converted to UTF-8 while the part keeps its original charset= header
 // (../shared/gmail-real-samples fact 1), so body bytes are read as UTF-8; the declared charset is
-// used only for bytes that cannot be UTF-8 (a server that passes bytes through). CRLF → LF, NUL
+// used only for bytes that cannot be UTF-8 (a server that passes bytes through), and to undo the
+// mojibake Gmail makes of UTF-8 mislabelled iso-8859-1/windows-1252 (mojibake.ts). CRLF → LF, NUL
 // bytes stripped (Postgres text cannot hold them). An attached message (message/rfc822, which
 // Gmail serves expanded with the inner tree under `parts`) is one attachment: the walk never
 // descends into it, so its body and attachments are never taken for the outer message's. A
@@ -19,6 +20,7 @@ import iconv from "iconv-lite";
 import { addressParser, decodeWords } from "postal-mime";
 import type { AttachmentRef } from "../attachments/types.ts";
 import { GmailError } from "../errors.ts";
+import { repairMislabelledUtf8 } from "./mojibake.ts";
 import type { GmailMessage } from "./port.ts";
 
 export interface ParsedMessage {
@@ -146,7 +148,8 @@ function decodeDeclared(bytes: Buffer, charset: string | null): string {
 /**
  * Text bytes of a body as Gmail serves them (UTF-8 whatever the declared charset). Bytes that are
  * not valid UTF-8, or 7-bit ISO-2022 text still carrying its escape sequences, were passed through
- * unconverted: those are decoded with the declared charset.
+ * unconverted: those are decoded with the declared charset. UTF-8 text that Gmail converted from a
+ * windows-1252-family label it did not really have is turned back into the sender's text.
  */
 export function decodeTextBytes(bytes: Buffer, charset: string | null): string {
   let text: string | undefined;
@@ -157,7 +160,9 @@ export function decodeTextBytes(bytes: Buffer, charset: string | null): string {
       text = undefined;
     }
   }
-  text ??= decodeDeclared(bytes, charset);
+  // Only UTF-8 can be Gmail's mojibake: bytes that are not UTF-8 were never converted. Raw UTF-8
+  // (a body by reference, from attachments.get) is the sender's text already; the repair leaves it.
+  text = text === undefined ? decodeDeclared(bytes, charset) : repairMislabelledUtf8(text, charset);
   return clean(text).replace(/\r\n?/g, "\n");
 }
 
