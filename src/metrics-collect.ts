@@ -18,6 +18,8 @@ import {
   backfillMessages,
   cursorAgeMaxSeconds,
   deadLettersOpen,
+  messagesRetrying,
+  messagesRetryingOldestSeconds,
   lastSuccessAgeMaxSeconds,
   metricsAccountsTruncated,
   metricsCollectErrorsTotal,
@@ -111,6 +113,13 @@ async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>)
     .where("resolved_at", "is", null)
     .groupBy("reason")
     .execute();
+  // Open ledger rows not parked: messages the retry step still has to bring in.
+  const retrying = await db
+    .selectFrom("dead_letters")
+    .select([sql<number>`count(*)`.as("n"), sql<number | null>`extract(epoch FROM now() - min(first_failed_at))`.as("oldest")])
+    .where("parked_at", "is", null)
+    .where("resolved_at", "is", null)
+    .executeTakeFirstOrThrow();
 
   for (const status of ["active", "backfilling", "reauth_required", "disabled"] as const) {
     accountsGauge.set({ status }, num(row[status]));
@@ -130,6 +139,8 @@ async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>)
   const current = new Map(deadLetters.map((d) => [d.reason, num(d.n)]));
   for (const reason of current.keys()) seenReasons.add(reason);
   for (const reason of seenReasons) deadLettersOpen.set({ reason }, current.get(reason) ?? 0);
+  messagesRetrying.set(num(retrying.n));
+  messagesRetryingOldestSeconds.set(retrying.oldest === null ? 0 : num(retrying.oldest));
 
   if (config.METRICS_PER_ACCOUNT) {
     const rows = await db

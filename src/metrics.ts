@@ -264,6 +264,16 @@ export const deadLettersOpen = new Gauge({
   labelNames: ["reason"] as const,
   registers: r,
 });
+export const messagesRetrying = new Gauge({
+  name: "gmail_sync_messages_retrying",
+  help: "Messages in the retry ledger awaiting their next attempt (not parked)",
+  registers: r,
+});
+export const messagesRetryingOldestSeconds = new Gauge({
+  name: "gmail_sync_messages_retrying_oldest_seconds",
+  help: "Age of the oldest unparked retry-ledger row's first failure (0: none)",
+  registers: r,
+});
 export const queueJobs = new Gauge({
   name: "gmail_sync_queue_jobs",
   help: "BullMQ jobs by queue and state (getJobCounts at scrape time)",

@@ -124,6 +124,7 @@ describe("prometheus config and alert rules", () => {
         "GmailRateLimitedSustained",
         "GmailSyncDown",
         "OrphanedTempFiles",
+        "RetryLedgerNotDraining",
         "SyncBacklogGrowing",
         "SyncErrorRateRising",
         "WatchExpiringSoon",
