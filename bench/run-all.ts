@@ -216,7 +216,10 @@ for (const r of scaleRuns) {
   );
 }
 if (summary.scale) row("scale", "3 vs 1 worker processes", `${fmt((summary.scale as Obj).speedup3vs1, "x")} throughput`, "", "scale");
-row("push", "delivery → row p50 / p90 / p99", `${fmt(push.p50Ms, " ms")} / ${fmt(push.p90Ms, " ms")} / ${fmt(push.p99Ms, " ms")} (${fmt(push.deliveries)} deliveries at ${fmt(push.ratePerSecond)}/s, ${fmt(push.accounts)} accts; lost ${fmt(push.notStoredWithin60s)})`, `p99 < 1000 ms: ${verdict(num(push.p99Ms) === null ? null : (push.p99Ms as number) < 1000)}`, "push");
+const served = (push.servedAtOnce ?? {}) as Obj;
+const racedPush = (push.raced ?? {}) as Obj;
+row("push", "delivery → row p50 / p90 / p99 (served at once)", `${fmt(served.p50Ms, " ms")} / ${fmt(served.p90Ms, " ms")} / ${fmt(served.p99Ms, " ms")} (${fmt(push.deliveries)} deliveries at ${fmt(push.ratePerSecond)}/s, ${fmt(push.accounts)} accts; lost ${fmt(push.notStoredWithin60s)})`, `p99 < 1000 ms: ${verdict(num(served.p99Ms) === null ? null : (served.p99Ms as number) < 1000)}`, "push");
+row("push", "delivery → row p50 / p99 (Gmail 404 for the first 2 s, via the retry ledger)", `${fmt(racedPush.p50Ms, " ms")} / ${fmt(racedPush.p99Ms, " ms")} (${fmt(racedPush.stored)} messages); all messages p99 ${fmt(push.p99Ms, " ms")}`, "", "push");
 row("extract", "PDF MB/s, pages/s", `${fmt(summary.extract.mbPerSecond)} MB/s, ${fmt(summary.extract.pagesPerSecond)} pages/s (pdftotext ${fmt(summary.extract.pagesPerSecondPdftotext)} pages/s)`, "", "extract");
 row("extract", "ratio vs pdftotext", fmt(summary.extract.ratioVsPdftotext, "x"), `>= 0.4 (issue 6): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 0.4)}`, "extract");
 row("extract", "pdf-parse alone vs pdftotext", `${fmt(summary.extract.pdfParseAloneRatioVsPdftotext, "x")} (the pipeline runs at ${fmt(summary.extract.pipelineSpeedVsPdfParseAlone, "x")} its speed)`, "", "extract");

@@ -120,14 +120,16 @@ export async function enqueueBackfill(
 }
 
 /**
- * Asks for the account's ledger retry at `at` (now if past). One job per account and second: the
- * job id carries the due second, so two commits wanting the same moment add one job, and an
- * earlier moment is never hidden behind a later job already queued (de-duplication by account
- * would keep the later one). A job that finds nothing due ends at once.
+ * Asks for the account's ledger retry at `at` (now if past). One job per account and 250 ms slot:
+ * the job id carries the slot, so commits wanting the same moment add one job, and an earlier
+ * moment is never hidden behind a later job already queued (de-duplication by account would keep
+ * the later one). A job that finds nothing due ends at once.
  */
 export async function enqueueRetry(queues: Queues, accountId: number, at: Date): Promise<void> {
-  // The second after the due moment: a job runs at or after its second, so any later call asks for
-  // a later second and never collides with a job id that already ran (BullMQ ignores such adds).
-  const second = Math.floor(Math.max(at.getTime(), Date.now()) / 1000) + 1;
-  await queues.incremental.add(JOB_NAMES.retryMessages, { accountId }, { jobId: `retry-${accountId}-${second}`, delay: Math.max(0, second * 1000 - Date.now()) });
+  // The slot after the due moment: a job runs at or after its slot, so any later call asks for a
+  // later slot and never collides with a job id that already ran (BullMQ ignores such adds).
+  const slot = Math.floor(Math.max(at.getTime(), Date.now()) / RETRY_SLOT_MS) + 1;
+  await queues.incremental.add(JOB_NAMES.retryMessages, { accountId }, { jobId: `retry-${accountId}-${slot}`, delay: Math.max(0, slot * RETRY_SLOT_MS - Date.now()) });
 }
+
+const RETRY_SLOT_MS = 250;
