@@ -35,13 +35,16 @@ describe("gmail-sync migrate", () => {
 
     const status = await runCli(["migrate", "--status", "--json"], env);
     const rows = JSON.parse(status.stdout) as { name: string; executedAt: string | null }[];
-    expect(rows.map((r) => [r.name, r.executedAt !== null])).toEqual([["0001_initial_schema", true]]);
+    expect(rows.map((r) => [r.name, r.executedAt !== null])).toEqual([
+      ["0001_initial_schema", true],
+      ["0002_retry_ledger_and_run_scope", true],
+    ]);
 
     const down = await runCli(["migrate", "--down"], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toContain("reverted  0001_initial_schema");
+    expect(down.stdout).toContain("reverted  0002_retry_ledger_and_run_scope");
     const after = await runCli(["migrate", "--status"], env);
-    expect(after.stdout.trim()).toBe("pending  0001_initial_schema");
+    expect(after.stdout.trim()).toBe("applied  0001_initial_schema\npending  0002_retry_ledger_and_run_scope");
   });
 
   it("prints --version and --help", async () => {
