@@ -98,6 +98,8 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     rssLimitMb: config.EXTRACT_RSS_LIMIT_MB,
     timeoutMs: config.EXTRACT_TIMEOUT_MS,
     recycleAfter: config.EXTRACT_RECYCLE_AFTER,
+    // Children may read this directory (temp-file route) and nothing else but their code.
+    tempDir: dir,
     log,
   });
   const limits = { maxPages: config.EXTRACT_MAX_PAGES, maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES, maxXmlBytes: docxXmlCap(config.EXTRACT_RSS_LIMIT_MB) };

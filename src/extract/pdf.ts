@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+// Before pdf-parse: the globals pdf.js wants at load time (see pdf-globals.ts).
+import "./pdf-globals.ts";
 import { PDFParse } from "pdf-parse";
 import { cleanText, countWords } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";

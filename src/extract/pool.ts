@@ -2,12 +2,13 @@
 // zip buffers live outside the V8 heap that resourceLimits caps (measured: 2.9 GB for a PDF image
 // bomb). Each child runs one extraction at a time under a parent-side RSS watchdog (kill →
 // too_complex) and a wall-clock kill (→ timeout); a killed child is replaced, and every child is
-// recycled after N files so slow leaks in the parsers never accumulate.
-import { type ChildProcess, fork } from "node:child_process";
+// recycled after N files so slow leaks in the parsers never accumulate. Children run sandboxed
+// (scrubbed environment, Node's permission model): see child-spawn.ts.
+import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import type { Logger } from "../log.ts";
 import { extractChildrenKilledTotal, syncErrorsTotal } from "../metrics.ts";
+import { childSpawnSpec, forkExtractChild } from "./child-spawn.ts";
 import type { ChildMessage, ExtractOutcome, ExtractRequest, ParentMessage } from "./protocol.ts";
 
 export interface PoolOptions {
@@ -20,6 +21,8 @@ export interface PoolOptions {
   watchIntervalMs?: number;
   /** The Node binary for the children; the parent's own by default (tests point it elsewhere). */
   execPath?: string;
+  /** ATTACHMENT_TEMP_DIR: the one data directory children may read (temp-file route). */
+  tempDir?: string;
 }
 
 export type PoolOutcome = Omit<ExtractOutcome, "skippedReason"> & { skippedReason: ExtractOutcome["skippedReason"] | "timeout" };
@@ -52,7 +55,6 @@ interface Slot {
   peakRssMb: number;
 }
 
-const childPath = fileURLToPath(new URL("./child.ts", import.meta.url));
 const MAX_START_FAILURES = 5;
 const START_TIMEOUT_MS = 30_000;
 
@@ -74,6 +76,9 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
   let closing = false;
   let startFailures = 0;
   const exits = new Set<Promise<void>>();
+  // Scrubbed environment and Node's permission model, built once (a missing temp dir fails here):
+  // child-spawn.ts says what is and is not restricted.
+  const spec = childSpawnSpec({ rssLimitMb: opts.rssLimitMb, tempDir: opts.tempDir, execPath: opts.execPath });
 
   function outcomeFor(job: Job, skippedReason: PoolOutcome["skippedReason"], reason: string): PoolOutcome {
     return {
@@ -88,17 +93,7 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
   }
 
   function spawn(): void {
-    // The child gets a minimal environment: a parser exploit must not find database URLs or keys.
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, TMPDIR: process.env.TMPDIR, LANG: "C.UTF-8", NODE_ENV: process.env.NODE_ENV };
-    const child = fork(childPath, [], {
-      execPath: opts.execPath ?? process.execPath,
-      // V8's own cap, below the RSS watchdog: a heap blow-up ends as a crash, not swap.
-      execArgv: [`--max-old-space-size=${opts.rssLimitMb}`, "--disable-warning=ExperimentalWarning"],
-      serialization: "advanced",
-      // Parser chatter may quote document content: never let it reach our logs.
-      stdio: ["ignore", "ignore", "ignore", "ipc"],
-      env,
-    });
+    const child = forkExtractChild(spec);
     const slot: Slot = { child, ready: false, job: null, served: 0, retiring: false, kill: null, peakRssMb: 0 };
     slots.add(slot);
     let resolveExit!: () => void;
