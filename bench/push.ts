@@ -43,14 +43,17 @@ const config = loadConfig({
   QUEUE_PREFIX: `{bench-push-${randomBytes(3).toString("hex")}}`,
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: String(port),
+  INTERNAL_HTTP_PORT: "0",
   TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
   ...emulatorEnv(emu, base),
   ATTACHMENT_TEMP_DIR: path.join(os.tmpdir(), `gmail-sync-bench-push-${process.pid}`),
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+  // Every account connects from this one address (two OAuth requests each).
+  OAUTH_RATE_LIMIT_PER_MINUTE: String(2 * ACCOUNTS + 60),
 });
 const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
 const server = await startServer(app, { worker: true });
-for (const email of emails) await connectThroughConsent(server.url, email);
+for (const email of emails) await connectThroughConsent(app, server.url, email);
 
 // Wait for every first backfill and watch before measuring.
 const pool = new pg.Pool({ connectionString: bdb.url, max: 2 });

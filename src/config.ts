@@ -3,6 +3,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { resolveSecretFiles } from "./secret-files.ts";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
@@ -57,9 +58,21 @@ const schema = z.object({
   // base64 of 32 random bytes (`openssl rand -base64 32`); older keys may follow, comma-separated.
   TOKEN_ENCRYPTION_KEY: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // The public listener: what Google must reach (Pub/Sub push, the OAuth callback) and nothing else.
   HTTP_HOST: z.string().default("0.0.0.0"),
   HTTP_PORT: int(0, 65535).default(9464),
+  // The internal listener: /metrics, /healthz, /readyz. Loopback unless told otherwise (a
+  // container sets 0.0.0.0 and publishes nothing); 0 = any free port.
+  INTERNAL_HTTP_HOST: z.string().default("127.0.0.1"),
+  INTERNAL_HTTP_PORT: int(0, 65535).default(9465),
+  // How long one request may take before the connection is closed (slow-loris, stuck clients).
+  HTTP_REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   HTTP_BODY_LIMIT_BYTES: int(1024).default(64 * 1024),
+  // Per client IP and minute, in memory (per process): /oauth2/start and /oauth2/callback together
+  // (a person connecting needs two), and /pubsub/push (Google's senders; Pub/Sub retries a 429).
+  // Behind a proxy every request has the proxy's address unless Fastify is told to trust it.
+  OAUTH_RATE_LIMIT_PER_MINUTE: int(1).default(60),
+  PUSH_RATE_LIMIT_PER_MINUTE: int(1).default(6000),
 
   GMAIL_API_ROOT_URL: httpUrl.default("https://gmail.googleapis.com/"),
   GOOGLE_OAUTH_AUTH_URL: httpUrl.default("https://accounts.google.com/o/oauth2/v2/auth"),
@@ -111,14 +124,22 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Validates the environment; throws one ConfigError naming every bad variable. */
+/**
+ * Validates the environment; throws one ConfigError naming every bad variable. Secrets may come
+ * from files (`TOKEN_ENCRYPTION_KEY_FILE` etc., see secret-files.ts), read here.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value means "unset", as in most .env tooling.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const parsed = schema.safeParse(present);
+  const present = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""));
+  const secrets = resolveSecretFiles(present);
+  const problems = [...secrets.problems];
+  const parsed = schema.safeParse(secrets.env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`);
-    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+    for (const i of parsed.error.issues) {
+      const name = i.path.join(".");
+      problems.push(`${name} ${i.message}${secrets.fromFile.has(name) ? ` (read from ${name}_FILE)` : ""}`);
+    }
   }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   return Object.freeze(parsed.data);
 }

@@ -1,6 +1,9 @@
-// The process's HTTP server: /metrics, /healthz and /readyz here; callers register their own routes
-// (Pub/Sub push, OAuth callback) on the returned instance before listen(). Fastify gives a body
-// limit (413 past HTTP_BODY_LIMIT_BYTES) and request logging through our pino logger.
+// The process's two HTTP listeners. The internal one (buildHttpServer: /metrics, /healthz, /readyz)
+// binds loopback by default: what it tells (queue depths, accounts, errors) is for the operator.
+// The public one (buildPublicServer) carries only what Google must reach — callers register the
+// Pub/Sub push and OAuth routes on it — plus /healthz for a load balancer. Both: a body limit (413
+// past HTTP_BODY_LIMIT_BYTES), request timeouts, security headers, request logging without query
+// strings, and 5xx answers that say nothing about the inside (the details go to the log).
 import { readFileSync } from "node:fs";
 import type { Queue } from "bullmq";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -42,12 +45,25 @@ async function probe(run: () => Promise<unknown>): Promise<string | null> {
   }
 }
 
-export function buildHttpServer(deps: HttpDeps): FastifyInstance {
+/** What every response carries: nothing here is ever HTML to render, framed, sniffed or cached. */
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+  "cross-origin-resource-policy": "same-origin",
+};
+
+/**
+ * A Fastify instance with the hardening both listeners share. (Four static headers and an error
+ * handler: a helmet plugin would add HTML-page policies this JSON/text service has no use for.)
+ */
+function hardenedServer(deps: Pick<HttpDeps, "config" | "log">, component: string): FastifyInstance {
   const { config } = deps;
   // Request URLs are logged without their query string: the legacy Pub/Sub push mode carries its
-  // shared token there. Bodies are never logged.
+  // shared token there, a connect link its signature. Bodies are never logged.
   const log = deps.log.child(
-    { component: "http" },
+    { component },
     {
       serializers: {
         req: (req: { method?: string; url?: string; ip?: string }) => ({
@@ -58,7 +74,44 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
       },
     },
   );
-  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.HTTP_BODY_LIMIT_BYTES });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: config.HTTP_BODY_LIMIT_BYTES,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: 5_000,
+    // Node checks the request timeout only this often (30 s by default): a slow client would get
+    // up to twice the timeout.
+    http: { connectionsCheckingInterval: Math.min(5_000, config.HTTP_REQUEST_TIMEOUT_MS), headersTimeout: config.HTTP_REQUEST_TIMEOUT_MS },
+  });
+  app.addHook("onSend", async (_req, reply, payload) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    return payload;
+  });
+  app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {
+    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      req.log.error({ err: err.message, code: err.code }, "request failed");
+      return reply.code(status).send({ error: "internal error" });
+    }
+    // A client error (bad JSON, too large, rate limited) says what was wrong with the request.
+    return reply.code(status).send({ error: err.message ?? "bad request" });
+  });
+  return app;
+}
+
+/** The public listener: register the push and OAuth routes on it, then listen(…, "public"). */
+export function buildPublicServer(deps: Pick<HttpDeps, "config" | "log">): FastifyInstance {
+  const app = hardenedServer(deps, "http-public");
+  app.get("/healthz", { logLevel: "warn" }, async () => ({ status: "ok" }));
+  return app;
+}
+
+/** The internal listener: /metrics, /healthz and /readyz. */
+export function buildHttpServer(deps: HttpDeps): FastifyInstance {
+  const { config } = deps;
+  const app = hardenedServer(deps, "http");
+  const log = deps.log.child({ component: "http" });
 
   const collect = registerScrapeCollectors({
     db: deps.db,
@@ -116,12 +169,17 @@ export function freePort(preferred = 0): Promise<number> {
   return tryListen(preferred).catch(() => tryListen(0));
 }
 
-/** Starts listening on HTTP_HOST:HTTP_PORT (0 = any free port) and returns the base URL. */
-export async function listen(app: FastifyInstance, config: Config): Promise<string> {
-  await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+/**
+ * Starts listening — the public listener on HTTP_HOST:HTTP_PORT, the internal one on
+ * INTERNAL_HTTP_HOST:INTERNAL_HTTP_PORT (0 = any free port) — and returns the base URL.
+ */
+export async function listen(app: FastifyInstance, config: Config, which: "public" | "internal" = "internal"): Promise<string> {
+  const host = which === "public" ? config.HTTP_HOST : config.INTERNAL_HTTP_HOST;
+  const port = which === "public" ? config.HTTP_PORT : config.INTERNAL_HTTP_PORT;
+  await app.listen({ host, port });
   const address = app.server.address();
   if (address === null || typeof address === "string") return String(address);
-  const host = config.HTTP_HOST === "0.0.0.0" || config.HTTP_HOST === "::" ? "127.0.0.1" : address.address;
-  const shown = host.includes(":") ? `[${host}]` : host;
+  const shownHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : address.address;
+  const shown = shownHost.includes(":") ? `[${shownHost}]` : shownHost;
   return `http://${shown}:${address.port}`;
 }

@@ -1,10 +1,12 @@
 // POST /pubsub/push: authenticate, decode, resolve the account from OUR stored state (never trust
 // the payload's address for anything but the lookup), drop stale and repeated notifications, and
 // enqueue one coalesced incremental sync. Answers 204 in milliseconds: the sync runs in a worker.
+import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { sql } from "kysely";
 import type { Db } from "./db/database.ts";
+import { withinMs } from "./deadline.ts";
 import type { Logger } from "./log.ts";
 import { pushRequestsTotal } from "./metrics.ts";
 import { decodePushEnvelope, MalformedPushError, type PushAuthResult } from "./pubsub.ts";
@@ -18,25 +20,25 @@ export interface PushRouteDeps {
   authenticate: (authorization: string | undefined, token: string | undefined) => Promise<PushAuthResult>;
   /** Enqueues (or folds into the queued) incremental sync; reports whether it was coalesced. */
   enqueueIncremental: (accountId: number, opts: { reason: "push"; pushReceivedAt: number; historyId: string }) => Promise<{ coalesced: boolean }>;
+  /** Requests per client IP and minute (PUSH_RATE_LIMIT_PER_MINUTE); default 6000. */
+  rateLimitPerMinute?: number;
 }
 
 // Pub/Sub keeps unacknowledged messages up to 7 days; a redelivery inside that window is ignored.
 const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
 const ENQUEUE_DEADLINE_MS = 5_000;
 
-async function withinMs<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from Redis/Postgres within ${ms} ms`)), ms);
+export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): void {
+  // Reachable by anyone who reaches the listener, and each unauthenticated request costs a JWT
+  // verification (and maybe a certificate fetch): limited per client IP in this route's own scope,
+  // in memory. Pub/Sub treats a 429 as a nack and redelivers with backoff, so nothing is lost.
+  void app.register(async (scope) => {
+    await scope.register(rateLimit, { max: deps.rateLimitPerMinute ?? 6000, timeWindow: 60_000, cache: 10_000 });
+    registerRoute(scope, deps);
   });
-  try {
-    return await Promise.race([fn(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
-export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): void {
+function registerRoute(app: FastifyInstance, deps: PushRouteDeps): void {
   app.post("/pubsub/push", async (req, reply) => {
     const receivedAt = Date.now();
     const token = (req.query as Record<string, unknown> | undefined)?.token;

@@ -1,8 +1,9 @@
-// The long-running service (`gmail-sync serve`, and the demo): the HTTP server with /metrics,
-// /healthz, /readyz, the Pub/Sub push endpoint and the OAuth routes, plus — unless told otherwise —
-// the workers in the same process. Built on an App from src/app.ts; owns nothing else.
+// The long-running service (`gmail-sync serve`, and the demo): the public listener with the Pub/Sub
+// push endpoint and the OAuth routes, the internal listener with /metrics, /healthz and /readyz,
+// plus — unless told otherwise — the workers in the same process. Built on an App from src/app.ts;
+// owns nothing else.
 import type { App } from "./app.ts";
-import { buildHttpServer, listen } from "./http.ts";
+import { buildHttpServer, buildPublicServer, listen } from "./http.ts";
 import { enqueueWatchRenewal } from "./maintenance.ts";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { createPushAuthenticator } from "./pubsub.ts";
@@ -11,7 +12,10 @@ import { enqueueStartupTicks, ensureSchedules } from "./schedules.ts";
 import type { RunningWorkers } from "./worker.ts";
 
 export interface RunningServer {
+  /** The public listener (push, OAuth): what Google reaches. */
   url: string;
+  /** The internal listener (/metrics, /healthz, /readyz). */
+  internalUrl: string;
   workers: RunningWorkers | undefined;
   /** Stops accepting requests, then lets running jobs finish (force after the deadline). */
   close(opts?: { deadlineMs?: number }): Promise<"closed" | "forced">;
@@ -25,11 +29,13 @@ export async function accountConnected(app: App, accountId: number): Promise<voi
 
 export async function startServer(app: App, opts: { worker: boolean; concurrency?: number }): Promise<RunningServer> {
   const { config, log, db, redis } = app;
-  const http = buildHttpServer({ config, log, db, redis, queues: app.queues });
+  const http = buildPublicServer({ config, log });
+  const internal = buildHttpServer({ config, log, db, redis, queues: app.queues });
   registerPushRoute(http, {
     db,
     redis,
     log,
+    rateLimitPerMinute: config.PUSH_RATE_LIMIT_PER_MINUTE,
     keyPrefix: config.QUEUE_PREFIX,
     authenticate: createPushAuthenticator({
       certsUrl: config.GOOGLE_CERTS_URL,
@@ -48,14 +54,20 @@ export async function startServer(app: App, opts: { worker: boolean; concurrency
   // Watches that lapse within a day and orphans left by a crash are handled now, not at the next tick.
   await ensureSchedules(app.queues.maintenance, app.redis, config, log);
   await enqueueStartupTicks(app.queues.maintenance);
-  const url = await listen(http, config);
-  log.info({ url, worker: opts.worker }, "serving");
+  const url = await listen(http, config, "public");
+  const internalUrl = await listen(internal, config, "internal").catch(async (err: unknown) => {
+    await http.close();
+    throw err;
+  });
+  log.info({ url, internalUrl, worker: opts.worker }, "serving");
 
   return {
     url,
+    internalUrl,
     workers,
     async close(closeOpts = {}) {
       await http.close();
+      await internal.close();
       if (workers === undefined) return "closed";
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"forced">((r) => {

@@ -3,8 +3,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { loadConfig } from "../config.ts";
-import { runDemo } from "../demo/run-demo.ts";
-import { formatSummary } from "../demo/summary.ts";
 import { createLogger } from "../log.ts";
 
 export function registerDemoCommand(program: Command): void {
@@ -25,6 +23,10 @@ export function registerDemoCommand(program: Command): void {
     .option("--json", "print the summary as one JSON object on the last line of stdout")
     .action(async (opts: { messages: number; seed: number; keepRunning?: boolean; json?: boolean }) => {
       const config = loadConfig();
+      // Loaded here, not at the top: the production image has no src/demo/ nor the packages it
+      // uses (nodemailer, the emulator's mail generator), and every other command must start there.
+      const { runDemo } = await import("../demo/run-demo.ts");
+      const { formatSummary } = await import("../demo/summary.ts");
       // Logs (warnings and up, unless LOG_LEVEL says otherwise) go to stderr: stdout is the demo's.
       const log = createLogger(process.env.LOG_LEVEL ?? "warn", pino.destination({ dest: 2, sync: true }));
       const say = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => process.stdout.write(`${line}\n`);

@@ -3,12 +3,10 @@ import { type Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../config.ts";
 import { createDb } from "../db/database.ts";
 import { searchMessages } from "../db/search.ts";
+import { printable } from "./printable.ts";
 
 const BOLD = { start: "\u001b[1m", stop: "\u001b[22m" };
 
-// Mail is attacker-controlled: a subject may carry ESC sequences that would drive the terminal.
-// Control characters become U+FFFD in human output (JSON output escapes them anyway).
-const printable = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd");
 
 export function registerSearchCommand(program: Command): void {
   program

@@ -9,7 +9,7 @@ import { startServer } from "../server.ts";
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
-    .description("serve POST /pubsub/push, /oauth2/start|callback, /metrics, /healthz, /readyz, and run the workers")
+    .description("serve POST /pubsub/push and /oauth2/start|callback (public listener), /metrics, /healthz, /readyz (internal listener), and run the workers")
     .option("--no-worker", "HTTP only; run `gmail-sync worker` elsewhere")
     .option("--port <port>", "listen on this port (default HTTP_PORT)", (v) => {
       const n = Number(v);

@@ -20,7 +20,7 @@ export function registerWorkerCommand(program: Command): void {
       if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`must be an integer from 1 to 256, got ${JSON.stringify(v)}`);
       return n;
     })
-    .option("--no-http", "do not serve /metrics, /healthz and /readyz on HTTP_PORT")
+    .option("--no-http", "do not serve /metrics, /healthz and /readyz on INTERNAL_HTTP_PORT")
     .action(async (opts: { concurrency?: number; http: boolean }) => {
       const config = loadConfig();
       const log = createLogger(config.LOG_LEVEL);
@@ -35,9 +35,9 @@ export function registerWorkerCommand(program: Command): void {
       const http = opts.http ? buildHttpServer({ config, log, db: app.db, redis: app.redis, queues: app.queues }) : undefined;
       if (http !== undefined) {
         try {
-          log.info({ url: await listen(http, config) }, "metrics and health endpoints listening");
+          log.info({ url: await listen(http, config, "internal") }, "metrics and health endpoints listening");
         } catch (err) {
-          log.warn({ err: (err as Error).message, port: config.HTTP_PORT }, "metrics endpoint not started (set HTTP_PORT, or --no-http)");
+          log.warn({ err: (err as Error).message, port: config.INTERNAL_HTTP_PORT }, "metrics endpoint not started (set INTERNAL_HTTP_PORT, or --no-http)");
         }
       }
       const signal = await new Promise<string>((resolve) => {

@@ -112,6 +112,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
   // 2. The emulator with Gmail's behaviour as it is (per-minute quota, concurrency cap, legacy
   // charsets, forwarded messages, drafts, thread-wide history, post-push 404s…), pushing to our server.
   const port = await freePort(base.HTTP_PORT);
+  const internalPort = await freePort(base.INTERNAL_HTTP_PORT === port ? 0 : base.INTERNAL_HTTP_PORT);
   const serverUrl = `http://127.0.0.1:${port}`;
   const pushUrl = `${serverUrl}/pubsub/push`;
   const emu: Emulator = await startEmulator({
@@ -128,6 +129,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     ...env,
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: String(port),
+    INTERNAL_HTTP_PORT: String(internalPort),
     QUEUE_PREFIX: `{gmail-sync-demo-${randomBytes(3).toString("hex")}}`,
     TOKEN_ENCRYPTION_KEY: env.TOKEN_ENCRYPTION_KEY ?? randomBytes(32).toString("base64"),
     ...emulatorEnv(emu, serverUrl),
@@ -147,14 +149,14 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
   try {
     await upsertSchedules(app.queues.maintenance, config);
     server = await startServer(app, { worker: true });
-    say(`server: ${server.url} (metrics at ${server.url}/metrics)`);
+    say(`server: ${server.url} (metrics at ${server.internalUrl}/metrics)`);
 
     // 4. Connect both accounts through the consent flow; each connection enqueues a backfill + watch.
     const totals = new Map<string, number>();
     for (const email of ACCOUNTS) {
       const inScope = (await emu.control.mailbox(email)).messages.filter((m) => config.INCLUDE_SPAM_TRASH || !m.labelIds.some((l) => l === "SPAM" || l === "TRASH"));
       totals.set(email, inScope.length);
-      await connectThroughConsent(serverUrl, email);
+      await connectThroughConsent(app, serverUrl, email);
     }
     const ids = new Map<string, number>();
     for (const row of await app.db.selectFrom("accounts").select(["id", "email"]).where("email", "in", ACCOUNTS).execute()) ids.set(row.email, row.id);
@@ -303,7 +305,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
       messagesPerSecond: Math.round((backfillStored / backfillSeconds) * 10) / 10,
       backfillSeconds: Math.round(backfillSeconds * 10) / 10,
       pushToStoredMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length },
-      metricsUrl: `${server.url}/metrics`,
+      metricsUrl: `${server.internalUrl}/metrics`,
       searchExample: { query: searchQuery, hits: searchHits.n },
       match: perAccount.every((a) => a.match),
     };

@@ -126,6 +126,11 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       if (q.state !== undefined) target.searchParams.set("state", q.state);
       return reply.redirect(target.toString(), 302);
     }
+    // Google accepts the two methods of RFC 7636 (plain when none is named) and refuses the rest.
+    const method = q.code_challenge_method ?? "plain";
+    if (q.code_challenge !== undefined && method !== "S256" && method !== "plain") {
+      return reply.code(400).type("text/plain").send("Error 400: invalid_request\nInvalid code_challenge_method");
+    }
     const scopes = (q.scope ?? "").split(/\s+/).filter(Boolean);
     const code = token("4/0Aemu-", 24);
     codes.set(code, {
@@ -136,7 +141,7 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       offline: q.access_type === "offline",
       forceConsent: (q.prompt ?? "").split(/\s+/).includes("consent"),
       codeChallenge: q.code_challenge,
-      codeChallengeMethod: q.code_challenge_method ?? "plain",
+      codeChallengeMethod: method,
       expiresAt: Date.now() + 10 * 60_000,
       used: false,
     });
@@ -171,9 +176,14 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       if (!grant || grant.used || grant.expiresAt < Date.now()) return answer(oauthError(400, "invalid_grant", "Bad Request"));
       grant.used = true;
       if (body.redirect_uri !== grant.redirectUri) return answer(oauthError(400, "redirect_uri_mismatch", "Bad Request"));
+      // PKCE as Google checks it (RFC 7636; https://developers.google.com/identity/protocols/oauth2/native-app#step1-code-verifier
+      // and #exchange-authorization-code): a code issued with a code_challenge is exchanged only with
+      // the code_verifier whose BASE64URL(SHA256(verifier)) — S256 — or, for method plain, the
+      // verifier itself equals the challenge; a missing or wrong verifier is invalid_grant. (Here
+      // any exchange attempt uses the code up, marked above: a stolen code gets one guess.)
       if (grant.codeChallenge !== undefined) {
         const v = body.code_verifier ?? "";
-        const computed = grant.codeChallengeMethod.toUpperCase() === "S256" ? createHash("sha256").update(v).digest("base64url") : v;
+        const computed = grant.codeChallengeMethod === "S256" ? createHash("sha256").update(v).digest("base64url") : v;
         if (computed !== grant.codeChallenge) return answer(oauthError(400, "invalid_grant", "Invalid code verifier."));
       }
       // Google returns a refresh token only on the first offline exchange for this client and

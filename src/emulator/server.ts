@@ -20,6 +20,13 @@ import { createRandom } from "./random.ts";
 import { DEFAULT_SETTINGS, type EmulatorState, type Settings } from "./state.ts";
 import { createStats } from "./stats.ts";
 
+// Routes name themselves for the request statistics with `config: { name }` (read in onResponse).
+declare module "fastify" {
+  interface FastifyContextConfig {
+    name?: string;
+  }
+}
+
 export type { EmulatorControl } from "./control.ts";
 export type { EmulatorStats } from "./stats.ts";
 export { createControlClient } from "./control.ts";

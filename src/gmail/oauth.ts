@@ -2,7 +2,7 @@
 // CI can point it at the emulator), the consent URL, and connecting an account from a code.
 import { randomBytes } from "node:crypto";
 import { gmail } from "@googleapis/gmail";
-import { OAuth2Client } from "google-auth-library";
+import { CodeChallengeMethod, OAuth2Client } from "google-auth-library";
 import type { Config } from "../config.ts";
 import { setAccountStatus, upsertConnectedAccount } from "../db/accounts.ts";
 import type { Db } from "../db/database.ts";
@@ -36,7 +36,14 @@ export function newOAuthState(): string {
   return randomBytes(24).toString("base64url");
 }
 
-export function buildConsentUrl(config: Config, state: string, loginHint?: string): string {
+/** A PKCE pair (RFC 7636): the challenge goes in the consent URL, the verifier stays with us. */
+export async function newPkcePair(config: Config): Promise<{ codeVerifier: string; codeChallenge: string }> {
+  const { codeVerifier, codeChallenge } = await createOAuthClient(config).generateCodeVerifierAsync();
+  if (codeChallenge === undefined) throw new Error("google-auth-library returned no PKCE code challenge");
+  return { codeVerifier, codeChallenge };
+}
+
+export function buildConsentUrl(config: Config, state: string, loginHint?: string, codeChallenge?: string): string {
   return createOAuthClient(config).generateAuthUrl({
     access_type: "offline", // a refresh token …
     prompt: "consent", // … every time, not only on the first consent
@@ -44,11 +51,39 @@ export function buildConsentUrl(config: Config, state: string, loginHint?: strin
     include_granted_scopes: false,
     state,
     ...(loginHint ? { login_hint: loginHint } : {}),
+    // PKCE: a code intercepted on its way back (browser history, a proxy log) is useless without
+    // the verifier, which never leaves the server.
+    ...(codeChallenge ? { code_challenge: codeChallenge, code_challenge_method: CodeChallengeMethod.S256 } : {}),
   });
 }
 
 export function hasSufficientScope(scopes: string[]): boolean {
   return scopes.some((s) => SUFFICIENT_SCOPES.includes(s));
+}
+
+/**
+ * Whether a grant is exactly what we ask for: gmail.readonly and nothing else. A wider grant (a
+ * consent URL edited to add gmail.modify or mail.google.com, or a missing scope) is refused rather
+ * than stored "as readonly": the refresh token would carry the wider power whatever the scopes
+ * column says, and a leaked token must only ever be able to read.
+ */
+export function isReadonlyGrant(scopes: string[]): boolean {
+  return scopes.length === 1 && scopes[0] === GMAIL_READONLY_SCOPE;
+}
+
+/** Thrown by ConnectOptions.accept to refuse an account after its identity is known. */
+export class ConnectRefusedError extends Error {
+  override name = "ConnectRefusedError";
+}
+
+export interface ConnectOptions {
+  /** The PKCE verifier of the consent round trip that produced the code. */
+  codeVerifier?: string | undefined;
+  /**
+   * Called with the mailbox address once getProfile has told it, before anything is stored;
+   * throws ConnectRefusedError to refuse the account (a connect link's login hint, its one use).
+   */
+  accept?: (email: string) => Promise<void>;
 }
 
 export interface ConnectDeps {
@@ -63,20 +98,22 @@ export interface ConnectDeps {
 /**
  * Exchanges an authorization code, reads the mailbox address with getProfile (the only identity the
  * worker trusts), and stores the account with encrypted tokens, status active. Throws GmailError:
- * auth_revoked for a bad/used code or a consent without a Gmail read scope.
+ * auth_revoked for a bad/used code (or a wrong PKCE verifier) or a grant other than exactly
+ * gmail.readonly; opts.accept's ConnectRefusedError passes through, with nothing stored.
  */
-export async function connectAccount(deps: ConnectDeps, code: string): Promise<{ accountId: number; email: string }> {
+export async function connectAccount(deps: ConnectDeps, code: string, opts: ConnectOptions = {}): Promise<{ accountId: number; email: string }> {
   const auth = createOAuthClient(deps.config);
   let tokens;
   try {
-    ({ tokens } = await auth.getToken(code));
+    ({ tokens } = await auth.getToken(opts.codeVerifier !== undefined ? { code, codeVerifier: opts.codeVerifier } : { code }));
   } catch (err) {
     throw classifyGmailError(err);
   }
   if (!tokens.access_token) throw new GmailError("permanent", "token endpoint returned no access token", { reason: "no_access_token" });
   const scopes = (tokens.scope ?? "").split(/\s+/).filter(Boolean);
-  if (scopes.length > 0 && !hasSufficientScope(scopes)) {
-    throw new GmailError("auth_revoked", `consent did not grant a Gmail read scope (granted: ${scopes.join(" ")})`, { reason: "insufficient_scope" });
+  if (!isReadonlyGrant(scopes)) {
+    const granted = scopes.join(" ").slice(0, 300) || "(none)";
+    throw new GmailError("auth_revoked", `the grant must be ${GMAIL_READONLY_SCOPE} and nothing else (granted: ${granted}); nothing was stored`, { reason: "scope_not_readonly" });
   }
   auth.setCredentials(tokens);
 
@@ -89,10 +126,11 @@ export async function connectAccount(deps: ConnectDeps, code: string): Promise<{
   } catch (err) {
     throw classifyGmailError(err, { method: "users.getProfile" });
   }
+  await opts.accept?.(email);
 
   const row = await upsertConnectedAccount(deps.db, {
     email,
-    scopes: scopes.length > 0 ? scopes : [GMAIL_READONLY_SCOPE],
+    scopes: [GMAIL_READONLY_SCOPE],
     accessTokenExpiresAt: tokens.expiry_date ? new Date(tokens.expiry_date) : null,
     encrypt: (accountId) => ({
       refreshTokenEncrypted: tokens.refresh_token ? encryptToken(deps.keyRing, "refresh_token", accountId, tokens.refresh_token) : null,

@@ -99,10 +99,10 @@ describe("disconnect", () => {
 });
 
 describe("worker", () => {
-  it("runs, serves /metrics and /readyz on HTTP_PORT, and exits 0 on SIGTERM", async () => {
+  it("runs, serves /metrics and /readyz on INTERNAL_HTTP_PORT, and exits 0 on SIGTERM", async () => {
     const port = await freePort();
     const child = spawn(path.join(repoRoot, "node_modules/.bin/node"), [cliPath, "worker"], {
-      env: { PATH: process.env.PATH, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), LOG_LEVEL: "info" },
+      env: { PATH: process.env.PATH, ...env, INTERNAL_HTTP_HOST: "127.0.0.1", INTERNAL_HTTP_PORT: String(port), LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

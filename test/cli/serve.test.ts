@@ -27,6 +27,7 @@ describe("gmail-sync serve", () => {
         QUEUE_PREFIX: `{${r.prefix}}`,
         TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
         HTTP_HOST: "127.0.0.1",
+        INTERNAL_HTTP_PORT: "0",
         LOG_LEVEL: "info",
         PUBSUB_AUDIENCE: "https://example.test/pubsub/push",
         PUBSUB_SERVICE_ACCOUNT: "push@example.iam.gserviceaccount.com",
@@ -38,23 +39,26 @@ describe("gmail-sync serve", () => {
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
     try {
-      const url = await new Promise<string>((resolve, reject) => {
+      const [url, internalUrl] = await new Promise<[string, string]>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
         const check = () => {
-          const m = out.match(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"serving"/);
-          if (m?.[1]) {
+          const m = out.match(/"url":"(http:\/\/127\.0\.0\.1:\d+)","internalUrl":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"serving"/);
+          if (m?.[1] && m[2]) {
             clearTimeout(timer);
-            resolve(m[1]);
+            resolve([m[1], m[2]]);
           } else setTimeout(check, 50);
         };
         check();
       });
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
-      const ready = await fetch(`${url}/readyz`);
+      const ready = await fetch(`${internalUrl}/readyz`);
       expect(ready.status).toBe(200);
       expect(await ready.json()).toMatchObject({ status: "ready" });
-      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const metrics = await (await fetch(`${internalUrl}/metrics`)).text();
       expect(metrics).toContain("gmail_sync_messages_total");
+      // The operator's endpoints are not on the public listener.
+      expect((await fetch(`${url}/metrics`)).status).toBe(404);
+      expect((await fetch(`${url}/readyz`)).status).toBe(404);
       const push = await fetch(`${url}/pubsub/push`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
       expect(push.status).toBe(401);
       const started = Date.now();

@@ -1,5 +1,6 @@
-// The browser round trip (/oauth2/start → emulator consent → /oauth2/callback) and the CLI's
-// `auth` command, against the emulator, real Postgres and real Redis.
+// The browser round trip (a connect link → /oauth2/start → emulator consent → /oauth2/callback) and
+// the CLI's `auth` command, against the emulator, real Postgres and real Redis. The refusals
+// (no link, forged, reused, wrong address, rate limits, Redis down) are in test/security/.
 import { randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,8 +8,9 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import { findAccountByEmail } from "../../src/db/accounts.ts";
 import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
 import { createLogger } from "../../src/log.ts";
+import { mintConnectLink } from "../../src/connect-link.ts";
 import { registerOAuthRoutes } from "../../src/oauth-routes.ts";
-import { parseKeyRing } from "../../src/token-crypto.ts";
+import { type KeyRing, parseKeyRing } from "../../src/token-crypto.ts";
 import { runCli } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
@@ -22,7 +24,14 @@ let r: TestRedis;
 let config: Config;
 let env: Record<string, string>;
 let app: FastifyInstance;
+let keyRing: KeyRing;
 const connected: number[] = [];
+
+/** /oauth2/start with a fresh connect link for `email`, as the operator would hand it out. */
+async function startWithLink(email: string): Promise<string> {
+  const link = await mintConnectLink({ redis: r.redis, config, keyRing }, { expiresInSeconds: 600, loginHint: email });
+  return `/oauth2/start?link=${encodeURIComponent(link.token)}`;
+}
 
 beforeAll(async () => {
   [emu, t, r] = await Promise.all([startEmulator({ accounts: [ALICE, BOB], messages: 3, seed: 3 }), createTestDatabase(), createTestRedis()]);
@@ -35,12 +44,13 @@ beforeAll(async () => {
     GOOGLE_OAUTH_REDIRECT_URI: "http://127.0.0.1:9/oauth2/callback",
   };
   config = loadConfig(env);
+  keyRing = parseKeyRing(config.TOKEN_ENCRYPTION_KEY);
   app = Fastify();
   registerOAuthRoutes(app, {
     db: t.db,
     redis: r.redis,
     config,
-    keyRing: parseKeyRing(config.TOKEN_ENCRYPTION_KEY),
+    keyRing,
     log: createLogger("silent"),
     onConnected: async (id) => void connected.push(id),
   });
@@ -61,6 +71,8 @@ async function consent(startUrl: string): Promise<string> {
   expect(consentUrl.searchParams.get("access_type")).toBe("offline");
   expect(consentUrl.searchParams.get("prompt")).toBe("consent");
   expect(consentUrl.searchParams.get("scope")).toBe("https://www.googleapis.com/auth/gmail.readonly");
+  expect(consentUrl.searchParams.get("code_challenge_method")).toBe("S256");
+  expect(consentUrl.searchParams.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
   const res = await fetch(consentUrl, { redirect: "manual" });
   const back = new URL(res.headers.get("location") ?? "");
   return back.pathname + back.search;
@@ -68,7 +80,7 @@ async function consent(startUrl: string): Promise<string> {
 
 describe("OAuth routes", () => {
   it("start → consent → callback connects the account once; the state cannot be replayed", async () => {
-    const callback = await consent(`/oauth2/start?login_hint=${encodeURIComponent(BOB)}`);
+    const callback = await consent(await startWithLink(BOB));
     const res = await app.inject({ method: "GET", url: callback });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.body).toContain(BOB);
@@ -83,7 +95,7 @@ describe("OAuth routes", () => {
   it("refuses a callback whose state was never issued, and a denied consent", async () => {
     const forged = await app.inject({ method: "GET", url: "/oauth2/callback?state=forged&code=4/0Aemu-x" });
     expect(forged.statusCode).toBe(400);
-    const denied = await consent(`/oauth2/start?login_hint=${encodeURIComponent("nobody@example.com")}`);
+    const denied = await consent(await startWithLink("nobody@example.com"));
     expect(denied).toContain("error=access_denied");
     const res = await app.inject({ method: "GET", url: denied });
     expect(res.statusCode).toBe(400);

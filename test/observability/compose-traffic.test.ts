@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { type Emulator, startEmulator } from "../../src/emulator/server.ts";
-import { cliPath } from "../helpers/cli.ts";
+import { DEFAULT_CLIENT_SECRET, type Emulator, startEmulator } from "../../src/emulator/server.ts";
+import { cliPath, repoRoot } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 import { waitFor } from "../sync/harness.ts";
@@ -40,16 +40,20 @@ let workerOut = "";
 let traffic: ChildProcess | undefined;
 let trafficOut = "";
 let base: string;
+// The internal listener (/metrics, /healthz, /readyz); `base` is the public one.
+let internalBase: string;
 let prometheus: ChildProcess | undefined;
 let promDir: string | undefined;
 let tempDir: string | undefined;
 
 async function metrics(): Promise<string> {
-  return (await fetch(`${base}/metrics`)).text();
+  return (await fetch(`${internalBase}/metrics`)).text();
 }
 
 beforeAll(async () => {
   const port = await freePort();
+  const internalPort = await freePort();
+  internalBase = `http://127.0.0.1:${internalPort}`;
   base = `http://127.0.0.1:${port}`;
   emulator = await startEmulator({ accounts: ACCOUNTS, messages: 10, seed: 5, pushEndpoint: `${base}/pubsub/push` });
   tdb = await createTestDatabase();
@@ -62,13 +66,28 @@ beforeAll(async () => {
   for (const [k, v] of Object.entries(service("worker").environment)) {
     env[k] = local(String(v).replace(/\$\{\w+:-([^}]*)\}/g, "$1"));
   }
+  // Compose mounts its secrets as files under /run/secrets and the service names them in X_FILE
+  // variables: here the same files, with this run's values, in a private directory.
+  const secretValues: Record<string, string> = {
+    database_url: tdb.url,
+    token_encryption_key: randomBytes(32).toString("base64"),
+    google_client_secret: DEFAULT_CLIENT_SECRET, // what deploy/make-secrets.sh writes for the demo
+  };
+  for (const [k, v] of Object.entries(env)) {
+    const secret = /^\/run\/secrets\/(\w+)$/.exec(v)?.[1];
+    if (secret === undefined) continue;
+    expect(k.endsWith("_FILE"), k).toBe(true);
+    expect(secretValues[secret], `a value for the secret ${secret}`).toBeDefined();
+    env[k] = path.join(tempDir, `secret-${secret}`);
+    writeFileSync(env[k], `${secretValues[secret]}\n`, { mode: 0o600 });
+  }
   Object.assign(env, {
-    DATABASE_URL: tdb.url,
     REDIS_URL: tredis.url,
     QUEUE_PREFIX: `{${tredis.prefix}}`,
-    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: String(port),
+    INTERNAL_HTTP_HOST: "127.0.0.1",
+    INTERNAL_HTTP_PORT: String(internalPort),
     ATTACHMENT_TEMP_DIR: tempDir,
     // Share the two cores politely, and let the generated hostile attachments time out in 3 s
     // rather than 30: everything else is the compose file's.
@@ -89,14 +108,15 @@ beforeAll(async () => {
   expect(check[0]).toBe("node");
   await waitFor("the worker healthcheck to pass", async () => {
     if (worker?.exitCode !== null) throw new Error(`serve exited ${worker?.exitCode}: ${workerOut}`);
-    const r = spawnSync(process.execPath, check.slice(1).map((a) => a.replace("127.0.0.1:9464", `127.0.0.1:${port}`)), { timeout: 10_000 });
+    const r = spawnSync(process.execPath, check.slice(1).map((a) => a.replace("127.0.0.1:9465", `127.0.0.1:${internalPort}`)), { timeout: 10_000 });
     return r.status === 0;
   }, 60_000, 300);
 
   const script = local(service("traffic").command[0] as string);
   const [cmd, ...args] = service("traffic").entrypoint as [string, ...string[]];
   expect(cmd).toBe("node");
-  traffic = spawn(process.execPath, [...args, script], { stdio: ["ignore", "pipe", "pipe"] });
+  // With the service's environment too: the script mints its connect links with the CLI.
+  traffic = spawn(process.execPath, [...args, script], { cwd: repoRoot, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   traffic.stdout?.on("data", (d) => (trafficOut += String(d)));
   traffic.stderr?.on("data", (d) => (trafficOut += String(d)));
 }, 120_000);
@@ -156,12 +176,12 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
   // second, and twice under two instance names: two replicas, as `--scale worker=2` gives, which
   // export the same state gauges (both read the one Postgres and Redis).
   const promPort = await freePort();
-  const workerPort = new URL(base).port;
+  const workerPort = new URL(internalBase).port;
   promDir = mkdtempSync(path.join(tmpdir(), "gmail-sync-prom-"));
   const config = readFileSync(rel("prometheus/prometheus.yml"), "utf8")
     .replace(/scrape_interval: 15s/, "scrape_interval: 1s")
     .replace(/evaluation_interval: 15s/, "evaluation_interval: 1s")
-    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+port: 9464\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w1 }\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w2 }`)
+    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+# [^\n]*\n\s+port: 9465\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w1 }\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w2 }`)
     .replace(/localhost:9090/, `127.0.0.1:${promPort}`);
   expect(config).toContain(`127.0.0.1:${workerPort}`);
   writeFileSync(path.join(promDir, "prometheus.yml"), config);

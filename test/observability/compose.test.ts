@@ -35,8 +35,9 @@ const svc = (name: string): Service => {
   if (!s) throw new Error(`no service ${name}`);
   return s;
 };
-// No engine, no socket: config -q must not need either.
-const composeEnv = { TOKEN_ENCRYPTION_KEY: "dGVzdA==", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+// No engine, no socket: config -q must not need either. Grafana's admin password has no default
+// (test/security/deployment.test.ts checks compose refuses to start without it).
+const composeEnv = { GRAFANA_ADMIN_PASSWORD: "test-only", DOCKER_HOST: "unix:///nonexistent/docker.sock" };
 
 describe("docker-compose config -q (Debian docker-compose 1.29, no engine)", () => {
   beforeAll(() => skipNotice("docker-compose", "docker-compose"));
@@ -126,10 +127,29 @@ describe("compose structure", () => {
           .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(32).toString("base64")),
       ]),
     );
-    const config = loadConfig(resolved) as Record<string, unknown>;
-    expect(Object.keys(resolved).filter((k) => !(k in config))).toEqual([]);
-    expect(config.GMAIL_API_ROOT_URL).toBe("http://emulator:8085/");
-    expect(() => parseKeyRing(resolved.TOKEN_ENCRYPTION_KEY as string)).not.toThrow();
+    // Secrets are files compose mounts under /run/secrets: stand-ins with what deploy/make-secrets.sh
+    // writes (a DB URL as the app role, a fresh key).
+    const dir = mkdtempSync(path.join(tmpdir(), "compose-secrets-"));
+    try {
+      const values: Record<string, string> = {
+        database_url: "postgres://gmail_sync:pw@postgres:5432/gmail_sync",
+        token_encryption_key: randomBytes(32).toString("base64"),
+        google_client_secret: "GOCSPX-gmail-sync-emulator",
+      };
+      for (const [k, v] of Object.entries(resolved)) {
+        const secret = /^\/run\/secrets\/(\w+)$/.exec(v)?.[1];
+        if (secret === undefined) continue;
+        resolved[k] = path.join(dir, secret);
+        writeFileSync(resolved[k], `${values[secret]}\n`);
+      }
+      const config = loadConfig(resolved) as Record<string, unknown>;
+      expect(Object.keys(resolved).filter((k) => !(k.replace(/_FILE$/, "") in config))).toEqual([]);
+      expect(config.GMAIL_API_ROOT_URL).toBe("http://emulator:8085/");
+      expect(config.DATABASE_URL).toBe(values.database_url);
+      expect(() => parseKeyRing(config.TOKEN_ENCRYPTION_KEY as string)).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the emulator service's command starts the real emulator (every flag exists)", async () => {
@@ -178,15 +198,18 @@ describe("compose structure", () => {
     expect(g.volumes).toContain("./grafana/provisioning:/etc/grafana/provisioning:ro");
   });
 
-  it("Prometheus mounts prometheus/ and scrapes the worker's HTTP port", () => {
+  it("Prometheus mounts prometheus/ and scrapes the worker's internal HTTP port", () => {
     expect(svc("prometheus").volumes).toContain("./prometheus:/etc/prometheus:ro");
     const prom = parseYaml(readFileSync(rel("prometheus/prometheus.yml"), "utf8")) as {
       rule_files: string[];
       scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
     };
     const job = prom.scrape_configs.find((j) => j.job_name === "gmail-sync");
-    expect(job?.dns_sd_configs?.[0]).toMatchObject({ names: ["worker"], port: 9464 });
-    expect(svc("worker").environment?.HTTP_PORT).toBe("9464");
+    // /metrics is on the internal listener (reached over the compose network, never published).
+    expect(job?.dns_sd_configs?.[0]).toMatchObject({ names: ["worker"], port: 9465 });
+    expect(svc("worker").environment?.INTERNAL_HTTP_PORT).toBe("9465");
+    expect(svc("worker").environment?.INTERNAL_HTTP_HOST).toBe("0.0.0.0");
+    expect(svc("worker").healthcheck?.test.join(" ")).toContain("127.0.0.1:9465/readyz");
     expect(prom.rule_files).toEqual(["alerts.yml"]);
   });
 });

@@ -50,6 +50,7 @@ beforeAll(async () => {
     env: {
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(port),
+      INTERNAL_HTTP_PORT: "0",
       PUBSUB_TOPIC: "projects/gmail-sync-test/topics/gmail",
       PUBSUB_AUDIENCE: pushUrl,
       PUBSUB_SERVICE_ACCOUNT: DEFAULT_PUSH_SERVICE_ACCOUNT,
@@ -76,7 +77,7 @@ beforeAll(async () => {
     }),
     enqueueIncremental: (id, opts) => h.app.enqueueIncremental(id, opts),
   });
-  base = await listen(server, config);
+  base = await listen(server, config, "public"); // one server with both, on the port the emulator pushes to
   workers = h.app.startWorkers({ maintenance: false });
 }, 120_000);
 

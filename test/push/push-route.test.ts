@@ -42,6 +42,7 @@ beforeAll(async () => {
     QUEUE_PREFIX: r.prefix,
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: "0",
+    INTERNAL_HTTP_PORT: "0",
     HTTP_BODY_LIMIT_BYTES: String(64 * 1024),
     PUBSUB_AUDIENCE: AUDIENCE,
     PUBSUB_SERVICE_ACCOUNT: emu.pushServiceAccount,

@@ -44,13 +44,14 @@ beforeAll(async () => {
     QUEUE_PREFIX: `{${r.prefix}}`,
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: String(probe),
+    INTERNAL_HTTP_PORT: "0",
     TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     ...emulatorEnv(emu, base),
     WORKER_CONCURRENCY: "2",
   });
   app = createApp(config, { log: createLogger("silent") });
   server = await startServer(app, { worker: true });
-  await connectThroughConsent(server.url, ALICE);
+  await connectThroughConsent(app, server.url, ALICE);
   aliceId = (await app.db.selectFrom("accounts").select("id").where("email", "=", ALICE).executeTakeFirstOrThrow()).id;
 });
 
