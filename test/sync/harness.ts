@@ -16,6 +16,10 @@ import { encryptToken, parseKeyRing } from "../../src/token-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 import { emulatorEnv } from "../../src/emulator/env.ts";
+import { createGmailPort } from "../../src/gmail/client.ts";
+import { createOAuthClient } from "../../src/gmail/oauth.ts";
+import type { GmailFactory } from "../../src/gmail/port.ts";
+import type { SyncDeps } from "../../src/sync/deps.ts";
 
 export interface Harness {
   emulator: Emulator;
@@ -151,4 +155,19 @@ export async function expectDbEqualsMailbox(h: Harness, accountId: number, email
     attachmentCount += m.attachments.length;
   }
   return { messages: box.messages.length, attachments: attachmentCount };
+}
+
+/**
+ * Sync deps for driving runs directly (runIncremental, runRetryJob, as the worker does): the real
+ * client built like the factory's, with the production attempt count but a 20 ms backoff base
+ * instead of 1 s, so a test's retries take milliseconds, not jittered seconds.
+ */
+export async function directSyncDeps(h: Harness, email: string): Promise<SyncDeps> {
+  const refreshToken = await h.emulator.control.issueRefreshToken(email);
+  const gmailFactory: GmailFactory = async (account) => {
+    const auth = createOAuthClient(h.app.config);
+    auth.setCredentials({ refresh_token: refreshToken });
+    return createGmailPort({ auth, accountId: account.id, quota: h.app.quota, rootUrl: h.app.config.GMAIL_API_ROOT_URL, log: h.app.log, retry: { baseDelayMs: 20, maxDelayMs: 200 } });
+  };
+  return { db: h.app.db, redis: h.app.redis, queues: h.app.queues, gmailFactory, pipeline: h.app.pipeline, log: h.app.log, config: h.app.config };
 }

@@ -14,10 +14,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Job } from "bullmq";
 import { sql } from "kysely";
 import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, MIN_PARK_AGE_MINUTES, recordMessageFailure } from "../../src/db/dead-letters.ts";
-import { createGmailPort } from "../../src/gmail/client.ts";
-import { createOAuthClient } from "../../src/gmail/oauth.ts";
 import { DEFAULT_RETRY } from "../../src/gmail/retry.ts";
-import type { GmailFactory } from "../../src/gmail/port.ts";
 import { JOB_NAMES } from "../../src/jobs.ts";
 import { type MaintenanceDeps, processMaintenanceJob } from "../../src/maintenance.ts";
 import { TICKS } from "../../src/schedules.ts";
@@ -25,7 +22,7 @@ import { runRetryJob } from "../../src/sync/retry-messages.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
 import { runCli } from "../helpers/cli.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "./harness.ts";
+import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, directSyncDeps, startHarness, syncState, waitFor } from "./harness.ts";
 
 const EMAIL = "alice@example.com";
 let h: Harness;
@@ -42,13 +39,7 @@ beforeAll(async () => {
   await waitFor("backfill", async () => (await backfillDone(h, accountId)) && (await queuesIdle(h)), 30_000);
   await workers.close();
 
-  const refreshToken = await h.emulator.control.issueRefreshToken(EMAIL);
-  const gmailFactory: GmailFactory = async (account) => {
-    const auth = createOAuthClient(h.app.config);
-    auth.setCredentials({ refresh_token: refreshToken });
-    return createGmailPort({ auth, accountId: account.id, quota: h.app.quota, rootUrl: h.app.config.GMAIL_API_ROOT_URL, log: h.app.log, retry: { baseDelayMs: 20, maxDelayMs: 200 } });
-  };
-  deps = { db: h.app.db, redis: h.app.redis, queues: h.app.queues, gmailFactory, pipeline: h.app.pipeline, log: h.app.log, config: h.app.config };
+  deps = await directSyncDeps(h, EMAIL);
 }, 60_000);
 afterAll(async () => {
   await h?.close();

@@ -10,13 +10,10 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { listDeadLetters } from "../../src/db/dead-letters.ts";
-import { createGmailPort } from "../../src/gmail/client.ts";
-import { createOAuthClient } from "../../src/gmail/oauth.ts";
-import type { GmailFactory } from "../../src/gmail/port.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
 import { LABELLED_NOT_HELD, NOT_FOUND_YET, runRetryJob } from "../../src/sync/retry-messages.ts";
-import { connectTestAccount, expectDbEqualsMailbox, type Harness, startHarness, syncState } from "./harness.ts";
+import { connectTestAccount, expectDbEqualsMailbox, type Harness, directSyncDeps, startHarness, syncState } from "./harness.ts";
 
 const EMAIL = "ledger@example.com";
 const COUNT = 700;
@@ -28,13 +25,7 @@ beforeAll(async () => {
   // Gmail's defaults, but no random post-push 404s: this test injects its own, per message.
   h = await startHarness({ emulator: { accounts: [EMAIL], messages: COUNT, seed: 77, attachments: false, addedNotFoundRate: 0 } });
   accountId = await connectTestAccount(h, EMAIL);
-  const refreshToken = await h.emulator.control.issueRefreshToken(EMAIL);
-  const gmailFactory: GmailFactory = async (account) => {
-    const auth = createOAuthClient(h.app.config);
-    auth.setCredentials({ refresh_token: refreshToken });
-    return createGmailPort({ auth, accountId: account.id, quota: h.app.quota, rootUrl: h.app.config.GMAIL_API_ROOT_URL, log: h.app.log, retry: { baseDelayMs: 20, maxDelayMs: 200 } });
-  };
-  deps = { db: h.app.db, redis: h.app.redis, queues: h.app.queues, gmailFactory, pipeline: h.app.pipeline, log: h.app.log, config: h.app.config };
+  deps = await directSyncDeps(h, EMAIL);
   // The mirror as a finished backfill leaves it, less the mail in Spam (INCLUDE_SPAM_TRASH off):
   // 650 messages are moved to Spam first, so they are not held.
   const box = await h.emulator.control.mailbox(EMAIL);
