@@ -81,6 +81,8 @@ const schema = z.object({
   GOOGLE_CLIENT_ID: z.string().optional(),
   GOOGLE_CLIENT_SECRET: z.string().optional(),
   GOOGLE_OAUTH_REDIRECT_URI: httpUrl.default("http://127.0.0.1:9464/oauth2/callback"),
+  // Allows plain-http Google endpoints off loopback: only for an emulator on another host (compose).
+  GOOGLE_ENDPOINTS_ALLOW_HTTP: bool.default(false),
   GMAIL_QUOTA_UNITS_PER_SECOND: int(1).default(250),
   GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: int(1).default(1_200_000),
   // Gmail refuses more than ~10 concurrent requests per user, batch parts included.
@@ -140,6 +142,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`${name} ${i.message}${secrets.fromFile.has(name) ? ` (read from ${name}_FILE)` : ""}`);
     }
   }
+  if (parsed.success) problems.push(...insecureGoogleEndpoints(parsed.data));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   return Object.freeze(parsed.data);
+}
+
+const GOOGLE_ENDPOINTS = ["GMAIL_API_ROOT_URL", "GOOGLE_OAUTH_AUTH_URL", "GOOGLE_OAUTH_TOKEN_URL", "GOOGLE_CERTS_URL"] as const;
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
+/**
+ * Tokens, codes and mail travel to these endpoints: plain http is accepted only on loopback (the
+ * emulator in tests and the demo) or with GOOGLE_ENDPOINTS_ALLOW_HTTP (the compose emulator).
+ */
+function insecureGoogleEndpoints(c: Config): string[] {
+  if (c.GOOGLE_ENDPOINTS_ALLOW_HTTP) return [];
+  return GOOGLE_ENDPOINTS.filter((k) => {
+    const u = new URL(c[k]);
+    return u.protocol !== "https:" && !LOOPBACK.has(u.hostname);
+  }).map((k) => `${k} must be https (plain http only on loopback, or with GOOGLE_ENDPOINTS_ALLOW_HTTP=true for an emulator)`);
 }
