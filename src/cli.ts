@@ -21,6 +21,7 @@ import { registerDisconnectCommand } from "./commands/disconnect.ts";
 import { registerExtractCommand } from "./commands/extract.ts";
 import { registerAuthCommand } from "./commands/auth.ts";
 import { registerEmulatorCommand } from "./commands/emulator.ts";
+import { registerKeysCommand } from "./commands/keys.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -105,6 +106,7 @@ export function buildProgram(): Command {
   registerBackfillCommand(program);
   registerSyncCommand(program);
   registerDeadLettersCommand(program);
+  registerKeysCommand(program);
   registerDisconnectCommand(program);
   registerExtractCommand(program);
   registerAuthCommand(program);

@@ -78,6 +78,7 @@ const schema = z.object({
   GOOGLE_OAUTH_AUTH_URL: httpUrl.default("https://accounts.google.com/o/oauth2/v2/auth"),
   GOOGLE_OAUTH_TOKEN_URL: httpUrl.default("https://oauth2.googleapis.com/token"),
   GOOGLE_CERTS_URL: httpUrl.default("https://www.googleapis.com/oauth2/v1/certs"),
+  GOOGLE_OAUTH_REVOKE_URL: httpUrl.default("https://oauth2.googleapis.com/revoke"),
   GOOGLE_CLIENT_ID: z.string().optional(),
   GOOGLE_CLIENT_SECRET: z.string().optional(),
   GOOGLE_OAUTH_REDIRECT_URI: httpUrl.default("http://127.0.0.1:9464/oauth2/callback"),
@@ -147,7 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze(parsed.data);
 }
 
-const GOOGLE_ENDPOINTS = ["GMAIL_API_ROOT_URL", "GOOGLE_OAUTH_AUTH_URL", "GOOGLE_OAUTH_TOKEN_URL", "GOOGLE_CERTS_URL"] as const;
+const GOOGLE_ENDPOINTS = ["GMAIL_API_ROOT_URL", "GOOGLE_OAUTH_AUTH_URL", "GOOGLE_OAUTH_TOKEN_URL", "GOOGLE_CERTS_URL", "GOOGLE_OAUTH_REVOKE_URL"] as const;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 /**

@@ -127,3 +127,36 @@ export async function setAccountStatus(db: Db, id: number, status: AccountStatus
     .where("id", "=", id)
     .execute();
 }
+
+export interface StoredTokens {
+  id: number;
+  email: string;
+  refreshTokenEncrypted: string | null;
+  accessTokenEncrypted: string | null;
+}
+
+/** Every account holding an encrypted token (for re-encryption under a new key). */
+export async function accountsWithTokens(db: Db): Promise<StoredTokens[]> {
+  const rows = await db
+    .selectFrom("accounts")
+    .select(["id", "email", "refresh_token_encrypted", "access_token_encrypted"])
+    .where((eb) => eb.or([eb("refresh_token_encrypted", "is not", null), eb("access_token_encrypted", "is not", null)]))
+    .orderBy("id")
+    .execute();
+  return rows.map((r) => ({ id: r.id, email: r.email, refreshTokenEncrypted: r.refresh_token_encrypted, accessTokenEncrypted: r.access_token_encrypted }));
+}
+
+/**
+ * Replaces an account's ciphertexts if they are still the ones read (compare-and-set: a token
+ * refresh saved meanwhile wins, and is already under the active key). Returns whether it replaced.
+ */
+export async function replaceTokenCiphertexts(db: Db, before: StoredTokens, after: { refresh: string | null; access: string | null; keyId: string }): Promise<boolean> {
+  const r = await db
+    .updateTable("accounts")
+    .set({ refresh_token_encrypted: after.refresh, access_token_encrypted: after.access, token_key_id: after.keyId, updated_at: sql`now()` })
+    .where("id", "=", before.id)
+    .where(sql<boolean>`refresh_token_encrypted IS NOT DISTINCT FROM ${before.refreshTokenEncrypted}`)
+    .where(sql<boolean>`access_token_encrypted IS NOT DISTINCT FROM ${before.accessTokenEncrypted}`)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}

@@ -8,6 +8,7 @@ export function emulatorEnv(emu: Emulator, serverUrl?: string): Record<string, s
     GMAIL_API_ROOT_URL: emu.gmailRootUrl,
     GOOGLE_OAUTH_AUTH_URL: emu.authUrl,
     GOOGLE_OAUTH_TOKEN_URL: emu.tokenUrl,
+    GOOGLE_OAUTH_REVOKE_URL: emu.revokeUrl,
     GOOGLE_CERTS_URL: emu.certsUrl,
     GOOGLE_CLIENT_ID: emu.clientId,
     GOOGLE_CLIENT_SECRET: emu.clientSecret,

@@ -76,6 +76,8 @@ export interface Emulator {
   gmailRootUrl: string;
   authUrl: string;
   tokenUrl: string;
+  /** oauth2RevokeUrl: revokes the grant a token belongs to. */
+  revokeUrl: string;
   jwksUrl: string;
   /** PEM map like googleapis.com/oauth2/v1/certs, for OAuth2Client.verifyIdToken. */
   certsUrl: string;
@@ -190,6 +192,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     gmailRootUrl: `${url}/`,
     authUrl: `${url}/o/oauth2/v2/auth`,
     tokenUrl: `${url}/token`,
+    revokeUrl: `${url}/revoke`,
     jwksUrl: `${url}/oauth2/v3/certs`,
     certsUrl: `${url}/oauth2/v1/certs`,
     controlUrl,

@@ -27,6 +27,7 @@ export function createOAuthClient(config: Config): OAuth2Client {
       oauth2AuthBaseUrl: config.GOOGLE_OAUTH_AUTH_URL,
       oauth2TokenUrl: config.GOOGLE_OAUTH_TOKEN_URL,
       oauth2FederatedSignonPemCertsUrl: config.GOOGLE_CERTS_URL,
+      oauth2RevokeUrl: config.GOOGLE_OAUTH_REVOKE_URL,
     },
   });
 }
