@@ -11,12 +11,13 @@
 //   `--allow-inspector`: spawning, worker threads, native addons, WASI and the inspector are refused
 //   (pdf.js runs its "fake worker" on the main thread; plain WebAssembly is not restricted and is
 //   not needed to be). `process.binding()` is refused too.
-// - network: NOT restricted. Node 24 has no network permission (`--allow-net` arrived in Node 25,
-//   where `--permission` alone then denies the network): a child can resolve names and open TCP,
-//   UDP and Unix-domain sockets (a socket path is not checked against `--allow-fs-read`; measured),
-//   e.g. to Postgres or Redis. What stops it is having no credentials: the environment below
-//   carries none and the secrets' files are outside what it may read. So Postgres must not trust
-//   local connections ("trust"/"peer" auth) and Redis must require a password.
+// - network: NOT restricted by the model. Node 24 has no network permission (`--allow-net` arrived
+//   in Node 25, where `--permission` alone then denies the network), and a socket path is not
+//   checked against `--allow-fs-read` (measured). So no-network.ts is preloaded (`--import`): it
+//   replaces and locks every JavaScript way to a socket before any parser loads. Behind that, the
+//   child still holds no credentials: the environment below carries none and the secrets' files are
+//   outside what it may read — so Postgres should not trust local connections ("trust"/"peer") and
+//   Redis should require a password, whatever this layer does.
 // - Not covered by the model at all (Node's docs: it "does not protect against malicious code"):
 //   file descriptors already open are usable, symbolic links inside an allowed directory are
 //   followed. The child inherits none but stdio (ignored) and the IPC channel, and cannot create
@@ -28,6 +29,7 @@ import { fileURLToPath } from "node:url";
 
 /** The child's entry point in production. */
 export const childEntry = fileURLToPath(new URL("./child.ts", import.meta.url));
+const noNetworkModule = fileURLToPath(new URL("./no-network.ts", import.meta.url));
 
 // Packages the child imports (directly, from this folder's extractors). Their node_modules folders
 // are what it may read: code only, nothing an attacker can use.
@@ -91,6 +93,8 @@ export function childSpawnSpec(opts: ChildSpawnOptions): ChildSpawnSpec {
       // generates from strings. pdf.ts already turns that off (isEvalSupported: false); this makes it
       // hold for any parser path that forgets. pdf.js probes eval in a try/catch and copes.
       "--disallow-code-generation-from-strings",
+      // Sockets refused before any parser loads (Node 24's permission model has no network rule).
+      `--import=${noNetworkModule}`,
       // V8's own cap, below the RSS watchdog: a heap blow-up ends as a crash, not swap.
       `--max-old-space-size=${opts.rssLimitMb}`,
       "--disable-warning=ExperimentalWarning",

@@ -122,12 +122,8 @@ describe("extraction child sandbox", () => {
     expect(report.evalCode.ok ? "evaluated" : report.evalCode.code).toBe("EvalError");
   });
 
-  it("(e) network: denied where Node has a network permission; Node 24 has none", () => {
-    // Node 25 added `--allow-net`, and `--permission` without it refuses sockets. Node 24 does not
-    // restrict the network at all: the child can connect to Postgres or Redis on loopback, and what
-    // protects them is (a) and (c), the child has no credentials. This assertion flips when the
-    // runtime gains the permission, so the guarantee is then tested, not assumed.
-    if (process.allowedNodeEnvironmentFlags.has("--allow-net")) denied(report.tcp);
-    else expect(report.tcp).toEqual({ ok: true });
+  it("(e) cannot open a socket (to Postgres or Redis on loopback): no-network.ts, preloaded", () => {
+    // Node 24's permission model has no network rule; the preloaded no-network.ts refuses sockets.
+    denied(report.tcp);
   });
 });
