@@ -89,7 +89,9 @@ describe("two listeners", () => {
       socket.on("error", reject);
       setTimeout(() => reject(new Error("the server kept the slow request open for 10 s")), 10_000).unref();
     });
-    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    // Whichever fires first closes it: the request timeout (with a 408) or the idle-socket timeout
+    // (silently); both are set to HTTP_REQUEST_TIMEOUT_MS. Node's default would keep it 300 s.
+    if (answer !== "") expect(answer).toMatch(/^HTTP\/1\.1 408/);
     expect(closedAfter).toBeLessThan(5_000);
   });
 });
