@@ -16,7 +16,7 @@ export class SyncBusyError extends Error {
 }
 
 /** How long an incremental sync or ledger retry waits for the account's running one (see withSyncLock). */
-export const LOCK_WAIT_MS = 3_000;
+export const LOCK_WAIT_MS = 1_000;
 /** How often a run waiting for the lock asks again. */
 const LOCK_POLL_MS = 25;
 
