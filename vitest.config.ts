@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "emulator/test/**/*.test.ts"],
     globalSetup: ["test/helpers/global-setup.ts"],
     // Files run in parallel (each has its own database and Redis prefix); integration tests talk
     // to real services and child processes, so give them room on a 2-core machine.

@@ -20,10 +20,10 @@ import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
-import { startEmulator } from "../src/emulator/server.ts";
+import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
-import { emulatorEnv } from "../src/emulator/env.ts";
+import { emulatorEnv } from "../src/demo/emulator-env.ts";
 import { createBenchDatabase } from "./lib/database.ts";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);

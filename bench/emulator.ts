@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gmail } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
-import { createControlClient } from "../src/emulator/control.ts";
+import { createControlClient } from "@gmail-sync/emulator";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);

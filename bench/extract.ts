@@ -17,7 +17,7 @@ import pino from "pino";
 import { createAttachmentPipeline } from "../src/attachments/pipeline.ts";
 import type { AttachmentPipeline, AttachmentRef } from "../src/attachments/types.ts";
 import { loadConfig } from "../src/config.ts";
-import { makeCsv, makeDocx, makeHtml, makePdf } from "../src/emulator/generate/attachments.ts";
+import { makeCsv, makeDocx, makeHtml, makePdf } from "@gmail-sync/emulator/generate";
 
 const json = process.argv.includes("--json");
 const log = pino({ level: "silent" });

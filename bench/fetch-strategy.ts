@@ -5,7 +5,7 @@
 //   the emulator's per-request latency: Gmail's own is 100–300 ms)
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
-import { startEmulator } from "../src/emulator/server.ts";
+import { startEmulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../src/errors.ts";
 import { createGmailPort, DEFAULT_FETCH_STRATEGY } from "../src/gmail/client.ts";
 import { createQuotaGovernor, QUOTA_COST } from "../src/gmail/quota.ts";

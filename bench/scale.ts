@@ -23,11 +23,11 @@ import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { ensureSyncState } from "../src/db/sync-state.ts";
-import { startEmulator } from "../src/emulator/server.ts";
+import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
-import { emulatorEnv } from "../src/emulator/env.ts";
+import { emulatorEnv } from "../src/demo/emulator-env.ts";
 
 const ACCOUNTS = Number(process.env.BENCH_SCALE_ACCOUNTS ?? 10);
 const MESSAGES = Number(process.env.BENCH_SCALE_MESSAGES ?? 300);

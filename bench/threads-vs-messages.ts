@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { gmail as gmailApi } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
 import { Redis } from "ioredis";
-import { startEmulator } from "../src/emulator/server.ts";
+import { startEmulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../src/errors.ts";
 import { classifyGmailError } from "../src/gmail/classify-error.ts";
 import { createGmailPort } from "../src/gmail/client.ts";

@@ -4,7 +4,7 @@
 // charset (a forwarded message's text is never the outer body).
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
-import type { MailboxSnapshot } from "../emulator/control.ts";
+import type { MailboxSnapshot } from "@gmail-sync/emulator";
 
 export interface MailboxComparison {
   mailboxMessages: number;

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeCorruptPdf, makeCsv, makePdf, makePng } from "../../src/emulator/generate/attachments.ts";
+import { makeCorruptPdf, makeCsv, makePdf, makePng } from "@gmail-sync/emulator/generate";
 import { repoRoot, runCli } from "../helpers/cli.ts";
 
 const corpus = path.resolve(repoRoot, "../shared/corpus");

@@ -22,7 +22,7 @@ import {
   makePdf,
   makePng,
   makeZipBombDocx,
-} from "../../src/emulator/generate/attachments.ts";
+} from "@gmail-sync/emulator/generate";
 import { GmailError } from "../../src/errors.ts";
 import { attachmentChecksumReuseTotal, attachmentTempFiles, extractChildrenKilledTotal } from "../../src/metrics.ts";
 

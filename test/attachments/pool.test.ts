@@ -2,7 +2,7 @@
 // replaced), recycling after N files. The wall-clock kill is covered in pipeline.test.ts.
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeHtml, makeLoopingPdf } from "../../src/emulator/generate/attachments.ts";
+import { makeHtml, makeLoopingPdf } from "@gmail-sync/emulator/generate";
 import { createExtractPool, type ExtractPool } from "../../src/extract/pool.ts";
 import type { ExtractRequest } from "../../src/extract/protocol.ts";
 import { extractChildrenKilledTotal } from "../../src/metrics.ts";

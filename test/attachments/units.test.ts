@@ -5,7 +5,7 @@ import { decodeText } from "../../src/extract/decode.ts";
 import { capUtf8, cleanText, countCharacters, countWords } from "../../src/extract/hygiene.ts";
 import { MIME, sniff } from "../../src/extract/sniff.ts";
 import { docxXmlCap, preflightZip, ZIP_LIMITS } from "../../src/extract/zip-preflight.ts";
-import { makeCsv, makeDocx, makeEncryptedDocx, makePdf, makePng } from "../../src/emulator/generate/attachments.ts";
+import { makeCsv, makeDocx, makeEncryptedDocx, makePdf, makePng } from "@gmail-sync/emulator/generate";
 
 describe("cleanText", () => {
   it("removes NUL, controls and lone surrogates and normalizes whitespace", () => {

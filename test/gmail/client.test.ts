@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { getAccount, saveAccessToken } from "../../src/db/accounts.ts";
-import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../../src/errors.ts";
 import { createGmailPort } from "../../src/gmail/client.ts";
 import { createGmailFactory } from "../../src/gmail/factory.ts";
@@ -18,7 +18,7 @@ import { apiRateLimitedTotal, tokenRefreshesTotal } from "../../src/metrics.ts";
 import { decryptToken, encryptToken, parseKeyRing, type KeyRing } from "../../src/token-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
-import { emulatorEnv } from "../../src/emulator/env.ts";
+import { emulatorEnv } from "../../src/demo/emulator-env.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";

@@ -1,9 +1,9 @@
 // repairMislabelledUtf8: Gmail serves UTF-8 bytes declared iso-8859-1 / windows-1252 / us-ascii as
-// their windows-1252 reading (src/emulator/charset.ts, gmail-real-samples fact 1); the repair gives
+// their windows-1252 reading (emulator/src/charset.ts, gmail-real-samples fact 1); the repair gives
 // the sender's text back, and leaves real Western text, other charsets and clean text alone.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { legacySentences } from "../../src/emulator/generate/index.ts";
+import { legacySentences } from "@gmail-sync/emulator/generate";
 import { readAsWindows1252, repairMislabelledUtf8 } from "../../src/gmail/mojibake.ts";
 
 const windows1252 = new TextDecoder("windows-1252");

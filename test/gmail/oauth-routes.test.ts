@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { findAccountByEmail } from "../../src/db/accounts.ts";
-import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { createLogger } from "../../src/log.ts";
 import { mintConnectLink } from "../../src/connect-link.ts";
 import { registerOAuthRoutes } from "../../src/oauth-routes.ts";
@@ -14,7 +14,7 @@ import { type KeyRing, parseKeyRing } from "../../src/token-crypto.ts";
 import { runCli } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
-import { emulatorEnv } from "../../src/emulator/env.ts";
+import { emulatorEnv } from "../../src/demo/emulator-env.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";

@@ -8,7 +8,7 @@ import { OAuth2Client } from "google-auth-library";
 import iconv from "iconv-lite";
 import PostalMime from "postal-mime";
 import { describe, expect, it } from "vitest";
-import { startEmulator } from "../../src/emulator/server.ts";
+import { startEmulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../../src/errors.ts";
 import { decodeTextBytes, parseGmailMessage } from "../../src/gmail/parse-message.ts";
 import type { GmailMessage } from "../../src/gmail/port.ts";
@@ -172,7 +172,7 @@ describe("parseGmailMessage", () => {
 
   it("gives the sender's text for UTF-8 mislabelled iso-8859-1 / windows-1252 / us-ascii, which Gmail serves as mojibake", () => {
     // Gmail converts by the label (windows-1252 rules), so UTF-8 bytes arrive as their windows-1252
-    // reading: "Don’t" as "Donâ€™t" (src/emulator/charset.ts, the recorded iso-8859-1 sample).
+    // reading: "Don’t" as "Donâ€™t" (emulator/src/charset.ts, the recorded iso-8859-1 sample).
     const text = "Don’t miss this week’s offers » Café – 9 € ✓\r\nsecond line\r\n";
     const mojibake = Buffer.from(new TextDecoder("windows-1252").decode(Buffer.from(text, "utf8")), "utf8");
     const single = (contentType: string, data: Buffer): GmailMessage => ({

@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../../src/errors.ts";
 import { createGmailPort } from "../../src/gmail/client.ts";
 import { createQuotaGovernor } from "../../src/gmail/quota.ts";

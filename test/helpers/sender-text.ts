@@ -3,7 +3,7 @@
 // gives the windows-1252 mojibake Gmail serves, not what the sender wrote. The generator's
 // sentences are known, so the sender's text is that reading with each sentence put back; this
 // oracle shares nothing with the engine's repair (src/gmail/mojibake.ts).
-import { legacySentences } from "../../src/emulator/generate/index.ts";
+import { legacySentences } from "@gmail-sync/emulator/generate";
 
 const windows1252 = new TextDecoder("windows-1252");
 const MISLABELLED = legacySentences("mislabelled-utf8").map((s) => [windows1252.decode(Buffer.from(s, "utf8")), s] as const);

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { DEFAULT_CLIENT_SECRET, type Emulator, startEmulator } from "../../src/emulator/server.ts";
+import { DEFAULT_CLIENT_SECRET, type Emulator, startEmulator } from "@gmail-sync/emulator";
 import { cliPath, repoRoot } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";

@@ -4,7 +4,7 @@
 // metric the dashboard and the alerts name is exported; promtool's lint still passes.
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_PUSH_SERVICE_ACCOUNT } from "../../src/emulator/server.ts";
+import { DEFAULT_PUSH_SERVICE_ACCOUNT } from "@gmail-sync/emulator";
 import { buildHttpServer, listen } from "../../src/http.ts";
 import { createLogger } from "../../src/log.ts";
 import { createPushAuthenticator } from "../../src/pubsub.ts";

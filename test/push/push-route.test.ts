@@ -9,7 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Config, loadConfig } from "../../src/config.ts";
-import { startEmulator, type Emulator } from "../../src/emulator/server.ts";
+import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { buildHttpServer, listen } from "../../src/http.ts";
 import { createLogger } from "../../src/log.ts";
 import { pushRequestsTotal } from "../../src/metrics.ts";

@@ -7,7 +7,7 @@ import { utimes } from "node:fs/promises";
 import path from "node:path";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { makeLoopingPdf } from "../../src/emulator/generate/attachments.ts";
+import { makeLoopingPdf } from "@gmail-sync/emulator/generate";
 import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness } from "../sync/harness.ts";
 import { alive, expectConverged, extractionChildrenOf, killAllWorkerChildren, poll, startWorkerChild, tempFiles } from "./helpers/crash.ts";
 

@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { makeLoopingPdf, makeZipBombDocx } from "../../src/emulator/generate/attachments.ts";
+import { makeLoopingPdf, makeZipBombDocx } from "@gmail-sync/emulator/generate";
 import { cliPath } from "../helpers/cli.ts";
 import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";
 

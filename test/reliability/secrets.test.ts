@@ -15,7 +15,7 @@ import { gmail } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
 import { sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { makeDocx, makePdf, makePng } from "../../src/emulator/generate/attachments.ts";
+import { makeDocx, makePdf, makePng } from "@gmail-sync/emulator/generate";
 import { decryptToken, parseKeyRing } from "../../src/token-crypto.ts";
 import { cliPath } from "../helpers/cli.ts";
 import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";

@@ -1,7 +1,7 @@
 // The deployment is safe as shipped: docker-compose.yml publishes nothing beyond loopback, has no
 // default Grafana password and no Prometheus lifecycle API, hands secrets over as files, and the
 // app connects to Postgres as a role that is not a superuser (deploy/postgres-init/, checked against
-// the real Postgres); the production image leaves out the emulator's generator and the demo.
+// the real Postgres); the production image leaves out the emulator package and the demo.
 // Compose itself (`docker compose config` or Debian's docker-compose 1.29, no engine needed) must
 // refuse the file without GRAFANA_ADMIN_PASSWORD and accept it with one.
 import { spawnSync } from "node:child_process";
@@ -125,17 +125,28 @@ describe("docker-compose.yml", () => {
 
 describe("the production image", () => {
   const dockerfile = readFileSync(rel("Dockerfile"), "utf8");
-  const REMOVED_DIRS = ["src/emulator/generate", "src/demo"];
-  const REMOVED_PACKAGES = ["pdf-lib", "docx", "nodemailer"];
+  const pkg = JSON.parse(readFileSync(rel("package.json"), "utf8")) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; workspaces: string[] };
+  const REMOVED_DIRS = ["src/demo"];
+  const GENERATOR_PACKAGES = ["pdf-lib", "docx", "nodemailer", "cli-progress", "@gmail-sync/emulator"];
 
-  it("is the default target and drops the generator, the demo and their packages", () => {
+  it("is the default target, copies no emulator, drops the demo, and installs without workspace or dev packages", () => {
     const froms = dockerfile.split("\n").filter((l) => l.startsWith("FROM "));
     expect(froms.at(-1)).toMatch(/ AS production$/);
+    // Each stage's text by name; the production image is built from these three alone.
+    const stages = new Map(dockerfile.split(/^(?=FROM )/m).map((t) => [/^FROM \S+ AS (\S+)/.exec(t)?.[1] ?? "", t]));
+    for (const name of ["production-deps", "production-src", "production"]) {
+      expect(stages.get(name), name).toBeDefined();
+      expect(stages.get(name), name).not.toMatch(/COPY[^\n]*emulator/);
+      expect(stages.get(name), name).not.toMatch(/--from=demo/);
+    }
     expect(dockerfile).toContain(`RUN rm -rf ${REMOVED_DIRS.join(" ")}`);
-    expect(dockerfile).toMatch(new RegExp(`npm uninstall --omit=dev[^\\n]* ${REMOVED_PACKAGES.join(" ")}`));
+    expect(dockerfile).toContain("delete p.workspaces;delete p.devDependencies");
+    expect(dockerfile).toMatch(/npm install --omit=dev/);
+    expect(pkg.workspaces).toEqual(["emulator"]);
+    for (const name of GENERATOR_PACKAGES) expect(pkg.dependencies, name).not.toHaveProperty(name);
   });
 
-  it("needs nothing it drops: no other file imports them statically", () => {
+  it("needs nothing it drops: product code imports only its own dependencies statically", () => {
     const offenders: string[] = [];
     const files = ["src", "bin"].flatMap((d) => (readdirSync(rel(d), { recursive: true }) as string[]).filter((f) => /\.(ts|js)$/.test(f)).map((f) => path.join(d, f)));
     for (const f of files) {
@@ -144,9 +155,14 @@ describe("the production image", () => {
       // Static imports only: a dynamic import() runs when its command does (`demo` in a demo image).
       for (const m of text.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^;]*?from\s+["']([^"']+)["']/gm)) {
         const spec = m[1] as string;
-        const pkg = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+        if (spec.startsWith("node:")) continue;
         const local = spec.startsWith(".") ? path.normalize(path.join(path.dirname(f), spec)) : "";
-        if (REMOVED_PACKAGES.includes(pkg as string) || pkg === "jszip" || REMOVED_DIRS.some((d) => local === d || local.startsWith(`${d}/`))) offenders.push(`${f}: ${spec}`);
+        if (local) {
+          if (REMOVED_DIRS.some((d) => local === d || local.startsWith(`${d}/`))) offenders.push(`${f}: ${spec}`);
+          continue;
+        }
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] as string);
+        if (!(name in pkg.dependencies)) offenders.push(`${f}: ${spec}`);
       }
     }
     expect(files.length).toBeGreaterThan(20);

@@ -7,7 +7,7 @@
 // Pages are run directly (runBackfillPage, as the worker does) so each run's config can differ and
 // the emulator's counters can be read between runs.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EmulatorStats } from "../../src/emulator/stats.ts";
+import type { EmulatorStats } from "@gmail-sync/emulator";
 import { runBackfillPage, type BackfillPageResult } from "../../src/sync/backfill.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { connectTestAccount, type Harness, startHarness } from "./harness.ts";

@@ -1,5 +1,5 @@
 // Mislabelled mail end to end: UTF-8 bytes declared iso-8859-1, windows-1252 or us-ascii, which
-// Gmail (and the emulator, src/emulator/charset.ts) serves as windows-1252 mojibake. The mirror must
+// Gmail (and the emulator, emulator/src/charset.ts) serves as windows-1252 mojibake. The mirror must
 // hold the sender's text: in the body served inline (plain and HTML-only), in a body served by
 // reference (attachments.get gives the raw bytes), through backfill and incremental sync alike —
 // while genuine Latin-1 text stays as written. The opposite mislabel (windows-1252 bytes declared
@@ -11,8 +11,8 @@ import { OAuth2Client } from "google-auth-library";
 import iconv from "iconv-lite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareWithMailbox } from "../../src/demo/compare.ts";
-import { legacySentences } from "../../src/emulator/generate/index.ts";
-import { encodedTextPart, multipart } from "../../src/emulator/generate/mime.ts";
+import { legacySentences } from "@gmail-sync/emulator/generate";
+import { encodedTextPart, multipart } from "@gmail-sync/emulator/generate";
 import type { RunningWorkers } from "../../src/worker.ts";
 import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness, syncToMailbox, waitFor } from "./harness.ts";
 
