@@ -19,6 +19,7 @@ import path from "node:path";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
+import { countMessageRows } from "../src/db/messages.ts";
 import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
 import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
@@ -79,9 +80,7 @@ const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const stats = await emu.control.stats();
 const failed = (await app.queues.backfill.getJobCounts("failed")).failed ?? 0;
-const stored = Number(
-  (await app.db.selectFrom("messages").select((eb) => eb.fn.countAll().as("n")).where("account_id", "=", account.id).executeTakeFirstOrThrow()).n,
-);
+const stored = await countMessageRows(app.db, { accountId: account.id });
 const units = stats.quotaUnits[EMAIL] ?? 0;
 // The ceiling: quota / units per message stored (messages.get plus the attachments.get
 // calls a mailbox with attachments needs); the bare messages.get ceiling is quota / 5.

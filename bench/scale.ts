@@ -18,11 +18,11 @@ import { readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { sql } from "kysely";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
-import { ensureSyncState } from "../src/db/sync-state.ts";
+import { countMessageRows } from "../src/db/messages.ts";
+import { countBackfillsDone, ensureSyncState } from "../src/db/sync-state.ts";
 import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
@@ -133,14 +133,14 @@ async function run(workerCount: number): Promise<RunResult> {
     for (;;) {
       await sleep(500);
       samples.push(await spent());
-      const { done } = await sql<{ done: number }>`SELECT count(*)::int AS done FROM sync_state WHERE backfill_phase = 'done'`.execute(app.db).then((r) => r.rows[0] as { done: number });
+      const done = await countBackfillsDone(app.db);
       if (done >= ACCOUNTS) break;
       if (Date.now() > deadline) throw new Error(`backfill of ${ACCOUNTS} accounts by ${workerCount} workers did not finish within 300 s (${done} done)`);
     }
     const seconds = (performance.now() - t0) / 1000;
     const usage = await Promise.all(children.map((c) => procUsage(c.pid as number)));
     const last = samples.at(-1) as (typeof samples)[number];
-    const stored = Number((await app.db.selectFrom("messages").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+    const stored = await countMessageRows(app.db);
     const failedJobs = (await app.queues.backfill.getJobCounts("failed")).failed ?? 0;
     const units = last.units.reduce((a, u, i) => a + u - (first.units[i] ?? 0), 0);
     const unitsPerMessage = units / stored;

@@ -1,6 +1,8 @@
 // The one composition root: builds Postgres, Redis, the queues, the quota governor, the Gmail
 // factory and the attachment pipeline from the config, and hands them out. Commands, the HTTP
-// server and tests build an App and call close() once; nothing else constructs these.
+// server, the demo, benchmarks and tests build an App here and call close() once; nothing else
+// constructs these. Two smaller apps for commands that need less: a store app (Postgres only:
+// accounts, search, migrate) and an extraction app (the attachment pipeline only: extract).
 import { Redis } from "ioredis";
 import { createAttachmentPipeline } from "./attachments/pipeline.ts";
 import type { AttachmentPipeline, AttachmentResult, ReusableText, SkippedReason } from "./attachments/types.ts";
@@ -45,13 +47,23 @@ export interface App {
   close(): Promise<void>;
 }
 
-export function createApp(config: Config, deps: { log: Logger }): App {
+export interface AppOptions {
+  log: Logger;
+  /** A one-shot command: Redis unreachable is an error at once, not a wait (see below). */
+  oneShot?: boolean;
+}
+
+export function createApp(config: Config, deps: AppOptions): App {
   const { log } = deps;
   const concurrency = config.WORKER_CONCURRENCY;
   // Each running sync holds one connection for its advisory lock and uses another for its writes.
   const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE + 2 * concurrency);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
+  // A worker waits out a Redis outage (ioredis reconnects forever); a one-shot command fails at
+  // the first refused connection with that error, which the CLI prints as its one line.
+  const redis = deps.oneShot
+    ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, retryStrategy: () => null })
+    : new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on("error", (err) => (deps.oneShot ? log.debug : log.warn).call(log, { err: err.message }, "redis connection error"));
   const keyRing = config.TOKEN_ENCRYPTION_KEY ? parseKeyRing(config.TOKEN_ENCRYPTION_KEY) : null;
   const quota = createQuotaGovernor(redis, {
     prefix: config.QUEUE_PREFIX,
@@ -152,4 +164,51 @@ export function createApp(config: Config, deps: { log: Logger }): App {
     },
   };
   return app;
+}
+
+/** Postgres alone, for commands and tools that only read or migrate the database. */
+export interface StoreApp {
+  config: Config;
+  log: Logger;
+  db: Db;
+  /** Safe twice. */
+  close(): Promise<void>;
+}
+
+export function createStoreApp(config: Config, deps: { log: Logger; poolSize?: number }): StoreApp {
+  const db = createDb(config.DATABASE_URL, deps.poolSize ?? 2);
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    log: deps.log,
+    db,
+    close() {
+      closing ??= db.destroy();
+      return closing;
+    },
+  };
+}
+
+/** The attachment pipeline alone (no database, no Redis): `gmail-sync extract` and its benchmark. */
+export interface ExtractionApp {
+  config: Config;
+  log: Logger;
+  pipeline: AttachmentPipeline;
+  /** Stops the extraction children. Safe twice. */
+  close(): Promise<void>;
+}
+
+export async function createExtractionApp(config: Config, deps: { log: Logger }): Promise<ExtractionApp> {
+  // Nothing stored to reuse from: every file is extracted.
+  const pipeline = await createAttachmentPipeline(config, { log: deps.log, findReusable: async () => null });
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    log: deps.log,
+    pipeline,
+    close() {
+      closing ??= pipeline.close();
+      return closing;
+    },
+  };
 }

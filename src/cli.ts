@@ -3,11 +3,9 @@
 // Errors print as one line on stderr; --verbose adds the stack.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { Redis } from "ioredis";
+import { createApp, createStoreApp } from "./app.ts";
 import { type Config, loadConfig } from "./config.ts";
-import { createQueues } from "./jobs.ts";
 import { TICKS, upsertSchedules } from "./schedules.ts";
-import { createDb } from "./db/database.ts";
 import { ensureDatabase, migrateDown, migrateToLatest, migrationStatus } from "./db/migrate.ts";
 import { registerSearchCommand } from "./commands/search.ts";
 import { registerServeCommand } from "./commands/serve.ts";
@@ -22,6 +20,7 @@ import { registerExtractCommand } from "./commands/extract.ts";
 import { registerAuthCommand } from "./commands/auth.ts";
 import { registerEmulatorCommand } from "./commands/emulator.ts";
 import { registerKeysCommand } from "./commands/keys.ts";
+import { stderrLogger } from "./commands/cli-app.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -39,19 +38,12 @@ export function describeError(err: unknown): string {
 }
 
 async function upsertAllSchedules(config: Config): Promise<string[]> {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
-  redis.on("error", () => {});
+  const app = createApp(config, { log: stderrLogger(config.LOG_LEVEL), oneShot: true });
   try {
-    await redis.connect();
-    const queues = createQueues(redis, config.QUEUE_PREFIX);
-    try {
-      await upsertSchedules(queues.maintenance, config);
-    } finally {
-      await queues.close();
-    }
+    await upsertSchedules(app.queues.maintenance, config);
     return Object.values(TICKS);
   } finally {
-    redis.disconnect();
+    await app.close();
   }
 }
 
@@ -75,7 +67,7 @@ export function buildProgram(): Command {
     .action(async (opts: { down?: boolean; status?: boolean; json?: boolean; schedules: boolean }) => {
       const config = loadConfig();
       const created = await ensureDatabase(config.DATABASE_URL);
-      const db = createDb(config.DATABASE_URL, 2);
+      const { db, close } = createStoreApp(config, { log: stderrLogger(config.LOG_LEVEL) });
       try {
         if (opts.status) {
           const status = await migrationStatus(db);
@@ -94,7 +86,7 @@ export function buildProgram(): Command {
           if (schedules.length > 0) console.log(`schedules  ${schedules.join(", ")}`);
         }
       } finally {
-        await db.destroy();
+        await close();
       }
     });
 

@@ -3,6 +3,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { ConfigError } from "./errors.ts";
 import { resolveSecretFiles } from "./secret-files.ts";
 
 const bool = z
@@ -122,10 +123,6 @@ const schema = z.object({
 });
 
 export type Config = Readonly<z.output<typeof schema>>;
-
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
 
 /**
  * Validates the environment; throws one ConfigError naming every bad variable. Secrets may come

@@ -1,27 +1,104 @@
-// The job catalog: queue names, payload types (ids only: never bodies, tokens or bytes), default
-// options, per-account de-duplication, and the two enqueue functions every producer uses.
+// The job catalog: every queue, every job name, and each job's payload as a zod schema (ids and
+// small flags only: never bodies, tokens or bytes), plus default options, per-account
+// de-duplication and the enqueue functions producers use. The worker checks each job against it
+// before running anything (src/worker.ts): an unknown name or a bad payload fails at once, for good.
+// Handlers are not imported here (the sync runs import this file to enqueue); instead the
+// JobHandlers type makes each queue's dispatch table name every job of that queue exactly once.
 import { randomUUID } from "node:crypto";
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import { z } from "zod";
 
 export const QUEUE_NAMES = { backfill: "backfill", incremental: "incremental", maintenance: "maintenance" } as const;
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
-export type BackfillJob = {
-  accountId: number;
-  reason: "connect" | "manual" | "reconcile" | "history_expired";
-  query?: string;
+export const JOB_NAMES = {
+  backfillPage: "backfill-page",
+  incremental: "incremental",
+  retryMessages: "retry-messages",
+  // Maintenance: the scheduled ticks (src/schedules.ts) and the per-account watch renewal they fan out to.
+  watchRenewTick: "watch-renew-tick",
+  watchRenew: "watch-renew",
+  pollTick: "poll-tick",
+  reconcileTick: "reconcile-tick",
+  tempSweep: "temp-sweep",
+  retryLedgerTick: "retry-ledger-tick",
+} as const;
+
+const accountId = z.number().int().positive();
+// Strict objects: a key the catalog does not name (a body, a token) fails the job rather than
+// riding along in Redis.
+const backfillPayload = z.strictObject({
+  accountId,
+  reason: z.enum(["connect", "manual", "reconcile", "history_expired"]),
+  query: z.string().optional(),
   /** Only continue a run in progress (never start one): the safety net for a stalled backfill. */
-  resumeOnly?: boolean;
+  resumeOnly: z.boolean().optional(),
   /** Start a new run even though one is listing (the reconcile tick's answer to a run stuck for days). */
-  restart?: boolean;
-};
-export type IncrementalJob = { accountId: number; reason: "push" | "poll" | "manual" | "after_backfill"; pushReceivedAt?: number; historyId?: string };
-
+  restart: z.boolean().optional(),
+});
+const incrementalPayload = z.strictObject({
+  accountId,
+  reason: z.enum(["push", "poll", "manual", "after_backfill"]),
+  pushReceivedAt: z.number().int().nonnegative().optional(),
+  historyId: z.string().regex(/^\d{1,20}$/).optional(),
+});
 /** Fetch again the account's due rows of the retry ledger (src/sync/retry-messages.ts). */
-export type RetryJob = { accountId: number };
+const retryPayload = z.strictObject({ accountId });
+const tickPayload = z.strictObject({});
 
-export const JOB_NAMES = { backfillPage: "backfill-page", incremental: "incremental", retryMessages: "retry-messages" } as const;
+export type BackfillJob = z.infer<typeof backfillPayload>;
+export type IncrementalJob = z.infer<typeof incrementalPayload>;
+export type RetryJob = z.infer<typeof retryPayload>;
+
+/** Each job name: the queue it runs on and its payload's schema. */
+export const JOBS = {
+  [JOB_NAMES.backfillPage]: { queue: QUEUE_NAMES.backfill, payload: backfillPayload },
+  [JOB_NAMES.incremental]: { queue: QUEUE_NAMES.incremental, payload: incrementalPayload },
+  // Ledger retries share the incremental queue: both run under the account's incremental lock.
+  [JOB_NAMES.retryMessages]: { queue: QUEUE_NAMES.incremental, payload: retryPayload },
+  // The start-up tick passes withinMs (renew only watches lapsing that soon); the daily one none.
+  [JOB_NAMES.watchRenewTick]: { queue: QUEUE_NAMES.maintenance, payload: z.strictObject({ withinMs: z.number().int().positive().optional() }) },
+  [JOB_NAMES.watchRenew]: { queue: QUEUE_NAMES.maintenance, payload: z.strictObject({ accountId }) },
+  [JOB_NAMES.pollTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
+  [JOB_NAMES.reconcileTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
+  [JOB_NAMES.tempSweep]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
+  [JOB_NAMES.retryLedgerTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
+} as const satisfies Record<(typeof JOB_NAMES)[keyof typeof JOB_NAMES], { queue: QueueName; payload: z.ZodType }>;
+
+export type JobName = keyof typeof JOBS;
+export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]["payload"]>;
+/** The job names that run on queue(s) Q. */
+export type JobNameOf<Q extends QueueName> = { [N in JobName]: (typeof JOBS)[N]["queue"] extends Q ? N : never }[JobName];
+/** A job that passed the catalog: name and parsed payload, one union member per job name of Q. */
+export type CatalogJob<Q extends QueueName = QueueName> = { [N in JobNameOf<Q>]: { name: N; data: JobData<N> } }[JobNameOf<Q>];
+/** A dispatch table: one handler per job name of Q, no more, no fewer (the compiler checks). */
+export type JobHandlers<Q extends QueueName, Ctx> = { [N in JobNameOf<Q>]: (ctx: Ctx, data: JobData<N>) => Promise<unknown> };
+
+/**
+ * Checks a job BullMQ handed to queue `queue`'s worker: its name must be a catalog job of that
+ * queue and its payload must match the schema. The reason names the failing fields, never their
+ * values (a payload that should not be there may hold a secret).
+ */
+export function parseJob<Q extends QueueName>(queue: Q, name: string, data: unknown): { ok: true; job: CatalogJob<Q> } | { ok: false; reason: string } {
+  if (!Object.hasOwn(JOBS, name)) return { ok: false, reason: `unknown job name ${JSON.stringify(name.slice(0, 100))} on queue ${queue}` };
+  const spec = JOBS[name as JobName];
+  if (spec.queue !== queue) return { ok: false, reason: `job ${name} belongs on queue ${spec.queue}, not ${queue}` };
+  const parsed = spec.payload.safeParse(data);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`);
+    return { ok: false, reason: `invalid payload for job ${name}: ${issues.slice(0, 5).join("; ")}` };
+  }
+  return { ok: true, job: { name, data: parsed.data } as CatalogJob<Q> };
+}
+
+/** Runs a checked job's one handler. */
+export function dispatchJob<Q extends QueueName, Ctx>(handlers: JobHandlers<Q, Ctx>, ctx: Ctx, job: CatalogJob<Q>): Promise<unknown> {
+  // The union of jobs does not let the compiler pair a name's handler with its data; the
+  // JobHandlers and CatalogJob types above already did.
+  const handler = handlers[job.name as JobNameOf<Q>] as (ctx: Ctx, data: unknown) => Promise<unknown>;
+  return handler(ctx, job.data);
+}
 
 export interface Queues {
   backfill: Queue<BackfillJob>;

@@ -4,9 +4,9 @@
 // seconds, and a slow or failing source keeps its previous values and counts an error instead of
 // failing the whole scrape.
 import type { Queue } from "bullmq";
-import { sql } from "kysely";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
+import { accountAges, accountTotals, parkedDeadLettersByReason, retryingMessagesSummary } from "./db/metrics-queries.ts";
 import type { Logger } from "./log.ts";
 import {
   accountCursorAgeSeconds,
@@ -70,56 +70,10 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
 async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>): Promise<void> {
-  const buckets = CURSOR_AGE_BUCKETS.map((b, i) =>
-    sql<number>`count(*) FILTER (WHERE enabled AND cursor_age >= ${b.from} AND cursor_age < ${b.to})`.as(`age_${i}`),
-  );
-  const row = await db
-    .with("a", (qb) =>
-      qb
-        .selectFrom("accounts")
-        .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
-        .select([
-          "accounts.status",
-          sql<string>`coalesce(sync_state.backfill_phase, 'pending')`.as("phase"),
-          sql<boolean>`accounts.status <> 'disabled'`.as("enabled"),
-          sql<number>`coalesce(sync_state.backfill_listed, 0)`.as("listed"),
-          sql<number>`coalesce(sync_state.backfill_stored, 0)`.as("stored"),
-          sql<number | null>`extract(epoch FROM now() - sync_state.cursor_advanced_at)`.as("cursor_age"),
-          sql<number>`extract(epoch FROM now() - coalesce(sync_state.last_sync_at, accounts.created_at))`.as("success_age"),
-          sql<number | null>`extract(epoch FROM sync_state.watch_expiration - now())`.as("watch_left"),
-        ]),
-    )
-    .selectFrom("a")
-    .select([
-      sql<number>`count(*) FILTER (WHERE status = 'active' AND phase = 'done')`.as("active"),
-      sql<number>`count(*) FILTER (WHERE status = 'active' AND phase <> 'done')`.as("backfilling"),
-      sql<number>`count(*) FILTER (WHERE status = 'reauth_required')`.as("reauth_required"),
-      sql<number>`count(*) FILTER (WHERE status = 'disabled')`.as("disabled"),
-      sql<number>`coalesce(sum(listed), 0)`.as("listed"),
-      sql<number>`coalesce(sum(stored), 0)`.as("stored"),
-      sql<number | null>`max(cursor_age) FILTER (WHERE enabled)`.as("cursor_age_max"),
-      sql<number | null>`max(success_age) FILTER (WHERE status = 'active')`.as("success_age_max"),
-      sql<number>`count(*) FILTER (WHERE status = 'active' AND success_age > 3600)`.as("stale"),
-      sql<number | null>`min(watch_left) FILTER (WHERE status = 'active')`.as("watch_soonest"),
-      sql<number>`count(*) FILTER (WHERE status = 'active' AND watch_left IS NOT NULL)`.as("watched"),
-      ...buckets,
-    ])
-    .executeTakeFirstOrThrow();
-
-  const deadLetters = await db
-    .selectFrom("dead_letters")
-    .select(["reason", sql<number>`count(*)`.as("n")])
-    .where("parked_at", "is not", null)
-    .where("resolved_at", "is", null)
-    .groupBy("reason")
-    .execute();
+  const row = await accountTotals(db, CURSOR_AGE_BUCKETS);
+  const deadLetters = await parkedDeadLettersByReason(db);
   // Open ledger rows not parked: messages the retry step still has to bring in.
-  const retrying = await db
-    .selectFrom("dead_letters")
-    .select([sql<number>`count(*)`.as("n"), sql<number | null>`extract(epoch FROM now() - min(first_failed_at))`.as("oldest")])
-    .where("parked_at", "is", null)
-    .where("resolved_at", "is", null)
-    .executeTakeFirstOrThrow();
+  const retrying = await retryingMessagesSummary(db);
 
   for (const status of ["active", "backfilling", "reauth_required", "disabled"] as const) {
     accountsGauge.set({ status }, num(row[status]));
@@ -143,18 +97,7 @@ async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>)
   messagesRetryingOldestSeconds.set(retrying.oldest === null ? 0 : num(retrying.oldest));
 
   if (config.METRICS_PER_ACCOUNT) {
-    const rows = await db
-      .selectFrom("accounts")
-      .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
-      .select([
-        "accounts.id",
-        sql<number | null>`extract(epoch FROM now() - sync_state.cursor_advanced_at)`.as("cursor_age"),
-        sql<number>`extract(epoch FROM now() - coalesce(sync_state.last_sync_at, accounts.created_at))`.as("success_age"),
-      ])
-      .where("accounts.status", "<>", "disabled")
-      .orderBy("accounts.id")
-      .limit(PER_ACCOUNT_SERIES_CAP + 1)
-      .execute();
+    const rows = await accountAges(db, PER_ACCOUNT_SERIES_CAP + 1);
     accountCursorAgeSeconds.reset();
     accountLastSuccessAgeSeconds.reset();
     for (const r of rows.slice(0, PER_ACCOUNT_SERIES_CAP)) {

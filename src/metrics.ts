@@ -148,7 +148,8 @@ export const watchRenewalsTotal = new Counter({
 export const jobDurationSeconds = new Histogram({
   name: "gmail_sync_job_duration_seconds",
   help: "Job processing time by queue and outcome",
-  labelNames: ["queue", "outcome"] as const, // outcome: completed | failed | delayed | rate_limited
+  // outcome: completed | failed | delayed | rate_limited | invalid (rejected by the job catalog, 0 s)
+  labelNames: ["queue", "outcome"] as const,
   buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600],
   registers: r,
 });

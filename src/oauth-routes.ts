@@ -15,9 +15,9 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import { connectLinkKeys, connectLinkUnused, consumeConnectLink, verifyConnectLink, type ConnectLinkClaims } from "./connect-link.ts";
 import type { Db } from "./db/database.ts";
-import { DeadlineError, withinMs } from "./deadline.ts";
-import { isGmailError } from "./errors.ts";
-import { buildConsentUrl, connectAccount, ConnectRefusedError, newOAuthState, newPkcePair } from "./gmail/oauth.ts";
+import { withinMs } from "./deadline.ts";
+import { ConnectRefusedError, DeadlineError, isGmailError } from "./errors.ts";
+import { buildConsentUrl, connectAccount, newOAuthState, newPkcePair } from "./gmail/oauth.ts";
 import type { Logger } from "./log.ts";
 import type { KeyRing } from "./token-crypto.ts";
 

@@ -3,6 +3,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { OAuth2Client } from "google-auth-library";
 import { z } from "zod";
+import { MalformedPushError } from "./errors.ts";
 
 export type PushAuthResult = { ok: true; via: "oidc" | "token"; subject?: string } | { ok: false; why: string };
 
@@ -130,10 +131,6 @@ export interface PushNotification {
   /** uint64 as a decimal string (compare with BigInt or in SQL, never as JS strings). */
   historyId: string;
   publishTime: string | undefined;
-}
-
-export class MalformedPushError extends Error {
-  override name = "MalformedPushError";
 }
 
 /** Decodes a push body into Gmail's notification, or throws MalformedPushError (→ 400). */

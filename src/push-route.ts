@@ -4,12 +4,14 @@
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
-import { sql } from "kysely";
+import { findPushAccount } from "./db/account-status.ts";
 import type { Db } from "./db/database.ts";
+import { recordPushReceived } from "./db/sync-state.ts";
 import { withinMs } from "./deadline.ts";
+import { MalformedPushError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { pushRequestsTotal } from "./metrics.ts";
-import { decodePushEnvelope, MalformedPushError, type PushAuthResult } from "./pubsub.ts";
+import { decodePushEnvelope, type PushAuthResult } from "./pubsub.ts";
 
 export interface PushRouteDeps {
   db: Db;
@@ -61,17 +63,7 @@ function registerRoute(app: FastifyInstance, deps: PushRouteDeps): void {
       return reply.code(204).send();
     }
 
-    const account = await deps.db
-      .selectFrom("accounts")
-      .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
-      .select([
-        "accounts.id",
-        "accounts.status",
-        // Compared in SQL: history ids are uint64 decimals, not JS numbers.
-        sql<boolean>`coalesce(sync_state.history_id >= ${note.historyId}::numeric, false)`.as("stale"),
-      ])
-      .where("accounts.email", "=", note.emailAddress)
-      .executeTakeFirst();
+    const account = await findPushAccount(deps.db, note.emailAddress, note.historyId);
     // Unknown, deleted or paused accounts are acknowledged (Pub/Sub would retry for a week).
     if (account === undefined || account.status !== "active") {
       pushRequestsTotal.inc({ outcome: "unknown_account" });
@@ -91,7 +83,7 @@ function registerRoute(app: FastifyInstance, deps: PushRouteDeps): void {
         const first = await deps.redis.set(dedupeKey, "1", "EX", DEDUPE_TTL_SECONDS, "NX");
         if (first === null) return "duplicate" as const;
         try {
-          await deps.db.updateTable("sync_state").set({ last_push_at: new Date(receivedAt) }).where("account_id", "=", account.id).execute();
+          await recordPushReceived(deps.db, account.id, new Date(receivedAt));
           return await deps.enqueueIncremental(account.id, { reason: "push", pushReceivedAt: receivedAt, historyId: note.historyId });
         } catch (err) {
           // Not enqueued: forget the messageId so Pub/Sub's redelivery (after our 5xx) is accepted.

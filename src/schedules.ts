@@ -1,17 +1,19 @@
 // The recurring work, as one BullMQ job scheduler per kind ("tick"), each fanning out per-account
 // jobs from a database query (src/maintenance.ts) — never one scheduler per account. Upserted from
 // one place, the migrate/init step: concurrent upserts from many instances have duplicated or
-// stopped schedules in BullMQ (ops-notes §1, issues #2876…#3430).
+// stopped schedules in BullMQ (taskforcesh/bullmq issues #2876…#3430). The tick names and payloads are
+// the job catalog's (src/jobs.ts); each scheduler's id is its tick's job name.
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
+import { JOB_NAMES, type JobData } from "./jobs.ts";
 
 export const TICKS = {
-  watchRenew: "watch-renew-tick",
-  poll: "poll-tick",
-  reconcile: "reconcile-tick",
-  tempSweep: "temp-sweep",
-  retryLedger: "retry-ledger-tick",
+  watchRenew: JOB_NAMES.watchRenewTick,
+  poll: JOB_NAMES.pollTick,
+  reconcile: JOB_NAMES.reconcileTick,
+  tempSweep: JOB_NAMES.tempSweep,
+  retryLedger: JOB_NAMES.retryLedgerTick,
 } as const;
 export type TickName = (typeof TICKS)[keyof typeof TICKS];
 
@@ -39,7 +41,7 @@ export async function upsertSchedules(maintenance: Queue, config: Config): Promi
  */
 export async function enqueueStartupTicks(maintenance: Queue): Promise<void> {
   const hour = new Date().toISOString().slice(0, 13).replace(/[^0-9]/g, "");
-  await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS }, { jobId: `startup-watch-${hour}`, ...keep });
+  await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS } satisfies JobData<typeof TICKS.watchRenew>, { jobId: `startup-watch-${hour}`, ...keep });
   await maintenance.add(TICKS.tempSweep, {}, { jobId: `startup-sweep-${hour}`, ...keep });
 }
 

@@ -6,14 +6,7 @@
 // keyId = first 16 hex of SHA-256(key): stable, not secret, and needs no naming scheme.
 // AAD   = gmail-sync/<purpose>/<accountId>: a ciphertext moved to another row does not decrypt.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-
-export class TokenKeyError extends Error {
-  override name = "TokenKeyError";
-}
-
-export class TokenDecryptError extends Error {
-  override name = "TokenDecryptError";
-}
+import { TokenDecryptError, TokenKeyError } from "./errors.ts";
 
 export interface KeyRing {
   /** The key new ciphertexts are written with (the first one configured). */

@@ -2,7 +2,9 @@
 // complaint in other engines), so the expiry is stored per account, renewed daily by a tick job,
 // exported as a metric, and backed by the polling safety net in src/maintenance.ts.
 import type { Config } from "./config.ts";
+import { getAccountEmailAndStatus } from "./db/accounts.ts";
 import type { Db } from "./db/database.ts";
+import { clearWatchExpiration, recordWatch } from "./db/sync-state.ts";
 import { isGmailError } from "./errors.ts";
 import type { GmailFactory } from "./gmail/port.ts";
 import type { Logger } from "./log.ts";
@@ -25,7 +27,7 @@ const ONE_CLIENT = /only one user push notification client/i;
 export async function renewWatch(deps: WatchDeps, accountId: number): Promise<WatchOutcome> {
   const topicName = deps.config.PUBSUB_TOPIC;
   if (topicName === undefined) return "not_configured";
-  const account = await deps.db.selectFrom("accounts").select(["id", "email", "status"]).where("id", "=", accountId).executeTakeFirst();
+  const account = await getAccountEmailAndStatus(deps.db, accountId);
   // A reauth_required or disabled account's watch is left to lapse: the re-auth flow owns recovery.
   if (account === undefined || account.status !== "active") return "inactive";
 
@@ -45,13 +47,7 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
       await port.stop();
       answer = await port.watch(request);
     }
-    // An upsert: on connect, the watch may run before the first backfill has created the row.
-    const watchState = { watch_expiration: new Date(Number(answer.expiration)), watch_history_id: answer.historyId, updated_at: new Date() };
-    await deps.db
-      .insertInto("sync_state")
-      .values({ account_id: accountId, ...watchState })
-      .onConflict((oc) => oc.column("account_id").doUpdateSet(watchState))
-      .execute();
+    await recordWatch(deps.db, accountId, { expiration: new Date(Number(answer.expiration)), historyId: answer.historyId });
     watchRenewalsTotal.inc({ outcome: "ok" });
     return "renewed";
   } catch (err) {
@@ -64,7 +60,7 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
 
 /** Best-effort users.stop (disconnect, reauth_required); clears the stored expiry either way. */
 export async function stopWatch(deps: WatchDeps, accountId: number): Promise<void> {
-  const account = await deps.db.selectFrom("accounts").select(["id", "email", "status"]).where("id", "=", accountId).executeTakeFirst();
+  const account = await getAccountEmailAndStatus(deps.db, accountId);
   if (account === undefined) return;
   // Tried whatever the status: a reauth_required account may have lost a scope, not its token.
   if (deps.config.PUBSUB_TOPIC !== undefined) {
@@ -76,18 +72,5 @@ export async function stopWatch(deps: WatchDeps, accountId: number): Promise<voi
       deps.log.warn({ accountId, err: err instanceof Error ? err.message : String(err) }, "users.stop failed; the watch will lapse on its own");
     }
   }
-  await deps.db.updateTable("sync_state").set({ watch_expiration: null, updated_at: new Date() }).where("account_id", "=", accountId).execute();
-}
-
-/** Active accounts whose watch is missing or expires within `withinMs` (soonest first). */
-export async function accountsNeedingWatch(db: Db, withinMs: number): Promise<number[]> {
-  const rows = await db
-    .selectFrom("accounts")
-    .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
-    .select("accounts.id")
-    .where("accounts.status", "=", "active")
-    .where((eb) => eb.or([eb("sync_state.watch_expiration", "is", null), eb("sync_state.watch_expiration", "<", new Date(Date.now() + withinMs))]))
-    .orderBy("sync_state.watch_expiration", (ob) => ob.asc().nullsFirst())
-    .execute();
-  return rows.map((r) => r.id);
+  await clearWatchExpiration(deps.db, accountId);
 }

@@ -2,25 +2,25 @@
 // what the queue should do — retry with backoff (transient), park until the quota allows
 // (rate limited: moveToDelayed + DelayedError, not an attempt, never pausing the queue), stop for
 // good (revoked auth → reauth_required, UnrecoverableError: no retry storm), or wait briefly for
-// the account's other run of the same kind to finish (advisory lock held).
+// the account's other run of the same kind to finish (advisory lock held). Before any of that, each
+// job is checked against the catalog (src/jobs.ts): an unknown name or a bad payload fails at once.
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { markReauthRequired } from "./db/accounts.ts";
-import { recordSyncError, setThrottledUntil } from "./db/sync-state.ts";
-import { GmailError, isGmailError } from "./errors.ts";
-import { type BackfillJob, type IncrementalJob, JOB_NAMES, QUEUE_NAMES, type QueueName, type RetryJob } from "./jobs.ts";
+import { clearThrottleAndError, recordSyncError, setThrottledUntil } from "./db/sync-state.ts";
+import { GmailError, isGmailError, SyncBusyError } from "./errors.ts";
+import { type CatalogJob, dispatchJob, JOB_NAMES, type JobHandlers, parseJob, QUEUE_NAMES, type QueueName } from "./jobs.ts";
 import { jobDurationSeconds, jobsStalledTotal, jobWaitSeconds, quotaDelayedJobsTotal, syncErrorsTotal } from "./metrics.ts";
 import { runBackfillPage } from "./sync/backfill.ts";
 import type { SyncDeps } from "./sync/deps.ts";
 import { runIncremental } from "./sync/incremental.ts";
-import { SyncBusyError } from "./sync/lock.ts";
 import { runRetryJob } from "./sync/retry-messages.ts";
 
 export interface StartWorkersOptions {
   /** Jobs per queue run at once by this process (default WORKER_CONCURRENCY). */
   concurrency?: number;
-  /** The maintenance queue's processor (src/maintenance.ts); without it no maintenance worker runs. */
-  maintenanceProcessor?: (job: Job) => Promise<unknown>;
+  /** The maintenance queue's processor (src/maintenance.ts), given checked jobs; without it no maintenance worker runs. */
+  maintenanceProcessor?: (job: CatalogJob<typeof QUEUE_NAMES.maintenance>) => Promise<unknown>;
   /** BullMQ job lock; a dead worker's job is taken over after about this long (default 30 s). */
   lockDurationMs?: number;
 }
@@ -40,6 +40,13 @@ export interface RunningWorkers {
 const BUSY_RETRY_MS = 2_000;
 const MAX_RATE_LIMIT_DELAY_MS = 15 * 60_000;
 
+/** The sync jobs of the catalog, one handler each; every one runs inside `guarded`. */
+const syncHandlers: JobHandlers<typeof QUEUE_NAMES.backfill | typeof QUEUE_NAMES.incremental, SyncDeps> = {
+  [JOB_NAMES.backfillPage]: runBackfillPage,
+  [JOB_NAMES.incremental]: runIncremental,
+  [JOB_NAMES.retryMessages]: runRetryJob,
+};
+
 export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): RunningWorkers {
   const concurrency = opts.concurrency ?? deps.defaultConcurrency;
   const lockDuration = opts.lockDurationMs ?? 30_000;
@@ -54,8 +61,8 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
     maxStalledCount: 5,
   };
   const workers: Worker[] = [];
-  const make = (queue: QueueName, processor: (job: Job, token: string | undefined) => Promise<unknown>) => {
-    const w = new Worker(queue, (job, token) => processor(job, token), common);
+  const make = <Q extends QueueName>(queue: Q, processor: (checked: CatalogJob<Q>, job: Job, token: string | undefined) => Promise<unknown>) => {
+    const w = new Worker(queue, async (job, token) => processor(checkedJob(deps, queue, job), job, token), common);
     // During a Redis outage BullMQ reports the refused connection several times a second per
     // queue; one line per queue every 10 s says the same without drowning the log.
     let lastErrorLog = 0;
@@ -75,13 +82,11 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
     workers.push(w);
   };
 
-  make(QUEUE_NAMES.backfill, (job, token) => guarded(deps, QUEUE_NAMES.backfill, job, token, () => runBackfillPage(deps, job.data as BackfillJob)));
-  make(QUEUE_NAMES.incremental, (job, token) =>
-    guarded(deps, QUEUE_NAMES.incremental, job, token, () => (job.name === JOB_NAMES.retryMessages ? runRetryJob(deps, job.data as RetryJob) : runIncremental(deps, job.data as IncrementalJob))),
-  );
+  make(QUEUE_NAMES.backfill, (checked, job, token) => guarded(deps, QUEUE_NAMES.backfill, job, token, () => dispatchJob(syncHandlers, deps, checked)));
+  make(QUEUE_NAMES.incremental, (checked, job, token) => guarded(deps, QUEUE_NAMES.incremental, job, token, () => dispatchJob(syncHandlers, deps, checked)));
   if (opts.maintenanceProcessor !== undefined) {
     const processor = opts.maintenanceProcessor;
-    make(QUEUE_NAMES.maintenance, (job) => timed(QUEUE_NAMES.maintenance, job, () => processor(job)));
+    make(QUEUE_NAMES.maintenance, (checked, job) => timed(QUEUE_NAMES.maintenance, job, () => processor(checked)));
   }
 
   let closing: Promise<void> | undefined;
@@ -92,6 +97,19 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
       return closing;
     },
   };
+}
+
+/**
+ * The worker boundary: a job whose name is not a catalog job of this queue, or whose payload fails
+ * its schema, fails now and for good (UnrecoverableError: no retry can fix a producer's mistake),
+ * logged and counted (job outcome "invalid"); the worker goes on with its next job.
+ */
+function checkedJob<Q extends QueueName>(deps: WorkerDeps, queue: Q, job: Job): CatalogJob<Q> {
+  const checked = parseJob(queue, job.name, job.data);
+  if (checked.ok) return checked.job;
+  jobDurationSeconds.observe({ queue, outcome: "invalid" }, 0);
+  deps.log.error({ queue, jobId: job.id, reason: checked.reason }, "job rejected by the job catalog: failed without retry");
+  throw new UnrecoverableError(`job ${job.id} rejected: ${checked.reason}`);
 }
 
 async function timed<T>(queue: QueueName, job: Job, fn: () => Promise<T>): Promise<T> {
@@ -117,7 +135,7 @@ const parksKey = (prefix: string, accountId: number) => `${prefix}:parks:acct:${
 
 /**
  * How long to park a rate-limited job. Gmail's own retry time when it gave one; otherwise (429
- * "Resource has been exhausted", 403 "Queries per minute per user" — gmail-real-samples fact 13)
+ * "Resource has been exhausted", 403 "Queries per minute per user": the refusal forms in emulator/README.md, "Realism")
  * an exponential backoff over the account's consecutive parks (1 s, 2 s, 4 s … up to 15 min), since
  * a per-minute window may stay closed for up to a minute and retrying every second only extends
  * the overuse. Any completed job of the account resets the count. (Our own governor's waits never
@@ -151,12 +169,7 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
     const result = await run();
     end({ outcome: "completed" });
     await deps.redis.del(parksKey(deps.prefix, accountId)).catch(() => 0);
-    await deps.db
-      .updateTable("sync_state")
-      .set({ throttled_until: null, last_error: null, last_error_kind: null })
-      .where("account_id", "=", accountId)
-      .where((eb) => eb.or([eb("throttled_until", "is not", null), eb("last_error", "is not", null)]))
-      .execute();
+    await clearThrottleAndError(deps.db, accountId);
     return result;
   } catch (err) {
     if (err instanceof DelayedError) {

@@ -1,8 +1,7 @@
 // `gmail-sync accounts [--json]`: every account's sync status (backfilling with progress, active,
 // throttled until T, resyncing with reason, reauth_required, disabled) and its counts.
 import type { Command } from "commander";
-import { loadConfig } from "../config.ts";
-import { createDb } from "../db/database.ts";
+import { withStoreApp } from "./cli-app.ts";
 import { accountStatuses, type AccountStatusView } from "../sync/status.ts";
 
 export function describeStatus(a: AccountStatusView): string {
@@ -28,9 +27,7 @@ export function registerAccountsCommand(program: Command): void {
     .description("list connected accounts with their sync status")
     .option("--json", "print an array of objects")
     .action(async (opts: { json?: boolean }) => {
-      const config = loadConfig();
-      const db = createDb(config.DATABASE_URL, 1);
-      try {
+      await withStoreApp(async ({ db }) => {
         const rows = await accountStatuses(db);
         if (opts.json) {
           console.log(JSON.stringify(rows));
@@ -43,8 +40,6 @@ export function registerAccountsCommand(program: Command): void {
           console.log(`${a.email}  ${describeStatus(a)}  ${a.messages} messages, ${a.attachments} attachments, ${age}${dl}`);
           if (a.lastError) console.log(`    last error (${a.lastError.kind}): ${a.lastError.message}`);
         }
-      } finally {
-        await db.destroy();
-      }
+      });
     });
 }

@@ -4,7 +4,7 @@
 // the account and everything stored for it instead. --revoke also revokes the grant at Google, so
 // the refresh token is worthless wherever a copy of it may be (a backup, an old key's ciphertext).
 import type { Command } from "commander";
-import { sql } from "kysely";
+import { deleteAccount, disconnectAccount } from "../db/accounts.ts";
 import { revokeGrant } from "../gmail/revoke.ts";
 import { requireAccount, withCliApp } from "./cli-app.ts";
 
@@ -33,18 +33,11 @@ export function registerDisconnectCommand(program: Command): void {
           console.log(`${account.email}: grant revoked at Google`);
         }
         if (opts.purge) {
-          await app.db.deleteFrom("accounts").where("id", "=", account.id).execute();
+          await deleteAccount(app.db, account.id);
           console.log(`${account.email} disconnected and purged`);
           return;
         }
-        await app.db.transaction().execute(async (trx) => {
-          await trx
-            .updateTable("accounts")
-            .set({ status: "disabled", status_reason: "disconnected", refresh_token_encrypted: null, access_token_encrypted: null, access_token_expires_at: null, updated_at: sql`now()` })
-            .where("id", "=", account.id)
-            .execute();
-          await trx.updateTable("sync_state").set({ watch_expiration: null, watch_history_id: null, updated_at: sql`now()` }).where("account_id", "=", account.id).execute();
-        });
+        await disconnectAccount(app.db, account.id);
         console.log(`${account.email} disconnected (its mail is kept; --purge deletes it)`);
       });
     });

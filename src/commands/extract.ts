@@ -4,11 +4,10 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import pino from "pino";
-import { createAttachmentPipeline } from "../attachments/pipeline.ts";
+import { createExtractionApp } from "../app.ts";
 import type { AttachmentResult } from "../attachments/types.ts";
 import { loadConfig } from "../config.ts";
-import { createLogger } from "../log.ts";
+import { stderrLogger } from "./cli-app.ts";
 
 // What a mail client would declare for a file with this extension.
 const BY_EXTENSION: Record<string, string> = {
@@ -70,8 +69,8 @@ export function registerExtractCommand(program: Command): void {
     .action(async (files: string[], opts: { json?: boolean }) => {
       const config = loadConfig();
       // Logs go to stderr: stdout carries only results.
-      const log = createLogger(config.LOG_LEVEL, pino.destination({ dest: 2, sync: true }));
-      const pipeline = await createAttachmentPipeline(config, { log, findReusable: async () => null });
+      const app = await createExtractionApp(config, { log: stderrLogger(config.LOG_LEVEL) });
+      const { pipeline } = app;
       const failures: string[] = [];
       const results: Array<ExtractLine | null | undefined> = new Array(files.length);
       let printed = 0;
@@ -105,7 +104,7 @@ export function registerExtractCommand(program: Command): void {
       try {
         await Promise.all(Array.from({ length: Math.min(files.length, config.EXTRACT_POOL_SIZE * 2) }, worker));
       } finally {
-        await pipeline.close();
+        await app.close();
       }
       if (failures.length > 0) throw new Error(`could not read ${failures.length} file(s): ${failures.join("; ")}`);
     });

@@ -1,8 +1,8 @@
 // `gmail-sync search QUERY`: ranked full-text search over stored mail and attachment text.
 import { type Command, InvalidArgumentError } from "commander";
-import { loadConfig } from "../config.ts";
-import { createDb } from "../db/database.ts";
+import { findAccountIdByEmail } from "../db/accounts.ts";
 import { searchMessages } from "../db/search.ts";
+import { withStoreApp } from "./cli-app.ts";
 import { printable } from "./printable.ts";
 
 const BOLD = { start: "\u001b[1m", stop: "\u001b[22m" };
@@ -22,14 +22,11 @@ export function registerSearchCommand(program: Command): void {
     .option("--include-spam-trash", "also search mail in Spam and Trash (left out by default, as in Gmail)")
     .option("--json", "print the hits as a JSON array")
     .action(async (query: string, opts: { account?: string; limit: number; includeSpamTrash?: boolean; json?: boolean }) => {
-      const config = loadConfig();
-      const db = createDb(config.DATABASE_URL, 1);
-      try {
+      await withStoreApp(async ({ db }) => {
         let accountId: number | undefined;
         if (opts.account !== undefined) {
-          const row = await db.selectFrom("accounts").select("id").where("email", "=", opts.account.toLowerCase()).executeTakeFirst();
-          if (row === undefined) throw new Error(`unknown account ${opts.account}`);
-          accountId = row.id;
+          accountId = await findAccountIdByEmail(db, opts.account.toLowerCase());
+          if (accountId === undefined) throw new Error(`unknown account ${opts.account}`);
         }
         const tty = process.stdout.isTTY === true && !opts.json;
         const hits = await searchMessages(db, query, { accountId, limit: opts.limit, includeSpamTrash: opts.includeSpamTrash === true, highlight: tty ? BOLD : { start: "**", stop: "**" } });
@@ -45,8 +42,6 @@ export function registerSearchCommand(program: Command): void {
           const marker = tty ? BOLD : { start: "**", stop: "**" };
           console.log(`    ${h.snippet.split(marker.start).map((part) => part.split(marker.stop).map(printable).join(marker.stop)).join(marker.start)}`);
         }
-      } finally {
-        await db.destroy();
-      }
+      });
     });
 }

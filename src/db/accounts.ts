@@ -1,35 +1,40 @@
-// Account rows: lookup, the connect upsert, token saves with compare-and-set, and status changes.
+// Account rows: lookup, the connect upsert, token saves with compare-and-set, status changes,
+// disconnect and deletion.
 // Tokens arrive here already encrypted (src/token-crypto.ts); this file never sees plaintext.
-import { sql } from "kysely";
-import type { AccountStatus, Db } from "./database.ts";
+import { type Selectable, sql } from "kysely";
+import type { AccountStatus, AccountsTable, Db, Executor } from "./database.ts";
 
-export interface AccountRow {
-  id: number;
-  email: string;
-  status: AccountStatus;
-  status_reason: string | null;
-  scopes: string[];
-  refresh_token_encrypted: string | null;
-  access_token_encrypted: string | null;
-  access_token_expires_at: Date | null;
-  token_key_id: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
+export type AccountRow = Selectable<AccountsTable>;
 
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-export async function findAccountByEmail(db: Db, email: string): Promise<AccountRow | undefined> {
+export async function findAccountByEmail(db: Executor, email: string): Promise<AccountRow | undefined> {
   return db.selectFrom("accounts").selectAll().where("email", "=", normalizeEmail(email)).executeTakeFirst();
 }
 
-export async function getAccount(db: Db, id: number): Promise<AccountRow | undefined> {
+/** The id of the account stored under exactly `email` (no normalising: the caller decides). */
+export async function findAccountIdByEmail(db: Executor, email: string): Promise<number | undefined> {
+  const row = await db.selectFrom("accounts").select("id").where("email", "=", email).executeTakeFirst();
+  return row?.id;
+}
+
+/** Ids of the accounts stored under these exact addresses. */
+export async function findAccountIdsByEmail(db: Executor, emails: readonly string[]): Promise<Array<Pick<AccountRow, "id" | "email">>> {
+  return db.selectFrom("accounts").select(["id", "email"]).where("email", "in", emails).execute();
+}
+
+export async function getAccount(db: Executor, id: number): Promise<AccountRow | undefined> {
   return db.selectFrom("accounts").selectAll().where("id", "=", id).executeTakeFirst();
 }
 
-export async function listAccounts(db: Db, filter: { status?: AccountStatus | AccountStatus[] } = {}): Promise<AccountRow[]> {
+/** Just what deciding whether to talk to Gmail for the account needs (no token columns). */
+export async function getAccountEmailAndStatus(db: Executor, id: number): Promise<Pick<AccountRow, "id" | "email" | "status"> | undefined> {
+  return db.selectFrom("accounts").select(["id", "email", "status"]).where("id", "=", id).executeTakeFirst();
+}
+
+export async function listAccounts(db: Executor, filter: { status?: AccountStatus | AccountStatus[] } = {}): Promise<AccountRow[]> {
   let q = db.selectFrom("accounts").selectAll().orderBy("id");
   if (filter.status !== undefined) {
     const statuses = Array.isArray(filter.status) ? filter.status : [filter.status];
@@ -83,7 +88,7 @@ export async function upsertConnectedAccount(db: Db, a: ConnectedAccount): Promi
  * Returns false when another refresher already stored a token that lives longer.
  */
 export async function saveAccessToken(
-  db: Db,
+  db: Executor,
   args: { accountId: number; accessTokenEncrypted: string; expiresAt: Date; keyId: string; previousExpiresAt: Date | null; refreshTokenEncrypted?: string },
 ): Promise<boolean> {
   const set: Record<string, unknown> = {
@@ -110,7 +115,7 @@ export async function saveAccessToken(
 }
 
 /** The refresh token no longer works (revoked, expired, scope missing): stop using the account. */
-export async function markReauthRequired(db: Db, accountId: number, reason: string): Promise<boolean> {
+export async function markReauthRequired(db: Executor, accountId: number, reason: string): Promise<boolean> {
   const res = await db
     .updateTable("accounts")
     .set({ status: "reauth_required", status_reason: reason, access_token_encrypted: null, access_token_expires_at: null, updated_at: sql`now()` })
@@ -120,7 +125,7 @@ export async function markReauthRequired(db: Db, accountId: number, reason: stri
   return Number(res.numUpdatedRows) === 1;
 }
 
-export async function setAccountStatus(db: Db, id: number, status: AccountStatus, reason?: string): Promise<void> {
+export async function setAccountStatus(db: Executor, id: number, status: AccountStatus, reason?: string): Promise<void> {
   await db
     .updateTable("accounts")
     .set({ status, status_reason: reason ?? null, updated_at: sql`now()` })
@@ -136,7 +141,7 @@ export interface StoredTokens {
 }
 
 /** Every account holding an encrypted token (for re-encryption under a new key). */
-export async function accountsWithTokens(db: Db): Promise<StoredTokens[]> {
+export async function accountsWithTokens(db: Executor): Promise<StoredTokens[]> {
   const rows = await db
     .selectFrom("accounts")
     .select(["id", "email", "refresh_token_encrypted", "access_token_encrypted"])
@@ -150,7 +155,7 @@ export async function accountsWithTokens(db: Db): Promise<StoredTokens[]> {
  * Replaces an account's ciphertexts if they are still the ones read (compare-and-set: a token
  * refresh saved meanwhile wins, and is already under the active key). Returns whether it replaced.
  */
-export async function replaceTokenCiphertexts(db: Db, before: StoredTokens, after: { refresh: string | null; access: string | null; keyId: string }): Promise<boolean> {
+export async function replaceTokenCiphertexts(db: Executor, before: StoredTokens, after: { refresh: string | null; access: string | null; keyId: string }): Promise<boolean> {
   const r = await db
     .updateTable("accounts")
     .set({ refresh_token_encrypted: after.refresh, access_token_encrypted: after.access, token_key_id: after.keyId, updated_at: sql`now()` })
@@ -159,4 +164,29 @@ export async function replaceTokenCiphertexts(db: Db, before: StoredTokens, afte
     .where(sql<boolean>`access_token_encrypted IS NOT DISTINCT FROM ${before.accessTokenEncrypted}`)
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * `disconnect`: the account stays (its mail is kept) but is disabled, its tokens forgotten, and its
+ * watch with them — both rows in one transaction, so no sync sees tokens gone but a watch kept.
+ */
+export async function disconnectAccount(db: Db, accountId: number): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable("accounts")
+      .set({ status: "disabled", status_reason: "disconnected", refresh_token_encrypted: null, access_token_encrypted: null, access_token_expires_at: null, updated_at: sql`now()` })
+      .where("id", "=", accountId)
+      .execute();
+    await trx.updateTable("sync_state").set({ watch_expiration: null, watch_history_id: null, updated_at: sql`now()` }).where("account_id", "=", accountId).execute();
+  });
+}
+
+/** Deletes the account; its sync state, messages, attachments and ledger rows go with it (ON DELETE CASCADE). */
+export async function deleteAccount(db: Executor, accountId: number): Promise<void> {
+  await db.deleteFrom("accounts").where("id", "=", accountId).execute();
+}
+
+/** Deletes the accounts stored under these exact addresses, with everything they own. */
+export async function deleteAccountsByEmail(db: Executor, emails: readonly string[]): Promise<void> {
+  await db.deleteFrom("accounts").where("email", "in", emails).execute();
 }

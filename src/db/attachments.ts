@@ -1,9 +1,6 @@
 // Attachment lookups for the pipeline. (Rows are written with their message in db/messages.ts.)
-import type { Kysely, Transaction } from "kysely";
 import type { ReusableText, SkippedReason } from "../attachments/types.ts";
-import type { Database } from "./database.ts";
-
-type Executor = Kysely<Database> | Transaction<Database>;
+import type { Executor } from "./database.ts";
 
 /**
  * Skips that depend only on the bytes, so a second extraction would end the same way. Limit-bound

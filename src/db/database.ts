@@ -1,6 +1,7 @@
 // The kysely Database type (kept equal to the applied migrations; test/integration/schema.test.ts
-// compares the two) and the one place a pg pool is created.
-import type { ColumnType, Generated } from "kysely";
+// compares the two), the Executor every repository function takes, and the one place a pg pool is
+// created.
+import type { ColumnType, Generated, Transaction } from "kysely";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 
@@ -126,6 +127,13 @@ export interface Database {
 }
 
 export type Db = Kysely<Database>;
+
+/**
+ * What a repository function runs its query on: the pool, or a transaction it is part of (so the
+ * caller decides the transaction boundaries). Functions that open a transaction or hold a session
+ * themselves take a Db.
+ */
+export type Executor = Kysely<Database> | Transaction<Database>;
 
 /**
  * `gmail_id = ANY($1::text[])`: a list of ids as ONE bind parameter. Kysely's `in` writes one

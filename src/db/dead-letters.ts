@@ -5,10 +5,8 @@
 // hourly once it is parked. Parked (a dead letter: `gmail-sync dead-letters`, a metric) means a
 // person should look: a permanent failure at once, a transient one only after MAX_MESSAGE_ATTEMPTS
 // attempts AND MIN_PARK_AGE_MINUTES since its first failure, so a one-minute outage parks nothing.
-import { type Kysely, sql, type Transaction } from "kysely";
-import { type Database, gmailIdIn } from "./database.ts";
-
-type Executor = Kysely<Database> | Transaction<Database>;
+import { sql } from "kysely";
+import { type Executor, gmailIdIn } from "./database.ts";
 
 /** Attempts before a transiently failing message may be parked… */
 export const MAX_MESSAGE_ATTEMPTS = 5;

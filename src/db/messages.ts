@@ -1,12 +1,10 @@
 // Message and attachment rows: idempotent upserts keyed by Gmail ids, guarded by the message's
 // historyId so that an older fetch (a backfill page that read a message before a label change the
 // incremental sync already applied) can never overwrite a newer state.
-import { type Kysely, sql, type Transaction } from "kysely";
+import { sql } from "kysely";
 import type { AttachmentResult } from "../attachments/types.ts";
 import type { ParsedMessage } from "../gmail/parse-message.ts";
-import { type Database, gmailIdIn, type HistoryId } from "./database.ts";
-
-type Executor = Kysely<Database> | Transaction<Database>;
+import { type Executor, gmailIdIn, type HistoryId } from "./database.ts";
 
 /** What the sync stores for one message: the parsed message, its attachments already processed. */
 export type MessageRecord = Omit<ParsedMessage, "attachments" | "bodyRef"> & { attachments: AttachmentResult[] };
@@ -246,4 +244,14 @@ export async function knownIds(trx: Executor, accountId: number, gmailIds: strin
   if (gmailIds.length === 0) return new Set();
   const rows = await trx.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where(gmailIdIn(gmailIds)).execute();
   return new Set(rows.map((r) => r.gmail_id));
+}
+
+/** How many message rows are held, soft-deleted ones and tombstones included; of one account when given. */
+export async function countMessageRows(db: Executor, opts: { accountId?: number } = {}): Promise<number> {
+  const row = await db
+    .selectFrom("messages")
+    .select((eb) => eb.fn.countAll().as("n"))
+    .$if(opts.accountId !== undefined, (qb) => qb.where("account_id", "=", opts.accountId as number))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

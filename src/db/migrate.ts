@@ -6,13 +6,10 @@ import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { FileMigrationProvider, type MigrationResultSet, Migrator } from "kysely/migration";
 import pg from "pg";
+import { MigrationError } from "../errors.ts";
 import type { Db } from "./database.ts";
 
 export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
-
-export class MigrationError extends Error {
-  override name = "MigrationError";
-}
 
 function migrator(db: Db): Migrator {
   return new Migrator({

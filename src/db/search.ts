@@ -3,7 +3,7 @@
 // A message matches through itself or any of its attachments; its best hit ranks it and gives the
 // highlighted snippet.
 import { sql } from "kysely";
-import type { Db } from "./database.ts";
+import type { Executor } from "./database.ts";
 
 export interface SearchHit {
   account: string;
@@ -31,7 +31,7 @@ export interface SearchOptions {
 // ts_headline re-parses the document, so it only runs on the final page of hits, on a capped text.
 const HEADLINE_CHARS = 100_000;
 
-export async function searchMessages(db: Db, query: string, opts: SearchOptions): Promise<SearchHit[]> {
+export async function searchMessages(db: Executor, query: string, opts: SearchOptions): Promise<SearchHit[]> {
   const start = opts.highlight?.start ?? "**";
   const stop = opts.highlight?.stop ?? "**";
   const headlineOptions = `MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=" … ", StartSel="${start.replaceAll('"', "")}", StopSel="${stop.replaceAll('"', "")}"`;

@@ -1,10 +1,9 @@
 // The per-account sync state: the cursor (history_id, moved only forward and only in the
-// transaction that stores what it covers) and the backfill/resync run with its page checkpoint.
-import { type Kysely, sql, type Transaction } from "kysely";
-import type { Database, HistoryId, SyncStateTable } from "./database.ts";
-import type { Selectable } from "kysely";
+// transaction that stores what it covers), the backfill/resync run with its page checkpoint, and
+// what the account shows about its watch, its last push, throttling and errors.
+import { type Selectable, sql, type Transaction } from "kysely";
+import type { Database, Executor, HistoryId, SyncStateTable } from "./database.ts";
 
-type Executor = Kysely<Database> | Transaction<Database>;
 export type SyncState = Selectable<SyncStateTable>;
 
 export async function ensureSyncState(db: Executor, accountId: number): Promise<void> {
@@ -143,4 +142,40 @@ export async function recordSyncError(db: Executor, accountId: number, kind: str
 
 export async function setThrottledUntil(db: Executor, accountId: number, until: Date | null): Promise<void> {
   await db.updateTable("sync_state").set({ throttled_until: until, updated_at: sql`now()` }).where("account_id", "=", accountId).execute();
+}
+
+/** Stores a users.watch answer. An upsert: on connect, the watch may run before the first backfill has created the row. */
+export async function recordWatch(db: Executor, accountId: number, watch: { expiration: Date; historyId: HistoryId }): Promise<void> {
+  const watchState = { watch_expiration: watch.expiration, watch_history_id: watch.historyId, updated_at: new Date() };
+  await db
+    .insertInto("sync_state")
+    .values({ account_id: accountId, ...watchState })
+    .onConflict((oc) => oc.column("account_id").doUpdateSet(watchState))
+    .execute();
+}
+
+/** Forgets the watch's expiry (stopped, or left to lapse): the account counts as unwatched. */
+export async function clearWatchExpiration(db: Executor, accountId: number): Promise<void> {
+  await db.updateTable("sync_state").set({ watch_expiration: null, updated_at: new Date() }).where("account_id", "=", accountId).execute();
+}
+
+/** When the last push for the account arrived (the poll fallback skips accounts that get pushes). */
+export async function recordPushReceived(db: Executor, accountId: number, at: Date): Promise<void> {
+  await db.updateTable("sync_state").set({ last_push_at: at }).where("account_id", "=", accountId).execute();
+}
+
+/** A job succeeded: the account is no longer throttled nor in error. Writes only when there is something to clear. */
+export async function clearThrottleAndError(db: Executor, accountId: number): Promise<void> {
+  await db
+    .updateTable("sync_state")
+    .set({ throttled_until: null, last_error: null, last_error_kind: null })
+    .where("account_id", "=", accountId)
+    .where((eb) => eb.or([eb("throttled_until", "is not", null), eb("last_error", "is not", null)]))
+    .execute();
+}
+
+/** How many accounts' backfill runs have finished (a benchmark's end condition). */
+export async function countBackfillsDone(db: Executor): Promise<number> {
+  const { done } = await sql<{ done: number }>`SELECT count(*)::int AS done FROM sync_state WHERE backfill_phase = 'done'`.execute(db).then((r) => r.rows[0] as { done: number });
+  return done;
 }

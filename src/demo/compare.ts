@@ -2,8 +2,8 @@
 // every message Gmail no longer has soft-deleted, one attachment row per attachment part, and —
 // when the snapshot carries them — each body equal to the text its sender wrote, whatever the
 // charset (a forwarded message's text is never the outer body).
-import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
+import { liveMessagesWithAttachmentCounts } from "../db/demo-queries.ts";
 import type { MailboxSnapshot } from "@gmail-sync/emulator";
 
 export interface MailboxComparison {
@@ -36,12 +36,7 @@ const OUTSIDE = ["SPAM", "TRASH"];
 
 export async function compareWithMailbox(db: Db, accountId: number, mailbox: MailboxSnapshot, opts: { includeSpamTrash: boolean }): Promise<MailboxComparison> {
   const inScope = (labels: string[]) => opts.includeSpamTrash || !labels.some((l) => OUTSIDE.includes(l));
-  const rows = await db
-    .selectFrom("messages")
-    .select(["gmail_id", "label_ids", "body_text", sql<number>`(SELECT count(*)::int FROM attachments a WHERE a.message_id = messages.id)`.as("attachments")])
-    .where("account_id", "=", accountId)
-    .where("deleted_at", "is", null)
-    .execute();
+  const rows = await liveMessagesWithAttachmentCounts(db, accountId);
   const stored = new Map(rows.filter((r) => inScope(r.label_ids)).map((r) => [r.gmail_id, r]));
   const live = new Map(mailbox.messages.filter((m) => inScope(m.labelIds)).map((m) => [m.id, m]));
   const missing = [...live.keys()].filter((id) => !stored.has(id));

@@ -7,10 +7,11 @@
 import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
-import { sql } from "kysely";
 import { type App, createApp } from "../app.ts";
 import { type Config, loadConfig } from "../config.ts";
+import { deleteAccountsByEmail, findAccountIdsByEmail } from "../db/accounts.ts";
 import { createDb } from "../db/database.ts";
+import { accountAttachmentAndLedgerCounts, attachmentRouteCounts, backfillProgress, countAttachmentsMatching, messagesCreatedAt } from "../db/demo-queries.ts";
 import { ensureDatabase, migrateToLatest } from "../db/migrate.ts";
 import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { emulatorEnv } from "./emulator-env.ts";
@@ -104,7 +105,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
   try {
     await migrateToLatest(migrator);
     // The demo's mailboxes are regenerated each run: forget the previous run's copies of them.
-    await migrator.deleteFrom("accounts").where("email", "in", ACCOUNTS).execute();
+    await deleteAccountsByEmail(migrator, ACCOUNTS);
   } finally {
     await migrator.destroy();
   }
@@ -159,7 +160,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
       await connectThroughConsent(app, serverUrl, email);
     }
     const ids = new Map<string, number>();
-    for (const row of await app.db.selectFrom("accounts").select(["id", "email"]).where("email", "in", ACCOUNTS).execute()) ids.set(row.email, row.id);
+    for (const row of await findAccountIdsByEmail(app.db, ACCOUNTS)) ids.set(row.email, row.id);
     say(`connected ${ACCOUNTS.join(", ")} through OAuth2 consent; refresh tokens stored encrypted`);
 
     // 5. Backfill, with live progress.
@@ -173,17 +174,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
       await until(
         "the backfill",
         async () => {
-          const rows = await app.db
-            .selectFrom("accounts")
-            .innerJoin("sync_state", "sync_state.account_id", "accounts.id")
-            .select([
-              "accounts.email",
-              "sync_state.backfill_phase",
-              sql<number>`(SELECT count(*)::int FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("stored"),
-              sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id)`.as("attachments"),
-            ])
-            .where("accounts.email", "in", ACCOUNTS)
-            .execute();
+          const rows = await backfillProgress(app.db, ACCOUNTS);
           // Gmail's quota is a moving average with one second of burst: show it over ≥ 2 s windows.
           const now = Date.now();
           if (now - lastAt >= 2000) {
@@ -253,22 +244,10 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     // 7. The summary. Latency is over the ordinary deliveries: the two big ones are there to show
     // the temp-file and too-large routes, and the 12 MB extraction would dominate the tail.
     const small = delivered.filter((d) => d.big !== true);
-    const latencies = (
-      await app.db
-        .selectFrom("messages")
-        .select(["gmail_id", "created_at"])
-        .where("gmail_id", "in", small.map((d) => d.id))
-        .execute()
-    )
+    const latencies = (await messagesCreatedAt(app.db, small.map((d) => d.id)))
       .map((r) => r.created_at.getTime() - (small.find((d) => d.id === r.gmail_id)?.at ?? r.created_at.getTime()))
       .sort((a, b) => a - b);
-    const routes = await app.db
-      .selectFrom("attachments")
-      .innerJoin("messages", "messages.id", "attachments.message_id")
-      .select([sql<string>`coalesce(attachments.metadata->>'route', 'unknown')`.as("route"), "attachments.skipped_reason", sql<number>`count(*)::int`.as("n")])
-      .where("messages.account_id", "in", [...ids.values()])
-      .groupBy(["route", "attachments.skipped_reason"])
-      .execute();
+    const routes = await attachmentRouteCounts(app.db, [...ids.values()]);
     const attachments = { memory: 0, temp_file: 0, skipped: 0 };
     const skippedReasons: Record<string, number> = {};
     for (const r of routes) {
@@ -278,22 +257,11 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     const perAccount = [];
     for (const c of comparisons) {
       const id = ids.get(c.email) as number;
-      const counts = await app.db
-        .selectFrom("accounts")
-        .select([
-          sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("attachments"),
-          sql<number>`(SELECT count(*)::int FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL)`.as("dead_letters"),
-        ])
-        .where("id", "=", id)
-        .executeTakeFirstOrThrow();
+      const counts = await accountAttachmentAndLedgerCounts(app.db, id);
       perAccount.push({ ...c, attachments: counts.attachments, deadLetters: counts.dead_letters });
     }
     const searchQuery = "heliotrope";
-    const searchHits = await app.db
-      .selectFrom("attachments")
-      .select(sql<number>`count(*)::int`.as("n"))
-      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${searchQuery})`)
-      .executeTakeFirstOrThrow();
+    const searchHits = await countAttachmentsMatching(app.db, searchQuery);
     const quotaUnits = await quotaSpent();
     const summary: DemoSummary = {
       accounts: perAccount,
@@ -306,7 +274,7 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
       backfillSeconds: Math.round(backfillSeconds * 10) / 10,
       pushToStoredMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length },
       metricsUrl: `${server.internalUrl}/metrics`,
-      searchExample: { query: searchQuery, hits: searchHits.n },
+      searchExample: { query: searchQuery, hits: searchHits },
       match: perAccount.every((a) => a.match),
     };
 

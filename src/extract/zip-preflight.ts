@@ -32,6 +32,10 @@ export type Preflight =
 
 type Limits = typeof ZIP_LIMITS;
 
+// A control-flow signal, not one of the project's errors: thrown by the checks below and caught in
+// preflightZip, which turns it into a Preflight result, so it never leaves this file. It stays
+// here rather than in src/errors.ts because this file runs in extraction children, which may read
+// only src/extract/ (the allow-list in child-spawn.ts).
 class Refused extends Error {
   readonly reason: "too_complex" | "corrupt" | "encrypted";
   constructor(reason: "too_complex" | "corrupt" | "encrypted", detail: string) {

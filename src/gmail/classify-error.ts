@@ -187,7 +187,7 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
 export function rateLimitScope(err: GmailError): "user" | "project" | "concurrent" {
   if (/concurrent/i.test(err.message)) return "concurrent";
   // "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service …" is the
-  // project's limit; "… 'Queries per minute per user' …" the user's (gmail-api-facts.md §7).
+  // project's limit; "… 'Queries per minute per user' …" the user's (emulator/src/errors.ts has both texts).
   if (/per project|dailyLimit|'Queries per minute'(?! per user)/i.test(err.message) || err.reason === "dailyLimitExceeded") return "project";
   return "user";
 }

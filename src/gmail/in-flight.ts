@@ -1,7 +1,7 @@
 // Per-account cap on Gmail requests in flight, shared by every worker process through Redis.
 // Gmail refuses more than about 10 concurrent requests per user with 429 "Too many concurrent
 // requests for user" — counting each part of a batch, which Gmail answers in parallel
-// (gmail-api-facts.md §7; gmail-real-samples/error_429_too_many_concurrent_batch_part.txt). The
+// (emulator/README.md, "Realism": the concurrency row and its recorded refusal). The
 // quota governor paces units per second but not concurrency, so this is the second gate: a request
 // (or a batch of k parts) holds k permits while it is on the wire.
 //

@@ -1,6 +1,6 @@
 // Undoes the one charset mistake Gmail bakes into body.data: UTF-8 bytes sent under a label it
 // reads as windows-1252 (iso-8859-1, latin1, us-ascii, windows-1252…: the WHATWG table). Gmail
-// trusts the label when it converts text/* to UTF-8 (../shared/gmail-real-samples fact 1; the
+// trusts the label when it converts text/* to UTF-8 (emulator/src/charset.ts and its evidence; the
 // recorded "Stakeholdersâ€™" is one), so "café" arrives as "cafÃ©". WHATWG's windows-1252 maps every
 // byte to one character (0x81, 0x8D… to the C1 controls), so the served text can be turned back
 // into the sender's bytes exactly, and those bytes read as UTF-8.

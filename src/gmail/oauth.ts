@@ -72,11 +72,6 @@ export function isReadonlyGrant(scopes: string[]): boolean {
   return scopes.length === 1 && scopes[0] === GMAIL_READONLY_SCOPE;
 }
 
-/** Thrown by ConnectOptions.accept to refuse an account after its identity is known. */
-export class ConnectRefusedError extends Error {
-  override name = "ConnectRefusedError";
-}
-
 export interface ConnectOptions {
   /** The PKCE verifier of the consent round trip that produced the code. */
   codeVerifier?: string | undefined;

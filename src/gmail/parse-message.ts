@@ -5,7 +5,7 @@
 // Choices: body text is the first text/plain leaf of the message's own tree that is not an
 // attachment, else the first text/html leaf rendered with html-to-text. Gmail serves text/* body.data
 // already converted to UTF-8 while the part keeps its original charset= header
-// (../shared/gmail-real-samples fact 1), so body bytes are read as UTF-8; the declared charset is
+// (emulator/src/charset.ts, with the recorded evidence), so body bytes are read as UTF-8; the declared charset is
 // used only for bytes that cannot be UTF-8 (a server that passes bytes through), and to undo the
 // mojibake Gmail makes of UTF-8 mislabelled iso-8859-1/windows-1252 (mojibake.ts). CRLF → LF, NUL
 // bytes stripped (Postgres text cannot hold them). An attached message (message/rfc822, which

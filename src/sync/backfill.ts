@@ -9,14 +9,14 @@ import { checkpointPage, ensureSyncState, getSyncState } from "../db/sync-state.
 import { isGmailError } from "../errors.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
 import type { GmailMessage } from "../gmail/port.ts";
-import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
+import { fetchMessages, type ThreadPlan } from "./fetch-messages.ts";
 import { withSyncLock } from "./lock.ts";
+import { assertPlausibleGone, recheckMissing } from "./not-found.ts";
 import { recordSeen, runMaySweep, seenKey, startRun, sweepUnseen } from "./resync.ts";
-import { isScoped, runScope } from "./run-scope.ts";
-import { commitPrepared } from "./commit-prepared.ts";
 import { scheduleRetry } from "./retry-messages.ts";
-import { assertPlausibleGone, fetchAndPrepare, recheckMissing, type ThreadPlan } from "./store-message.ts";
+import { isScoped, runScope } from "./run-scope.ts";
+import { countStored, storePrepared } from "./store-prepared.ts";
 
 export const BACKFILL_PAGE_SIZE = 500;
 
@@ -80,10 +80,10 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
           ...(scoped ? {} : { pickExtras: (messages: GmailMessage[]) => pickUnstored(deps, accountId, runStartedAt, scope.includeSpamTrash, messages) }),
         }
       : undefined;
-    const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch, plan);
+    const prepared = await fetchMessages({ gmail, pipeline: deps.pipeline }, toFetch, plan);
     // A listed message that answers 404 may be one Gmail has just announced: ask again before
     // taking it as deleted since it was listed (nothing else would bring it back).
-    await recheckMissing({ gmail, pipeline: deps.pipeline, log }, prepared, () => true);
+    await recheckMissing({ gmail, pipeline: deps.pipeline }, prepared, () => true);
     assertPlausibleGone(prepared, toFetch.length);
     // Before the commit: a crash after it must not lose ids the sweep relies on (SADD is idempotent).
     if (sweep) await recordSeen(deps.redis, key, ids);
@@ -97,7 +97,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     await db.transaction().execute(async (trx) => {
       // Gone since it was listed: soft-deleted if held (history will say so too).
       // Failures go to the retry ledger in this transaction, so the checkpoint may pass them.
-      ({ stored, parked, nextRetryAt: retryAt } = await commitPrepared(trx, accountId, prepared));
+      ({ stored, parked, nextRetryAt: retryAt } = await storePrepared(trx, accountId, prepared));
       // Interrupted (rate limit, revoked auth): keep what was stored; the page is listed again.
       if (prepared.abort !== undefined) return;
       checkpointed = await checkpointPage(trx, accountId, runStartedAt, {
@@ -109,8 +109,7 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       });
       if (checkpointed && nextPageToken === null && sweep) swept = await sweepUnseen(trx, deps, accountId, key, runStartedAt);
     });
-    if (stored > 0) syncMessagesTotal.inc({ direction: "backfill" }, stored);
-    if (parked > 0) deadLettersTotal.inc({ reason: "backfill_fetch" }, parked);
+    countStored("backfill", { stored, parked });
     if (retryAt !== null) await scheduleRetry(deps, accountId, retryAt);
     if (prepared.abort !== undefined) throw prepared.abort;
     const result = { page: state.backfill_pages + 1, listed: ids.length, fetched: toFetch.length, stored, done: nextPageToken === null, swept };

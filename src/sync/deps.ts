@@ -2,6 +2,7 @@
 import type { Redis } from "ioredis";
 import type { AttachmentPipeline } from "../attachments/types.ts";
 import type { Config } from "../config.ts";
+import { getAccountEmailAndStatus } from "../db/accounts.ts";
 import type { Db } from "../db/database.ts";
 import type { GmailFactory, GmailPort } from "../gmail/port.ts";
 import type { Queues } from "../jobs.ts";
@@ -21,7 +22,7 @@ export type SyncSkip = { skipped: "account_inactive" | "no_account" | "no_cursor
 
 /** The account's Gmail port, or a skip when the account is gone or not active (no Gmail calls). */
 export async function activeAccountPort(deps: SyncDeps, accountId: number): Promise<{ gmail: GmailPort; email: string } | SyncSkip> {
-  const account = await deps.db.selectFrom("accounts").select(["id", "email", "status"]).where("id", "=", accountId).executeTakeFirst();
+  const account = await getAccountEmailAndStatus(deps.db, accountId);
   if (account === undefined) return { skipped: "no_account" };
   if (account.status !== "active") return { skipped: "account_inactive" };
   return { gmail: await deps.gmailFactory({ id: account.id, email: account.email }), email: account.email };

@@ -9,13 +9,14 @@ import { applyLabelChanges, deletedBefore, knownIds, recordDeletion, softDeleteM
 import { advanceCursor, getSyncState } from "../db/sync-state.ts";
 import type { GmailHistory, GmailPort } from "../gmail/port.ts";
 import { enqueueBackfill, type IncrementalJob, pushTimeKey } from "../jobs.ts";
-import { deadLettersTotal, messageChangesTotal, pushToCommitSeconds, syncErrorsTotal, syncMessagesTotal } from "../metrics.ts";
+import { messageChangesTotal, pushToCommitSeconds, syncErrorsTotal } from "../metrics.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
+import { fetchMessages, type PreparedBatch } from "./fetch-messages.ts";
 import { LOCK_WAIT_MS, withSyncLock } from "./lock.ts";
+import { assertPlausibleGone } from "./not-found.ts";
 import { startRun } from "./resync.ts";
-import { commitPrepared } from "./commit-prepared.ts";
 import { LABELLED_NOT_HELD, NOT_FOUND_YET, scheduleRetry } from "./retry-messages.ts";
-import { assertPlausibleGone, fetchAndPrepare, type PreparedBatch } from "./store-message.ts";
+import { countStored, storePrepared } from "./store-prepared.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -64,7 +65,7 @@ export function netHistory(records: GmailHistory[]): NetChanges {
       }
     }
     // One change per message per record: a record may hold labelsAdded and labelsRemoved for the
-    // same message ("Move to", a thread operation — gmail-real-samples/history_list_thread_ops.json),
+    // same message ("Move to", a thread operation: emulator/src/mailbox.ts writes them as Gmail does),
     // and both must apply under the one history id (the row's history_id guard would skip a second).
     const byMessage = new Map<string, { gmailId: string; historyId: string; added: string[]; removed: string[] }>();
     const changeOf = (id: string) => {
@@ -299,7 +300,7 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
   // it before committing: past the cap they go to the retry ledger, fetched in bounded rounds.
   const deferred = relabelFetch.slice(RELABEL_FETCH_CAP);
   const toFetch = [...addedIds.filter((id) => !current.has(id) && !outOfScope(id)), ...relabelFetch.slice(0, RELABEL_FETCH_CAP)];
-  const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log }, toFetch);
+  const prepared = await fetchMessages({ gmail, pipeline: deps.pipeline }, toFetch);
   // Judged before the post-push 404s are set aside: most of a slice answering 404 is a broken
   // endpoint, not a race, and must not be committed at all.
   assertPlausibleGone(prepared, toFetch.length, (id) => deletedSoFar.has(id));
@@ -316,7 +317,7 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
         if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid })) r.deleted++;
       } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
     }
-    const c = await commitPrepared(trx, accountId, prepared, { alsoResolved: net.deleted.keys() });
+    const c = await storePrepared(trx, accountId, prepared, { alsoResolved: net.deleted.keys() });
     r.stored = c.stored;
     r.deleted += c.gone;
     r.parked = c.parked;
@@ -329,13 +330,12 @@ async function applySlice(deps: SyncDeps, gmail: GmailPort, accountId: number, n
     if (prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);
   });
 
-  if (r.stored > 0) syncMessagesTotal.inc({ direction: "incremental" }, r.stored);
+  countStored("incremental", r);
   if (net.added.size > 0) messageChangesTotal.inc({ kind: "added" }, net.added.size);
   if (r.deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, r.deleted);
   const labelAdds = net.labels.filter((l) => l.added.length > 0).length;
   const labelRemoves = net.labels.filter((l) => l.removed.length > 0).length;
   if (labelAdds > 0) messageChangesTotal.inc({ kind: "label_added" }, labelAdds);
   if (labelRemoves > 0) messageChangesTotal.inc({ kind: "label_removed" }, labelRemoves);
-  if (r.parked > 0) deadLettersTotal.inc({ reason: "incremental_fetch" }, r.parked);
   return r;
 }

@@ -3,17 +3,14 @@
 // worker still runs) can run twice; this Postgres session lock is the real guard. It is held on a
 // dedicated pooled connection for the whole run and released when the run ends or the process
 // dies (the server drops a dead session's locks).
-import { sql } from "kysely";
+import { advisoryUnlock, tryAdvisoryLock } from "../db/advisory-locks.ts";
 import type { Db } from "../db/database.ts";
+import { SyncBusyError } from "../errors.ts";
 
 export type SyncKind = "backfill" | "incremental";
 
 // First key of the two-int advisory lock: the kind. Fixed numbers, so every version agrees.
 const KIND_KEY: Record<SyncKind, number> = { backfill: 0x67730001, incremental: 0x67730002 };
-
-export class SyncBusyError extends Error {
-  override name = "SyncBusyError";
-}
 
 /** How long an incremental sync or ledger retry waits for the account's running one (see withSyncLock). */
 export const LOCK_WAIT_MS = 1_000;
@@ -29,15 +26,14 @@ export async function withSyncLock<T>(db: Db, kind: SyncKind, accountId: number,
   return db.connection().execute(async (conn) => {
     const deadline = Date.now() + (opts.waitMs ?? 0);
     for (;;) {
-      const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${KIND_KEY[kind]}::int, ${accountId}::int) AS ok`.execute(conn);
-      if (got.rows[0]?.ok === true) break;
+      if (await tryAdvisoryLock(conn, KIND_KEY[kind], accountId)) break;
       if (Date.now() + LOCK_POLL_MS > deadline) throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
       await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
     }
     try {
       return await fn();
     } finally {
-      await sql`SELECT pg_advisory_unlock(${KIND_KEY[kind]}::int, ${accountId}::int)`.execute(conn).catch(() => {});
+      await advisoryUnlock(conn, KIND_KEY[kind], accountId).catch(() => {});
     }
   });
 }

@@ -1,5 +1,6 @@
 // The retry step: fetches the messages the retry ledger (src/db/dead-letters.ts) holds for an
-// account again and stores them through the one store step. It runs as its own job
+// account again and stores them through the one fetch and store step (fetch-messages.ts,
+// store-prepared.ts), as backfill and incremental sync do. It runs as its own job
 // ("retry-messages", scheduled for the earliest due row after every commit that left one, and by
 // the hourly tick for parked rows), under the account's incremental lock, so it never writes the
 // same rows as a sync at the same time. `gmail-sync dead-letters --retry` runs it for parked rows.
@@ -7,11 +8,11 @@ import { type DueMessage, dueMessages, nextRetryAt } from "../db/dead-letters.ts
 import { knownIds } from "../db/messages.ts";
 import type { GmailPort } from "../gmail/port.ts";
 import { enqueueRetry, type RetryJob } from "../jobs.ts";
-import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
-import { commitPrepared } from "./commit-prepared.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
+import { fetchMessages } from "./fetch-messages.ts";
 import { LOCK_WAIT_MS, withSyncLock } from "./lock.ts";
-import { assertPlausibleGone, fetchAndPrepare } from "./store-message.ts";
+import { assertPlausibleGone } from "./not-found.ts";
+import { countStored, storePrepared } from "./store-prepared.ts";
 
 /** Rows fetched per round, and rounds per job (the rest waits for the next job: bounded runs). */
 export const RETRY_BATCH = 500;
@@ -39,7 +40,7 @@ export async function retryMessages(deps: SyncDeps, gmail: GmailPort, accountId:
   const out: RetryOutcome = { retried: rows.length, stored: 0, gone: 0, retrying: 0, parked: 0 };
   if (rows.length === 0) return out;
   const awaited = new Set(rows.filter((r) => r.reason === NOT_FOUND_YET).map((r) => r.gmailId));
-  const prepared = await fetchAndPrepare({ gmail, pipeline: deps.pipeline, log: deps.log }, rows.map((r) => r.gmailId));
+  const prepared = await fetchMessages({ gmail, pipeline: deps.pipeline }, rows.map((r) => r.gmailId));
   const stillNotServed = prepared.gone.filter((id) => awaited.has(id));
   prepared.gone = prepared.gone.filter((id) => !awaited.has(id));
   for (const id of stillNotServed) prepared.failed.push({ id, kind: "transient", reason: NOT_FOUND_YET, detail: "added in history but messages.get still answers 404" });
@@ -54,9 +55,10 @@ export async function retryMessages(deps: SyncDeps, gmail: GmailPort, accountId:
     const drop = new Set(dropped);
     prepared.records = prepared.records.filter((m) => !drop.has(m.gmailId));
   }
-  const c = await deps.db.transaction().execute((trx) => commitPrepared(trx, accountId, prepared, { alsoResolved: dropped }));
-  if (c.stored > 0) syncMessagesTotal.inc({ direction: "retry" }, c.stored);
-  if (c.parked > 0) deadLettersTotal.inc({ reason: "retry" }, c.parked);
+  const c = await deps.db
+    .transaction()
+    .execute((trx) => storePrepared(trx, accountId, prepared, { alsoResolved: dropped }));
+  countStored("retry", c);
   if (prepared.abort !== undefined) throw prepared.abort;
   return { ...out, stored: c.stored, gone: c.gone, retrying: c.retrying, parked: c.parked };
 }

@@ -1,7 +1,7 @@
 // What users see about each account, derived from accounts + sync_state (+ counts): one of
 // backfilling (with progress), active, throttled (until T), resyncing (reason), reauth_required,
 // disabled. `gmail-sync accounts` prints it.
-import { sql } from "kysely";
+import { accountStatusRows } from "../db/account-status.ts";
 import type { Db } from "../db/database.ts";
 
 export type AccountSyncStatus = "backfilling" | "active" | "throttled" | "resyncing" | "reauth_required" | "disabled";
@@ -28,40 +28,7 @@ export interface AccountStatusView {
 const iso = (d: Date | null | undefined): string | null => (d ? new Date(d).toISOString() : null);
 
 export async function accountStatuses(db: Db, opts: { email?: string } = {}): Promise<AccountStatusView[]> {
-  const rows = await db
-    .selectFrom("accounts")
-    .leftJoin("sync_state", "sync_state.account_id", "accounts.id")
-    .select([
-      "accounts.id",
-      "accounts.email",
-      "accounts.status",
-      "accounts.status_reason",
-      "sync_state.history_id",
-      "sync_state.cursor_advanced_at",
-      "sync_state.backfill_phase",
-      "sync_state.backfill_pages",
-      "sync_state.backfill_listed",
-      "sync_state.backfill_stored",
-      "sync_state.backfill_estimate",
-      "sync_state.backfill_started_at",
-      "sync_state.backfill_finished_at",
-      "sync_state.resync_reason",
-      "sync_state.last_sync_at",
-      "sync_state.last_error",
-      "sync_state.last_error_kind",
-      "sync_state.last_error_at",
-      "sync_state.throttled_until",
-      "sync_state.watch_expiration",
-      sql<number>`(SELECT count(*) FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as("messages"),
-      sql<number>`(SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as("attachments"),
-      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NOT NULL)::int`.as("dead_letters"),
-      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NULL)::int`.as("retrying"),
-      sql<number | null>`extract(epoch FROM now() - sync_state.cursor_advanced_at)::float8`.as("cursor_age"),
-      sql<boolean>`coalesce(sync_state.throttled_until > now(), false)`.as("throttled"),
-    ])
-    .$if(opts.email !== undefined, (qb) => qb.where("accounts.email", "=", (opts.email as string).toLowerCase()))
-    .orderBy("accounts.id")
-    .execute();
+  const rows = await accountStatusRows(db, opts);
   return rows.map((r) => {
     const phase = r.backfill_phase ?? "pending";
     let status: AccountSyncStatus;

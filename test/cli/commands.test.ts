@@ -55,8 +55,8 @@ describe("backfill and sync", () => {
     expect((await runCli(["backfill", "alice@example.com", "--query", "newer_than:1y"], env)).code).toBe(0);
     expect((await runCli(["sync", "ALICE@example.com"], env)).code).toBe(0);
     const prefix = `{${r.prefix}}`;
-    const backfill = new Queue("backfill", { connection: r.redis.duplicate(), prefix });
-    const incremental = new Queue("incremental", { connection: r.redis.duplicate(), prefix });
+    const backfill = new Queue("backfill", { connection: r.redis, prefix });
+    const incremental = new Queue("incremental", { connection: r.redis, prefix });
     try {
       const [b] = await backfill.getJobs(["waiting", "delayed", "prioritized"]);
       expect(b?.data).toMatchObject({ accountId: alice, reason: "manual", query: "newer_than:1y" });

@@ -5,6 +5,7 @@ import pg from "pg";
 import { inject } from "vitest";
 import { createDb, type Db } from "../../src/db/database.ts";
 import { adminUrl, databaseUrlFor } from "./env.ts";
+import { trackDatabase } from "./leaks.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -36,6 +37,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 /** A fresh database: migrated (cloned from the template) unless `empty` is set. */
 export async function createTestDatabase(opts: { empty?: boolean } = {}): Promise<TestDatabase> {
   const name = testDatabaseName();
+  trackDatabase(name);
   const template = opts.empty ? "template1" : inject("templateDatabase");
   await admin(async (c) => {
     // Two clones of one template at the same instant can fail with "source database is being

@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { redisUrl } from "./env.ts";
+import { trackRedisPrefix } from "./leaks.ts";
 
 export interface TestRedis {
   prefix: string;
@@ -12,6 +13,7 @@ export interface TestRedis {
 
 export async function createTestRedis(): Promise<TestRedis> {
   const prefix = `test-${randomBytes(5).toString("hex")}`;
+  trackRedisPrefix(prefix);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   return {
     prefix,

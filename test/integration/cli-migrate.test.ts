@@ -22,7 +22,7 @@ describe("gmail-sync migrate", () => {
     // Run again: the schedulers are upserted, never duplicated (one pending job per tick).
     const again = await runCli(["migrate", "--json"], env);
     expect(JSON.parse(again.stdout)).toEqual({ databaseCreated: false, applied: [], schedules: ticks });
-    const queue = new Queue("maintenance", { connection: r.redis.duplicate(), prefix: `{${r.prefix}}` });
+    const queue = new Queue("maintenance", { connection: r.redis, prefix: `{${r.prefix}}` });
     try {
       expect((await queue.getJobSchedulers()).map((s) => s.key).sort()).toEqual([...ticks].sort());
       const pending = await queue.getJobs(["delayed", "waiting", "prioritized"]);

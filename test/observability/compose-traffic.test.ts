@@ -6,6 +6,7 @@
 // reach Postgres through pushes. Then a real Prometheus (Debian's, when installed) scrapes the
 // worker with prometheus/prometheus.yml and its rules, and every dashboard and alert query runs
 // without error, the core panels returning data.
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -127,7 +128,7 @@ afterAll(async () => {
   if (worker && worker.exitCode === null) {
     const exited = new Promise((r) => worker?.once("exit", r));
     worker.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.race([exited, sleep(30_000, undefined, { ref: false })]);
     if (worker.exitCode === null) worker.kill("SIGKILL");
   }
   await emulator?.close();

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodePushEnvelope, MalformedPushError } from "../../src/pubsub.ts";
+import { MalformedPushError } from "../../src/errors.ts";
+import { decodePushEnvelope } from "../../src/pubsub.ts";
 
 const envelope = (data: unknown, extra: Record<string, unknown> = {}) => ({
   message: {

@@ -1,6 +1,5 @@
 // The reconcile tick: every synced account gets its weekly reconcile; a backfill run still listing
 // after STUCK_LISTING_DAYS is started again (restart), and a recent one is left to finish.
-import type { Job } from "bullmq";
 import { sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
@@ -38,7 +37,7 @@ it("reconciles synced accounts and restarts runs stuck in listing for days, not 
     enqueueBackfill: async (id: number, opts: { reason: "reconcile"; restart?: boolean }) => void calls.push([id, opts]),
     enqueueRetry: async () => {},
   } as unknown as MaintenanceDeps;
-  const result = await processMaintenanceJob({ name: TICKS.reconcile, data: {} } as Job, deps);
+  const result = await processMaintenanceJob({ name: TICKS.reconcile, data: {} }, deps);
   expect(result).toEqual({ accounts: 1, restarted: 1 });
   expect(calls).toEqual([
     [synced, { reason: "reconcile" }],

@@ -3,9 +3,8 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { silentAccounts } from "../../src/maintenance.ts";
+import { accountsNeedingWatch, silentAccounts } from "../../src/db/account-status.ts";
 import { enqueueStartupTicks, ensureSchedules, TICKS, upsertSchedules } from "../../src/schedules.ts";
-import { accountsNeedingWatch } from "../../src/watch.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 
@@ -16,7 +15,7 @@ const config = loadConfig({ RECONCILE_CRON: "0 3 * * 0", TEMP_FILE_ORPHAN_MINUTE
 
 beforeAll(async () => {
   [t, r] = await Promise.all([createTestDatabase(), createTestRedis()]);
-  queue = new Queue("maintenance", { connection: r.redis.duplicate(), prefix: `{${r.prefix}}` });
+  queue = new Queue("maintenance", { connection: r.redis, prefix: `{${r.prefix}}` });
 });
 afterAll(async () => {
   await queue?.close();

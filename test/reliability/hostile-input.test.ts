@@ -5,6 +5,7 @@
 // that makes the parser loop, NUL bytes in bodies. Each message ends stored (every attachment row
 // with text or a clear skipped_reason) or parked as a dead letter with a reason; the worker — a
 // real `gmail-sync worker` child process — never crashes; the 60 MB part is never downloaded.
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -33,7 +34,7 @@ afterAll(async () => {
   if (worker && worker.exitCode === null && worker.signalCode === null) {
     const exited = new Promise((r) => worker.once("exit", r));
     worker.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
     if (worker.exitCode === null) worker.kill("SIGKILL");
   }
   await h?.close();

@@ -5,6 +5,7 @@
 // although three processes work on it (the emulator hardly ever answers 429, and no account spent
 // more than 50 units/s over the run plus one second of burst), and every account must finish with
 // the database equal to its mailbox and no failed or stuck job.
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -29,7 +30,7 @@ afterAll(async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }),
   );

@@ -7,6 +7,7 @@
 //  - in the worker's logs (stdout and stderr, trace level),
 //  - on disk (ATTACHMENT_TEMP_DIR, and anything under the worker's own TMPDIR).
 // Byte windows are searched raw and as hex, base64 and base64url.
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn } from "node:child_process";
 import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -46,7 +47,7 @@ async function stopWorker(): Promise<void> {
   if (!worker || worker.exitCode !== null || worker.signalCode !== null) return;
   const exited = new Promise((r) => worker.once("exit", r));
   worker.kill("SIGTERM");
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  await Promise.race([exited, sleep(15_000, undefined, { ref: false })]);
   if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
 }
 

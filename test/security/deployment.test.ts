@@ -146,6 +146,24 @@ describe("the production image", () => {
     for (const name of GENERATOR_PACKAGES) expect(pkg.dependencies, name).not.toHaveProperty(name);
   });
 
+  it("lints clean (dockerfile-utils), and both targets build from stages defined before them", () => {
+    // No Docker engine here: the lint and this stage graph stand in for a build.
+    const lint = spawnSync(rel("node_modules/.bin/dockerfile-utils"), ["lint", rel("Dockerfile")], { encoding: "utf8" });
+    expect(lint.stdout + lint.stderr).toBe("");
+    expect(lint.status).toBe(0);
+    const defined: string[] = [];
+    for (const line of dockerfile.split("\n")) {
+      const from = /^FROM (\S+)(?: AS (\S+))?/.exec(line);
+      if (from) {
+        if (!from[1]?.includes(":")) expect(defined, line).toContain(from[1]);
+        if (from[2]) defined.push(from[2]);
+      }
+      const copyFrom = /^COPY --from=(\S+)/.exec(line);
+      if (copyFrom) expect(defined, line).toContain(copyFrom[1]);
+    }
+    expect(defined).toEqual(expect.arrayContaining(["demo", "production"]));
+  });
+
   it("needs nothing it drops: product code imports only its own dependencies statically", () => {
     const offenders: string[] = [];
     const files = ["src", "bin"].flatMap((d) => (readdirSync(rel(d), { recursive: true }) as string[]).filter((f) => /\.(ts|js)$/.test(f)).map((f) => path.join(d, f)));

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { getSyncState } from "../../src/db/sync-state.ts";
 import { enqueueBackfill } from "../../src/jobs.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
-import { SyncBusyError, withSyncLock } from "../../src/sync/lock.ts";
+import { SyncBusyError } from "../../src/errors.ts";
+import { withSyncLock } from "../../src/sync/lock.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
 import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness, syncToMailbox, waitFor } from "./harness.ts";
 

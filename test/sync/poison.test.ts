@@ -11,7 +11,6 @@
 // factory's, with the production attempt count (DEFAULT_RETRY.maxAttempts) but a 20 ms backoff base
 // instead of 1 s.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { Job } from "bullmq";
 import { sql } from "kysely";
 import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, MIN_PARK_AGE_MINUTES, recordMessageFailure } from "../../src/db/dead-letters.ts";
 import { DEFAULT_RETRY } from "../../src/gmail/retry.ts";
@@ -95,7 +94,7 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
   const tick = async () => {
     const asked: number[] = [];
     const mdeps = { db: h.app.db, config: h.app.config, log: h.app.log, enqueueRetry: async (id: number) => void asked.push(id) } as unknown as MaintenanceDeps;
-    await processMaintenanceJob({ name: TICKS.retryLedger, data: {} } as Job, mdeps);
+    await processMaintenanceJob({ name: TICKS.retryLedger, data: {} }, mdeps);
     return asked;
   };
   expect(await tick()).toEqual([]);

@@ -10,6 +10,7 @@
 //   twice — the emulator counts successful messages.get per message id, and two overlapping syncs
 //   from the same cursor would both fetch the window's messages.
 // (test/reliability/quota-pressure.test.ts covers three workers over ten accounts.)
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { cliPath } from "../helpers/cli.ts";
@@ -39,7 +40,7 @@ afterAll(async () => {
       child.kill("SIGCONT");
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      await Promise.race([exited, sleep(10_000, undefined, { ref: false })]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }),
   );

@@ -1,13 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  decryptToken,
-  encryptToken,
-  keyIdOfCiphertext,
-  parseKeyRing,
-  TokenDecryptError,
-  TokenKeyError,
-} from "../../src/token-crypto.ts";
+import { TokenDecryptError, TokenKeyError } from "../../src/errors.ts";
+import { decryptToken, encryptToken, keyIdOfCiphertext, parseKeyRing } from "../../src/token-crypto.ts";
 
 const key = () => randomBytes(32).toString("base64");
 
