@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { concatTransformationMatrix, drawObject, PDFDocument, PDFName, popGraphicsState, pushGraphicsState, rgb, StandardFonts } from "pdf-lib";
 import { PDFParse } from "pdf-parse";
 import pino from "pino";
-import { createAttachmentPipeline } from "../src/attachments/pipeline.ts";
+import { createExtractionApp } from "../src/app.ts";
 import type { AttachmentPipeline, AttachmentRef } from "../src/attachments/types.ts";
 import { loadConfig } from "../src/config.ts";
 import { makeCsv, makeDocx, makeHtml, makePdf } from "@gmail-sync/emulator/generate";
@@ -181,7 +181,7 @@ function vm(field: "VmRSS" | "VmHWM"): Promise<number> {
 
 async function scenario(kind: "big" | "small", dir: string): Promise<void> {
   const config = loadConfig({ ...process.env, ATTACHMENT_TEMP_DIR: path.join(dir, "tmp-attachments") });
-  const pipeline = await createAttachmentPipeline(config, { log, findReusable: async () => null });
+  const { pipeline } = await createExtractionApp(config, { log });
   const files = (await readdir(path.join(dir, kind))).map((f) => path.join(dir, kind, f)).sort();
   // Warm the children (pdf.js, mammoth loaded) so the measurement is of the steady state.
   const warm = path.join(dir, "warm.pdf");
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     const pdfPages = pdfs.reduce((a, f) => a + f.pages, 0);
     const docxBytes = docxs.reduce((a, f) => a + f.size, 0);
 
-    const pipeline = await createAttachmentPipeline(config, { log, findReusable: async () => null });
+    const { pipeline } = await createExtractionApp(config, { log });
     say(`PDF throughput: ${pdfs.length} files, ${(pdfBytes / MB).toFixed(2)} MB, ${pdfPages} pages, parallelism ${parallel} ...`);
     // One untimed pass warms every side (children load pdf.js; poppler's pages hit the cache).
     const barePool = startBarePool(parallel);
@@ -274,7 +274,7 @@ async function main(): Promise<void> {
     // What the pipeline itself costs: at parallelism 1, pdf-parse alone in this process (warm, the
     // notes' measurement) vs the pipeline with one child vs pdftotext, interleaved.
     say("parallelism 1: pdf-parse alone vs pipeline vs pdftotext ...");
-    const single = await createAttachmentPipeline({ ...config, EXTRACT_POOL_SIZE: 1 }, { log, findReusable: async () => null });
+    const { pipeline: single } = await createExtractionApp({ ...config, EXTRACT_POOL_SIZE: 1 }, { log });
     const bare = async () => {
       const t = performance.now();
       for (const f of pdfs) {

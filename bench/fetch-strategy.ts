@@ -3,15 +3,15 @@
 // concurrency cap on, and our governor set to the same rate. Not a test: prints a table.
 //   BENCH_MESSAGES (default 600)  BENCH_QUOTA (units/s, default 250)  BENCH_LATENCY_MS (default 150,
 //   the emulator's per-request latency: Gmail's own is 100–300 ms)
-import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
 import { startEmulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../src/errors.ts";
 import { createGmailPort, DEFAULT_FETCH_STRATEGY } from "../src/gmail/client.ts";
-import { createQuotaGovernor, QUOTA_COST } from "../src/gmail/quota.ts";
+import type { App } from "../src/app.ts";
+import { QUOTA_COST } from "../src/gmail/quota.ts";
 import { OAuth2Client } from "google-auth-library";
 import { createLogger } from "../src/log.ts";
 import { apiRequestDurationSeconds } from "../src/metrics.ts";
+import { withQuotaApp } from "./lib/quota-app.ts";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 600);
 const QUOTA = Number(process.env.BENCH_QUOTA ?? 250);
@@ -20,8 +20,6 @@ const EMAIL = "bench@example.com";
 const log = createLogger("silent");
 
 const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: null });
-const prefix = `bench-${randomBytes(4).toString("hex")}`;
 
 async function idsOf(): Promise<string[]> {
   return (await emu.control.mailbox(EMAIL)).messages.map((m) => m.id);
@@ -47,11 +45,12 @@ interface Row {
   parked: number;
 }
 
-async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; concurrency: number; batchSize?: number }, accountId: number): Promise<Row> {
+async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; concurrency: number; batchSize?: number }, accountId: number, app: App): Promise<Row> {
+  const { quota, inFlight } = app;
   const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
   auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(EMAIL) });
-  const quota = createQuotaGovernor(redis, { prefix: `${prefix}:${label}`, unitsPerSecond: QUOTA, projectUnitsPerMinute: 1_200_000 });
-  const gmail = createGmailPort({ auth, accountId, quota, rootUrl: emu.gmailRootUrl, log, ...opts });
+  // The product's two gates: the quota governor and the in-flight cap (a batch holds one permit a part).
+  const gmail = createGmailPort({ auth, accountId, quota, inFlight, rootUrl: emu.gmailRootUrl, log, ...opts });
   await gmail.getProfile(); // token fetched outside the timing
   // Start every run from an empty bucket (no free burst): steady state is what a backfill sees.
   await quota.acquire(accountId, QUOTA, { maxWaitMs: 5000 });
@@ -98,16 +97,13 @@ async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; c
 const rows: Row[] = [];
 try {
   let acct = 1;
-  rows.push(await run("default (batch)", { fetchStrategy: DEFAULT_FETCH_STRATEGY, concurrency: 2 }, acct++));
-  rows.push(await run("batch-50 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 50 }, acct++));
-  rows.push(await run("batch-25 x3", { fetchStrategy: "batch", concurrency: 3, batchSize: 25 }, acct++));
-  rows.push(await run("parallel x10", { fetchStrategy: "parallel", concurrency: 10 }, acct++));
-  rows.push(await run("parallel x5", { fetchStrategy: "parallel", concurrency: 5 }, acct++));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => run("default (batch)", { fetchStrategy: DEFAULT_FETCH_STRATEGY, concurrency: 2 }, acct++, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => run("batch-50 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 50 }, acct++, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => run("batch-25 x3", { fetchStrategy: "batch", concurrency: 3, batchSize: 25 }, acct++, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => run("parallel x10", { fetchStrategy: "parallel", concurrency: 10 }, acct++, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => run("parallel x5", { fetchStrategy: "parallel", concurrency: 5 }, acct++, app)));
 } finally {
   await emu.close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
 }
 console.log(`getMessages at ${QUOTA} units/s (ceiling ${QUOTA / 5} messages/s), ${MESSAGES} messages, ${LATENCY_MS} ms latency, emulator quota + concurrency cap on`);
 console.table(rows);

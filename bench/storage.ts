@@ -8,7 +8,10 @@
 import { randomBytes } from "node:crypto";
 import type { AttachmentResult } from "../src/attachments/types.ts";
 import { upsertConnectedAccount } from "../src/db/accounts.ts";
-import { createDb, type Db } from "../src/db/database.ts";
+import { createStoreApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import type { Db } from "../src/db/database.ts";
 import { type MessageRecord, upsertMessages } from "../src/db/messages.ts";
 import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
@@ -89,7 +92,8 @@ async function write(db: Db, accountId: number, recs: MessageRecord[], s: Scenar
 }
 
 const bdb = await createBenchDatabase("storage");
-const db = createDb(bdb.url, 4);
+const store = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: bdb.url }), { log: createLogger("silent"), poolSize: 4 });
+const db = store.db;
 try {
   const keyRing = parseKeyRing(randomBytes(32).toString("base64"));
   const fresh = records(ROWS, 1000);
@@ -129,6 +133,6 @@ try {
   say(`batches of 500 vs one by one (a transaction each): insert ${summary.storage.batchVsOneByOne}x, update ${summary.storage.updateBatchVsOneByOne}x`);
   if (json) console.log(JSON.stringify(summary));
 } finally {
-  await db.destroy();
+  await store.close();
   await bdb.drop();
 }

@@ -7,18 +7,18 @@
 // fetched message is run through parseGmailMessage, so only storable messages count. Measures
 // only: the product's fetch path is not changed. Not a test: prints a table.
 //   BENCH_MESSAGES (default 1000)  BENCH_QUOTA (units/s, default 250)  BENCH_LATENCY_MS (default 100)
-import { randomBytes } from "node:crypto";
 import { gmail as gmailApi } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
-import { Redis } from "ioredis";
 import { startEmulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../src/errors.ts";
 import { classifyGmailError } from "../src/gmail/classify-error.ts";
 import { createGmailPort } from "../src/gmail/client.ts";
 import { parseGmailMessage } from "../src/gmail/parse-message.ts";
 import type { GmailMessage } from "../src/gmail/port.ts";
-import { createQuotaGovernor, QUOTA_COST, type QuotaGovernor } from "../src/gmail/quota.ts";
+import type { App } from "../src/app.ts";
+import { QUOTA_COST, type QuotaGovernor } from "../src/gmail/quota.ts";
 import { createLogger } from "../src/log.ts";
+import { withQuotaApp } from "./lib/quota-app.ts";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1000);
 const QUOTA = Number(process.env.BENCH_QUOTA ?? 250);
@@ -27,8 +27,6 @@ const EMAIL = "bench@example.com";
 const log = createLogger("silent");
 
 const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, hostile: false, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: null });
-const prefix = `bench-threads-${randomBytes(4).toString("hex")}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
@@ -86,9 +84,9 @@ async function measure(method: string, quota: QuotaGovernor, accountId: number, 
 }
 
 /** messages.list + messages.get through the product's port (its quota, retries, batching). */
-async function viaMessages(label: string, strategy: "batch" | "parallel", accountId: number): Promise<Row> {
-  const quota = createQuotaGovernor(redis, { prefix: `${prefix}:${label}`, unitsPerSecond: QUOTA, projectUnitsPerMinute: 1_200_000 });
-  const port = createGmailPort({ auth: await authClient(), accountId, quota, rootUrl: emu.gmailRootUrl, log, fetchStrategy: strategy, ...(strategy === "parallel" ? { concurrency: 5 } : {}) });
+async function viaMessages(label: string, strategy: "batch" | "parallel", accountId: number, app: App): Promise<Row> {
+  const { quota, inFlight } = app;
+  const port = createGmailPort({ auth: await authClient(), accountId, quota, inFlight, rootUrl: emu.gmailRootUrl, log, fetchStrategy: strategy, ...(strategy === "parallel" ? { concurrency: 5 } : {}) });
   return measure(label, quota, accountId, async () => {
     let messages = 0;
     let calls = 0;
@@ -118,8 +116,7 @@ async function viaMessages(label: string, strategy: "batch" | "parallel", accoun
 }
 
 /** threads.list + threads.get format=full: the real client, our governor charging 10 units a call, 5 in flight. */
-async function viaThreads(label: string, accountId: number): Promise<Row> {
-  const quota = createQuotaGovernor(redis, { prefix: `${prefix}:${label}`, unitsPerSecond: QUOTA, projectUnitsPerMinute: 1_200_000 });
+async function viaThreads(label: string, accountId: number, { quota }: App): Promise<Row> {
   const api = gmailApi({ version: "v1", rootUrl: emu.gmailRootUrl, auth: await authClient() });
   async function governed<T>(method: string, fn: () => Promise<T>): Promise<T> {
     for (;;) {
@@ -163,14 +160,11 @@ const box = await emu.control.mailbox(EMAIL);
 const threads = new Set(box.messages.map((m) => m.threadId)).size;
 const rows: Row[] = [];
 try {
-  rows.push(await viaMessages("messages.get (batch, product default)", "batch", 1));
-  rows.push(await viaMessages("messages.get (parallel x5)", "parallel", 2));
-  rows.push(await viaThreads("threads.get (parallel x5)", 3));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => viaMessages("messages.get (batch, product default)", "batch", 1, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => viaMessages("messages.get (parallel x5)", "parallel", 2, app)));
+  rows.push(await withQuotaApp(QUOTA, log, (app) => viaThreads("threads.get (parallel x5)", 3, app)));
 } finally {
   await emu.close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
 }
 console.log(`${box.messages.length} messages in ${threads} threads (${(box.messages.length / threads).toFixed(2)} a thread), ${QUOTA} units/s for the emulator and our governor, ${LATENCY_MS} ms latency`);
 console.table(rows);

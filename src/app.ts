@@ -12,7 +12,7 @@ import { createDb, type Db } from "./db/database.ts";
 import { sweepOrphanTempFiles } from "./attachments/temp-files.ts";
 import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
-import { createInFlightLimiter } from "./gmail/in-flight.ts";
+import { createInFlightLimiter, type InFlightLimiter } from "./gmail/in-flight.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "./gmail/quota.ts";
 import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, enqueueRetry, type IncrementalJob, type Queues } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -32,6 +32,8 @@ export interface App {
   /** Null when TOKEN_ENCRYPTION_KEY is unset: commands that need no Gmail still work. */
   keyRing: KeyRing | null;
   quota: QuotaGovernor;
+  /** Gmail requests in flight per account, shared by every process (GMAIL_MAX_IN_FLIGHT). */
+  inFlight: InFlightLimiter;
   gmailFactory: GmailFactory;
   pipeline: AttachmentPipeline;
   queues: Queues;
@@ -114,6 +116,7 @@ export function createApp(config: Config, deps: AppOptions): App {
     redis,
     keyRing,
     quota,
+    inFlight,
     gmailFactory,
     pipeline,
     queues,

@@ -1,8 +1,9 @@
 // A throw-away migrated Postgres database for one benchmark run, dropped (WITH FORCE) afterwards.
 import { randomBytes } from "node:crypto";
-import pg from "pg";
-import { createDb } from "../../src/db/database.ts";
-import { ensureDatabase, migrateToLatest } from "../../src/db/migrate.ts";
+import { createStoreApp } from "../../src/app.ts";
+import { loadConfig } from "../../src/config.ts";
+import { dropDatabase, ensureDatabase, migrateToLatest } from "../../src/db/migrate.ts";
+import { createLogger } from "../../src/log.ts";
 
 export interface BenchDatabase {
   url: string;
@@ -11,20 +12,14 @@ export interface BenchDatabase {
 
 export async function createBenchDatabase(label: string): Promise<BenchDatabase> {
   const adminUrl = process.env.DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const name = `gmail_sync_bench_${label}_${randomBytes(4).toString("hex")}`;
   const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  url.pathname = `/gmail_sync_bench_${label}_${randomBytes(4).toString("hex")}`;
   await ensureDatabase(url.toString());
-  const db = createDb(url.toString(), 1);
-  await migrateToLatest(db);
-  await db.destroy();
-  return {
-    url: url.toString(),
-    async drop() {
-      const admin = new pg.Client({ connectionString: adminUrl });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      await admin.end();
-    },
-  };
+  const app = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: url.toString() }), { log: createLogger("silent"), poolSize: 1 });
+  try {
+    await migrateToLatest(app.db);
+  } finally {
+    await app.close();
+  }
+  return { url: url.toString(), drop: () => dropDatabase(url.toString()) };
 }

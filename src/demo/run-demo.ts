@@ -7,10 +7,9 @@
 import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
-import { type App, createApp } from "../app.ts";
+import { type App, createApp, createStoreApp } from "../app.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { deleteAccountsByEmail, findAccountIdsByEmail } from "../db/accounts.ts";
-import { createDb } from "../db/database.ts";
 import { accountAttachmentAndLedgerCounts, attachmentRouteCounts, backfillProgress, countAttachmentsMatching, messagesCreatedAt } from "../db/demo-queries.ts";
 import { ensureDatabase, migrateToLatest } from "../db/migrate.ts";
 import { startEmulator, type Emulator } from "@gmail-sync/emulator";
@@ -101,13 +100,13 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
 
   // 1. The database, created if missing and migrated, as `gmail-sync migrate` would.
   await ensureDatabase(base.DATABASE_URL);
-  const migrator = createDb(base.DATABASE_URL, 1);
+  const migrator = createStoreApp(base, { log, poolSize: 1 });
   try {
-    await migrateToLatest(migrator);
+    await migrateToLatest(migrator.db);
     // The demo's mailboxes are regenerated each run: forget the previous run's copies of them.
-    await deleteAccountsByEmail(migrator, ACCOUNTS);
+    await deleteAccountsByEmail(migrator.db, ACCOUNTS);
   } finally {
-    await migrator.destroy();
+    await migrator.close();
   }
 
   // 2. The emulator with Gmail's behaviour as it is (per-minute quota, concurrency cap, legacy
