@@ -100,7 +100,7 @@ const rows: Array<Record<string, string | number>> = [];
     // HTTP batch of 50 messages.get (what a sync's getMessages sends): messages per second.
     const boundary = "bench";
     const batchOf = (i: number) =>
-      Array.from({ length: 50 }, (_, k) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <${k}>\r\n\r\nGET /gmail/v1/users/me/messages/${ids[(i * 50 + k) % ids.length]}?format=full HTTP/1.1\r\n\r\n`).join("") + `--${boundary}--\r\n`;
+      `${Array.from({ length: 50 }, (_, k) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <${k}>\r\n\r\nGET /gmail/v1/users/me/messages/${ids[(i * 50 + k) % ids.length]}?format=full HTTP/1.1\r\n\r\n`).join("")}--${boundary}--\r\n`;
     const batched = await rate(async (i) => {
       const res = await fetch(`${info.url}/batch`, { method: "POST", headers: { ...headers, "content-type": `multipart/mixed; boundary=${boundary}` }, body: batchOf(i) });
       if (res.status !== 200) throw new Error(String(res.status));

@@ -200,7 +200,7 @@ async function scenario(kind: "big" | "small", dir: string): Promise<void> {
   await pipeline.close();
   const skipped = results.filter((r) => r.skippedReason).map((r) => r.skippedReason);
   const routes = [...new Set(results.map((r) => r.route))];
-  process.stdout.write(JSON.stringify({ idleMb: idle, peakMb: peak, aboveIdleMb: peak - idle, seconds, files: files.length, routes, skipped }) + "\n");
+  process.stdout.write(`${JSON.stringify({ idleMb: idle, peakMb: peak, aboveIdleMb: peak - idle, seconds, files: files.length, routes, skipped })}\n`);
 }
 
 function runScenario(kind: "big" | "small", dir: string): Promise<{ idleMb: number; peakMb: number; aboveIdleMb: number; seconds: number; files: number; routes: string[]; skipped: string[] }> {

@@ -82,7 +82,7 @@ async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>)
   backfillMessages.set({ stage: "stored" }, num(row.stored));
   cursorAgeMaxSeconds.set(Math.max(0, num(row.cursor_age_max)));
   const cells = row as unknown as Record<string, unknown>;
-  CURSOR_AGE_BUCKETS.forEach((b, i) => accountsByCursorAge.set({ age: b.age }, num(cells[`age_${i}`])));
+  for (const [i, b] of CURSOR_AGE_BUCKETS.entries()) accountsByCursorAge.set({ age: b.age }, num(cells[`age_${i}`]));
   lastSuccessAgeMaxSeconds.set(Math.max(0, num(row.success_age_max)));
   accountsStale.set(num(row.stale));
   // No watch at all (push not configured) is not "expiring now": NaN compares false in PromQL.

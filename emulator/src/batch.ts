@@ -86,7 +86,7 @@ export function registerBatchRoutes(app: FastifyInstance, state: EmulatorState):
     if (failure === 502) return failPage(reply, state, 502, req.url);
     const boundary = `batch_${randomBytes(9).toString("base64url")}`;
     const chunks = parts.map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: ${responseId(p.contentId)}\r\n\r\n${answers[i]}\r\n\r\n`);
-    return reply.code(200).type(`multipart/mixed; boundary=${boundary}`).send(chunks.join("") + `--${boundary}--\r\n`);
+    return reply.code(200).type(`multipart/mixed; boundary=${boundary}`).send(`${chunks.join("")}--${boundary}--\r\n`);
   };
   app.post("/batch", { config: { name: "batch" } }, handler);
   app.post("/batch/gmail/v1", { config: { name: "batch" } }, handler);

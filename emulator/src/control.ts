@@ -87,7 +87,7 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
   app.delete("/emulator/users/:email/messages/:id", async (req, reply) => {
     const { email, id } = req.params as { email: string; id: string };
     const mb = mailboxOf(email);
-    if (!mb || !mb.delete(id)) return reply.code(404).send(notFound);
+    if (!mb?.delete(id)) return reply.code(404).send(notFound);
     return reply.code(204).send();
   });
 
@@ -95,7 +95,7 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     const { email, id } = req.params as { email: string; id: string };
     const body = (req.body ?? {}) as { add?: string[]; remove?: string[] };
     const mb = mailboxOf(email);
-    if (!mb || !mb.modifyLabels(id, body.add ?? [], body.remove ?? [])) return reply.code(404).send(notFound);
+    if (!mb?.modifyLabels(id, body.add ?? [], body.remove ?? [])) return reply.code(404).send(notFound);
     return { historyId: String(mb.historyId) };
   });
 

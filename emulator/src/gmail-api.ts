@@ -56,7 +56,7 @@ function maxResults(v: string | string[] | undefined, dflt: number): number {
 
 /** Message/thread ids: hex below 2^63, else 400 "Invalid id value". */
 export function normalizeId(id: string): string {
-  if (!/^[0-9a-fA-F]{1,16}$/.test(id) || BigInt("0x" + id) >= 1n << 63n) throw errors.invalidId();
+  if (!/^[0-9a-fA-F]{1,16}$/.test(id) || BigInt(`0x${id}`) >= 1n << 63n) throw errors.invalidId();
   return id.toLowerCase().padStart(16, "0");
 }
 

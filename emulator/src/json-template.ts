@@ -29,7 +29,7 @@ export interface Template {
 
 const INDENT: string[] = [];
 function indent(level: number): string {
-  return (INDENT[level] ??= "\n" + "  ".repeat(level));
+  return (INDENT[level] ??= `\n${"  ".repeat(level)}`);
 }
 
 class Writer {

@@ -305,7 +305,7 @@ export class Mailbox {
    */
   replaceDraft(id: string, raw: Buffer | undefined, internalDate: number): StoredMessage | undefined {
     const old = this.messages.get(id);
-    if (!old || !old.labelIds.has("DRAFT")) return undefined;
+    if (!old?.labelIds.has("DRAFT")) return undefined;
     this.unstore(old);
     const msg = this.store(raw ?? old.raw, [...old.labelIds], internalDate, true, old.threadId);
     if (this.settings.historyCombinedRecords) {

@@ -176,7 +176,7 @@ function header(headers: RawHeader[], name: string): string | undefined {
 
 /** Splits a multipart body at its boundary lines (CRLF or LF); preamble and epilogue are dropped. */
 export function splitMultipart(body: Buffer, boundary: string): Buffer[] {
-  const delim = Buffer.from("--" + boundary);
+  const delim = Buffer.from(`--${boundary}`);
   const parts: Buffer[] = [];
   let start = -1;
   let pos = 0;

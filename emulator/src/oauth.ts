@@ -102,7 +102,7 @@ function oauthError(status: number, error: string, description: string) {
 
 /** Google's numeric subject id for an address (stable per address). */
 export function subjectOf(email: string): string {
-  return "1" + BigInt("0x" + createHash("sha256").update(email).digest("hex").slice(0, 16)).toString().padStart(20, "0");
+  return `1${BigInt(`0x${createHash("sha256").update(email).digest("hex").slice(0, 16)}`).toString().padStart(20, "0")}`;
 }
 
 export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<typeof createTokenStore>, accounts: () => string[], latency: () => Promise<void>, signJwt: (claims: Record<string, unknown>) => string): void {

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 function batchBody(paths: string[], eol: string, boundary: string): string {
   const parts = paths.map((p, i) => [`--${boundary}`, "Content-Type: application/http", `Content-ID: <${i + 1}>`, "", `GET ${p} HTTP/1.1`, "Accept: application/json", "", ""].join(eol));
-  return parts.join("") + `--${boundary}--${eol}`;
+  return `${parts.join("")}--${boundary}--${eol}`;
 }
 
 async function postBatch(path: string, body: string, contentType: string): Promise<Response> {
@@ -63,7 +63,7 @@ describe("batch", () => {
     expect(parts.map((p) => p.contentId)).toEqual(paths.map((_, i) => `response-${i + 1}`));
     expect(parts[7]?.status).toBe(404);
     expect(parts[8]?.status).toBe(400);
-    expect((parts[8]?.json as { error: { message: string } }).error.message).toBe("Invalid id value");
+    expect((parts[8]!.json as { error: { message: string } }).error.message).toBe("Invalid id value");
     for (const [i, p] of parts.entries()) if (i !== 7 && i !== 8) expect((p.json as { id: string }).id).toBe(ids[i % ids.length]);
     const stats = await emu.control.stats();
     expect(stats.requests["gmail.users.messages.get"]?.["200"]).toBeGreaterThanOrEqual(48);
@@ -78,7 +78,7 @@ describe("batch", () => {
     expect(parts.filter((p) => p.status === 200)).toHaveLength(10);
     const refused = parts.filter((p) => p.status === 429);
     expect(refused).toHaveLength(15);
-    expect((refused[0]?.json as { error: unknown }).error).toEqual({
+    expect((refused[0]!.json as { error: unknown }).error).toEqual({
       code: 429,
       message: "Too many concurrent requests for user",
       errors: [{ message: "Too many concurrent requests for user", domain: "global", reason: "rateLimitExceeded" }],
@@ -100,7 +100,7 @@ describe("batch", () => {
   it("frames answers as Google does: Content-ID response-<id> (brackets only if the request had them), an HTTP/1.1 status line, a blank line before the next boundary", async () => {
     const b = "frm";
     const part = (cid: string | undefined, path: string) => [`--${b}`, "Content-Type: application/http", ...(cid !== undefined ? [`Content-ID: ${cid}`] : []), "", `GET ${path}`, "", ""].join("\r\n");
-    const body = part("<a1>", "/gmail/v1/users/me/profile") + part("b2", "/gmail/v1/users/me/profile") + part(undefined, "/gmail/v1/users/me/labels") + `--${b}--\r\n`;
+    const body = `${part("<a1>", "/gmail/v1/users/me/profile") + part("b2", "/gmail/v1/users/me/profile") + part(undefined, "/gmail/v1/users/me/labels")}--${b}--\r\n`;
     const res = await postBatch("/batch", body, `multipart/mixed; boundary=${b}`);
     const text = await res.text();
     const boundary = /boundary=([^;]+)/.exec(res.headers.get("content-type") ?? "")?.[1] as string;
@@ -128,7 +128,7 @@ describe("batch", () => {
     );
     const parts = parseAnswer(res, await res.text());
     expect(parts.map((p) => p.status)).toEqual([200, 200, 400, 400]);
-    expect((parts[0]?.json as { emailAddress: string }).emailAddress).toBe("alice@example.com");
+    expect((parts[0]!.json as { emailAddress: string }).emailAddress).toBe("alice@example.com");
   });
 
   it("refuses a batch over 100 parts", async () => {

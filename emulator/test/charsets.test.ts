@@ -5,7 +5,6 @@
 // recording shows); attachments stay bytes. charsetConversion: false serves the bytes as sent.
 import type { gmail_v1 } from "@googleapis/gmail";
 import iconv from "iconv-lite";
-import type { OAuth2Client } from "google-auth-library";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeIso2022Jp, LEGACY_CHARSETS, legacyLabel, legacySentences, type LegacyCharset } from "../src/generate/index.ts";
 import { decodeBody, parseMime, type MimeNode } from "../src/mime.ts";
@@ -16,11 +15,10 @@ import { loadSample, sampleShape, samplesPresent, shapeDiff } from "./sample-sha
 const ALICE = "alice@example.com";
 let emu: Emulator;
 let api: gmail_v1.Gmail;
-let auth: OAuth2Client;
 
 beforeAll(async () => {
   emu = await startEmulator({ seed: 11, accounts: [ALICE], addedNotFoundRate: 0 });
-  ({ api, auth } = await clientFor(emu));
+  ({ api } = await clientFor(emu));
 });
 afterAll(async () => {
   await emu.close();
@@ -183,8 +181,9 @@ describe("generated legacy-charset mail, served", () => {
   });
 
   function textLeaves(node: MimeNode, id: string, out: Array<{ id: string; node: MimeNode }> = []): Array<{ id: string; node: MimeNode }> {
-    if (node.children.length > 0) node.children.forEach((c, i) => textLeaves(c, id === "" ? String(i) : `${id}.${i}`, out));
-    else if (node.mimeType.startsWith("text/") && node.filename === "") out.push({ id, node });
+    if (node.children.length > 0) {
+      for (const [i, c] of node.children.entries()) textLeaves(c, id === "" ? String(i) : `${id}.${i}`, out);
+    } else if (node.mimeType.startsWith("text/") && node.filename === "") out.push({ id, node });
     return out;
   }
 

@@ -136,7 +136,7 @@ describe("conformance", () => {
     // Nested shapes too: every message part has Gmail's fields.
     for (const m of answers.get("gmail.users.messages.get") ?? []) {
       const payload = (m as gmail_v1.Schema$Message).payload;
-      if (!payload || !payload.body) continue;
+      if (!payload?.body) continue;
       for (const p of walkParts(payload)) for (const k of ["partId", "mimeType", "filename", "headers", "body"]) expect(p).toHaveProperty(k);
     }
   });

@@ -77,7 +77,7 @@ export function validate(doc: Discovery, schemaName: string, value: unknown): st
       case "array":
         if (!Array.isArray(v)) return problems.push(`${at}: expected array`);
         if (v.length === 0) problems.push(`${at}: empty lists are omitted by Gmail`);
-        v.forEach((item, i) => node.items && check(node.items, item, `${at}[${i}]`));
+        if (node.items) for (const [i, item] of v.entries()) check(node.items, item, `${at}[${i}]`);
         return;
       case "object": {
         if (typeof v !== "object" || v === null || Array.isArray(v)) return problems.push(`${at}: expected object`);

@@ -102,7 +102,7 @@ describe("post-push race (addedNotFoundRate, addedNotFoundWindowMs)", () => {
 });
 
 function batchOf(paths: string[], boundary: string): string {
-  return paths.map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <${i}>\r\n\r\nGET ${p}\r\n\r\n`).join("") + `--${boundary}--\r\n`;
+  return `${paths.map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <${i}>\r\n\r\nGET ${p}\r\n\r\n`).join("")}--${boundary}--\r\n`;
 }
 
 async function postBatch(paths: string[]): Promise<Response> {

@@ -93,7 +93,7 @@ describe("generateMailbox (300 messages)", () => {
     const span = messages.at(-1)!.internalDate - messages[0]!.internalDate;
     expect(span).toBeGreaterThan(500 * 86_400_000);
     expect(span).toBeLessThan(760 * 86_400_000);
-    parsed.forEach((email, i) => expect(Date.parse(email.date!)).toBe(messages[i]!.internalDate));
+    for (const [i, email] of parsed.entries()) expect(Date.parse(email.date!)).toBe(messages[i]!.internalDate);
   });
 
   it("threads: replies point at earlier Message-IDs, carry References and Re: subjects, 1–8 per thread", () => {

@@ -41,11 +41,11 @@ it("fails one id always with 500 backendError until cleared", async () => {
 
   const { token } = await auth.getAccessToken();
   const boundary = "b1";
-  const body = [bad, good].map((id, i) => [`--${boundary}`, "Content-Type: application/http", `Content-ID: <${i + 1}>`, "", `GET /gmail/v1/users/me/messages/${id}?format=minimal HTTP/1.1`, "", ""].join("\r\n")).join("") + `--${boundary}--\r\n`;
+  const body = `${[bad, good].map((id, i) => [`--${boundary}`, "Content-Type: application/http", `Content-ID: <${i + 1}>`, "", `GET /gmail/v1/users/me/messages/${id}?format=minimal HTTP/1.1`, "", ""].join("\r\n")).join("")}--${boundary}--\r\n`;
   const batch = await fetch(`${emu.url}/batch/gmail/v1`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": `multipart/mixed; boundary=${boundary}` }, body });
   const text = await batch.text();
   expect(batch.status).toBe(200);
-  expect(text).toMatch(/HTTP\/1\.1 500[^]*backendError[^]*HTTP\/1\.1 200/);
+  expect(text).toMatch(/HTTP\/1\.1 500[\s\S]*backendError[\s\S]*HTTP\/1\.1 200/);
 
   expect((await emu.control.stats()).injectedFailures?.[EMAIL]?.[bad]).toBe(5);
   await emu.control.failMessage(EMAIL, bad, { status: 0 });

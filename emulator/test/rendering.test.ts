@@ -147,7 +147,7 @@ describe("attachmentIds", () => {
     const id = pdfPart((await api.users.messages.get({ userId: "me", id: m.id })).data).body?.attachmentId as string;
     const other = truth.messages.find((x) => x.id !== m.id) as (typeof truth.messages)[number];
     const altered = id.slice(0, 40) + (id[40] === "A" ? "B" : "A") + id.slice(41);
-    for (const [messageId, bad] of [[m.id, altered], [m.id, "ANGjdJ" + "A".repeat(312)], [m.id, "not-an-id"], [other.id, id]] as const) {
+    for (const [messageId, bad] of [[m.id, altered], [m.id, `ANGjdJ${"A".repeat(312)}`], [m.id, "not-an-id"], [other.id, id]] as const) {
       const res = await rawGet(emu, auth, `/gmail/v1/users/me/messages/${messageId}/attachments/${bad}`);
       expect(res.status, bad.slice(0, 12)).toBe(400);
     }
@@ -245,7 +245,7 @@ describe("JSON text as Gmail writes it", () => {
         const text = await (await rawGet(emu, auth, path)).text();
         expect(text, path).toBe(gmailJson(JSON.parse(text), true));
         expect(text).not.toMatch(/[<>]/);
-        const compact = await (await rawGet(emu, auth, path + (path.includes("?") ? "&" : "?") + "prettyPrint=false")).text();
+        const compact = await (await rawGet(emu, auth, `${path + (path.includes("?") ? "&" : "?")}prettyPrint=false`)).text();
         expect(compact, path).toBe(gmailJson(JSON.parse(compact), false));
       }
     }

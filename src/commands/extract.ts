@@ -85,7 +85,7 @@ export function registerExtractCommand(program: Command): void {
       const worker = async () => {
         while (next < files.length) {
           const i = next++;
-          const file = files[i]!;
+          const file = files[i] as string;
           try {
             const st = await stat(file);
             if (!st.isFile()) throw new Error("not a regular file");

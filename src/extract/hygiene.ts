@@ -23,7 +23,7 @@ const SPACES_AROUND_NEWLINE = / +\n *|\n +/g;
 
 /** Removes NUL/control characters and lone surrogates, normalizes whitespace, caps UTF-8 bytes. */
 export function cleanText(raw: string, maxBytes: number): CleanText {
-  let text = raw
+  const text = raw
     .replace(LONE_SURROGATE, "")
     .replace(/\r\n?|\f|\v|\u2028|\u2029/g, "\n")
     .replace(CONTROL, "")

@@ -187,10 +187,11 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
     for (const slot of slots) {
       if (queue.length === 0) return;
       if (!slot.ready || slot.job || slot.retiring || slot.kill || !slot.child.connected) continue;
-      const job = queue.shift()!;
+      // Not empty: checked above.
+      const job = queue.shift() as Job;
       slot.job = job;
       job.timer = setTimeout(() => kill(slot, "timeout", `no result within ${opts.timeoutMs} ms`), opts.timeoutMs);
-      const message: ParentMessage = { type: "extract", id: job.id, request: job.request! };
+      const message: ParentMessage = { type: "extract", id: job.id, request: job.request as ExtractRequest };
       job.request = null;
       slot.child.send(message, (err) => {
         // The channel broke (the child is dying): its exit handler answers the job as crashed.

@@ -118,7 +118,7 @@ function looksLikeHtml(b: Uint8Array): boolean {
 
 /** Decides the extractor. `declared` is the lower-cased MIME type without parameters. */
 export function sniff(bytes: Uint8Array, declared: string, filename: string | null = null): Sniffed {
-  const declaredType = declared.toLowerCase().split(";")[0]!.trim();
+  const declaredType = (declared.toLowerCase().split(";")[0] ?? "").trim();
   // %PDF- may follow junk (mail gateways prepend banners); pdf.js looks within the first 1 KB too.
   if (indexOfBytes(bytes, Buffer.from("%PDF-"), 1024) >= 0) return { kind: "pdf", detectedType: MIME.pdf };
   if (startsWith(bytes, [0x50, 0x4b, 0x03, 0x04]) || startsWith(bytes, [0x50, 0x4b, 0x05, 0x06])) {

@@ -24,7 +24,7 @@ export function buildBatchRequest(paths: string[], boundary = newBoundary()): Ba
       `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <item-${i}>\r\n\r\n` +
       `GET ${p}\r\nAccept: application/json\r\n\r\n`,
   );
-  return { contentType: `multipart/mixed; boundary=${boundary}`, body: parts.join("") + `--${boundary}--\r\n` };
+  return { contentType: `multipart/mixed; boundary=${boundary}`, body: `${parts.join("")}--${boundary}--\r\n` };
 }
 
 function newBoundary(): string {

@@ -2,7 +2,7 @@
 // the revoked-grant latch, and the bookkeeping every failure gets. auth_revoked ends the account's
 // work: onAuthRevoked runs once and every later call on the port fails without touching the network.
 import type { OAuth2Client } from "google-auth-library";
-import { GmailError, isGmailError } from "../errors.ts";
+import { type GmailError, isGmailError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { apiRateLimitedTotal, apiRequestsTotal, tokenRefreshesTotal } from "../metrics.ts";
 import { classifyGmailError, isTokenEndpointError, rateLimitScope, statusCodeLabel } from "./classify-error.ts";

@@ -38,10 +38,10 @@ function answerInReverse(req: { contentType: string; body: string }, boundary: s
     .slice(1, -1)
     .map((p) => ({ id: /Content-ID: <([^>]+)>/.exec(p)?.[1] ?? "", path: /\r\n\r\nGET (\S+)\r\n/.exec(p)?.[1] ?? "" }));
   return (
-    parts
+    `${parts
       .reverse()
       .map((p) => part(boundary, `<response-${p.id}>`, inner("200 OK", [JSON_CT], JSON.stringify({ path: p.path }))))
-      .join("\r\n") + `\r\n--${boundary}--\r\n`
+      .join("\r\n")}\r\n--${boundary}--\r\n`
   );
 }
 
@@ -92,7 +92,7 @@ describe("parseBatchResponse", () => {
   });
 
   it("accepts LF line ends and a quoted boundary; a missing part is reported as status 0", () => {
-    const text = part("x", "<response-0>", inner("200 OK", [JSON_CT], `{"id":"z"}`, "\n"), "\n") + "--x--\n";
+    const text = `${part("x", "<response-0>", inner("200 OK", [JSON_CT], `{"id":"z"}`, "\n"), "\n")}--x--\n`;
     const subs = parseBatchResponse(text, 'multipart/mixed; boundary="x"', 2);
     expect(subs[0]?.status).toBe(200);
     expect(subs[0]?.data).toEqual({ id: "z" });
@@ -116,7 +116,7 @@ describe("parseBatchResponse", () => {
 
   it("parts without Content-IDs are read in order", () => {
     const parts = [`{"n":0}`, `{"n":1}`].map((body) => part("b", "", inner("200 OK", [JSON_CT], body)));
-    const text = parts.join("") + "--b--";
+    const text = `${parts.join("")}--b--`;
     const subs = parseBatchResponse(text, "multipart/mixed; boundary=b", 2);
     expect(subs.map((s) => s.data)).toEqual([{ n: 0 }, { n: 1 }]);
   });

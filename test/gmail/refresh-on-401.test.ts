@@ -80,7 +80,7 @@ describe("one refresh on a 401, for single calls and batches alike", () => {
       expect(res.map((f) => f.message?.id), c.name).toEqual(c.ids);
       expect(refreshes(), c.name).toBe(1);
       expect(sumStatus(after, "401") - sumStatus(before, "401"), c.name).toBe(c.rejected);
-      const batchPosts = (s: EmulatorStats) => s.requests["batch"]?.["200"] ?? 0;
+      const batchPosts = (s: EmulatorStats) => s.requests.batch?.["200"] ?? 0;
       expect(batchPosts(after) - batchPosts(before), c.name).toBe(c.batchPosts);
     }
   });

@@ -111,6 +111,7 @@ describe("compose structure", () => {
 
   it("points the worker at the emulator unless Google settings are given", () => {
     const env = svc("worker").environment ?? {};
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's own ${VAR:-default} syntax, verbatim.
     expect(env.GMAIL_API_ROOT_URL).toBe("${GMAIL_API_ROOT_URL:-http://emulator:8085/}");
     expect(env.PUBSUB_AUDIENCE).toContain("http://worker:9464/pubsub/push");
     expect((svc("emulator").command as string[]).join(" ")).toContain("--push-endpoint http://worker:9464/pubsub/push");

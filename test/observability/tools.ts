@@ -2,7 +2,6 @@
 // promtool; docker-compose 1.29 validates compose files without a Docker engine). .ci/run installs
 // both; a developer machine without them skips those checks with a message saying how to get them.
 import { execFileSync, spawnSync } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { repoRoot } from "../helpers/cli.ts";
 

@@ -26,7 +26,7 @@ let r: TestRedis;
 let app: App;
 let server: RunningServer;
 let aliceId: number;
-const seenAuthorization: string[] = [];
+const _seenAuthorization: string[] = [];
 
 
 const equal = async () => (await compareWithMailbox(t.db, aliceId, await emu.control.mailbox(ALICE), { includeSpamTrash: false })).match;

@@ -24,7 +24,7 @@ import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, st
 const EMAIL = "secretive@example.com";
 let h: Harness;
 let worker: ChildProcess;
-let logs: Buffer[] = [];
+const logs: Buffer[] = [];
 
 beforeAll(async () => {
   h = await startHarness({

@@ -14,7 +14,12 @@ import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 let tdb: TestDatabase;
 let tredis: TestRedis;
 const logged: string[] = [];
-const log = pino({ level: "info" }, new Writable({ write: (chunk, _enc, cb) => (logged.push(String(chunk)), cb()) })) as unknown as Logger;
+const log = pino({ level: "info" }, new Writable({
+    write(chunk, _enc, cb) {
+      logged.push(String(chunk));
+      cb();
+    },
+  })) as unknown as Logger;
 const config = loadConfig({ HTTP_HOST: "127.0.0.1", HTTP_PORT: "0", INTERNAL_HTTP_PORT: "0", HTTP_REQUEST_TIMEOUT_MS: "1000" });
 let publicUrl: string;
 let internalUrl: string;

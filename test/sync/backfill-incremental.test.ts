@@ -10,7 +10,7 @@ let h: Harness;
 let workers: RunningWorkers;
 
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 2000, seed: 7, attachments: process.env.NOATT ? false : true }, env: { INCLUDE_SPAM_TRASH: "true" } });
+  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 2000, seed: 7, attachments: !process.env.NOATT }, env: { INCLUDE_SPAM_TRASH: "true" } });
   workers = h.app.startWorkers({ maintenance: false });
 });
 afterAll(async () => {

@@ -46,7 +46,10 @@ it("a repeated nextPageToken or an endless run of empty pages fails the run tran
   expect((looping as Error).message).toMatch(/same nextPageToken/);
 
   let pages = 0;
-  const endless = await runIncremental(depsWith((n) => ((pages = n), { history: [], historyId, nextPageToken: `t${n}` })), { accountId, reason: "manual" }).catch((e: unknown) => e);
+  const endless = await runIncremental(depsWith((n) => {
+    pages = n;
+    return { history: [], historyId, nextPageToken: `t${n}` };
+  }), { accountId, reason: "manual" }).catch((e: unknown) => e);
   expect(isGmailError(endless, "transient")).toBe(true);
   expect(pages).toBe(50);
   expect((await syncState(h, accountId)).history_id).toBe(historyId);

@@ -8,7 +8,7 @@ const key = () => randomBytes(32).toString("base64");
 describe("token encryption", () => {
   it("round-trips and never stores the plaintext", () => {
     const ring = parseKeyRing(key());
-    const secret = "1//0gRefreshTokenCanary-" + randomBytes(8).toString("hex");
+    const secret = `1//0gRefreshTokenCanary-${randomBytes(8).toString("hex")}`;
     const ct = encryptToken(ring, "refresh_token", 7, secret);
     expect(ct).not.toContain(secret);
     expect(ct.startsWith(`v1.${ring.activeKeyId}.`)).toBe(true);

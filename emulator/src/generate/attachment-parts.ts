@@ -141,9 +141,9 @@ function largeCsv(): Buffer {
 async function fixtures(kinds: ReadonlySet<AttachmentKind>): Promise<Map<string, EncodedBody>> {
   const wanted: [string, () => Promise<Buffer> | Buffer][] = [];
   const want = (key: string, build: () => Promise<Buffer> | Buffer): void => void wanted.push([key, build]);
-  if (kinds.has("pdf") || kinds.has("pdf-as-octet-stream")) PDF_KEYWORDS.forEach((_, v) => want(`pdf:${v}`, () => pdfVariant(v)));
-  if (kinds.has("docx")) DOCX_KEYWORDS.forEach((_, v) => want(`docx:${v}`, () => docxVariant(v)));
-  if (kinds.has("png") || kinds.has("inline-image")) PNG_SIZES.forEach(([w, h], v) => want(`png:${v}`, () => makePng({ width: w, height: h, seed: v + 1 })));
+  if (kinds.has("pdf") || kinds.has("pdf-as-octet-stream")) for (const v of PDF_KEYWORDS.keys()) want(`pdf:${v}`, () => pdfVariant(v));
+  if (kinds.has("docx")) for (const v of DOCX_KEYWORDS.keys()) want(`docx:${v}`, () => docxVariant(v));
+  if (kinds.has("png") || kinds.has("inline-image")) for (const [v, [w, h]] of PNG_SIZES.entries()) want(`png:${v}`, () => makePng({ width: w, height: h, seed: v + 1 }));
   if (kinds.has("scanned-pdf")) want("scanned-pdf", makeImageOnlyPdf);
   if (kinds.has("owner-protected-pdf")) want("owner-protected-pdf", () => makeEncryptedPdf({ ownerOnly: true }));
   if (kinds.has("encrypted-pdf")) want("encrypted-pdf", () => makeEncryptedPdf());
@@ -249,7 +249,7 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
         return plain(binaryPart("text/csv", FIXED_FILENAMES["large-csv"], body("large-csv")));
       case "text": {
         const text = `Meeting notes\r\n\r\nAction items: confirm the venue, send the slides.\r\nCode word: ${word}\r\n`;
-        return plain(attachmentText("text/plain", FIXED_FILENAMES["text"], text));
+        return plain(attachmentText("text/plain", FIXED_FILENAMES.text, text));
       }
       case "csv": {
         const csv = makeCsv([
@@ -257,7 +257,7 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
           ["2024-02-01", `Order ${word}`, "12.50"],
           ["2024-02-03", "Café, \"special\" blend", "4.20"],
         ]);
-        return plain(binaryPart('text/csv; charset="UTF-8"', FIXED_FILENAMES["csv"], { base64: base64Lines(csv), size: csv.length }));
+        return plain(binaryPart('text/csv; charset="UTF-8"', FIXED_FILENAMES.csv, { base64: base64Lines(csv), size: csv.length }));
       }
       case "csv-utf16": {
         const csv = makeCsv(
@@ -276,7 +276,7 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
           paragraphs: ["This week in the project.", `Featured: ${word}.`],
           withScript: rng.chance(0.5),
         });
-        return plain(binaryPart('text/html; charset="UTF-8"', FIXED_FILENAMES["html"], { base64: base64Lines(html), size: html.length }));
+        return plain(binaryPart('text/html; charset="UTF-8"', FIXED_FILENAMES.html, { base64: base64Lines(html), size: html.length }));
       }
       case "calendar-invite": {
         const start = new Date(ctx.time + 7 * 86_400_000).toISOString().replace(/[-:]|\.\d+/g, "");

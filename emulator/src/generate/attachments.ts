@@ -366,7 +366,7 @@ function csvField(value: string): string {
 }
 
 export function makeCsv(rows: string[][], opts: { encoding?: "utf8" | "utf16le" } = {}): Buffer {
-  const text = rows.map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
+  const text = `${rows.map((row) => row.map(csvField).join(",")).join("\r\n")}\r\n`;
   if (opts.encoding === "utf16le") return Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]);
   return Buffer.from(text, "utf8");
 }

@@ -214,7 +214,7 @@ function planAttachments(opts: GenerateMailboxOptions, messages: Planned[]): Set
   const hostile = opts.hostile ?? true;
   // Hostile files sit at fixed spots spread over the mailbox, so a 300-message mailbox has each.
   const hostileAt = new Map<number, AttachmentKind>();
-  if (hostile) HOSTILE_KINDS.forEach((kind, i) => hostileAt.set(Math.floor(((i + 0.5) * count) / HOSTILE_KINDS.length), kind));
+  if (hostile) for (const [i, kind] of HOSTILE_KINDS.entries()) hostileAt.set(Math.floor(((i + 0.5) * count) / HOSTILE_KINDS.length), kind);
   // Error diffusion rather than a coin per message: random placement, but the share of messages
   // with attachments stays at ATTACHMENT_RATE even in a small mailbox.
   let due = rng.next();
@@ -390,7 +390,7 @@ export async function generateMailbox(opts: GenerateMailboxOptions): Promise<Gen
   if (!Number.isInteger(opts.count) || opts.count < 0) throw new Error(`count must be a non-negative integer, got ${opts.count}`);
   const contacts = makeContacts(createRng(mixSeed(opts.seed, 0xc0)), 40);
   const messages = planThreads(opts, contacts);
-  messages.forEach((message, n) => (message.messageId = `<${opts.seed}-${n}@${MESSAGE_ID_DOMAIN}>`));
+  for (const [n, message] of messages.entries()) message.messageId = `<${opts.seed}-${n}@${MESSAGE_ID_DOMAIN}>`;
   const kinds = planAttachments(opts, messages);
   for (const kind of planSpecial(opts, messages, contacts)) kinds.add(kind);
   const render = await attachmentRenderer(kinds);

@@ -29,7 +29,7 @@ export function encodeWords(text: string, fold = "\r\n "): string {
 export function formatAddress(name: string, email: string): string {
   if (!name) return email;
   if (!ASCII_PRINTABLE.test(name)) return `${encodeWords(name, " ")} <${email}>`;
-  return /[()<>\[\]:;@\\,."]/.test(name) ? `"${name.replace(/["\\]/g, "\\$&")}" <${email}>` : `${name} <${email}>`;
+  return /[()<>[\]:;@\\,."]/.test(name) ? `"${name.replace(/["\\]/g, "\\$&")}" <${email}>` : `${name} <${email}>`;
 }
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
