@@ -35,7 +35,15 @@ const HOSTILE = (process.env.BENCH_HOSTILE ?? "false") === "true";
 const EMAIL = "bench@example.com";
 const bdb = await createBenchDatabase("backfill");
 
-const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: ATTACHMENTS, hostile: HOSTILE, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
+const emu = await startEmulator({
+  accounts: [EMAIL],
+  messages: MESSAGES,
+  seed: 7,
+  attachments: ATTACHMENTS,
+  hostile: HOSTILE,
+  userQuotaUnitsPerMinute: QUOTA * 60,
+  latencyMs: LATENCY_MS,
+});
 const prefix = `{bench-${randomBytes(4).toString("hex")}}`;
 const env = {
   DATABASE_URL: bdb.url,
@@ -49,7 +57,9 @@ const env = {
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
   // Extraction limits pass through (e.g. EXTRACT_TIMEOUT_MS): the generated mailbox holds a PDF
   // built to hit the timeout, which holds its page for that long.
-  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EXTRACT_")) as Array<[string, string]>),
+  ...Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => k.startsWith("EXTRACT_")) as Array<[string, string]>,
+  ),
   // BACKFILL_FETCH_THREADS=false measures the messages.get-only path on the same mailbox.
   ...(process.env.BACKFILL_FETCH_THREADS ? { BACKFILL_FETCH_THREADS: process.env.BACKFILL_FETCH_THREADS } : {}),
 };
@@ -62,7 +72,11 @@ const account = await upsertConnectedAccount(app.db, {
   email: EMAIL,
   scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
   accessTokenExpiresAt: null,
-  encrypt: (id) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }),
+  encrypt: (id) => ({
+    refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
+    accessTokenEncrypted: null,
+    keyId: keyRing.activeKeyId,
+  }),
 });
 await ensureSyncState(app.db, account.id);
 

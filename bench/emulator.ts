@@ -32,7 +32,9 @@ interface Info {
 
 async function startCli(args: string[]): Promise<{ child: ChildProcess; info: Info; wallMs: number }> {
   const started = performance.now();
-  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const info = await new Promise<Info>((resolve, reject) => {
     let out = "";
     child.stdout?.on("data", (c: Buffer) => {
@@ -78,38 +80,87 @@ const rows: Array<Record<string, string | number>> = [];
   // Serving capacity is what is measured here, so Gmail's per-user and per-project limits and the
   // concurrency cap are off by name; every other realistic behaviour (pretty JSON, varying
   // attachment ids, converted charsets, expanded forwarded mail) stays on.
-  const { child, info } = await startCli(["--messages", String(MESSAGES), "--user-quota-per-minute", "0", "--project-quota-per-minute", "0", "--max-concurrent", "0", "--added-not-found-rate", "0", "--seed", "3"]);
+  const { child, info } = await startCli([
+    "--messages",
+    String(MESSAGES),
+    "--user-quota-per-minute",
+    "0",
+    "--project-quota-per-minute",
+    "0",
+    "--max-concurrent",
+    "0",
+    "--added-not-found-rate",
+    "0",
+    "--seed",
+    "3",
+  ]);
   try {
     const email = info.accounts[0] as string;
     const control = createControlClient(info.controlUrl);
     const ids = (await control.mailbox(email)).messages.map((m) => m.id);
-    const auth = new OAuth2Client({ clientId: info.clientId, clientSecret: info.clientSecret, endpoints: { oauth2TokenUrl: info.tokenUrl } });
+    const auth = new OAuth2Client({
+      clientId: info.clientId,
+      clientSecret: info.clientSecret,
+      endpoints: { oauth2TokenUrl: info.tokenUrl },
+    });
     auth.setCredentials({ refresh_token: await control.issueRefreshToken(email) });
     const token = (await auth.getAccessToken()).token as string;
     const headers = { authorization: `Bearer ${token}` };
 
     // Warm the per-message render cache once, as a sync run's first pass would.
-    const warm = await rate(async (i) => void (await (await fetch(`${info.url}/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=full`, { headers })).arrayBuffer()));
-    rows.push({ measure: "messages.get full, fetch keep-alive (first pass incl. MIME parse)", concurrency: CONCURRENCY, "req/s": Math.round(warm.perSecond), errors: warm.errors });
+    const warm = await rate(
+      async (i) =>
+        void (await (
+          await fetch(`${info.url}/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=full`, { headers })
+        ).arrayBuffer()),
+    );
+    rows.push({
+      measure: "messages.get full, fetch keep-alive (first pass incl. MIME parse)",
+      concurrency: CONCURRENCY,
+      "req/s": Math.round(warm.perSecond),
+      errors: warm.errors,
+    });
     const hot = await rate(async (i) => {
       const res = await fetch(`${info.url}/gmail/v1/users/me/messages/${ids[i % ids.length]}?format=full`, { headers });
       if (res.status !== 200) throw new Error(String(res.status));
       await res.arrayBuffer();
     });
-    rows.push({ measure: "messages.get full, fetch keep-alive", concurrency: CONCURRENCY, "req/s": Math.round(hot.perSecond), errors: hot.errors });
+    rows.push({
+      measure: "messages.get full, fetch keep-alive",
+      concurrency: CONCURRENCY,
+      "req/s": Math.round(hot.perSecond),
+      errors: hot.errors,
+    });
     // HTTP batch of 50 messages.get (what a sync's getMessages sends): messages per second.
     const boundary = "bench";
     const batchOf = (i: number) =>
       `${Array.from({ length: 50 }, (_, k) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: <${k}>\r\n\r\nGET /gmail/v1/users/me/messages/${ids[(i * 50 + k) % ids.length]}?format=full HTTP/1.1\r\n\r\n`).join("")}--${boundary}--\r\n`;
     const batched = await rate(async (i) => {
-      const res = await fetch(`${info.url}/batch`, { method: "POST", headers: { ...headers, "content-type": `multipart/mixed; boundary=${boundary}` }, body: batchOf(i) });
+      const res = await fetch(`${info.url}/batch`, {
+        method: "POST",
+        headers: { ...headers, "content-type": `multipart/mixed; boundary=${boundary}` },
+        body: batchOf(i),
+      });
       if (res.status !== 200) throw new Error(String(res.status));
       await res.arrayBuffer();
     });
-    rows.push({ measure: "messages.get full in 50-part batches (messages/s)", concurrency: CONCURRENCY, "req/s": Math.round(batched.perSecond * 50), errors: batched.errors });
+    rows.push({
+      measure: "messages.get full in 50-part batches (messages/s)",
+      concurrency: CONCURRENCY,
+      "req/s": Math.round(batched.perSecond * 50),
+      errors: batched.errors,
+    });
     const api = gmail({ version: "v1", rootUrl: info.gmailRootUrl, auth });
-    const viaClient = await rate(async (i) => void (await api.users.messages.get({ userId: "me", id: ids[i % ids.length] as string, format: "full" })));
-    rows.push({ measure: "messages.get full, @googleapis/gmail client", concurrency: CONCURRENCY, "req/s": Math.round(viaClient.perSecond), errors: viaClient.errors });
+    const viaClient = await rate(
+      async (i) =>
+        void (await api.users.messages.get({ userId: "me", id: ids[i % ids.length] as string, format: "full" })),
+    );
+    rows.push({
+      measure: "messages.get full, @googleapis/gmail client",
+      concurrency: CONCURRENCY,
+      "req/s": Math.round(viaClient.perSecond),
+      errors: viaClient.errors,
+    });
   } finally {
     await stop(child);
   }
@@ -117,7 +168,11 @@ const rows: Array<Record<string, string | number>> = [];
 
 if (READY_MESSAGES > 0) {
   const { child, info, wallMs } = await startCli(["--messages", String(READY_MESSAGES), "--seed", "1"]);
-  rows.push({ measure: `ready with --messages ${READY_MESSAGES} (process start → JSON line)`, "ms (wall)": Math.round(wallMs), "ms (readyMs)": info.readyMs });
+  rows.push({
+    measure: `ready with --messages ${READY_MESSAGES} (process start → JSON line)`,
+    "ms (wall)": Math.round(wallMs),
+    "ms (readyMs)": info.readyMs,
+  });
   await stop(child);
 }
 

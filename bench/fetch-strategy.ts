@@ -19,7 +19,14 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 150);
 const EMAIL = "bench@example.com";
 const log = createLogger("silent");
 
-const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
+const emu = await startEmulator({
+  accounts: [EMAIL],
+  messages: MESSAGES,
+  seed: 7,
+  attachments: true,
+  userQuotaUnitsPerMinute: QUOTA * 60,
+  latencyMs: LATENCY_MS,
+});
 
 async function idsOf(): Promise<string[]> {
   return (await emu.control.mailbox(EMAIL)).messages.map((m) => m.id);
@@ -29,7 +36,9 @@ async function idsOf(): Promise<string[]> {
 async function httpRequestsSent(): Promise<number> {
   const m = await apiRequestDurationSeconds.get();
   return m.values
-    .filter((v) => v.metricName?.endsWith("_count") && (v.labels.method === "batch" || v.labels.method === "messages.get"))
+    .filter(
+      (v) => v.metricName?.endsWith("_count") && (v.labels.method === "batch" || v.labels.method === "messages.get"),
+    )
     .reduce((n, v) => n + v.value, 0);
 }
 
@@ -45,9 +54,18 @@ interface Row {
   parked: number;
 }
 
-async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; concurrency: number; batchSize?: number }, accountId: number, app: App): Promise<Row> {
+async function run(
+  label: string,
+  opts: { fetchStrategy: "batch" | "parallel"; concurrency: number; batchSize?: number },
+  accountId: number,
+  app: App,
+): Promise<Row> {
   const { quota, inFlight } = app;
-  const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    endpoints: { oauth2TokenUrl: emu.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(EMAIL) });
   // The product's two gates: the quota governor and the in-flight cap (a batch holds one permit a part).
   const gmail = createGmailPort({ auth, accountId, quota, inFlight, rootUrl: emu.gmailRootUrl, log, ...opts });
@@ -97,13 +115,35 @@ async function run(label: string, opts: { fetchStrategy: "batch" | "parallel"; c
 const rows: Row[] = [];
 try {
   let acct = 1;
-  rows.push(await withQuotaApp(QUOTA, log, (app) => run("default (batch)", { fetchStrategy: DEFAULT_FETCH_STRATEGY, concurrency: 2 }, acct++, app)));
-  rows.push(await withQuotaApp(QUOTA, log, (app) => run("batch-50 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 50 }, acct++, app)));
-  rows.push(await withQuotaApp(QUOTA, log, (app) => run("batch-25 x3", { fetchStrategy: "batch", concurrency: 3, batchSize: 25 }, acct++, app)));
-  rows.push(await withQuotaApp(QUOTA, log, (app) => run("parallel x10", { fetchStrategy: "parallel", concurrency: 10 }, acct++, app)));
-  rows.push(await withQuotaApp(QUOTA, log, (app) => run("parallel x5", { fetchStrategy: "parallel", concurrency: 5 }, acct++, app)));
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) =>
+      run("default (batch)", { fetchStrategy: DEFAULT_FETCH_STRATEGY, concurrency: 2 }, acct++, app),
+    ),
+  );
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) =>
+      run("batch-50 x2", { fetchStrategy: "batch", concurrency: 2, batchSize: 50 }, acct++, app),
+    ),
+  );
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) =>
+      run("batch-25 x3", { fetchStrategy: "batch", concurrency: 3, batchSize: 25 }, acct++, app),
+    ),
+  );
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) =>
+      run("parallel x10", { fetchStrategy: "parallel", concurrency: 10 }, acct++, app),
+    ),
+  );
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) =>
+      run("parallel x5", { fetchStrategy: "parallel", concurrency: 5 }, acct++, app),
+    ),
+  );
 } finally {
   await emu.close();
 }
-console.log(`getMessages at ${QUOTA} units/s (ceiling ${QUOTA / 5} messages/s), ${MESSAGES} messages, ${LATENCY_MS} ms latency, emulator quota + concurrency cap on`);
+console.log(
+  `getMessages at ${QUOTA} units/s (ceiling ${QUOTA / 5} messages/s), ${MESSAGES} messages, ${LATENCY_MS} ms latency, emulator quota + concurrency cap on`,
+);
 console.table(rows);

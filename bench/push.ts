@@ -27,7 +27,8 @@ const RATE = Number(process.env.BENCH_RATE ?? 10);
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 20);
 // Gmail's post-push 404 (a message answers 404 for ~2 s after it was announced) on by default, as
 // the emulator; BENCH_ADDED_NOT_FOUND_RATE=0 measures the sync's own latency without it.
-const ADDED_NOT_FOUND_RATE = process.env.BENCH_ADDED_NOT_FOUND_RATE === undefined ? undefined : Number(process.env.BENCH_ADDED_NOT_FOUND_RATE);
+const ADDED_NOT_FOUND_RATE =
+  process.env.BENCH_ADDED_NOT_FOUND_RATE === undefined ? undefined : Number(process.env.BENCH_ADDED_NOT_FOUND_RATE);
 const json = process.argv.includes("--json");
 const EMULATOR_SEED = 3;
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -36,7 +37,15 @@ const bdb = await createBenchDatabase("push");
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `user${String(i).padStart(2, "0")}@example.com`);
-const emu = await startEmulator({ accounts: emails, messages: 5, attachments: false, seed: EMULATOR_SEED, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push`, ...(ADDED_NOT_FOUND_RATE !== undefined ? { addedNotFoundRate: ADDED_NOT_FOUND_RATE } : {}) }); // Gmail's realistic defaults otherwise (15,000 units/min, post-push 404s…)
+const emu = await startEmulator({
+  accounts: emails,
+  messages: 5,
+  attachments: false,
+  seed: EMULATOR_SEED,
+  pushEndpoint: `${base}/pubsub/push`,
+  pushAudience: `${base}/pubsub/push`,
+  ...(ADDED_NOT_FOUND_RATE !== undefined ? { addedNotFoundRate: ADDED_NOT_FOUND_RATE } : {}),
+}); // Gmail's realistic defaults otherwise (15,000 units/min, post-push 404s…)
 const config = loadConfig({
   ...process.env,
   DATABASE_URL: bdb.url,
@@ -81,7 +90,10 @@ let polling = true;
 const poller = (async () => {
   while (polling || pending.size > 0) {
     if (pending.size > 0) {
-      const { rows } = await pool.query<{ gmail_id: string }>("SELECT gmail_id FROM messages WHERE gmail_id = ANY($1)", [[...pending.keys()]]);
+      const { rows } = await pool.query<{ gmail_id: string }>(
+        "SELECT gmail_id FROM messages WHERE gmail_id = ANY($1)",
+        [[...pending.keys()]],
+      );
       const now = performance.now();
       for (const r of rows) {
         const at = pending.get(r.gmail_id);
@@ -113,7 +125,8 @@ pending.clear();
 await poller;
 
 for (const l of [latencies, servedAtOnce, racedLatencies]) l.sort((a, b) => a - b);
-const pctOf = (list: number[], p: number) => Math.round(list[Math.min(list.length - 1, Math.ceil((p / 100) * list.length) - 1)] ?? NaN);
+const pctOf = (list: number[], p: number) =>
+  Math.round(list[Math.min(list.length - 1, Math.ceil((p / 100) * list.length) - 1)] ?? NaN);
 const pct = (p: number) => pctOf(latencies, p);
 const stats = await emu.control.stats();
 const histogram = await pushToCommitSeconds.get();
@@ -129,18 +142,33 @@ const result = {
     p99Ms: pct(99),
     maxMs: Math.round(latencies.at(-1) ?? NaN),
     // Messages Gmail served at once: the sync's own latency, which the raced ones must not hold back.
-    servedAtOnce: { stored: servedAtOnce.length, p50Ms: pctOf(servedAtOnce, 50), p90Ms: pctOf(servedAtOnce, 90), p99Ms: pctOf(servedAtOnce, 99), maxMs: Math.round(servedAtOnce.at(-1) ?? NaN) },
+    servedAtOnce: {
+      stored: servedAtOnce.length,
+      p50Ms: pctOf(servedAtOnce, 50),
+      p90Ms: pctOf(servedAtOnce, 90),
+      p99Ms: pctOf(servedAtOnce, 99),
+      maxMs: Math.round(servedAtOnce.at(-1) ?? NaN),
+    },
     // Messages that answered 404 for the race window (addedNotFoundWindowMs) after delivery.
-    raced: { rate: RACE_RATE, windowMs: DEFAULT_SETTINGS.addedNotFoundWindowMs, stored: racedLatencies.length, p50Ms: pctOf(racedLatencies, 50), p99Ms: pctOf(racedLatencies, 99), maxMs: Math.round(racedLatencies.at(-1) ?? NaN) },
+    raced: {
+      rate: RACE_RATE,
+      windowMs: DEFAULT_SETTINGS.addedNotFoundWindowMs,
+      stored: racedLatencies.length,
+      p50Ms: pctOf(racedLatencies, 50),
+      p99Ms: pctOf(racedLatencies, 99),
+      maxMs: Math.round(racedLatencies.at(-1) ?? NaN),
+    },
     pushesSent: stats.pushes.sent,
     pushesAcked: stats.pushes.acked,
-    syncsCommitted: histogram.values.find((v) => v.metricName === "gmail_sync_push_to_commit_seconds_count")?.value ?? 0,
+    syncsCommitted:
+      histogram.values.find((v) => v.metricName === "gmail_sync_push_to_commit_seconds_count")?.value ?? 0,
     targetP99Ms: 1000,
   },
 };
 
 await server.close({ deadlineMs: 10_000 });
-for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance]) await q.obliterate({ force: true }).catch(() => {});
+for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance])
+  await q.obliterate({ force: true }).catch(() => {});
 await app.close();
 await emu.close();
 // The run's private attachment temp dir (empty by now: the pipeline deletes every file).
@@ -158,19 +186,37 @@ async function shares(metric: typeof pushToCommitSeconds, filter: Record<string,
 const breakdown = {
   pushToCommit: await shares(pushToCommitSeconds),
   incrementalWait: await shares(jobWaitSeconds as unknown as typeof pushToCommitSeconds, { queue: "incremental" }),
-  incrementalRun: await shares(jobDurationSeconds as unknown as typeof pushToCommitSeconds, { queue: "incremental", outcome: "completed" }),
+  incrementalRun: await shares(jobDurationSeconds as unknown as typeof pushToCommitSeconds, {
+    queue: "incremental",
+    outcome: "completed",
+  }),
 };
 const r = result.push;
 say("");
 say("push latency: emulator delivery → row visible in Postgres, through signed push, serve and the worker");
-say(`  deliveries ${r.deliveries} at ${r.ratePerSecond}/s over ${r.accounts} accounts; stored ${r.stored}; not stored within 60 s: ${r.notStoredWithin60s}`);
-say(`  p50 ${r.p50Ms} ms   p90 ${r.p90Ms} ms   p99 ${r.p99Ms} ms   max ${r.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`);
-say(`  served at once (${r.servedAtOnce.stored}): p50 ${r.servedAtOnce.p50Ms} ms   p90 ${r.servedAtOnce.p90Ms} ms   p99 ${r.servedAtOnce.p99Ms} ms   max ${r.servedAtOnce.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`);
-say(`  answering 404 for ${r.raced.windowMs} ms first (${r.raced.stored}, rate ${r.raced.rate}): p50 ${r.raced.p50Ms} ms   p99 ${r.raced.p99Ms} ms   max ${r.raced.maxMs} ms (via the retry ledger)`);
-say(`  pushes sent ${r.pushesSent}, acknowledged ${r.pushesAcked}; incremental syncs committed after a push ${r.syncsCommitted}`);
+say(
+  `  deliveries ${r.deliveries} at ${r.ratePerSecond}/s over ${r.accounts} accounts; stored ${r.stored}; not stored within 60 s: ${r.notStoredWithin60s}`,
+);
+say(
+  `  p50 ${r.p50Ms} ms   p90 ${r.p90Ms} ms   p99 ${r.p99Ms} ms   max ${r.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`,
+);
+say(
+  `  served at once (${r.servedAtOnce.stored}): p50 ${r.servedAtOnce.p50Ms} ms   p90 ${r.servedAtOnce.p90Ms} ms   p99 ${r.servedAtOnce.p99Ms} ms   max ${r.servedAtOnce.maxMs} ms   (target p99 < ${r.targetP99Ms} ms)`,
+);
+say(
+  `  answering 404 for ${r.raced.windowMs} ms first (${r.raced.stored}, rate ${r.raced.rate}): p50 ${r.raced.p50Ms} ms   p99 ${r.raced.p99Ms} ms   max ${r.raced.maxMs} ms (via the retry ledger)`,
+);
+say(
+  `  pushes sent ${r.pushesSent}, acknowledged ${r.pushesAcked}; incremental syncs committed after a push ${r.syncsCommitted}`,
+);
 say(`  push received → commit: ${breakdown.pushToCommit}`);
 say(`  incremental job wait:   ${breakdown.incrementalWait}`);
 say(`  incremental job run:    ${breakdown.incrementalRun}`);
-say(`  load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+say(
+  `  load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}`,
+);
 if (json) console.log(JSON.stringify(result));
 process.exit(lost === 0 ? 0 : 1);

@@ -32,12 +32,42 @@ interface Step {
   timeoutS: number;
 }
 const steps: Step[] = [
-  { name: "emulator", script: "emulator.ts", args: ["--json"], env: { BENCH_SECONDS: "3", BENCH_READY_MESSAGES: "0" }, timeoutS: 90 },
+  {
+    name: "emulator",
+    script: "emulator.ts",
+    args: ["--json"],
+    env: { BENCH_SECONDS: "3", BENCH_READY_MESSAGES: "0" },
+    timeoutS: 90,
+  },
   { name: "storage", script: "storage.ts", args: ["--json"], env: { BENCH_STORAGE_ROWS: "500" }, timeoutS: 90 },
-  { name: "extract", script: "extract.ts", args: ["--json"], env: { BENCH_EXTRACT_RUNS: "2", BENCH_EXTRACT_REAL_CORPUS: "false" }, timeoutS: 180 },
-  { name: "push", script: "push.ts", args: ["--json"], env: { BENCH_DELIVERIES: "200", BENCH_RATE: "10", BENCH_ACCOUNTS: "10" }, timeoutS: 180 },
-  { name: "backfill-2k", script: "backfill.ts", args: [], env: { BENCH_MESSAGES: "2000", BENCH_QUOTA: "250" }, timeoutS: 240 },
-  { name: "backfill-20k", script: "backfill.ts", args: [], env: { BENCH_MESSAGES: String(LARGE_MESSAGES), BENCH_QUOTA: String(LARGE_QUOTA) }, timeoutS: 420 },
+  {
+    name: "extract",
+    script: "extract.ts",
+    args: ["--json"],
+    env: { BENCH_EXTRACT_RUNS: "2", BENCH_EXTRACT_REAL_CORPUS: "false" },
+    timeoutS: 180,
+  },
+  {
+    name: "push",
+    script: "push.ts",
+    args: ["--json"],
+    env: { BENCH_DELIVERIES: "200", BENCH_RATE: "10", BENCH_ACCOUNTS: "10" },
+    timeoutS: 180,
+  },
+  {
+    name: "backfill-2k",
+    script: "backfill.ts",
+    args: [],
+    env: { BENCH_MESSAGES: "2000", BENCH_QUOTA: "250" },
+    timeoutS: 240,
+  },
+  {
+    name: "backfill-20k",
+    script: "backfill.ts",
+    args: [],
+    env: { BENCH_MESSAGES: String(LARGE_MESSAGES), BENCH_QUOTA: String(LARGE_QUOTA) },
+    timeoutS: 420,
+  },
   { name: "scale", script: "scale.ts", args: ["--json"], env: { BENCH_SCALE_MESSAGES: "100" }, timeoutS: 300 },
 ];
 
@@ -86,7 +116,15 @@ function runStep(step: Step): Promise<StepResult> {
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(here, step.script), ...step.args], {
-      env: { ...process.env, ...step.env, ...Object.fromEntries(Object.keys(step.env).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k] as string])) },
+      env: {
+        ...process.env,
+        ...step.env,
+        ...Object.fromEntries(
+          Object.keys(step.env)
+            .filter((k) => process.env[k] !== undefined)
+            .map((k) => [k, process.env[k] as string]),
+        ),
+      },
       stdio: ["ignore", "pipe", "inherit"],
     });
     current = child;
@@ -102,7 +140,15 @@ function runStep(step: Step): Promise<StepResult> {
       const seconds = Math.round((performance.now() - started) / 100) / 10;
       const base = { seconds, load1Before: round(load1Before), load1After: round(os.loadavg()[0] as number), data };
       if (code === 0 && data !== null) resolve({ ok: true, ...base });
-      else resolve({ ok: false, ...base, error: signal === "SIGKILL" ? `killed after ${step.timeoutS} s` : `exit ${code ?? signal}${data === null ? ", no JSON on stdout" : ""}` });
+      else
+        resolve({
+          ok: false,
+          ...base,
+          error:
+            signal === "SIGKILL"
+              ? `killed after ${step.timeoutS} s`
+              : `exit ${code ?? signal}${data === null ? ", no JSON on stdout" : ""}`,
+        });
     });
   });
 }
@@ -116,10 +162,16 @@ const results = new Map<string, StepResult>();
 const t0 = performance.now();
 for (const step of steps) {
   if (skip.has(step.name)) continue;
-  process.stderr.write(`\n=== bench ${step.name} (${Object.entries(step.env).map(([k, v]) => `${k}=${process.env[k] ?? v}`).join(" ")}) ===\n`);
+  process.stderr.write(
+    `\n=== bench ${step.name} (${Object.entries(step.env)
+      .map(([k, v]) => `${k}=${process.env[k] ?? v}`)
+      .join(" ")}) ===\n`,
+  );
   const r = await runStep(step);
   results.set(step.name, r);
-  process.stderr.write(`=== bench ${step.name}: ${r.ok ? "ok" : `FAILED (${r.error})`} in ${r.seconds} s, load ${r.load1Before} → ${r.load1After} ===\n`);
+  process.stderr.write(
+    `=== bench ${step.name}: ${r.ok ? "ok" : `FAILED (${r.error})`} in ${r.seconds} s, load ${r.load1Before} → ${r.load1After} ===\n`,
+  );
 }
 const totalSeconds = round((performance.now() - t0) / 1000, 1);
 
@@ -155,7 +207,13 @@ const small = bf("backfill-2k");
 const large = bf("backfill-20k");
 const scaleRuns = (get("scale", "scale", "runs") as Obj[] | null) ?? [];
 const summary = {
-  backfill: { ...small, large: { ...large, note: `quota ${LARGE_QUOTA} units/s on emulator and governor (10x the issue's 250, to fit the 10-minute budget)` } },
+  backfill: {
+    ...small,
+    large: {
+      ...large,
+      note: `quota ${LARGE_QUOTA} units/s on emulator and governor (10x the issue's 250, to fit the 10-minute budget)`,
+    },
+  },
   scale: get("scale", "scale"),
   push: get("push", "push"),
   extract: {
@@ -178,7 +236,18 @@ const summary = {
     cpus: os.availableParallelism(),
     node: process.version,
     at: new Date().toISOString(),
-    steps: Object.fromEntries([...results].map(([k, r]) => [k, { ok: r.ok, seconds: r.seconds, load1Before: r.load1Before, load1After: r.load1After, ...(r.error ? { error: r.error } : {}) }])),
+    steps: Object.fromEntries(
+      [...results].map(([k, r]) => [
+        k,
+        {
+          ok: r.ok,
+          seconds: r.seconds,
+          load1Before: r.load1Before,
+          load1After: r.load1After,
+          ...(r.error ? { error: r.error } : {}),
+        },
+      ]),
+    ),
   },
 };
 
@@ -193,16 +262,29 @@ const push = (summary.push ?? {}) as Obj;
 const storage = (summary.storage ?? {}) as Obj;
 const emulator = (summary.emulator ?? {}) as Obj;
 const rows: Array<[string, string, string, string, string]> = [];
-const row = (area: string, figure: string, value: string, target = "", step = "") => rows.push([area, figure, value, target, step ? load(step) : ""]);
+const row = (area: string, figure: string, value: string, target = "", step = "") =>
+  rows.push([area, figure, value, target, step ? load(step) : ""]);
 for (const [name, b, label] of [
   ["backfill-2k", small, `backfill 2k @250u/s${small.hostile ? " hostile" : ""}`],
   ["backfill-20k", large, `backfill ${LARGE_MESSAGES / 1000}k @${LARGE_QUOTA}u/s${large.hostile ? " hostile" : ""}`],
 ] as const) {
   const meets = b.ceilingFraction === null ? null : b.ceilingFraction >= 0.9 && b.failedJobs === 0;
-  row(label, "fraction of quota ceiling", `${fmt(b.ceilingFraction)} (${fmt(b.messagesPerSecond)} of ${fmt(b.ceilingMessagesPerSecond)} msg/s, ${fmt(b.seconds)} s)`, `>= 0.9, 0 failed: ${verdict(meets)}`, name);
+  row(
+    label,
+    "fraction of quota ceiling",
+    `${fmt(b.ceilingFraction)} (${fmt(b.messagesPerSecond)} of ${fmt(b.ceilingMessagesPerSecond)} msg/s, ${fmt(b.seconds)} s)`,
+    `>= 0.9, 0 failed: ${verdict(meets)}`,
+    name,
+  );
   row(label, "failed jobs / 429s", `${fmt(b.failedJobs)} / ${fmt(b.gmail429)}`, "", name);
   row(label, "quota units per message", fmt(b.quotaUnitsPerMessage), "", name);
-  row(label, "CPU s per 1000 msgs", `${fmt(b.cpuSecondsPer1000)} (bench process incl. in-process emulator; extraction children not counted)`, "", name);
+  row(
+    label,
+    "CPU s per 1000 msgs",
+    `${fmt(b.cpuSecondsPer1000)} (bench process incl. in-process emulator; extraction children not counted)`,
+    "",
+    name,
+  );
   row(label, "peak RSS", `${fmt(b.peakRssMb, " MB")} (${fmt(b.peakRssMbPer1000, " MB")} per 1000 msgs)`, "", name);
 }
 for (const r of scaleRuns) {
@@ -215,25 +297,83 @@ for (const r of scaleRuns) {
     "scale",
   );
 }
-if (summary.scale) row("scale", "3 vs 1 worker processes", `${fmt((summary.scale as Obj).speedup3vs1, "x")} throughput`, "", "scale");
+if (summary.scale)
+  row("scale", "3 vs 1 worker processes", `${fmt((summary.scale as Obj).speedup3vs1, "x")} throughput`, "", "scale");
 const served = (push.servedAtOnce ?? {}) as Obj;
 const racedPush = (push.raced ?? {}) as Obj;
-row("push", "delivery → row p50 / p90 / p99 (served at once)", `${fmt(served.p50Ms, " ms")} / ${fmt(served.p90Ms, " ms")} / ${fmt(served.p99Ms, " ms")} (${fmt(push.deliveries)} deliveries at ${fmt(push.ratePerSecond)}/s, ${fmt(push.accounts)} accts; lost ${fmt(push.notStoredWithin60s)})`, `p99 < 1000 ms: ${verdict(num(served.p99Ms) === null ? null : (served.p99Ms as number) < 1000)}`, "push");
-row("push", "delivery → row p50 / p99 (Gmail 404 for the first 2 s, via the retry ledger)", `${fmt(racedPush.p50Ms, " ms")} / ${fmt(racedPush.p99Ms, " ms")} (${fmt(racedPush.stored)} messages); all messages p99 ${fmt(push.p99Ms, " ms")}`, "", "push");
-row("extract", "PDF MB/s, pages/s", `${fmt(summary.extract.mbPerSecond)} MB/s, ${fmt(summary.extract.pagesPerSecond)} pages/s (pdftotext ${fmt(summary.extract.pagesPerSecondPdftotext)} pages/s)`, "", "extract");
-row("extract", "ratio vs pdftotext", fmt(summary.extract.ratioVsPdftotext, "x"), `>= 0.4 (issue 6): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 0.4)}`, "extract");
-row("extract", "pdf-parse alone vs pdftotext", `${fmt(summary.extract.pdfParseAloneRatioVsPdftotext, "x")} (the pipeline runs at ${fmt(summary.extract.pipelineSpeedVsPdfParseAlone, "x")} its speed)`, "", "extract");
+row(
+  "push",
+  "delivery → row p50 / p90 / p99 (served at once)",
+  `${fmt(served.p50Ms, " ms")} / ${fmt(served.p90Ms, " ms")} / ${fmt(served.p99Ms, " ms")} (${fmt(push.deliveries)} deliveries at ${fmt(push.ratePerSecond)}/s, ${fmt(push.accounts)} accts; lost ${fmt(push.notStoredWithin60s)})`,
+  `p99 < 1000 ms: ${verdict(num(served.p99Ms) === null ? null : (served.p99Ms as number) < 1000)}`,
+  "push",
+);
+row(
+  "push",
+  "delivery → row p50 / p99 (Gmail 404 for the first 2 s, via the retry ledger)",
+  `${fmt(racedPush.p50Ms, " ms")} / ${fmt(racedPush.p99Ms, " ms")} (${fmt(racedPush.stored)} messages); all messages p99 ${fmt(push.p99Ms, " ms")}`,
+  "",
+  "push",
+);
+row(
+  "extract",
+  "PDF MB/s, pages/s",
+  `${fmt(summary.extract.mbPerSecond)} MB/s, ${fmt(summary.extract.pagesPerSecond)} pages/s (pdftotext ${fmt(summary.extract.pagesPerSecondPdftotext)} pages/s)`,
+  "",
+  "extract",
+);
+row(
+  "extract",
+  "ratio vs pdftotext",
+  fmt(summary.extract.ratioVsPdftotext, "x"),
+  `>= 0.4 (issue 6): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 0.4)}`,
+  "extract",
+);
+row(
+  "extract",
+  "pdf-parse alone vs pdftotext",
+  `${fmt(summary.extract.pdfParseAloneRatioVsPdftotext, "x")} (the pipeline runs at ${fmt(summary.extract.pipelineSpeedVsPdfParseAlone, "x")} its speed)`,
+  "",
+  "extract",
+);
 row("extract", "DOCX (mammoth) MB/s", fmt(summary.extract.docxMbPerSecond), "", "extract");
-row("extract", `RSS above idle, ${fmt(summary.extract.bigAttachmentMb, " MiB")} PDF`, fmt(summary.extract.peakRssMbAboveIdle, " MB"), `< 300 MB: ${verdict(summary.extract.peakRssMbAboveIdle === null ? null : summary.extract.peakRssMbAboveIdle < 300)}`, "extract");
-row("storage", "upsert rows/s: 1 by 1 → batched", `${fmt(storage.oneByOneRowsPerSecond)} → ${fmt(storage.batchedRowsPerSecond)} (${fmt(storage.batchVsOneByOne, "x")}; updates ${fmt(storage.updateBatchVsOneByOne, "x")})`, "", "storage");
-row("emulator", "messages.get full req/s, quota off", `${fmt(emulator.requestsPerSecond)} (batched ${fmt(emulator.batchedMessagesPerSecond)} msg/s)`, "", "emulator");
+row(
+  "extract",
+  `RSS above idle, ${fmt(summary.extract.bigAttachmentMb, " MiB")} PDF`,
+  fmt(summary.extract.peakRssMbAboveIdle, " MB"),
+  `< 300 MB: ${verdict(summary.extract.peakRssMbAboveIdle === null ? null : summary.extract.peakRssMbAboveIdle < 300)}`,
+  "extract",
+);
+row(
+  "storage",
+  "upsert rows/s: 1 by 1 → batched",
+  `${fmt(storage.oneByOneRowsPerSecond)} → ${fmt(storage.batchedRowsPerSecond)} (${fmt(storage.batchVsOneByOne, "x")}; updates ${fmt(storage.updateBatchVsOneByOne, "x")})`,
+  "",
+  "storage",
+);
+row(
+  "emulator",
+  "messages.get full req/s, quota off",
+  `${fmt(emulator.requestsPerSecond)} (batched ${fmt(emulator.batchedMessagesPerSecond)} msg/s)`,
+  "",
+  "emulator",
+);
 for (const [name, r] of results) if (!r.ok) row(name, "STEP FAILED", r.error ?? "", "", name);
 
 const header: [string, string, string, string, string] = ["area", "figure", "value", "target", "load 1m"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd();
+const line = (r: string[]) =>
+  r
+    .map((c, i) => c.padEnd(widths[i] as number))
+    .join("  ")
+    .trimEnd();
 say("");
-say(`gmail-sync benchmarks, ${summary.run.at}, ${summary.run.cpus} CPUs, ${summary.run.node}, ${totalSeconds} s in all${totalSeconds > 600 ? " (OVER the 10-minute budget)" : ""}; load average now ${os.loadavg().map((l) => round(l)).join(" ")}`);
+say(
+  `gmail-sync benchmarks, ${summary.run.at}, ${summary.run.cpus} CPUs, ${summary.run.node}, ${totalSeconds} s in all${totalSeconds > 600 ? " (OVER the 10-minute budget)" : ""}; load average now ${os
+    .loadavg()
+    .map((l) => round(l))
+    .join(" ")}`,
+);
 say(line(header));
 say(widths.map((w) => "-".repeat(w)).join("  "));
 for (const r of rows) say(line(r));

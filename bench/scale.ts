@@ -42,7 +42,15 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/g
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const emails = Array.from({ length: ACCOUNTS }, (_, i) => `scale${String(i).padStart(2, "0")}@example.com`);
-const emu = await startEmulator({ accounts: emails, messages: MESSAGES, seed: 5, attachments: true, hostile: HOSTILE, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
+const emu = await startEmulator({
+  accounts: emails,
+  messages: MESSAGES,
+  seed: 5,
+  attachments: true,
+  hostile: HOSTILE,
+  userQuotaUnitsPerMinute: QUOTA * 60,
+  latencyMs: LATENCY_MS,
+});
 const mailboxSize = (await emu.control.mailbox(emails[0] as string)).messages.length;
 
 /** CPU seconds and peak RSS of a live child, from /proc (Linux). */
@@ -104,14 +112,21 @@ async function run(workerCount: number): Promise<RunResult> {
         email,
         scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
         accessTokenExpiresAt: null,
-        encrypt: (id) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }),
+        encrypt: (id) => ({
+          refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
+          accessTokenEncrypted: null,
+          keyId: keyRing.activeKeyId,
+        }),
       });
       await ensureSyncState(app.db, row.id);
       ids.push(row.id);
     }
     for (let i = 0; i < workerCount; i++) {
       // Worker logs go to our stderr: stdout carries only the result.
-      const child = spawn(process.execPath, [cli, "worker"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, [cli, "worker"], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       child.stdout?.on("data", (d: Buffer) => process.stderr.write(d));
       children.push(child);
     }
@@ -135,7 +150,10 @@ async function run(workerCount: number): Promise<RunResult> {
       samples.push(await spent());
       const done = await countBackfillsDone(app.db);
       if (done >= ACCOUNTS) break;
-      if (Date.now() > deadline) throw new Error(`backfill of ${ACCOUNTS} accounts by ${workerCount} workers did not finish within 300 s (${done} done)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `backfill of ${ACCOUNTS} accounts by ${workerCount} workers did not finish within 300 s (${done} done)`,
+        );
     }
     const seconds = (performance.now() - t0) / 1000;
     const usage = await Promise.all(children.map((c) => procUsage(c.pid as number)));
@@ -151,7 +169,8 @@ async function run(workerCount: number): Promise<RunResult> {
         const a = samples[i] as (typeof samples)[number];
         const b = samples.find((s) => s.t - a.t >= w * 1000);
         if (b === undefined) break;
-        for (let k = 0; k < ACCOUNTS; k++) max = Math.max(max ?? 0, (((b.units[k] ?? 0) - (a.units[k] ?? 0)) * 1000) / (b.t - a.t));
+        for (let k = 0; k < ACCOUNTS; k++)
+          max = Math.max(max ?? 0, (((b.units[k] ?? 0) - (a.units[k] ?? 0)) * 1000) / (b.t - a.t));
       }
       // null: the run was shorter than the window.
       return max === null ? null : Math.round(max);
@@ -173,7 +192,8 @@ async function run(workerCount: number): Promise<RunResult> {
       workerCpuSecondsPer1000: round((usage.reduce((a, u) => a + u.cpuSeconds, 0) / stored) * 1000),
       workerPeakRssMb: usage.map((u) => u.peakRssMb),
     };
-    if (stored !== ACCOUNTS * mailboxSize) say(`warning: stored ${stored} messages, the mailboxes hold ${ACCOUNTS * mailboxSize}`);
+    if (stored !== ACCOUNTS * mailboxSize)
+      say(`warning: stored ${stored} messages, the mailboxes hold ${ACCOUNTS * mailboxSize}`);
     return result;
   } finally {
     await Promise.all(
@@ -184,7 +204,8 @@ async function run(workerCount: number): Promise<RunResult> {
         await exited;
       }),
     );
-    for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance]) await q.obliterate({ force: true }).catch(() => {});
+    for (const q of [app.queues.backfill, app.queues.incremental, app.queues.maintenance])
+      await q.obliterate({ force: true }).catch(() => {});
     await app.close();
     await bdb.drop();
     // The workers' temp folder (empty once they stopped cleanly): leave nothing behind.
@@ -200,7 +221,9 @@ function round(n: number, digits = 2): number {
 const runs: RunResult[] = [];
 try {
   for (const n of WORKER_COUNTS) {
-    say(`backfill of ${ACCOUNTS} accounts × ${mailboxSize} messages at ${QUOTA} units/s per account by ${n} worker process(es) ...`);
+    say(
+      `backfill of ${ACCOUNTS} accounts × ${mailboxSize} messages at ${QUOTA} units/s per account by ${n} worker process(es) ...`,
+    );
     const r = await run(n);
     runs.push(r);
     say(

@@ -24,9 +24,12 @@ const say = (line: string) => (json ? process.stderr : process.stdout).write(`${
 // attachment row (with ~3 KB of extracted text) on one message in five.
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
-const WORDS = "the budget committee quarterly report revenue northern region review approved figures growth market customer service contract delivery schedule invoice payment".split(" ");
+const WORDS =
+  "the budget committee quarterly report revenue northern region review approved figures growth market customer service contract delivery schedule invoice payment".split(
+    " ",
+  );
 function words(r: () => number, chars: number): string {
   const out: string[] = [];
   let n = 0;
@@ -42,7 +45,22 @@ function records(count: number, historyBase: number): MessageRecord[] {
   return Array.from({ length: count }, (_, i) => {
     const attachments: AttachmentResult[] =
       i % 5 === 0
-        ? [{ partId: "2", filename: `report-${i}.pdf`, mimeType: "application/pdf", contentId: null, size: 40_000, detectedType: "application/pdf", checksum: randomBytes(32).toString("hex"), text: words(r, 3000), textTruncated: false, route: "memory", skippedReason: null, metadata: { pages: 3, extractor: "pdf-parse" } }]
+        ? [
+            {
+              partId: "2",
+              filename: `report-${i}.pdf`,
+              mimeType: "application/pdf",
+              contentId: null,
+              size: 40_000,
+              detectedType: "application/pdf",
+              checksum: randomBytes(32).toString("hex"),
+              text: words(r, 3000),
+              textTruncated: false,
+              route: "memory",
+              skippedReason: null,
+              metadata: { pages: 3, extractor: "pdf-parse" },
+            },
+          ]
         : [];
     return {
       gmailId: (0x18f0000000000000n + BigInt(i)).toString(16),
@@ -82,17 +100,22 @@ const SCENARIOS: Scenario[] = [
 async function write(db: Db, accountId: number, recs: MessageRecord[], s: Scenario): Promise<number> {
   const calls = async (exec: Parameters<typeof upsertMessages>[0]) => {
     let n = 0;
-    for (let i = 0; i < recs.length; i += s.batch) n += await upsertMessages(exec, accountId, recs.slice(i, i + s.batch));
+    for (let i = 0; i < recs.length; i += s.batch)
+      n += await upsertMessages(exec, accountId, recs.slice(i, i + s.batch));
     return n;
   };
   if (s.oneTransaction) return db.transaction().execute(calls);
   let n = 0;
-  for (let i = 0; i < recs.length; i += s.batch) n += await db.transaction().execute((trx) => upsertMessages(trx, accountId, recs.slice(i, i + s.batch)));
+  for (let i = 0; i < recs.length; i += s.batch)
+    n += await db.transaction().execute((trx) => upsertMessages(trx, accountId, recs.slice(i, i + s.batch)));
   return n;
 }
 
 const bdb = await createBenchDatabase("storage");
-const store = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: bdb.url }), { log: createLogger("silent"), poolSize: 4 });
+const store = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: bdb.url }), {
+  log: createLogger("silent"),
+  poolSize: 4,
+});
 const db = store.db;
 try {
   const keyRing = parseKeyRing(randomBytes(32).toString("base64"));
@@ -100,22 +123,49 @@ try {
   const newer = records(ROWS, 100_000); // same ids, newer history ids: every row is updated
   // Warm the connection pool, the plan cache and the table's first pages.
   {
-    const warm = await upsertConnectedAccount(db, { email: "warm@example.com", scopes: [], accessTokenExpiresAt: null, encrypt: (id) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, "x"), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }) });
+    const warm = await upsertConnectedAccount(db, {
+      email: "warm@example.com",
+      scopes: [],
+      accessTokenExpiresAt: null,
+      encrypt: (id) => ({
+        refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, "x"),
+        accessTokenEncrypted: null,
+        keyId: keyRing.activeKeyId,
+      }),
+    });
     await write(db, warm.id, fresh.slice(0, 200), SCENARIOS[0] as Scenario);
     await write(db, warm.id, fresh.slice(0, 200), SCENARIOS.at(-1) as Scenario);
   }
-  const results: Array<{ scenario: string; batch: number; insertRowsPerSecond: number; updateRowsPerSecond: number }> = [];
+  const results: Array<{ scenario: string; batch: number; insertRowsPerSecond: number; updateRowsPerSecond: number }> =
+    [];
   for (const [k, s] of SCENARIOS.entries()) {
-    const account = await upsertConnectedAccount(db, { email: `storage${k}@example.com`, scopes: [], accessTokenExpiresAt: null, encrypt: (id) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, "x"), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }) });
+    const account = await upsertConnectedAccount(db, {
+      email: `storage${k}@example.com`,
+      scopes: [],
+      accessTokenExpiresAt: null,
+      encrypt: (id) => ({
+        refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, "x"),
+        accessTokenEncrypted: null,
+        keyId: keyRing.activeKeyId,
+      }),
+    });
     let t = performance.now();
     const inserted = await write(db, account.id, fresh, s);
     const insertS = (performance.now() - t) / 1000;
     t = performance.now();
     const updated = await write(db, account.id, newer, s);
     const updateS = (performance.now() - t) / 1000;
-    if (inserted !== ROWS || updated !== ROWS) throw new Error(`${s.name}: wrote ${inserted}/${updated} rows, expected ${ROWS}`);
-    results.push({ scenario: s.name, batch: s.batch, insertRowsPerSecond: Math.round(ROWS / insertS), updateRowsPerSecond: Math.round(ROWS / updateS) });
-    say(`${s.name.padEnd(48)} insert ${String(Math.round(ROWS / insertS)).padStart(6)} rows/s   update ${String(Math.round(ROWS / updateS)).padStart(6)} rows/s`);
+    if (inserted !== ROWS || updated !== ROWS)
+      throw new Error(`${s.name}: wrote ${inserted}/${updated} rows, expected ${ROWS}`);
+    results.push({
+      scenario: s.name,
+      batch: s.batch,
+      insertRowsPerSecond: Math.round(ROWS / insertS),
+      updateRowsPerSecond: Math.round(ROWS / updateS),
+    });
+    say(
+      `${s.name.padEnd(48)} insert ${String(Math.round(ROWS / insertS)).padStart(6)} rows/s   update ${String(Math.round(ROWS / updateS)).padStart(6)} rows/s`,
+    );
   }
   const oneByOne = results[0] as (typeof results)[number];
   const product = results.at(-1) as (typeof results)[number];
@@ -130,7 +180,9 @@ try {
       scenarios: results,
     },
   };
-  say(`batches of 500 vs one by one (a transaction each): insert ${summary.storage.batchVsOneByOne}x, update ${summary.storage.updateBatchVsOneByOne}x`);
+  say(
+    `batches of 500 vs one by one (a transaction each): insert ${summary.storage.batchVsOneByOne}x, update ${summary.storage.updateBatchVsOneByOne}x`,
+  );
   if (json) console.log(JSON.stringify(summary));
 } finally {
   await store.close();

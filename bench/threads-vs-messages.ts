@@ -26,7 +26,15 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
 const EMAIL = "bench@example.com";
 const log = createLogger("silent");
 
-const emu = await startEmulator({ accounts: [EMAIL], messages: MESSAGES, seed: 7, attachments: true, hostile: false, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS });
+const emu = await startEmulator({
+  accounts: [EMAIL],
+  messages: MESSAGES,
+  seed: 7,
+  attachments: true,
+  hostile: false,
+  userQuotaUnitsPerMinute: QUOTA * 60,
+  latencyMs: LATENCY_MS,
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
@@ -50,7 +58,11 @@ function storable(m: GmailMessage): boolean {
 }
 
 async function authClient(): Promise<OAuth2Client> {
-  const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    endpoints: { oauth2TokenUrl: emu.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(EMAIL) });
   await auth.getAccessToken(); // outside the timing
   return auth;
@@ -63,7 +75,12 @@ async function drain(quota: QuotaGovernor, accountId: number): Promise<void> {
   await quota.acquire(accountId, QUOTA, { maxWaitMs: 5000 });
 }
 
-async function measure(method: string, quota: QuotaGovernor, accountId: number, fetchAll: () => Promise<{ messages: number; calls: number }>): Promise<Row> {
+async function measure(
+  method: string,
+  quota: QuotaGovernor,
+  accountId: number,
+  fetchAll: () => Promise<{ messages: number; calls: number }>,
+): Promise<Row> {
   await drain(quota, accountId);
   const before = await emu.control.stats();
   const t0 = performance.now();
@@ -86,13 +103,26 @@ async function measure(method: string, quota: QuotaGovernor, accountId: number, 
 /** messages.list + messages.get through the product's port (its quota, retries, batching). */
 async function viaMessages(label: string, strategy: "batch" | "parallel", accountId: number, app: App): Promise<Row> {
   const { quota, inFlight } = app;
-  const port = createGmailPort({ auth: await authClient(), accountId, quota, inFlight, rootUrl: emu.gmailRootUrl, log, fetchStrategy: strategy, ...(strategy === "parallel" ? { concurrency: 5 } : {}) });
+  const port = createGmailPort({
+    auth: await authClient(),
+    accountId,
+    quota,
+    inFlight,
+    rootUrl: emu.gmailRootUrl,
+    log,
+    fetchStrategy: strategy,
+    ...(strategy === "parallel" ? { concurrency: 5 } : {}),
+  });
   return measure(label, quota, accountId, async () => {
     let messages = 0;
     let calls = 0;
     let pageToken: string | undefined;
     do {
-      const page = await port.listMessages({ maxResults: 500, includeSpamTrash: true, ...(pageToken ? { pageToken } : {}) });
+      const page = await port.listMessages({
+        maxResults: 500,
+        includeSpamTrash: true,
+        ...(pageToken ? { pageToken } : {}),
+      });
       calls++;
       pageToken = page.nextPageToken;
       const ids = page.messages.map((m) => m.id);
@@ -136,7 +166,12 @@ async function viaThreads(label: string, accountId: number, { quota }: App): Pro
     let calls = 0;
     let pageToken: string | undefined;
     do {
-      const res = await governed("threads.list", () => api.users.threads.list({ userId: "me", maxResults: 500, includeSpamTrash: true, ...(pageToken ? { pageToken } : {}) }, { retry: false }));
+      const res = await governed("threads.list", () =>
+        api.users.threads.list(
+          { userId: "me", maxResults: 500, includeSpamTrash: true, ...(pageToken ? { pageToken } : {}) },
+          { retry: false },
+        ),
+      );
       calls++;
       for (const t of res.data.threads ?? []) if (t.id) threadIds.push(t.id);
       pageToken = res.data.nextPageToken ?? undefined;
@@ -146,7 +181,9 @@ async function viaThreads(label: string, accountId: number, { quota }: App): Pro
     const worker = async () => {
       while (next < threadIds.length) {
         const id = threadIds[next++] as string;
-        const res = await governed("threads.get", () => api.users.threads.get({ userId: "me", id, format: "full" }, { retry: false }));
+        const res = await governed("threads.get", () =>
+          api.users.threads.get({ userId: "me", id, format: "full" }, { retry: false }),
+        );
         calls++;
         messages += (res.data.messages ?? []).filter(storable).length;
       }
@@ -160,13 +197,25 @@ const box = await emu.control.mailbox(EMAIL);
 const threads = new Set(box.messages.map((m) => m.threadId)).size;
 const rows: Row[] = [];
 try {
-  rows.push(await withQuotaApp(QUOTA, log, (app) => viaMessages("messages.get (batch, product default)", "batch", 1, app)));
+  rows.push(
+    await withQuotaApp(QUOTA, log, (app) => viaMessages("messages.get (batch, product default)", "batch", 1, app)),
+  );
   rows.push(await withQuotaApp(QUOTA, log, (app) => viaMessages("messages.get (parallel x5)", "parallel", 2, app)));
   rows.push(await withQuotaApp(QUOTA, log, (app) => viaThreads("threads.get (parallel x5)", 3, app)));
 } finally {
   await emu.close();
 }
-console.log(`${box.messages.length} messages in ${threads} threads (${(box.messages.length / threads).toFixed(2)} a thread), ${QUOTA} units/s for the emulator and our governor, ${LATENCY_MS} ms latency`);
+console.log(
+  `${box.messages.length} messages in ${threads} threads (${(box.messages.length / threads).toFixed(2)} a thread), ${QUOTA} units/s for the emulator and our governor, ${LATENCY_MS} ms latency`,
+);
 console.table(rows);
-console.log(JSON.stringify({ messages: box.messages.length, threads, userQuotaUnitsPerMinute: QUOTA * 60, latencyMs: LATENCY_MS, rows }));
+console.log(
+  JSON.stringify({
+    messages: box.messages.length,
+    threads,
+    userQuotaUnitsPerMinute: QUOTA * 60,
+    latencyMs: LATENCY_MS,
+    rows,
+  }),
+);
 process.exit(0);

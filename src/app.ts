@@ -14,7 +14,15 @@ import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
 import { createInFlightLimiter, type InFlightLimiter } from "./gmail/in-flight.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "./gmail/quota.ts";
-import { type BackfillJob, createQueues, enqueueBackfill, enqueueIncremental, enqueueRetry, type IncrementalJob, type Queues } from "./jobs.ts";
+import {
+  type BackfillJob,
+  createQueues,
+  enqueueBackfill,
+  enqueueIncremental,
+  enqueueRetry,
+  type IncrementalJob,
+  type Queues,
+} from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { processMaintenanceJob } from "./maintenance.ts";
 import { type KeyRing, parseKeyRing } from "./token-crypto.ts";
@@ -38,7 +46,10 @@ export interface App {
   pipeline: AttachmentPipeline;
   queues: Queues;
   /** `restart`: start a new run even while one is listing (else a run in progress continues). */
-  enqueueBackfill(accountId: number, opts: { reason: BackfillJob["reason"]; query?: string; restart?: boolean }): Promise<void>;
+  enqueueBackfill(
+    accountId: number,
+    opts: { reason: BackfillJob["reason"]; query?: string; restart?: boolean },
+  ): Promise<void>;
   enqueueIncremental(accountId: number, opts: Omit<IncrementalJob, "accountId">): Promise<{ coalesced: boolean }>;
   /**
    * Runs the backfill, incremental and maintenance workers in this process. The maintenance
@@ -65,7 +76,9 @@ export function createApp(config: Config, deps: AppOptions): App {
   const redis = deps.oneShot
     ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, retryStrategy: () => null })
     : new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on("error", (err) => (deps.oneShot ? log.debug : log.warn).call(log, { err: err.message }, "redis connection error"));
+  redis.on("error", (err) =>
+    (deps.oneShot ? log.debug : log.warn).call(log, { err: err.message }, "redis connection error"),
+  );
   const keyRing = config.TOKEN_ENCRYPTION_KEY ? parseKeyRing(config.TOKEN_ENCRYPTION_KEY) : null;
   const quota = createQuotaGovernor(redis, {
     prefix: config.QUEUE_PREFIX,
@@ -77,7 +90,8 @@ export function createApp(config: Config, deps: AppOptions): App {
 
   let factory: GmailFactory | undefined;
   const gmailFactory: GmailFactory = (account) => {
-    if (keyRing === null) throw new Error("TOKEN_ENCRYPTION_KEY is not set: it is needed to read the stored Gmail tokens");
+    if (keyRing === null)
+      throw new Error("TOKEN_ENCRYPTION_KEY is not set: it is needed to read the stored Gmail tokens");
     factory ??= createGmailFactory({ db, redis, config, keyRing, quota, inFlight, log });
     return factory(account);
   };
@@ -87,12 +101,20 @@ export function createApp(config: Config, deps: AppOptions): App {
   // only at the end, so without this the same attachment repeated within a page (newsletters,
   // signatures, forwarded files) would be extracted again instead of reused from Postgres.
   const recent = new Map<string, ReusableText>();
-  const findReusable = async (checksum: string): Promise<ReusableText | null> => recent.get(checksum) ?? findReusableText(db, checksum);
+  const findReusable = async (checksum: string): Promise<ReusableText | null> =>
+    recent.get(checksum) ?? findReusableText(db, checksum);
   const remember = (r: AttachmentResult) => {
-    const reusable = r.text !== null ? r.skippedReason === null : r.skippedReason !== null && CONTENT_SKIPS.has(r.skippedReason);
+    const reusable =
+      r.text !== null ? r.skippedReason === null : r.skippedReason !== null && CONTENT_SKIPS.has(r.skippedReason);
     if (r.checksum === null || !reusable || (r.text?.length ?? 0) > 256 * 1024) return;
     if (recent.size >= 500) recent.delete(recent.keys().next().value as string);
-    recent.set(r.checksum, { text: r.text, textTruncated: r.textTruncated, detectedType: r.detectedType, metadata: r.metadata, skippedReason: r.skippedReason });
+    recent.set(r.checksum, {
+      text: r.text,
+      textTruncated: r.textTruncated,
+      detectedType: r.detectedType,
+      metadata: r.metadata,
+      skippedReason: r.skippedReason,
+    });
   };
   let realPipeline: Promise<AttachmentPipeline> | undefined;
   const pipeline: AttachmentPipeline = {
@@ -139,11 +161,27 @@ export function createApp(config: Config, deps: AppOptions): App {
                 enqueueIncremental: (accountId, o) => enqueueIncremental(queues, accountId, o),
                 enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
                 enqueueRetry: (accountId) => enqueueRetry(queues, accountId, new Date()),
-                sweepTempFiles: () => sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
+                sweepTempFiles: () =>
+                  sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
               }));
       const workers = startWorkers(
-        { db, redis, queues, gmailFactory, pipeline, log, config, workerConnection, prefix: config.QUEUE_PREFIX, defaultConcurrency: concurrency },
-        { lockDurationMs: config.WORKER_LOCK_DURATION_MS, ...opts, ...(maintenanceProcessor !== undefined ? { maintenanceProcessor } : {}) },
+        {
+          db,
+          redis,
+          queues,
+          gmailFactory,
+          pipeline,
+          log,
+          config,
+          workerConnection,
+          prefix: config.QUEUE_PREFIX,
+          defaultConcurrency: concurrency,
+        },
+        {
+          lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+          ...opts,
+          ...(maintenanceProcessor !== undefined ? { maintenanceProcessor } : {}),
+        },
       );
       const handle: RunningWorkers = {
         workers: workers.workers,

@@ -54,7 +54,9 @@ export function buildProgram(): Command {
     .version(pkg.version, "-V, --version")
     .option("--verbose", "print stack traces with errors")
     // Usage errors as one line, like every other error (subcommands inherit this).
-    .configureOutput({ outputError: (str, write) => write(`gmail-sync: ${str.trim().replace(/^error: /, "")} (see --help)\n`) })
+    .configureOutput({
+      outputError: (str, write) => write(`gmail-sync: ${str.trim().replace(/^error: /, "")} (see --help)\n`),
+    })
     .exitOverride();
 
   program
@@ -78,7 +80,14 @@ export function buildProgram(): Command {
         const names = opts.down ? await migrateDown(db) : await migrateToLatest(db);
         // The init step is the one place the job schedulers are upserted (src/schedules.ts says why).
         const schedules = !opts.down && opts.schedules ? await upsertAllSchedules(config) : [];
-        if (opts.json) console.log(JSON.stringify({ databaseCreated: created, [opts.down ? "reverted" : "applied"]: names, ...(opts.down ? {} : { schedules }) }));
+        if (opts.json)
+          console.log(
+            JSON.stringify({
+              databaseCreated: created,
+              [opts.down ? "reverted" : "applied"]: names,
+              ...(opts.down ? {} : { schedules }),
+            }),
+          );
         else {
           if (created) console.log(`created database ${new URL(config.DATABASE_URL).pathname.slice(1)}`);
           if (names.length === 0) console.log(opts.down ? "nothing to undo" : "schema is up to date");

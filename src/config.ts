@@ -130,7 +130,9 @@ export type Config = Readonly<z.output<typeof schema>>;
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value means "unset", as in most .env tooling.
-  const present = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""));
+  const present = Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""),
+  );
   const secrets = resolveSecretFiles(present);
   const problems = [...secrets.problems];
   const parsed = schema.safeParse(secrets.env);
@@ -145,7 +147,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze(parsed.data);
 }
 
-const GOOGLE_ENDPOINTS = ["GMAIL_API_ROOT_URL", "GOOGLE_OAUTH_AUTH_URL", "GOOGLE_OAUTH_TOKEN_URL", "GOOGLE_CERTS_URL", "GOOGLE_OAUTH_REVOKE_URL"] as const;
+const GOOGLE_ENDPOINTS = [
+  "GMAIL_API_ROOT_URL",
+  "GOOGLE_OAUTH_AUTH_URL",
+  "GOOGLE_OAUTH_TOKEN_URL",
+  "GOOGLE_CERTS_URL",
+  "GOOGLE_OAUTH_REVOKE_URL",
+] as const;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 /**
@@ -157,5 +165,7 @@ function insecureGoogleEndpoints(c: Config): string[] {
   return GOOGLE_ENDPOINTS.filter((k) => {
     const u = new URL(c[k]);
     return u.protocol !== "https:" && !LOOPBACK.has(u.hostname);
-  }).map((k) => `${k} must be https (plain http only on loopback, or with GOOGLE_ENDPOINTS_ALLOW_HTTP=true for an emulator)`);
+  }).map(
+    (k) => `${k} must be https (plain http only on loopback, or with GOOGLE_ENDPOINTS_ALLOW_HTTP=true for an emulator)`,
+  );
 }

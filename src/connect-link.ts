@@ -53,10 +53,13 @@ export function verifyConnectLink(keys: Buffer[], token: string, nowMs = Date.no
   const [payload, sig, extra] = token.split(".");
   if (payload === undefined || sig === undefined || extra !== undefined) return null;
   const given = Buffer.from(sig, "base64url");
-  if (!keys.some((k) => {
-    const want = mac(k, payload);
-    return given.length === want.length && timingSafeEqual(given, want);
-  })) return null;
+  if (
+    !keys.some((k) => {
+      const want = mac(k, payload);
+      return given.length === want.length && timingSafeEqual(given, want);
+    })
+  )
+    return null;
   let claims: unknown;
   try {
     claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
@@ -64,7 +67,8 @@ export function verifyConnectLink(keys: Buffer[], token: string, nowMs = Date.no
     return null;
   }
   const c = claims as Partial<ConnectLinkClaims>;
-  if (typeof c.id !== "string" || typeof c.exp !== "number" || (c.hint !== undefined && typeof c.hint !== "string")) return null;
+  if (typeof c.id !== "string" || typeof c.exp !== "number" || (c.hint !== undefined && typeof c.hint !== "string"))
+    return null;
   if (c.exp * 1000 <= nowMs) return null;
   return { id: c.id, exp: c.exp, ...(c.hint !== undefined ? { hint: c.hint } : {}) };
 }
@@ -80,7 +84,9 @@ export function parseLinkDuration(text: string): number {
   const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "").toLowerCase() as "" | "s" | "m" | "h" | "d"];
   const seconds = Number(m[1]) * unit;
   if (seconds < MIN_LINK_SECONDS || seconds > MAX_LINK_SECONDS) {
-    throw new Error(`--expires ${text}: must be between ${MIN_LINK_SECONDS / 60} minute and ${MAX_LINK_SECONDS / 86400} days`);
+    throw new Error(
+      `--expires ${text}: must be between ${MIN_LINK_SECONDS / 60} minute and ${MAX_LINK_SECONDS / 86400} days`,
+    );
   }
   return seconds;
 }
@@ -107,11 +113,16 @@ export interface ConnectLink {
   loginHint: string | undefined;
 }
 
-export async function mintConnectLink(deps: MintDeps, opts: { expiresInSeconds: number; loginHint?: string | undefined }): Promise<ConnectLink> {
+export async function mintConnectLink(
+  deps: MintDeps,
+  opts: { expiresInSeconds: number; loginHint?: string | undefined },
+): Promise<ConnectLink> {
   const seconds = Math.floor(opts.expiresInSeconds);
-  if (!(seconds >= 1 && seconds <= MAX_LINK_SECONDS)) throw new Error(`a connect link lives 1 s to ${MAX_LINK_SECONDS} s, not ${opts.expiresInSeconds}`);
+  if (!(seconds >= 1 && seconds <= MAX_LINK_SECONDS))
+    throw new Error(`a connect link lives 1 s to ${MAX_LINK_SECONDS} s, not ${opts.expiresInSeconds}`);
   const hint = opts.loginHint?.trim().toLowerCase();
-  if (hint !== undefined && !/^[^\s@]+@[^\s@]+$/.test(hint)) throw new Error(`--login-hint ${JSON.stringify(opts.loginHint)} is not an email address`);
+  if (hint !== undefined && !/^[^\s@]+@[^\s@]+$/.test(hint))
+    throw new Error(`--login-hint ${JSON.stringify(opts.loginHint)} is not an email address`);
   const id = randomBytes(16).toString("base64url");
   const exp = Math.floor(Date.now() / 1000) + seconds;
   const [key] = connectLinkKeys(deps.keyRing);

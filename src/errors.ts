@@ -25,7 +25,11 @@ export class GmailError extends Error {
   /** For rate_limited: how long Gmail asked us to wait (Retry-After or "Retry after <ts>"). */
   readonly retryAfterMs: number | undefined;
 
-  constructor(kind: ErrorKind, message: string, opts: { status?: number; reason?: string; retryAfterMs?: number; cause?: unknown } = {}) {
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    opts: { status?: number; reason?: string; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.kind = kind;
     this.status = opts.status;

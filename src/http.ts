@@ -27,7 +27,9 @@ export interface HttpDeps {
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
-const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
 /** Resolves to null when the check passed, or to why it failed (never rejects, never hangs). */
 async function probe(run: () => Promise<unknown>): Promise<string | null> {
@@ -82,14 +84,18 @@ function hardenedServer(deps: Pick<HttpDeps, "config" | "log">, component: strin
     keepAliveTimeout: 5_000,
     // Node checks the request timeout only this often (30 s by default): a slow client would get
     // up to twice the timeout.
-    http: { connectionsCheckingInterval: Math.min(5_000, config.HTTP_REQUEST_TIMEOUT_MS), headersTimeout: config.HTTP_REQUEST_TIMEOUT_MS },
+    http: {
+      connectionsCheckingInterval: Math.min(5_000, config.HTTP_REQUEST_TIMEOUT_MS),
+      headersTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    },
   });
   app.addHook("onSend", async (_req, reply, payload) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
     return payload;
   });
   app.setErrorHandler((err: { statusCode?: number; message?: string; code?: string }, req, reply) => {
-    const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const status =
+      typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {
       req.log.error({ err: err.message, code: err.code }, "request failed");
       return reply.code(status).send({ error: "internal error" });
@@ -118,7 +124,15 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     config,
     log,
     // Only the three queues: callers may pass the whole Queues bundle from src/jobs.ts.
-    ...(deps.queues ? { queues: { backfill: deps.queues.backfill, incremental: deps.queues.incremental, maintenance: deps.queues.maintenance } } : {}),
+    ...(deps.queues
+      ? {
+          queues: {
+            backfill: deps.queues.backfill,
+            incremental: deps.queues.incremental,
+            maintenance: deps.queues.maintenance,
+          },
+        }
+      : {}),
     ...(deps.metricsReuseMs !== undefined ? { reuseMs: deps.metricsReuseMs } : {}),
   });
   buildInfo.set({ version, node_version: process.version }, 1);
@@ -173,7 +187,11 @@ export function freePort(preferred = 0): Promise<number> {
  * Starts listening — the public listener on HTTP_HOST:HTTP_PORT, the internal one on
  * INTERNAL_HTTP_HOST:INTERNAL_HTTP_PORT (0 = any free port) — and returns the base URL.
  */
-export async function listen(app: FastifyInstance, config: Config, which: "public" | "internal" = "internal"): Promise<string> {
+export async function listen(
+  app: FastifyInstance,
+  config: Config,
+  which: "public" | "internal" = "internal",
+): Promise<string> {
   const host = which === "public" ? config.HTTP_HOST : config.INTERNAL_HTTP_HOST;
   const port = which === "public" ? config.HTTP_PORT : config.INTERNAL_HTTP_PORT;
   await app.listen({ host, port });

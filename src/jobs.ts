@@ -41,7 +41,10 @@ const incrementalPayload = z.strictObject({
   accountId,
   reason: z.enum(["push", "poll", "manual", "after_backfill"]),
   pushReceivedAt: z.number().int().nonnegative().optional(),
-  historyId: z.string().regex(/^\d{1,20}$/).optional(),
+  historyId: z
+    .string()
+    .regex(/^\d{1,20}$/)
+    .optional(),
 });
 /** Fetch again the account's due rows of the retry ledger (src/sync/retry-messages.ts). */
 const retryPayload = z.strictObject({ accountId });
@@ -58,7 +61,10 @@ export const JOBS = {
   // Ledger retries share the incremental queue: both run under the account's incremental lock.
   [JOB_NAMES.retryMessages]: { queue: QUEUE_NAMES.incremental, payload: retryPayload },
   // The start-up tick passes withinMs (renew only watches lapsing that soon); the daily one none.
-  [JOB_NAMES.watchRenewTick]: { queue: QUEUE_NAMES.maintenance, payload: z.strictObject({ withinMs: z.number().int().positive().optional() }) },
+  [JOB_NAMES.watchRenewTick]: {
+    queue: QUEUE_NAMES.maintenance,
+    payload: z.strictObject({ withinMs: z.number().int().positive().optional() }),
+  },
   [JOB_NAMES.watchRenew]: { queue: QUEUE_NAMES.maintenance, payload: z.strictObject({ accountId }) },
   [JOB_NAMES.pollTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
   [JOB_NAMES.reconcileTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
@@ -69,19 +75,30 @@ export const JOBS = {
 export type JobName = keyof typeof JOBS;
 export type JobData<N extends JobName> = z.infer<(typeof JOBS)[N]["payload"]>;
 /** The job names that run on queue(s) Q. */
-export type JobNameOf<Q extends QueueName> = { [N in JobName]: (typeof JOBS)[N]["queue"] extends Q ? N : never }[JobName];
+export type JobNameOf<Q extends QueueName> = {
+  [N in JobName]: (typeof JOBS)[N]["queue"] extends Q ? N : never;
+}[JobName];
 /** A job that passed the catalog: name and parsed payload, one union member per job name of Q. */
-export type CatalogJob<Q extends QueueName = QueueName> = { [N in JobNameOf<Q>]: { name: N; data: JobData<N> } }[JobNameOf<Q>];
+export type CatalogJob<Q extends QueueName = QueueName> = {
+  [N in JobNameOf<Q>]: { name: N; data: JobData<N> };
+}[JobNameOf<Q>];
 /** A dispatch table: one handler per job name of Q, no more, no fewer (the compiler checks). */
-export type JobHandlers<Q extends QueueName, Ctx> = { [N in JobNameOf<Q>]: (ctx: Ctx, data: JobData<N>) => Promise<unknown> };
+export type JobHandlers<Q extends QueueName, Ctx> = {
+  [N in JobNameOf<Q>]: (ctx: Ctx, data: JobData<N>) => Promise<unknown>;
+};
 
 /**
  * Checks a job BullMQ handed to queue `queue`'s worker: its name must be a catalog job of that
  * queue and its payload must match the schema. The reason names the failing fields, never their
  * values (a payload that should not be there may hold a secret).
  */
-export function parseJob<Q extends QueueName>(queue: Q, name: string, data: unknown): { ok: true; job: CatalogJob<Q> } | { ok: false; reason: string } {
-  if (!Object.hasOwn(JOBS, name)) return { ok: false, reason: `unknown job name ${JSON.stringify(name.slice(0, 100))} on queue ${queue}` };
+export function parseJob<Q extends QueueName>(
+  queue: Q,
+  name: string,
+  data: unknown,
+): { ok: true; job: CatalogJob<Q> } | { ok: false; reason: string } {
+  if (!Object.hasOwn(JOBS, name))
+    return { ok: false, reason: `unknown job name ${JSON.stringify(name.slice(0, 100))} on queue ${queue}` };
   const spec = JOBS[name as JobName];
   if (spec.queue !== queue) return { ok: false, reason: `job ${name} belongs on queue ${spec.queue}, not ${queue}` };
   const parsed = spec.payload.safeParse(data);
@@ -93,7 +110,11 @@ export function parseJob<Q extends QueueName>(queue: Q, name: string, data: unkn
 }
 
 /** Runs a checked job's one handler. */
-export function dispatchJob<Q extends QueueName, Ctx>(handlers: JobHandlers<Q, Ctx>, ctx: Ctx, job: CatalogJob<Q>): Promise<unknown> {
+export function dispatchJob<Q extends QueueName, Ctx>(
+  handlers: JobHandlers<Q, Ctx>,
+  ctx: Ctx,
+  job: CatalogJob<Q>,
+): Promise<unknown> {
   // The union of jobs does not let the compiler pair a name's handler with its data; the
   // JobHandlers and CatalogJob types above already did.
   const handler = handlers[job.name as JobNameOf<Q>] as (ctx: Ctx, data: unknown) => Promise<unknown>;
@@ -156,7 +177,11 @@ export function pushTimeKey(prefix: string, accountId: number): string {
  * one runs makes exactly one more run afterwards. The earliest push time of the folded pushes is
  * kept in a Redis key (SET NX) that the run takes when it starts, for pushToCommitSeconds.
  */
-export async function enqueueIncremental(queues: Queues, accountId: number, opts: Omit<IncrementalJob, "accountId">): Promise<{ coalesced: boolean }> {
+export async function enqueueIncremental(
+  queues: Queues,
+  accountId: number,
+  opts: Omit<IncrementalJob, "accountId">,
+): Promise<{ coalesced: boolean }> {
   if (opts.pushReceivedAt !== undefined) {
     await queues.redis.set(pushTimeKey(queues.prefix, accountId), String(opts.pushReceivedAt), "PX", 86_400_000, "NX");
   }
@@ -206,7 +231,11 @@ export async function enqueueRetry(queues: Queues, accountId: number, at: Date):
   // The slot after the due moment: a job runs at or after its slot, so any later call asks for a
   // later slot and never collides with a job id that already ran (BullMQ ignores such adds).
   const slot = Math.floor(Math.max(at.getTime(), Date.now()) / RETRY_SLOT_MS) + 1;
-  await queues.incremental.add(JOB_NAMES.retryMessages, { accountId }, { jobId: `retry-${accountId}-${slot}`, delay: Math.max(0, slot * RETRY_SLOT_MS - Date.now()) });
+  await queues.incremental.add(
+    JOB_NAMES.retryMessages,
+    { accountId },
+    { jobId: `retry-${accountId}-${slot}`, delay: Math.max(0, slot * RETRY_SLOT_MS - Date.now()) },
+  );
 }
 
 const RETRY_SLOT_MS = 250;

@@ -26,12 +26,20 @@ export interface MaintenanceDeps extends WatchDeps {
 
 /** One users.watch for the account soon (connect, re-auth); deduplicated while queued or running. */
 export async function enqueueWatchRenewal(maintenance: Queue, accountId: number): Promise<void> {
-  await maintenance.add(JOB_NAMES.watchRenew, { accountId } satisfies JobData<typeof JOB_NAMES.watchRenew>, watchJobOpts(accountId));
+  await maintenance.add(
+    JOB_NAMES.watchRenew,
+    { accountId } satisfies JobData<typeof JOB_NAMES.watchRenew>,
+    watchJobOpts(accountId),
+  );
 }
 
 // Concurrent users.watch calls have created duplicate subscriptions in practice (facts §10).
 function watchJobOpts(accountId: number) {
-  return { deduplication: { id: `watch-${accountId}` }, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } };
+  return {
+    deduplication: { id: `watch-${accountId}` },
+    removeOnComplete: { count: 100 },
+    removeOnFail: { count: 500 },
+  };
 }
 
 /** The maintenance jobs of the catalog, one handler each. */
@@ -41,7 +49,9 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     const withinMs = data.withinMs ?? Number.MAX_SAFE_INTEGER / 2;
     if (deps.config.PUBSUB_TOPIC === undefined) return { accounts: 0, reason: "PUBSUB_TOPIC not set" };
     const ids = await accountsNeedingWatch(deps.db, withinMs);
-    await deps.maintenance.addBulk(ids.map((accountId) => ({ name: JOB_NAMES.watchRenew, data: { accountId }, opts: watchJobOpts(accountId) })));
+    await deps.maintenance.addBulk(
+      ids.map((accountId) => ({ name: JOB_NAMES.watchRenew, data: { accountId }, opts: watchJobOpts(accountId) })),
+    );
     return { accounts: ids.length };
   },
   async [JOB_NAMES.watchRenew](deps, data) {
@@ -60,7 +70,11 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     // finishes by itself: start it again, pinned afresh.
     const stuck = await activeAccountsInPhase(deps.db, "listing", STUCK_LISTING_DAYS);
     for (const accountId of stuck) await deps.enqueueBackfill(accountId, { reason: "reconcile", restart: true });
-    if (stuck.length > 0) deps.log.warn({ accounts: stuck.length, days: STUCK_LISTING_DAYS }, "reconcile: restarting backfill runs stuck in listing");
+    if (stuck.length > 0)
+      deps.log.warn(
+        { accounts: stuck.length, days: STUCK_LISTING_DAYS },
+        "reconcile: restarting backfill runs stuck in listing",
+      );
     return { accounts: ids.length, restarted: stuck.length };
   },
   async [JOB_NAMES.tempSweep](deps) {
@@ -69,12 +83,16 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
   async [JOB_NAMES.retryLedgerTick](deps) {
     const ids = await accountsWithDueMessages(deps.db);
     for (const accountId of ids) await deps.enqueueRetry(accountId);
-    if (ids.length > 0) deps.log.info({ accounts: ids.length }, "retry tick: fetching due and parked ledger messages again");
+    if (ids.length > 0)
+      deps.log.info({ accounts: ids.length }, "retry tick: fetching due and parked ledger messages again");
     return { accounts: ids.length };
   },
 };
 
 /** Runs a maintenance job that passed the catalog (the worker's check, or a test's literal job). */
-export function processMaintenanceJob(job: CatalogJob<typeof QUEUE_NAMES.maintenance>, deps: MaintenanceDeps): Promise<unknown> {
+export function processMaintenanceJob(
+  job: CatalogJob<typeof QUEUE_NAMES.maintenance>,
+  deps: MaintenanceDeps,
+): Promise<unknown> {
   return dispatchJob(maintenanceHandlers, deps, job);
 }

@@ -6,7 +6,12 @@
 import type { Queue } from "bullmq";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
-import { accountAges, accountTotals, parkedDeadLettersByReason, retryingMessagesSummary } from "./db/metrics-queries.ts";
+import {
+  accountAges,
+  accountTotals,
+  parkedDeadLettersByReason,
+  retryingMessagesSummary,
+} from "./db/metrics-queries.ts";
 import type { Logger } from "./log.ts";
 import {
   accountCursorAgeSeconds,
@@ -41,7 +46,15 @@ export const CURSOR_AGE_BUCKETS = [
 ] as const;
 
 /** Queue states exported by gmail_sync_queue_jobs (BullMQ v6 has no "paused" count). */
-export const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;
+export const QUEUE_STATES = [
+  "waiting",
+  "active",
+  "delayed",
+  "prioritized",
+  "waiting-children",
+  "failed",
+  "completed",
+] as const;
 
 /** Per-account series are capped so a flag meant for small installs cannot explode cardinality. */
 export const PER_ACCOUNT_SERIES_CAP = 200;

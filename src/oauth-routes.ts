@@ -13,7 +13,13 @@ import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
-import { connectLinkKeys, connectLinkUnused, consumeConnectLink, verifyConnectLink, type ConnectLinkClaims } from "./connect-link.ts";
+import {
+  connectLinkKeys,
+  connectLinkUnused,
+  consumeConnectLink,
+  verifyConnectLink,
+  type ConnectLinkClaims,
+} from "./connect-link.ts";
 import type { Db } from "./db/database.ts";
 import { withinMs } from "./deadline.ts";
 import { ConnectRefusedError, DeadlineError, isGmailError } from "./errors.ts";
@@ -50,7 +56,11 @@ export function oauthStateKey(config: Pick<Config, "QUEUE_PREFIX">, state: strin
 }
 
 /** Issues a state for one consent round trip (also used by `gmail-sync auth`). */
-export async function issueOAuthState(redis: Redis, config: Pick<Config, "QUEUE_PREFIX">, binding: OAuthStateBinding = {}): Promise<string> {
+export async function issueOAuthState(
+  redis: Redis,
+  config: Pick<Config, "QUEUE_PREFIX">,
+  binding: OAuthStateBinding = {},
+): Promise<string> {
   const state = newOAuthState();
   await redis.set(oauthStateKey(config, state), JSON.stringify(binding), "EX", STATE_TTL_SECONDS);
   return state;
@@ -89,7 +99,8 @@ function registerRoutes(app: FastifyInstance, deps: OAuthRouteDeps): void {
   app.get<{ Querystring: { link?: string } }>("/oauth2/start", async (req, reply) => {
     reply.header("cache-control", "no-store");
     const token = req.query.link;
-    const claims: ConnectLinkClaims | null = typeof token === "string" && token !== "" ? verifyConnectLink(linkKeys, token) : null;
+    const claims: ConnectLinkClaims | null =
+      typeof token === "string" && token !== "" ? verifyConnectLink(linkKeys, token) : null;
     if (claims === null) {
       return text(reply, 403, "connecting a mailbox needs a connect link from the operator (gmail-sync auth --link)\n");
     }
@@ -98,7 +109,11 @@ function registerRoutes(app: FastifyInstance, deps: OAuthRouteDeps): void {
       round = await bounded(async () => {
         if (!(await connectLinkUnused(redis, config.QUEUE_PREFIX, claims.id))) return null;
         const { codeVerifier, codeChallenge } = await newPkcePair(config);
-        const state = await issueOAuthState(redis, config, { link: claims.id, verifier: codeVerifier, ...(claims.hint !== undefined ? { hint: claims.hint } : {}) });
+        const state = await issueOAuthState(redis, config, {
+          link: claims.id,
+          verifier: codeVerifier,
+          ...(claims.hint !== undefined ? { hint: claims.hint } : {}),
+        });
         return { state, challenge: codeChallenge };
       });
     } catch (err) {
@@ -108,50 +123,59 @@ function registerRoutes(app: FastifyInstance, deps: OAuthRouteDeps): void {
     return reply.redirect(buildConsentUrl(config, round.state, claims.hint, round.challenge), 302);
   });
 
-  app.get<{ Querystring: { state?: string; code?: string; error?: string } }>("/oauth2/callback", async (req, reply) => {
-    const { state, code, error } = req.query;
-    reply.header("cache-control", "no-store");
-    if (typeof state !== "string" || state === "" || state.length > 200) return text(reply, 400, "unknown or expired state: use your connect link again\n");
-    let stored: string | null;
-    try {
-      stored = await bounded(() => redis.getdel(oauthStateKey(config, state)));
-    } catch (err) {
-      return unavailable(reply, deps, err);
-    }
-    if (stored === null) return text(reply, 400, "unknown or expired state: use your connect link again\n");
-    if (typeof error === "string" && error !== "") {
-      return text(reply, 400, `consent was not given (${error.slice(0, 100)})\n`);
-    }
-    if (typeof code !== "string" || code === "") return text(reply, 400, "missing code\n");
-    const binding = parseBinding(stored);
-    try {
-      const { email } = await connectAccount(deps, code, {
-        codeVerifier: binding.verifier,
-        accept: async (address) => {
-          if (binding.hint !== undefined && address !== binding.hint) {
-            throw new ConnectRefusedError(`this link is for ${binding.hint}, not ${address}: nothing was stored`);
-          }
-          // Used up only now, when everything else is right: two tabs racing on one link connect one mailbox.
-          if (binding.link !== undefined && !(await bounded(() => consumeConnectLink(redis, config.QUEUE_PREFIX, binding.link as string)))) {
-            throw new ConnectRefusedError("this connect link was already used or has expired; ask the operator for a new one");
-          }
-        },
-      });
-      return text(reply, 200, `connected ${email}: the first backfill is queued\n`);
-    } catch (err) {
-      if (err instanceof ConnectRefusedError) {
-        deps.log.warn({ why: err.message }, "oauth callback: account refused");
-        return text(reply, 403, `${err.message}\n`);
+  app.get<{ Querystring: { state?: string; code?: string; error?: string } }>(
+    "/oauth2/callback",
+    async (req, reply) => {
+      const { state, code, error } = req.query;
+      reply.header("cache-control", "no-store");
+      if (typeof state !== "string" || state === "" || state.length > 200)
+        return text(reply, 400, "unknown or expired state: use your connect link again\n");
+      let stored: string | null;
+      try {
+        stored = await bounded(() => redis.getdel(oauthStateKey(config, state)));
+      } catch (err) {
+        return unavailable(reply, deps, err);
       }
-      if (err instanceof DeadlineError) return unavailable(reply, deps, err);
-      if (isGmailError(err) && (err.kind === "auth_revoked" || err.kind === "permanent")) {
-        deps.log.warn({ kind: err.kind, reason: err.reason }, "oauth callback: account not connected");
-        return text(reply, 400, `could not connect the account: ${err.message}\n`);
+      if (stored === null) return text(reply, 400, "unknown or expired state: use your connect link again\n");
+      if (typeof error === "string" && error !== "") {
+        return text(reply, 400, `consent was not given (${error.slice(0, 100)})\n`);
       }
-      deps.log.error({ err: (err as Error).message }, "oauth callback failed");
-      return text(reply, 502, "Google could not be reached; try again\n");
-    }
-  });
+      if (typeof code !== "string" || code === "") return text(reply, 400, "missing code\n");
+      const binding = parseBinding(stored);
+      try {
+        const { email } = await connectAccount(deps, code, {
+          codeVerifier: binding.verifier,
+          accept: async (address) => {
+            if (binding.hint !== undefined && address !== binding.hint) {
+              throw new ConnectRefusedError(`this link is for ${binding.hint}, not ${address}: nothing was stored`);
+            }
+            // Used up only now, when everything else is right: two tabs racing on one link connect one mailbox.
+            if (
+              binding.link !== undefined &&
+              !(await bounded(() => consumeConnectLink(redis, config.QUEUE_PREFIX, binding.link as string)))
+            ) {
+              throw new ConnectRefusedError(
+                "this connect link was already used or has expired; ask the operator for a new one",
+              );
+            }
+          },
+        });
+        return text(reply, 200, `connected ${email}: the first backfill is queued\n`);
+      } catch (err) {
+        if (err instanceof ConnectRefusedError) {
+          deps.log.warn({ why: err.message }, "oauth callback: account refused");
+          return text(reply, 403, `${err.message}\n`);
+        }
+        if (err instanceof DeadlineError) return unavailable(reply, deps, err);
+        if (isGmailError(err) && (err.kind === "auth_revoked" || err.kind === "permanent")) {
+          deps.log.warn({ kind: err.kind, reason: err.reason }, "oauth callback: account not connected");
+          return text(reply, 400, `could not connect the account: ${err.message}\n`);
+        }
+        deps.log.error({ err: (err as Error).message }, "oauth callback failed");
+        return text(reply, 502, "Google could not be reached; try again\n");
+      }
+    },
+  );
 }
 
 function unavailable(reply: FastifyReply, deps: OAuthRouteDeps, err: unknown): FastifyReply {

@@ -20,7 +20,9 @@ export interface PushAuthConfig {
  * `email_verified` true, which the library does not check. The legacy shared-token mode
  * (?token=) is used only when PUBSUB_VERIFICATION_TOKEN is set.
  */
-export function createPushAuthenticator(cfg: PushAuthConfig): (authorization: string | undefined, token: string | undefined) => Promise<PushAuthResult> {
+export function createPushAuthenticator(
+  cfg: PushAuthConfig,
+): (authorization: string | undefined, token: string | undefined) => Promise<PushAuthResult> {
   const client = new OAuth2Client();
   const certs = googleCerts(cfg.certsUrl);
   const legacy = cfg.verificationToken !== undefined ? Buffer.from(cfg.verificationToken) : undefined;
@@ -88,7 +90,9 @@ export function googleCerts(url: string, fetchFn: typeof fetch = fetch): () => P
         const res = await fetchFn(url, { signal: AbortSignal.timeout(5_000) });
         if (!res.ok) throw new Error(`certificate fetch answered ${res.status}`);
         const certs = z.record(z.string(), z.string()).parse(await res.json());
-        const maxAge = Number(/max-age=(\d+)/.exec(res.headers.get("cache-control") ?? "")?.[1] ?? CERTS_DEFAULT_MAX_AGE_S);
+        const maxAge = Number(
+          /max-age=(\d+)/.exec(res.headers.get("cache-control") ?? "")?.[1] ?? CERTS_DEFAULT_MAX_AGE_S,
+        );
         cached = { certs, until: Date.now() + maxAge * 1000 };
         return certs;
       } catch (err) {
@@ -117,7 +121,12 @@ const envelopeSchema = z.object({
 });
 
 const notificationSchema = z.object({
-  emailAddress: z.string().trim().min(3).max(320).regex(/^[^\s@]+@[^\s@]+$/, "not an email address"),
+  emailAddress: z
+    .string()
+    .trim()
+    .min(3)
+    .max(320)
+    .regex(/^[^\s@]+@[^\s@]+$/, "not an email address"),
   // Real payloads carry a JSON number, the docs a string: accept both, keep digits only.
   historyId: z.union([
     z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),

@@ -21,7 +21,10 @@ export interface PushRouteDeps {
   keyPrefix: string;
   authenticate: (authorization: string | undefined, token: string | undefined) => Promise<PushAuthResult>;
   /** Enqueues (or folds into the queued) incremental sync; reports whether it was coalesced. */
-  enqueueIncremental: (accountId: number, opts: { reason: "push"; pushReceivedAt: number; historyId: string }) => Promise<{ coalesced: boolean }>;
+  enqueueIncremental: (
+    accountId: number,
+    opts: { reason: "push"; pushReceivedAt: number; historyId: string },
+  ) => Promise<{ coalesced: boolean }>;
   /** Requests per client IP and minute (PUSH_RATE_LIMIT_PER_MINUTE); default 6000. */
   rateLimitPerMinute?: number;
 }
@@ -84,7 +87,11 @@ function registerRoute(app: FastifyInstance, deps: PushRouteDeps): void {
         if (first === null) return "duplicate" as const;
         try {
           await recordPushReceived(deps.db, account.id, new Date(receivedAt));
-          return await deps.enqueueIncremental(account.id, { reason: "push", pushReceivedAt: receivedAt, historyId: note.historyId });
+          return await deps.enqueueIncremental(account.id, {
+            reason: "push",
+            pushReceivedAt: receivedAt,
+            historyId: note.historyId,
+          });
         } catch (err) {
           // Not enqueued: forget the messageId so Pub/Sub's redelivery (after our 5xx) is accepted.
           await deps.redis.del(dedupeKey).catch(() => {});
@@ -93,7 +100,10 @@ function registerRoute(app: FastifyInstance, deps: PushRouteDeps): void {
       });
     } catch (err) {
       pushRequestsTotal.inc({ outcome: "failed" });
-      deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "push not enqueued; Pub/Sub will redeliver");
+      deps.log.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        "push not enqueued; Pub/Sub will redeliver",
+      );
       return reply.code(503).send({ error: "unavailable" });
     }
     if (result === "duplicate") {

@@ -23,15 +23,31 @@ const keep = { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 } };
 /** Creates or updates the tick schedulers. Idempotent by scheduler id; call sequentially. */
 export async function upsertSchedules(maintenance: Queue, config: Config): Promise<void> {
   // Google recommends renewing every watch daily (it lasts 7 days).
-  await maintenance.upsertJobScheduler(TICKS.watchRenew, { every: DAY_MS }, { name: TICKS.watchRenew, data: {}, opts: keep });
+  await maintenance.upsertJobScheduler(
+    TICKS.watchRenew,
+    { every: DAY_MS },
+    { name: TICKS.watchRenew, data: {}, opts: keep },
+  );
   // The tick is frequent and cheap; the query decides which accounts have been silent too long.
   await maintenance.upsertJobScheduler(TICKS.poll, { every: 60_000 }, { name: TICKS.poll, data: {}, opts: keep });
-  await maintenance.upsertJobScheduler(TICKS.reconcile, { pattern: config.RECONCILE_CRON, tz: "UTC" }, { name: TICKS.reconcile, data: {}, opts: keep });
+  await maintenance.upsertJobScheduler(
+    TICKS.reconcile,
+    { pattern: config.RECONCILE_CRON, tz: "UTC" },
+    { name: TICKS.reconcile, data: {}, opts: keep },
+  );
   const sweepMs = Math.min(config.TEMP_FILE_ORPHAN_MINUTES, 15) * 60_000;
-  await maintenance.upsertJobScheduler(TICKS.tempSweep, { every: sweepMs }, { name: TICKS.tempSweep, data: {}, opts: keep });
+  await maintenance.upsertJobScheduler(
+    TICKS.tempSweep,
+    { every: sweepMs },
+    { name: TICKS.tempSweep, data: {}, opts: keep },
+  );
   // Parked messages are tried again hourly (their next_attempt_at); this also catches any due
   // ledger row whose delayed retry job Redis lost.
-  await maintenance.upsertJobScheduler(TICKS.retryLedger, { every: 3_600_000 }, { name: TICKS.retryLedger, data: {}, opts: keep });
+  await maintenance.upsertJobScheduler(
+    TICKS.retryLedger,
+    { every: 3_600_000 },
+    { name: TICKS.retryLedger, data: {}, opts: keep },
+  );
 }
 
 /**
@@ -40,8 +56,14 @@ export async function upsertSchedules(maintenance: Queue, config: Config): Promi
  * per hour so a fleet starting together adds each once.
  */
 export async function enqueueStartupTicks(maintenance: Queue): Promise<void> {
-  const hour = new Date().toISOString().slice(0, 13).replace(/[^0-9]/g, "");
-  await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS } satisfies JobData<typeof TICKS.watchRenew>, { jobId: `startup-watch-${hour}`, ...keep });
+  const hour = new Date()
+    .toISOString()
+    .slice(0, 13)
+    .replace(/[^0-9]/g, "");
+  await maintenance.add(TICKS.watchRenew, { withinMs: DAY_MS } satisfies JobData<typeof TICKS.watchRenew>, {
+    jobId: `startup-watch-${hour}`,
+    ...keep,
+  });
   await maintenance.add(TICKS.tempSweep, {}, { jobId: `startup-sweep-${hour}`, ...keep });
 }
 
@@ -50,7 +72,12 @@ export async function enqueueStartupTicks(maintenance: Queue): Promise<void> {
  * them — by one instance only (a short Redis lock), since concurrent upserts are what duplicated or
  * stopped schedules in BullMQ. Normally they exist and this only reads.
  */
-export async function ensureSchedules(maintenance: Queue, redis: Redis, config: Config, log: { warn(o: object, m: string): void }): Promise<"present" | "recreated" | "skipped"> {
+export async function ensureSchedules(
+  maintenance: Queue,
+  redis: Redis,
+  config: Config,
+  log: { warn(o: object, m: string): void },
+): Promise<"present" | "recreated" | "skipped"> {
   const present = new Set((await maintenance.getJobSchedulers()).map((s) => s.key));
   const missing = Object.values(TICKS).filter((t) => !present.has(t));
   if (missing.length === 0) return "present";

@@ -4,7 +4,12 @@
 import { readFileSync } from "node:fs";
 
 /** The settings that may come from a file instead of the environment. */
-export const SECRET_FILE_VARIABLES = ["TOKEN_ENCRYPTION_KEY", "DATABASE_URL", "GOOGLE_CLIENT_SECRET", "REDIS_URL"] as const;
+export const SECRET_FILE_VARIABLES = [
+  "TOKEN_ENCRYPTION_KEY",
+  "DATABASE_URL",
+  "GOOGLE_CLIENT_SECRET",
+  "REDIS_URL",
+] as const;
 
 export interface ResolvedSecrets {
   env: Record<string, string>;

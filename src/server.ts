@@ -46,11 +46,20 @@ export async function startServer(app: App, opts: { worker: boolean; concurrency
     enqueueIncremental: (accountId, o) => app.enqueueIncremental(accountId, o),
   });
   if (app.keyRing !== null) {
-    registerOAuthRoutes(http, { db, redis, config, keyRing: app.keyRing, log, onConnected: (id) => accountConnected(app, id) });
+    registerOAuthRoutes(http, {
+      db,
+      redis,
+      config,
+      keyRing: app.keyRing,
+      log,
+      onConnected: (id) => accountConnected(app, id),
+    });
   } else {
     log.warn("TOKEN_ENCRYPTION_KEY is not set: /oauth2/* is disabled and no account can be synced");
   }
-  const workers = opts.worker ? app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}) : undefined;
+  const workers = opts.worker
+    ? app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {})
+    : undefined;
   // Watches that lapse within a day and orphans left by a crash are handled now, not at the next tick.
   await ensureSchedules(app.queues.maintenance, app.redis, config, log);
   await enqueueStartupTicks(app.queues.maintenance);

@@ -23,12 +23,13 @@ function keyIdOf(key: Buffer): string {
 /** Parses TOKEN_ENCRYPTION_KEY: base64 keys of exactly 32 bytes, comma-separated, active first. */
 export function parseKeyRing(value: string | undefined): KeyRing {
   if (value === undefined || value.trim() === "") {
-    throw new TokenKeyError(
-      "TOKEN_ENCRYPTION_KEY is not set: generate one with `openssl rand -base64 32`",
-    );
+    throw new TokenKeyError("TOKEN_ENCRYPTION_KEY is not set: generate one with `openssl rand -base64 32`");
   }
   const keys = new Map<string, Buffer>();
-  const parts = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const parts = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   parts.forEach((part, i) => {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(part)) {
       throw new TokenKeyError(`TOKEN_ENCRYPTION_KEY entry ${i + 1} is not base64`);
@@ -58,7 +59,9 @@ export function encryptToken(ring: KeyRing, purpose: TokenPurpose, accountId: nu
   cipher.setAAD(aad(purpose, accountId));
   const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
   const tag = cipher.getAuthTag();
-  return ["v1", ring.activeKeyId, iv.toString("base64url"), tag.toString("base64url"), ct.toString("base64url")].join(".");
+  return ["v1", ring.activeKeyId, iv.toString("base64url"), tag.toString("base64url"), ct.toString("base64url")].join(
+    ".",
+  );
 }
 
 /** The key id a stored ciphertext was written with, without decrypting it. */

@@ -33,7 +33,9 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
 
   const request = {
     topicName,
-    ...(deps.config.WATCH_LABEL_IDS.length > 0 ? { labelIds: deps.config.WATCH_LABEL_IDS, labelFilterBehavior: "include" as const } : {}),
+    ...(deps.config.WATCH_LABEL_IDS.length > 0
+      ? { labelIds: deps.config.WATCH_LABEL_IDS, labelFilterBehavior: "include" as const }
+      : {}),
   };
   try {
     // Inside the try: building the port refreshes the token, and a revoked one must end here.
@@ -47,7 +49,10 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
       await port.stop();
       answer = await port.watch(request);
     }
-    await recordWatch(deps.db, accountId, { expiration: new Date(Number(answer.expiration)), historyId: answer.historyId });
+    await recordWatch(deps.db, accountId, {
+      expiration: new Date(Number(answer.expiration)),
+      historyId: answer.historyId,
+    });
     watchRenewalsTotal.inc({ outcome: "ok" });
     return "renewed";
   } catch (err) {
@@ -69,7 +74,10 @@ export async function stopWatch(deps: WatchDeps, accountId: number): Promise<voi
       await port.stop();
     } catch (err) {
       // A revoked token cannot stop anything; Gmail lets the watch expire within 7 days.
-      deps.log.warn({ accountId, err: err instanceof Error ? err.message : String(err) }, "users.stop failed; the watch will lapse on its own");
+      deps.log.warn(
+        { accountId, err: err instanceof Error ? err.message : String(err) },
+        "users.stop failed; the watch will lapse on its own",
+      );
     }
   }
   await clearWatchExpiration(deps.db, accountId);

@@ -9,8 +9,22 @@ import type { Redis } from "ioredis";
 import { markReauthRequired } from "./db/accounts.ts";
 import { clearThrottleAndError, recordSyncError, setThrottledUntil } from "./db/sync-state.ts";
 import { GmailError, isGmailError, SyncBusyError } from "./errors.ts";
-import { type CatalogJob, dispatchJob, JOB_NAMES, type JobHandlers, parseJob, QUEUE_NAMES, type QueueName } from "./jobs.ts";
-import { jobDurationSeconds, jobsStalledTotal, jobWaitSeconds, quotaDelayedJobsTotal, syncErrorsTotal } from "./metrics.ts";
+import {
+  type CatalogJob,
+  dispatchJob,
+  JOB_NAMES,
+  type JobHandlers,
+  parseJob,
+  QUEUE_NAMES,
+  type QueueName,
+} from "./jobs.ts";
+import {
+  jobDurationSeconds,
+  jobsStalledTotal,
+  jobWaitSeconds,
+  quotaDelayedJobsTotal,
+  syncErrorsTotal,
+} from "./metrics.ts";
 import { runBackfillPage } from "./sync/backfill.ts";
 import type { SyncDeps } from "./sync/deps.ts";
 import { runIncremental } from "./sync/incremental.ts";
@@ -61,7 +75,10 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
     maxStalledCount: 5,
   };
   const workers: Worker[] = [];
-  const make = <Q extends QueueName>(queue: Q, processor: (checked: CatalogJob<Q>, job: Job, token: string | undefined) => Promise<unknown>) => {
+  const make = <Q extends QueueName>(
+    queue: Q,
+    processor: (checked: CatalogJob<Q>, job: Job, token: string | undefined) => Promise<unknown>,
+  ) => {
     const w = new Worker(queue, async (job, token) => processor(checkedJob(deps, queue, job), job, token), common);
     // During a Redis outage BullMQ reports the refused connection several times a second per
     // queue; one line per queue every 10 s says the same without drowning the log.
@@ -77,13 +94,18 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
       deps.log.warn({ queue, jobId }, "job stalled (its worker died or blocked); it will run again");
     });
     w.on("failed", (job, err) => {
-      if (job !== undefined && !(err instanceof DelayedError)) deps.log.warn({ queue, jobId: job.id, attemptsMade: job.attemptsMade, err: err.message }, "job failed");
+      if (job !== undefined && !(err instanceof DelayedError))
+        deps.log.warn({ queue, jobId: job.id, attemptsMade: job.attemptsMade, err: err.message }, "job failed");
     });
     workers.push(w);
   };
 
-  make(QUEUE_NAMES.backfill, (checked, job, token) => guarded(deps, QUEUE_NAMES.backfill, job, token, () => dispatchJob(syncHandlers, deps, checked)));
-  make(QUEUE_NAMES.incremental, (checked, job, token) => guarded(deps, QUEUE_NAMES.incremental, job, token, () => dispatchJob(syncHandlers, deps, checked)));
+  make(QUEUE_NAMES.backfill, (checked, job, token) =>
+    guarded(deps, QUEUE_NAMES.backfill, job, token, () => dispatchJob(syncHandlers, deps, checked)),
+  );
+  make(QUEUE_NAMES.incremental, (checked, job, token) =>
+    guarded(deps, QUEUE_NAMES.incremental, job, token, () => dispatchJob(syncHandlers, deps, checked)),
+  );
   if (opts.maintenanceProcessor !== undefined) {
     const processor = opts.maintenanceProcessor;
     make(QUEUE_NAMES.maintenance, (checked, job) => timed(QUEUE_NAMES.maintenance, job, () => processor(checked)));
@@ -108,7 +130,10 @@ function checkedJob<Q extends QueueName>(deps: WorkerDeps, queue: Q, job: Job): 
   const checked = parseJob(queue, job.name, job.data);
   if (checked.ok) return checked.job;
   jobDurationSeconds.observe({ queue, outcome: "invalid" }, 0);
-  deps.log.error({ queue, jobId: job.id, reason: checked.reason }, "job rejected by the job catalog: failed without retry");
+  deps.log.error(
+    { queue, jobId: job.id, reason: checked.reason },
+    "job rejected by the job catalog: failed without retry",
+  );
   throw new UnrecoverableError(`job ${job.id} rejected: ${checked.reason}`);
 }
 
@@ -159,9 +184,16 @@ function accountIdOf(job: Job): number {
 }
 
 /** Runs a sync job and maps its failure to a queue action; records the account's visible state. */
-async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: string | undefined, run: () => Promise<unknown>): Promise<unknown> {
+async function guarded(
+  deps: WorkerDeps,
+  queue: QueueName,
+  job: Job,
+  token: string | undefined,
+  run: () => Promise<unknown>,
+): Promise<unknown> {
   const accountId = accountIdOf(job);
-  if (!Number.isInteger(accountId) || accountId <= 0) throw new UnrecoverableError(`job ${job.id} has no valid accountId`);
+  if (!Number.isInteger(accountId) || accountId <= 0)
+    throw new UnrecoverableError(`job ${job.id} has no valid accountId`);
   const readyAt = job.timestamp + (job.opts.delay ?? 0);
   jobWaitSeconds.observe({ queue }, Math.max(0, (job.processedOn ?? Date.now()) - readyAt) / 1000);
   const end = jobDurationSeconds.startTimer({ queue });
@@ -184,7 +216,9 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
       end({ outcome: "rate_limited" });
       const local = err.reason === "localQuota" || err.reason === "localConcurrency";
       // Our own governor's waits are pacing, not refusals: they keep their short, exact delay.
-      const waitMs = local ? Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, err.retryAfterMs ?? 1_000)) : await rateLimitDelay(deps, accountId, err.retryAfterMs);
+      const waitMs = local
+        ? Math.min(MAX_RATE_LIMIT_DELAY_MS, Math.max(250, err.retryAfterMs ?? 1_000))
+        : await rateLimitDelay(deps, accountId, err.retryAfterMs);
       syncErrorsTotal.inc({ error_type: "rate_limit" });
       quotaDelayedJobsTotal.inc({ queue });
       await setThrottledUntil(deps.db, accountId, new Date(Date.now() + waitMs)).catch(() => {});
@@ -197,7 +231,10 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
       syncErrorsTotal.inc({ error_type: "auth" });
       await markReauthRequired(deps.db, accountId, message);
       await recordSyncError(deps.db, accountId, "auth_revoked", message);
-      deps.log.warn({ queue, accountId, reason: err.reason }, "account authorization revoked: reauth_required, its jobs stop");
+      deps.log.warn(
+        { queue, accountId, reason: err.reason },
+        "account authorization revoked: reauth_required, its jobs stop",
+      );
       throw new UnrecoverableError(`account ${accountId} needs re-authorization: ${message}`);
     }
     if (err instanceof GmailError && err.kind === "permanent") {
@@ -206,7 +243,9 @@ async function guarded(deps: WorkerDeps, queue: QueueName, job: Job, token: stri
       throw new UnrecoverableError(message);
     }
     syncErrorsTotal.inc({ error_type: "transient" });
-    await recordSyncError(deps.db, accountId, err instanceof GmailError ? err.kind : "transient", message).catch(() => {});
+    await recordSyncError(deps.db, accountId, err instanceof GmailError ? err.kind : "transient", message).catch(
+      () => {},
+    );
     throw err;
   }
 }

@@ -15,7 +15,10 @@ export async function createBenchDatabase(label: string): Promise<BenchDatabase>
   const url = new URL(adminUrl);
   url.pathname = `/gmail_sync_bench_${label}_${randomBytes(4).toString("hex")}`;
   await ensureDatabase(url.toString());
-  const app = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: url.toString() }), { log: createLogger("silent"), poolSize: 1 });
+  const app = createStoreApp(loadConfig({ ...process.env, DATABASE_URL: url.toString() }), {
+    log: createLogger("silent"),
+    poolSize: 1,
+  });
   try {
     await migrateToLatest(app.db);
   } finally {

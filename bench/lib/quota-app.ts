@@ -8,7 +8,11 @@ import type { Logger } from "../../src/log.ts";
 
 export async function withQuotaApp<T>(unitsPerSecond: number, log: Logger, fn: (app: App) => Promise<T>): Promise<T> {
   const prefix = `{bench-${randomBytes(4).toString("hex")}}`;
-  const config = loadConfig({ ...process.env, QUEUE_PREFIX: prefix, GMAIL_QUOTA_UNITS_PER_SECOND: String(unitsPerSecond) });
+  const config = loadConfig({
+    ...process.env,
+    QUEUE_PREFIX: prefix,
+    GMAIL_QUOTA_UNITS_PER_SECOND: String(unitsPerSecond),
+  });
   const app = createApp(config, { log });
   try {
     return await fn(app);

@@ -8,7 +8,12 @@ import type { StoredMessage } from "./mailbox.ts";
 import type { Settings } from "./state.ts";
 
 /** Whether `msg` still answers 404 at `now` (addedNotFoundRate, addedNotFoundWindowMs). */
-export function answersNotFoundYet(settings: Pick<Settings, "addedNotFoundRate" | "addedNotFoundWindowMs">, seed: number, msg: Pick<StoredMessage, "id" | "addedAt">, now: number = Date.now()): boolean {
+export function answersNotFoundYet(
+  settings: Pick<Settings, "addedNotFoundRate" | "addedNotFoundWindowMs">,
+  seed: number,
+  msg: Pick<StoredMessage, "id" | "addedAt">,
+  now: number = Date.now(),
+): boolean {
   const rate = settings.addedNotFoundRate;
   // Cheap checks first: nearly every request is for a message outside its window.
   if (rate <= 0 || msg.addedAt <= 0 || now >= msg.addedAt + settings.addedNotFoundWindowMs) return false;

@@ -44,7 +44,8 @@ export function createAttachmentIds(secret: string): AttachmentIds {
       const n = nonce ?? ZERO_NONCE;
       const out = Buffer.allocUnsafe(NONCE + plain.length);
       n.copy(out, 0, 0, NONCE);
-      for (let i = 0; i < plain.length; i++) out[NONCE + i] = (plain[i] as number) ^ (n[i % NONCE] as number) ^ ((i * 0x9d) & 0xff);
+      for (let i = 0; i < plain.length; i++)
+        out[NONCE + i] = (plain[i] as number) ^ (n[i % NONCE] as number) ^ ((i * 0x9d) & 0xff);
       return PREFIX + out.toString("base64url");
     };
   };
@@ -64,7 +65,8 @@ export function createAttachmentIds(secret: string): AttachmentIds {
       if (buf.length < TOKEN_BYTES) return undefined;
       const n = buf.subarray(0, NONCE);
       const plain = Buffer.allocUnsafe(buf.length - NONCE);
-      for (let i = 0; i < plain.length; i++) plain[i] = (buf[NONCE + i] as number) ^ (n[i % NONCE] as number) ^ ((i * 0x9d) & 0xff);
+      for (let i = 0; i < plain.length; i++)
+        plain[i] = (buf[NONCE + i] as number) ^ (n[i % NONCE] as number) ^ ((i * 0x9d) & 0xff);
       const len = plain.readUInt16BE(MAC);
       if (REF_AT + len > plain.length) return undefined;
       const ref = plain.subarray(REF_AT, REF_AT + len).toString();

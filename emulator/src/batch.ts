@@ -37,7 +37,8 @@ function splitHead(text: string): [string, string] {
 
 export function parseBatch(body: Buffer, contentType: string | undefined): PartRequest[] {
   const ct = parseStructuredHeader(contentType ?? "");
-  if (ct.value !== "multipart/mixed" || !ct.params.boundary) throw errors.badRequest("Batch requests must be multipart/mixed with a boundary");
+  if (ct.value !== "multipart/mixed" || !ct.params.boundary)
+    throw errors.badRequest("Batch requests must be multipart/mixed with a boundary");
   return splitMultipart(body, ct.params.boundary).map((part) => {
     const [outerHead, inner] = splitHead(part.toString("utf8"));
     const outer = parseHeaderBlock(outerHead);
@@ -59,20 +60,32 @@ export function registerBatchRoutes(app: FastifyInstance, state: EmulatorState):
     if (settings.latencyMs > 0) await new Promise((r) => setTimeout(r, settings.latencyMs));
     // The front end fails the whole POST now and then: a 404 page (the request never reached
     // Gmail: nothing ran) or a 502 page (the parts ran, their answers are lost).
-    const failure = settings.batchFailureRate > 0 && state.random.next() < settings.batchFailureRate ? settings.batchFailureStatus : undefined;
+    const failure =
+      settings.batchFailureRate > 0 && state.random.next() < settings.batchFailureRate
+        ? settings.batchFailureStatus
+        : undefined;
     if (failure === 404) return failPage(reply, state, 404, req.url);
     let parts: PartRequest[];
     try {
-      parts = parseBatch(Buffer.isBuffer(req.body) ? req.body : Buffer.from(String(req.body ?? "")), req.headers["content-type"]);
+      parts = parseBatch(
+        Buffer.isBuffer(req.body) ? req.body : Buffer.from(String(req.body ?? "")),
+        req.headers["content-type"],
+      );
     } catch (err) {
       if (err instanceof ApiError) return sendApiError(reply, err, pretty);
       throw err;
     }
     if (parts.length === 0) return sendApiError(reply, errors.badRequest("Batch request contains no parts"), pretty);
-    if (parts.length > MAX_PARTS) return sendApiError(reply, errors.badRequest(`Inner request count exceeds the limit. Received: ${parts.length}, Limit: ${MAX_PARTS}`), pretty);
+    if (parts.length > MAX_PARTS)
+      return sendApiError(
+        reply,
+        errors.badRequest(`Inner request count exceeds the limit. Received: ${parts.length}, Limit: ${MAX_PARTS}`),
+        pretty,
+      );
     // Outer headers other than Content-* and outer query parameters apply to every part; a part's own win.
     const shared: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith("content-") && k !== "host" && k !== "connection" && typeof v === "string") shared[k] = v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (!k.startsWith("content-") && k !== "host" && k !== "connection" && typeof v === "string") shared[k] = v;
     const outerQuery = req.url.includes("?") ? new URLSearchParams(req.url.slice(req.url.indexOf("?") + 1)) : undefined;
     const answers: string[] = new Array(parts.length);
     let next = 0;
@@ -82,11 +95,19 @@ export function registerBatchRoutes(app: FastifyInstance, state: EmulatorState):
         answers[i] = await answerPart(app, state, parts[i] as PartRequest, shared, outerQuery, pretty);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, settings.batchPartParallelism), parts.length) }, worker));
+    await Promise.all(
+      Array.from({ length: Math.min(Math.max(1, settings.batchPartParallelism), parts.length) }, worker),
+    );
     if (failure === 502) return failPage(reply, state, 502, req.url);
     const boundary = `batch_${randomBytes(9).toString("base64url")}`;
-    const chunks = parts.map((p, i) => `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: ${responseId(p.contentId)}\r\n\r\n${answers[i]}\r\n\r\n`);
-    return reply.code(200).type(`multipart/mixed; boundary=${boundary}`).send(`${chunks.join("")}--${boundary}--\r\n`);
+    const chunks = parts.map(
+      (p, i) =>
+        `--${boundary}\r\nContent-Type: application/http\r\nContent-ID: ${responseId(p.contentId)}\r\n\r\n${answers[i]}\r\n\r\n`,
+    );
+    return reply
+      .code(200)
+      .type(`multipart/mixed; boundary=${boundary}`)
+      .send(`${chunks.join("")}--${boundary}--\r\n`);
   };
   app.post("/batch", { config: { name: "batch" } }, handler);
   app.post("/batch/gmail/v1", { config: { name: "batch" } }, handler);
@@ -101,7 +122,10 @@ export function responseId(contentId: string | undefined): string {
 
 function failPage(reply: FastifyReply, state: EmulatorState, status: 404 | 502, url: string): FastifyReply {
   state.stats.countBatchFailure();
-  return reply.code(status).type(HTML_CONTENT_TYPE).send(status === 404 ? notFoundPage(url) : badGatewayPage());
+  return reply
+    .code(status)
+    .type(HTML_CONTENT_TYPE)
+    .send(status === 404 ? notFoundPage(url) : badGatewayPage());
 }
 
 /** The part's path with the outer request's query parameters it does not set itself. */
@@ -114,13 +138,24 @@ function withOuterQuery(path: string, outer: URLSearchParams | undefined): strin
   return path + (q >= 0 ? "&" : "?") + new URLSearchParams(extra).toString();
 }
 
-async function answerPart(app: FastifyInstance, state: EmulatorState, p: PartRequest, shared: Record<string, string>, outerQuery: URLSearchParams | undefined, pretty: boolean): Promise<string> {
+async function answerPart(
+  app: FastifyInstance,
+  state: EmulatorState,
+  p: PartRequest,
+  shared: Record<string, string>,
+  outerQuery: URLSearchParams | undefined,
+  pretty: boolean,
+): Promise<string> {
   let status: number;
   let headers: Record<string, string> = {};
   let body: string;
   // Parts are Gmail API calls by path; full URLs and nested batches are refused part by part.
   if (!p.path.startsWith("/gmail/v1/") || !["GET", "POST", "PUT", "DELETE", "PATCH"].includes(p.method)) {
-    const err = errors.badRequest(p.path.startsWith("/gmail/v1/") ? `Unsupported method: ${p.method}` : "Batch part URLs must be Gmail API paths (/gmail/v1/…)");
+    const err = errors.badRequest(
+      p.path.startsWith("/gmail/v1/")
+        ? `Unsupported method: ${p.method}`
+        : "Batch part URLs must be Gmail API paths (/gmail/v1/…)",
+    );
     status = err.status;
     headers = { "content-type": "application/json; charset=UTF-8" };
     body = gmailJson(err.toJSON(), pretty);
@@ -132,11 +167,14 @@ async function answerPart(app: FastifyInstance, state: EmulatorState, p: PartReq
       ...(p.body !== "" ? { payload: p.body } : {}),
     });
     status = res.statusCode;
-    for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string" && (k === "content-type" || k === "retry-after" || k === "www-authenticate")) headers[k] = v;
+    for (const [k, v] of Object.entries(res.headers))
+      if (typeof v === "string" && (k === "content-type" || k === "retry-after" || k === "www-authenticate"))
+        headers[k] = v;
     body = res.body;
   }
   const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`];
-  for (const [k, v] of Object.entries(headers)) head.push(`${k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase())}: ${v}`);
+  for (const [k, v] of Object.entries(headers))
+    head.push(`${k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase())}: ${v}`);
   head.push("Vary: Origin", "Vary: X-Origin", "Vary: Referer");
   return `${head.join("\r\n")}\r\n\r\n${body}`;
 }

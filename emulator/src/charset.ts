@@ -70,5 +70,12 @@ export function toUtf8(bytes: Buffer, charset: string | undefined): Buffer {
 
 /** Labels under which ASCII bytes need not mean ASCII text (7-bit ISO-2022 escapes, UTF-16/32, UTF-7, HZ). */
 function asciiMayNotMeanAscii(label: string): boolean {
-  return label.startsWith("iso-2022") || label.startsWith("utf-16") || label.startsWith("utf-32") || label.startsWith("ucs-") || label === "utf-7" || label === "hz-gb-2312";
+  return (
+    label.startsWith("iso-2022") ||
+    label.startsWith("utf-16") ||
+    label.startsWith("utf-32") ||
+    label.startsWith("ucs-") ||
+    label === "utf-7" ||
+    label === "hz-gb-2312"
+  );
 }

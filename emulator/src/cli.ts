@@ -23,7 +23,8 @@ function rate(name: string) {
 
 function choice<T extends string>(name: string, allowed: readonly T[]) {
   return (v: string): T => {
-    if (!(allowed as readonly string[]).includes(v)) throw new InvalidArgumentError(`--${name} must be one of ${allowed.join(", ")}`);
+    if (!(allowed as readonly string[]).includes(v))
+      throw new InvalidArgumentError(`--${name} must be one of ${allowed.join(", ")}`);
     return v as T;
   };
 }
@@ -86,24 +87,84 @@ export function buildEmulatorProgram(name = "gmail-emulator"): Command {
     .option("--no-attachments", "generated mail has no attachments")
     .option("--no-hostile", "generated mail has only ordinary attachments (no timeout PDF, zip bomb…)")
     .option("--large-attachment", "generated mailboxes include one 60 MB attachment")
-    .option("--user-quota-per-minute <n>", "per-user units in any 60 s window (0 = off)", int("user-quota-per-minute"), DEFAULT_SETTINGS.userQuotaUnitsPerMinute)
-    .option("--project-quota-per-minute <n>", "units of all users together in any 60 s window (0 = off)", int("project-quota-per-minute"), DEFAULT_SETTINGS.projectQuotaUnitsPerMinute)
-    .option("--quota-units-per-second <n>", "strict per-second per-user bucket instead of the minute window (0 = minute window)", int("quota-units-per-second"), 0)
-    .option("--max-concurrent <n>", "requests in flight per user, batch parts included (0 = no cap)", int("max-concurrent"), DEFAULT_SETTINGS.maxConcurrentPerUser)
-    .option("--quota-error-forms <forms>", "gmail (every recorded refusal form) or retry-after (always 429 with Retry-After)", choice("quota-error-forms", ["gmail", "retry-after"]), DEFAULT_SETTINGS.quotaErrorForms)
-    .option("--batch-part-parallelism <n>", "batch parts answered at once", int("batch-part-parallelism"), DEFAULT_SETTINGS.batchPartParallelism)
+    .option(
+      "--user-quota-per-minute <n>",
+      "per-user units in any 60 s window (0 = off)",
+      int("user-quota-per-minute"),
+      DEFAULT_SETTINGS.userQuotaUnitsPerMinute,
+    )
+    .option(
+      "--project-quota-per-minute <n>",
+      "units of all users together in any 60 s window (0 = off)",
+      int("project-quota-per-minute"),
+      DEFAULT_SETTINGS.projectQuotaUnitsPerMinute,
+    )
+    .option(
+      "--quota-units-per-second <n>",
+      "strict per-second per-user bucket instead of the minute window (0 = minute window)",
+      int("quota-units-per-second"),
+      0,
+    )
+    .option(
+      "--max-concurrent <n>",
+      "requests in flight per user, batch parts included (0 = no cap)",
+      int("max-concurrent"),
+      DEFAULT_SETTINGS.maxConcurrentPerUser,
+    )
+    .option(
+      "--quota-error-forms <forms>",
+      "gmail (every recorded refusal form) or retry-after (always 429 with Retry-After)",
+      choice("quota-error-forms", ["gmail", "retry-after"]),
+      DEFAULT_SETTINGS.quotaErrorForms,
+    )
+    .option(
+      "--batch-part-parallelism <n>",
+      "batch parts answered at once",
+      int("batch-part-parallelism"),
+      DEFAULT_SETTINGS.batchPartParallelism,
+    )
     .option("--no-charset-conversion", "serve text bodies in their original charset (Gmail converts them to UTF-8)")
     .option("--rfc822-opaque", "serve message/rfc822 parts as leaves (Gmail expands them)")
-    .option("--body-by-reference-bytes <n>", "text bodies above this size are served by attachmentId (0 = never)", int("body-by-reference-bytes"), DEFAULT_SETTINGS.bodyByReferenceBytes)
+    .option(
+      "--body-by-reference-bytes <n>",
+      "text bodies above this size are served by attachmentId (0 = never)",
+      int("body-by-reference-bytes"),
+      DEFAULT_SETTINGS.bodyByReferenceBytes,
+    )
     .option("--stable-attachment-ids", "the same attachmentId on every fetch (Gmail's differ)")
     .option("--compact-json", "compact JSON (Gmail pretty-prints)")
     .option("--exact-result-size-estimate", "exact resultSizeEstimate (Gmail's is approximate)")
     .option("--no-combined-history", "one history record per message and change type (Gmail combines)")
-    .option("--history-messages-only-rate <r>", "share of deliveries that also write a messages-only history record", rate("history-messages-only-rate"), DEFAULT_SETTINGS.historyMessagesOnlyRate)
-    .option("--added-not-found-rate <r>", "share of new messages that answer 404 for a moment after they are added", rate("added-not-found-rate"), DEFAULT_SETTINGS.addedNotFoundRate)
-    .option("--added-not-found-window-ms <n>", "how long such a message answers 404", int("added-not-found-window-ms"), DEFAULT_SETTINGS.addedNotFoundWindowMs)
-    .option("--batch-failure-rate <r>", "share of batch POSTs answered with an HTML error page", rate("batch-failure-rate"), 0)
-    .option("--batch-failure-status <n>", "status of those pages: 404 or 502", choice("batch-failure-status", ["404", "502"]), "404")
+    .option(
+      "--history-messages-only-rate <r>",
+      "share of deliveries that also write a messages-only history record",
+      rate("history-messages-only-rate"),
+      DEFAULT_SETTINGS.historyMessagesOnlyRate,
+    )
+    .option(
+      "--added-not-found-rate <r>",
+      "share of new messages that answer 404 for a moment after they are added",
+      rate("added-not-found-rate"),
+      DEFAULT_SETTINGS.addedNotFoundRate,
+    )
+    .option(
+      "--added-not-found-window-ms <n>",
+      "how long such a message answers 404",
+      int("added-not-found-window-ms"),
+      DEFAULT_SETTINGS.addedNotFoundWindowMs,
+    )
+    .option(
+      "--batch-failure-rate <r>",
+      "share of batch POSTs answered with an HTML error page",
+      rate("batch-failure-rate"),
+      0,
+    )
+    .option(
+      "--batch-failure-status <n>",
+      "status of those pages: 404 or 502",
+      choice("batch-failure-status", ["404", "502"]),
+      "404",
+    )
     .option("--no-legacy-charsets", "generated mail is UTF-8 only")
     .option("--no-forwarded-messages", "generated mail has no attached messages")
     .option("--no-large-bodies", "generated mail has no body above --body-by-reference-bytes")
@@ -112,7 +173,10 @@ export function buildEmulatorProgram(name = "gmail-emulator"): Command {
     .option("--history-retention-hours <n>", "how long history records are kept", int("history-retention-hours"), 168)
     .option("--latency-ms <n>", "delay added to every answer", int("latency-ms"), 0)
     .option("--fault-rate <r>", "share of Gmail requests answered 500/503 or dropped", rate("fault-rate"), 0)
-    .option("--unauthorized-topics <list>", "comma-separated Pub/Sub topics lacking the publisher grant: watch on them answers 403")
+    .option(
+      "--unauthorized-topics <list>",
+      "comma-separated Pub/Sub topics lacking the publisher grant: watch on them answers 403",
+    )
     .option("--push-endpoint <url>", "where Pub/Sub push notifications are POSTed")
     .option("--push-audience <aud>", "aud claim of push tokens (default: the push endpoint)")
     .option("--push-drop-rate <r>", "share of notifications never delivered", rate("push-drop-rate"), 0)
@@ -125,7 +189,10 @@ export function buildEmulatorProgram(name = "gmail-emulator"): Command {
         host: opts.host,
         seed: opts.seed,
         messages: opts.messages,
-        accounts: opts.accounts.split(",").map((a) => a.trim()).filter(Boolean),
+        accounts: opts.accounts
+          .split(",")
+          .map((a) => a.trim())
+          .filter(Boolean),
         attachments: opts.attachments,
         hostile: opts.hostile,
         largeAttachment: opts.largeAttachment ?? false,
@@ -155,7 +222,10 @@ export function buildEmulatorProgram(name = "gmail-emulator"): Command {
         historyRetentionHours: opts.historyRetentionHours,
         latencyMs: opts.latencyMs,
         faultRate: opts.faultRate,
-        unauthorizedTopics: (opts.unauthorizedTopics ?? "").split(",").map((t) => t.trim()).filter(Boolean),
+        unauthorizedTopics: (opts.unauthorizedTopics ?? "")
+          .split(",")
+          .map((t) => t.trim())
+          .filter(Boolean),
         pushDropRate: opts.pushDropRate,
         pushDuplicateRate: opts.pushDuplicateRate,
         pushDelayMs: opts.pushDelayMs,
@@ -182,7 +252,9 @@ export function buildEmulatorProgram(name = "gmail-emulator"): Command {
 
 /** Parses argv (without node and the script), runs the emulator until a signal, returns the exit code. */
 export async function runEmulatorCli(argv: string[], name = "gmail-emulator"): Promise<number> {
-  const program = buildEmulatorProgram(name).exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const program = buildEmulatorProgram(name)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

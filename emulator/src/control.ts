@@ -47,9 +47,17 @@ export interface EmulatorControl {
   /** Applies one label change to many messages at once (a bulk "mark all read"); history records cover up to 1000 messages each. */
   bulkModifyLabels(email: string, change: BulkLabelChange): Promise<{ historyId: string; changed: number }>;
   /** Saves a draft again as Gmail does: a new message id (same thread, DRAFT kept) is added and the old one deleted. `raw` replaces the content (default: unchanged). */
-  editDraft(email: string, id: string, raw?: Buffer | string): Promise<{ id: string; threadId: string; historyId: string }>;
+  editDraft(
+    email: string,
+    id: string,
+    raw?: Buffer | string,
+  ): Promise<{ id: string; threadId: string; historyId: string }>;
   /** messages.get of this id (plain or in a batch) answers `status` (Gmail's envelope; 500 = backendError), `times` times or always; status 0 clears. */
-  failMessage(email: string, id: string, opts: { status: number; times?: number; target?: "get" | "attachments" }): Promise<void>;
+  failMessage(
+    email: string,
+    id: string,
+    opts: { status: number; times?: number; target?: "get" | "attachments" },
+  ): Promise<void>;
   expireHistory(email: string): Promise<void>;
   revoke(email: string): Promise<void>;
   updateSettings(s: SettingsUpdate): Promise<void>;
@@ -67,17 +75,32 @@ export const DEFAULT_TEST_SCOPES = ["https://www.googleapis.com/auth/gmail.reado
 /** Produces a message for a delivery with no raw body (the seeded generator). */
 export type MessageSource = (email: string, attachments?: boolean) => Promise<{ raw: Buffer; labelIds: string[] }>;
 
-export function registerControlRoutes(app: FastifyInstance, state: EmulatorState, source: MessageSource, applySettings: (s: SettingsUpdate) => void): void {
+export function registerControlRoutes(
+  app: FastifyInstance,
+  state: EmulatorState,
+  source: MessageSource,
+  applySettings: (s: SettingsUpdate) => void,
+): void {
   const mailboxOf = (email: string): Mailbox | undefined => state.mailboxes.get(email.toLowerCase());
   const notFound = { error: "no such mailbox or message" };
 
   app.post("/emulator/users/:email/messages", async (req, reply) => {
     const mb = mailboxOf((req.params as { email: string }).email);
     if (!mb) return reply.code(404).send(notFound);
-    const body = (req.body ?? {}) as { raw?: string; labelIds?: string[]; internalDate?: number; attachments?: boolean };
-    if (body.internalDate !== undefined && (!Number.isInteger(body.internalDate) || body.internalDate < 0)) return reply.code(400).send({ error: "internalDate must be epoch milliseconds" });
-    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
-    const generated = body.raw === undefined ? await source(mb.email, typeof body.attachments === "boolean" ? body.attachments : undefined) : undefined;
+    const body = (req.body ?? {}) as {
+      raw?: string;
+      labelIds?: string[];
+      internalDate?: number;
+      attachments?: boolean;
+    };
+    if (body.internalDate !== undefined && (!Number.isInteger(body.internalDate) || body.internalDate < 0))
+      return reply.code(400).send({ error: "internalDate must be epoch milliseconds" });
+    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw)))
+      return reply.code(400).send({ error: "raw must be base64url" });
+    const generated =
+      body.raw === undefined
+        ? await source(mb.email, typeof body.attachments === "boolean" ? body.attachments : undefined)
+        : undefined;
     const raw = body.raw !== undefined ? Buffer.from(body.raw, "base64url") : (generated?.raw as Buffer);
     const labelIds = body.labelIds ?? generated?.labelIds ?? ["INBOX", "UNREAD"];
     const msg = mb.insert(raw, labelIds, body.internalDate ?? Date.now(), true);
@@ -104,12 +127,15 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     if (!mb) return reply.code(404).send(notFound);
     const body = (req.body ?? {}) as BulkLabelChange;
     const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((x) => typeof x === "string"));
-    if (!strings(body.add) || !strings(body.remove) || !strings(body.ids) || !strings(body.labelIds)) return reply.code(400).send({ error: "add, remove, ids and labelIds must be lists of strings" });
+    if (!strings(body.add) || !strings(body.remove) || !strings(body.ids) || !strings(body.labelIds))
+      return reply.code(400).send({ error: "add, remove, ids and labelIds must be lists of strings" });
     const pickers = [body.ids !== undefined, body.labelIds !== undefined, body.all === true].filter(Boolean).length;
     if (pickers !== 1) return reply.code(400).send({ error: "give exactly one of ids, labelIds or all: true" });
     let targets: Iterable<StoredMessage>;
     if (body.ids !== undefined) {
-      targets = body.ids.map((id) => mb.messages.get(id.toLowerCase().padStart(16, "0"))).filter((m): m is StoredMessage => m !== undefined);
+      targets = body.ids
+        .map((id) => mb.messages.get(id.toLowerCase().padStart(16, "0")))
+        .filter((m): m is StoredMessage => m !== undefined);
     } else if (body.labelIds !== undefined) {
       const wanted = body.labelIds.map((l) => mb.findLabel(l)?.id ?? `\u0000${l}`);
       targets = mb.sortedMessages().filter((m) => wanted.every((l) => m.labelIds.has(l)));
@@ -123,10 +149,15 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     const mb = mailboxOf(email);
     if (!mb) return reply.code(404).send(notFound);
     const body = (req.body ?? {}) as { raw?: unknown };
-    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw))) return reply.code(400).send({ error: "raw must be base64url" });
+    if (body.raw !== undefined && (typeof body.raw !== "string" || !/^[A-Za-z0-9_+/=-]*$/.test(body.raw)))
+      return reply.code(400).send({ error: "raw must be base64url" });
     const old = mb.messages.get(id.toLowerCase().padStart(16, "0"));
     if (!old) return reply.code(404).send(notFound);
-    const msg = mb.replaceDraft(old.id, body.raw !== undefined ? Buffer.from(body.raw as string, "base64url") : undefined, Date.now());
+    const msg = mb.replaceDraft(
+      old.id,
+      body.raw !== undefined ? Buffer.from(body.raw as string, "base64url") : undefined,
+      Date.now(),
+    );
     if (!msg) return reply.code(400).send({ error: "that message is not a draft (no DRAFT label)" });
     return { id: msg.id, threadId: msg.threadId, historyId: String(msg.historyId) };
   });
@@ -136,11 +167,23 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
     const body = (req.body ?? {}) as { status?: unknown; times?: unknown; target?: unknown };
     const mb = mailboxOf(email);
     if (!mb || !/^[0-9a-fA-F]{1,16}$/.test(id)) return reply.code(404).send(notFound);
-    if (typeof body.status !== "number" || !(body.status === 0 || (Number.isInteger(body.status) && body.status >= 400 && body.status <= 599))) return reply.code(400).send({ error: "status must be 0 (clear) or an HTTP error status 400-599" });
-    if (body.times !== undefined && (typeof body.times !== "number" || !Number.isInteger(body.times) || body.times < 0)) return reply.code(400).send({ error: "times must be a non-negative integer" });
-    if (body.target !== undefined && body.target !== "get" && body.target !== "attachments") return reply.code(400).send({ error: 'target must be "get" or "attachments"' });
+    if (
+      typeof body.status !== "number" ||
+      !(body.status === 0 || (Number.isInteger(body.status) && body.status >= 400 && body.status <= 599))
+    )
+      return reply.code(400).send({ error: "status must be 0 (clear) or an HTTP error status 400-599" });
+    if (body.times !== undefined && (typeof body.times !== "number" || !Number.isInteger(body.times) || body.times < 0))
+      return reply.code(400).send({ error: "times must be a non-negative integer" });
+    if (body.target !== undefined && body.target !== "get" && body.target !== "attachments")
+      return reply.code(400).send({ error: 'target must be "get" or "attachments"' });
     // The id may name a message not delivered yet; it is matched in Gmail's 16-digit form.
-    state.messageFailures.set(mb.email, id.toLowerCase().padStart(16, "0"), body.status, body.times as number | undefined, body.target ?? "get");
+    state.messageFailures.set(
+      mb.email,
+      id.toLowerCase().padStart(16, "0"),
+      body.status,
+      body.times as number | undefined,
+      body.target ?? "get",
+    );
     return {};
   });
 
@@ -199,7 +242,10 @@ export function registerControlRoutes(app: FastifyInstance, state: EmulatorState
 
   app.get("/emulator/settings", async () => publicSettings(state.settings));
 
-  app.get("/emulator/stats", async () => ({ ...state.stats.snapshot(state.quota.spent), injectedFailures: state.messageFailures.snapshot() }));
+  app.get("/emulator/stats", async () => ({
+    ...state.stats.snapshot(state.quota.spent),
+    injectedFailures: state.messageFailures.snapshot(),
+  }));
 }
 
 const CHOICES: Partial<Record<keyof Settings, readonly unknown[]>> = {
@@ -207,7 +253,14 @@ const CHOICES: Partial<Record<keyof Settings, readonly unknown[]>> = {
   quotaErrorStatus: [429, 403],
   batchFailureStatus: [404, 502],
 };
-const RATES = new Set<keyof Settings>(["faultRate", "pushDropRate", "pushDuplicateRate", "historyMessagesOnlyRate", "addedNotFoundRate", "batchFailureRate"]);
+const RATES = new Set<keyof Settings>([
+  "faultRate",
+  "pushDropRate",
+  "pushDuplicateRate",
+  "historyMessagesOnlyRate",
+  "addedNotFoundRate",
+  "batchFailureRate",
+]);
 
 /** Checks a settings update against the defaults' types; returns what is wrong, or undefined. */
 export function settingsProblem(body: Record<string, unknown>): string | undefined {
@@ -237,7 +290,11 @@ function publicSettings(s: Settings): Settings {
 }
 
 async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
-  const res = await fetch(url, { method, headers: body !== undefined ? { "content-type": "application/json" } : {}, body: body !== undefined ? JSON.stringify(body) : undefined });
+  const res = await fetch(url, {
+    method,
+    headers: body !== undefined ? { "content-type": "application/json" } : {},
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`emulator control ${method} ${url}: ${res.status} ${text}`);
   return (text ? JSON.parse(text) : undefined) as T;
@@ -249,18 +306,33 @@ export function createControlClient(controlUrl: string): EmulatorControl {
   const user = (email: string) => `${base}/users/${encodeURIComponent(email)}`;
   return {
     deliver: (email, msg = {}) =>
-      call("POST", `${user(email)}/messages`, { ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}), ...(msg.labelIds ? { labelIds: msg.labelIds } : {}), ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}), ...(msg.attachments !== undefined ? { attachments: msg.attachments } : {}) }),
-    deleteMessage: async (email, id) => void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
-    modifyLabels: async (email, id, change) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
+      call("POST", `${user(email)}/messages`, {
+        ...(msg.raw !== undefined ? { raw: Buffer.isBuffer(msg.raw) ? msg.raw.toString("base64url") : msg.raw } : {}),
+        ...(msg.labelIds ? { labelIds: msg.labelIds } : {}),
+        ...(msg.internalDate !== undefined ? { internalDate: msg.internalDate } : {}),
+        ...(msg.attachments !== undefined ? { attachments: msg.attachments } : {}),
+      }),
+    deleteMessage: async (email, id) =>
+      void (await call("DELETE", `${user(email)}/messages/${encodeURIComponent(id)}`)),
+    modifyLabels: async (email, id, change) =>
+      void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/labels`, change)),
     bulkModifyLabels: (email, change) => call("POST", `${user(email)}/labels/bulk`, change),
-    editDraft: (email, id, raw) => call("POST", `${user(email)}/drafts/${encodeURIComponent(id)}/edit`, raw !== undefined ? { raw: Buffer.isBuffer(raw) ? raw.toString("base64url") : raw } : {}),
-    failMessage: async (email, id, opts) => void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/fail`, opts)),
+    editDraft: (email, id, raw) =>
+      call(
+        "POST",
+        `${user(email)}/drafts/${encodeURIComponent(id)}/edit`,
+        raw !== undefined ? { raw: Buffer.isBuffer(raw) ? raw.toString("base64url") : raw } : {},
+      ),
+    failMessage: async (email, id, opts) =>
+      void (await call("POST", `${user(email)}/messages/${encodeURIComponent(id)}/fail`, opts)),
     expireHistory: async (email) => void (await call("POST", `${user(email)}/history/expire`, {})),
     revoke: async (email) => void (await call("POST", `${user(email)}/revoke`, {})),
     updateSettings: async (s) => void (await call("PUT", `${base}/settings`, s)),
     stats: () => call("GET", `${base}/stats`),
     mailbox: (email, opts) => call("GET", `${user(email)}/mailbox${opts?.bodies ? "?bodies=true" : ""}`),
     messageGets: (email) => call("GET", `${user(email)}/message-gets`),
-    issueRefreshToken: async (email, scopes) => (await call<{ refreshToken: string }>("POST", `${user(email)}/refresh-tokens`, scopes ? { scopes } : {})).refreshToken,
+    issueRefreshToken: async (email, scopes) =>
+      (await call<{ refreshToken: string }>("POST", `${user(email)}/refresh-tokens`, scopes ? { scopes } : {}))
+        .refreshToken,
   };
 }

@@ -106,7 +106,8 @@ class SummaryCollector {
 
   /** A body text part of the message itself: the first text/plain, else the first text/html. */
   text(node: MimeNode, data: Buffer): void {
-    if (node.mimeType === "text/plain" && (this.source === undefined || this.source.html)) this.source = { node, data, html: false };
+    if (node.mimeType === "text/plain" && (this.source === undefined || this.source.html))
+      this.source = { node, data, html: false };
     else if (node.mimeType === "text/html" && this.source === undefined) this.source = { node, data, html: true };
   }
 
@@ -122,10 +123,22 @@ class SummaryCollector {
  * Walks a message tree. With `settings`, builds the payload as served; without, only classifies
  * parts for the summary (no body is encoded). The summary never looks inside attached messages.
  */
-function walkTree(root: MimeNode, settings: RenderState["settings"] | undefined, ids: AttachmentIds | undefined, msgId: string, summary: SummaryCollector | undefined): PartNode {
+function walkTree(
+  root: MimeNode,
+  settings: RenderState["settings"] | undefined,
+  ids: AttachmentIds | undefined,
+  msgId: string,
+  summary: SummaryCollector | undefined,
+): PartNode {
   const slot = (partId: string) => new Slot(ids ? ids.encoder(msgId, partId) : () => "");
   const walk = (node: MimeNode, partId: string, attachedDepth: number): PartNode => {
-    const part: PartNode = { partId, mimeType: node.mimeType, filename: node.filename, headers: node.headers.map((h) => ({ name: h.name, value: h.value })), body: { size: 0 } };
+    const part: PartNode = {
+      partId,
+      mimeType: node.mimeType,
+      filename: node.filename,
+      headers: node.headers.map((h) => ({ name: h.name, value: h.value })),
+      body: { size: 0 },
+    };
     const inAttached = attachedDepth > 0;
     if (node.mimeType.startsWith("multipart/")) {
       part.parts = node.children.map((c, i) => walk(c, childId(partId, i), attachedDepth));
@@ -136,7 +149,8 @@ function walkTree(root: MimeNode, settings: RenderState["settings"] | undefined,
       if (!inAttached) summary?.attachment(partId, node, data.length);
       if (!settings) return part;
       part.body = { attachmentId: slot(partId), size: data.length };
-      if (settings.rfc822Expanded && attachedDepth < MAX_ATTACHED_DEPTH) part.parts = [walk(attachedMessage(node), childId(partId, 0), attachedDepth + 1)];
+      if (settings.rfc822Expanded && attachedDepth < MAX_ATTACHED_DEPTH)
+        part.parts = [walk(attachedMessage(node), childId(partId, 0), attachedDepth + 1)];
       return part;
     }
     const isText = node.mimeType.startsWith("text/");
@@ -188,14 +202,25 @@ function payloadTemplate(r: Rendered, pretty: boolean, level: number): Template 
 
 function makeSnippet(text: string, html: boolean): string {
   if (text === "") return "";
-  const plain = html ? convert(text.slice(0, 20_000), { wordwrap: false, selectors: [{ selector: "a", options: { ignoreHref: true } }, { selector: "img", format: "skip" }] }) : text.slice(0, 4000);
+  const plain = html
+    ? convert(text.slice(0, 20_000), {
+        wordwrap: false,
+        selectors: [
+          { selector: "a", options: { ignoreHref: true } },
+          { selector: "img", format: "skip" },
+        ],
+      })
+    : text.slice(0, 4000);
   const collapsed = plain.replace(/\s+/g, " ").trim();
   // Gmail cuts at about 200 characters (mid-word) and HTML-escapes the result.
   return escapeHtml(collapsed.slice(0, 200));
 }
 
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string,
+  );
 }
 
 /** Snippet and attachment list of a message (computed once per message, whatever the settings). */
@@ -225,7 +250,13 @@ function labelList(msg: StoredMessage): string[] | undefined {
  * snippet (gmail-real-samples/messages_get_minimal.json, threads_get_minimal.json); metadata's
  * payload is {mimeType, headers} (messages_get_metadata_*.json).
  */
-function messageValue(mailbox: Mailbox, msg: StoredMessage, format: MessageFormat, state: RenderState, metadataHeaders: string[] | undefined): Record<string, unknown> {
+function messageValue(
+  mailbox: Mailbox,
+  msg: StoredMessage,
+  format: MessageFormat,
+  state: RenderState,
+  metadataHeaders: string[] | undefined,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { id: msg.id, threadId: msg.threadId, labelIds: labelList(msg) };
   if (format === "minimal") out.payload = { partId: "" };
   else {
@@ -235,8 +266,17 @@ function messageValue(mailbox: Mailbox, msg: StoredMessage, format: MessageForma
       out.payload = new Spliced((pretty, level) => payloadTemplate(r, pretty, level));
     } else if (format === "metadata") {
       const root = mailbox.tree(msg);
-      const wanted = metadataHeaders && metadataHeaders.length > 0 ? new Set(metadataHeaders.map((h) => h.toLowerCase())) : undefined;
-      out.payload = { mimeType: root.mimeType, headers: (wanted ? root.headers.filter((h) => wanted.has(h.name.toLowerCase())) : root.headers).map((h) => ({ name: h.name, value: h.value })) };
+      const wanted =
+        metadataHeaders && metadataHeaders.length > 0
+          ? new Set(metadataHeaders.map((h) => h.toLowerCase()))
+          : undefined;
+      out.payload = {
+        mimeType: root.mimeType,
+        headers: (wanted ? root.headers.filter((h) => wanted.has(h.name.toLowerCase())) : root.headers).map((h) => ({
+          name: h.name,
+          value: h.value,
+        })),
+      };
     }
   }
   out.sizeEstimate = msg.raw.length;
@@ -262,12 +302,29 @@ function nonceFor(state: RenderState): Buffer | undefined {
  * messages.get as JSON text (pretty as gmailJson writes it, or compact), with the full payload
  * spliced in from the render cache and this fetch's attachmentIds filled in.
  */
-export function messageJsonText(mailbox: Mailbox, msg: StoredMessage, format: MessageFormat, state: RenderState, pretty: boolean, metadataHeaders?: string[]): RawJson {
-  return new RawJson(fill(template(messageValue(mailbox, msg, format, state, metadataHeaders), pretty), nonceFor(state)));
+export function messageJsonText(
+  mailbox: Mailbox,
+  msg: StoredMessage,
+  format: MessageFormat,
+  state: RenderState,
+  pretty: boolean,
+  metadataHeaders?: string[],
+): RawJson {
+  return new RawJson(
+    fill(template(messageValue(mailbox, msg, format, state, metadataHeaders), pretty), nonceFor(state)),
+  );
 }
 
 /** threads.get as JSON text: {id, historyId, messages}, every message rendered as messages.get would. */
-export function threadJsonText(mailbox: Mailbox, threadId: string, members: StoredMessage[], format: Exclude<MessageFormat, "raw">, state: RenderState, pretty: boolean, metadataHeaders?: string[]): RawJson {
+export function threadJsonText(
+  mailbox: Mailbox,
+  threadId: string,
+  members: StoredMessage[],
+  format: Exclude<MessageFormat, "raw">,
+  state: RenderState,
+  pretty: boolean,
+  metadataHeaders?: string[],
+): RawJson {
   const value = {
     id: threadId,
     historyId: String(Math.max(...members.map((m) => m.historyId))),

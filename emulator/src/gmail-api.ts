@@ -5,7 +5,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { answersNotFoundYet } from "./added-race.ts";
 import { ApiError, errors } from "./errors.ts";
-import { attachmentsOf, base64urlPadded, messageJsonText, messageSummary, partBytes, RawJson, threadJsonText, type MessageFormat } from "./format.ts";
+import {
+  attachmentsOf,
+  base64urlPadded,
+  messageJsonText,
+  messageSummary,
+  partBytes,
+  RawJson,
+  threadJsonText,
+  type MessageFormat,
+} from "./format.ts";
 import { HISTORY_TYPES, historyPage } from "./history-list.ts";
 import { HIDDEN_SYSTEM_LABELS, type HistoryType, type LabelDef, type Mailbox, type StoredMessage } from "./mailbox.ts";
 import { gmailJson, wantsPretty } from "./json.ts";
@@ -105,7 +114,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
         const session = state.tokens.session(bearer);
         if (!session) return fail(errors.invalidCredentials());
         const { userId } = req.params as { userId: string };
-        if (userId !== "me" && userId.toLowerCase() !== session.email.toLowerCase()) return fail(errors.delegationDenied(session.email));
+        if (userId !== "me" && userId.toLowerCase() !== session.email.toLowerCase())
+          return fail(errors.delegationDenied(session.email));
         const mailbox = state.mailboxes.get(session.email.toLowerCase());
         if (!mailbox) return fail(errors.invalidCredentials());
         if (!scopes.some((s) => session.scopes.has(s))) return fail(errors.insufficientScope(scopes.join(" "), name));
@@ -129,10 +139,20 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
             }
             throw kind <= 2 ? errors.backendError() : errors.unavailable();
           }
-          const result = await handler({ mailbox, session, query: q, params: req.params as Record<string, string>, body: req.body, metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata), pretty });
+          const result = await handler({
+            mailbox,
+            session,
+            query: q,
+            params: req.params as Record<string, string>,
+            body: req.body,
+            metadataOnly: session.scopes.has(GMAIL_SCOPES.metadata),
+            pretty,
+          });
           if (result === undefined) return reply.code(204).send();
           // RawJson is serialized already (format.ts, honouring ctx.pretty).
-          return reply.type("application/json; charset=UTF-8").send(result instanceof RawJson ? result.text : gmailJson(result, pretty));
+          return reply
+            .type("application/json; charset=UTF-8")
+            .send(result instanceof RawJson ? result.text : gmailJson(result, pretty));
         } catch (err) {
           if (err instanceof ApiError) {
             if (err.refusal) state.stats.countRefusal(err.refusal);
@@ -162,7 +182,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   const readFormat = (ctx: Ctx, allowed: MessageFormat[]): MessageFormat => {
     const f = (one(ctx.query.format) ?? "full").toLowerCase() as MessageFormat;
     if (!allowed.includes(f)) throw errors.badRequest(`Invalid value at 'format' (${one(ctx.query.format)})`, "format");
-    if (ctx.metadataOnly && (f === "full" || f === "raw")) throw errors.forbidden(`Metadata scope doesn't allow format ${f.toUpperCase()}`);
+    if (ctx.metadataOnly && (f === "full" || f === "raw"))
+      throw errors.forbidden(`Metadata scope doesn't allow format ${f.toUpperCase()}`);
     return f;
   };
 
@@ -172,8 +193,17 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     const q = one(ctx.query.q);
     if (ctx.metadataOnly && q !== undefined) throw errors.forbidden("Metadata scope does not support 'q' parameter");
     const labelIds = many(ctx.query.labelIds).map((l) => mailbox.findLabel(l)?.id ?? `\u0000${l}`);
-    const filter = compileQuery(mailbox, q, (m) => attachmentsOf(mailbox, m, state.attachmentIds).length > 0, (m) => messageSummary(mailbox, m, state.attachmentIds).snippet);
-    const excludeSpamTrash = !boolParam(ctx.query.includeSpamTrash) && !filter.mentionsSpamTrash && !labelIds.includes("SPAM") && !labelIds.includes("TRASH");
+    const filter = compileQuery(
+      mailbox,
+      q,
+      (m) => attachmentsOf(mailbox, m, state.attachmentIds).length > 0,
+      (m) => messageSummary(mailbox, m, state.attachmentIds).snippet,
+    );
+    const excludeSpamTrash =
+      !boolParam(ctx.query.includeSpamTrash) &&
+      !filter.mentionsSpamTrash &&
+      !labelIds.includes("SPAM") &&
+      !labelIds.includes("TRASH");
     return mailbox.sortedMessages().filter((m) => {
       if (excludeSpamTrash && (m.labelIds.has("SPAM") || m.labelIds.has("TRASH"))) return false;
       for (const l of labelIds) if (!m.labelIds.has(l)) return false;
@@ -192,20 +222,26 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     labels: [...mailbox.labels.values()].map(labelJson),
   }));
 
-  route("GET", "/labels/:id", "gmail.users.labels.get", [...READ_SCOPES, GMAIL_SCOPES.labels], ({ mailbox, params }) => {
-    const l = mailbox.labels.get(params.id as string);
-    if (!l) throw errors.notFound();
-    const msgs = [...mailbox.messages.values()].filter((m) => m.labelIds.has(l.id));
-    const threads = new Set(msgs.map((m) => m.threadId));
-    const unreadThreads = new Set(msgs.filter((m) => m.labelIds.has("UNREAD")).map((m) => m.threadId));
-    return {
-      ...labelJson(l),
-      messagesTotal: msgs.length,
-      messagesUnread: msgs.filter((m) => m.labelIds.has("UNREAD")).length,
-      threadsTotal: threads.size,
-      threadsUnread: unreadThreads.size,
-    };
-  });
+  route(
+    "GET",
+    "/labels/:id",
+    "gmail.users.labels.get",
+    [...READ_SCOPES, GMAIL_SCOPES.labels],
+    ({ mailbox, params }) => {
+      const l = mailbox.labels.get(params.id as string);
+      if (!l) throw errors.notFound();
+      const msgs = [...mailbox.messages.values()].filter((m) => m.labelIds.has(l.id));
+      const threads = new Set(msgs.map((m) => m.threadId));
+      const unreadThreads = new Set(msgs.filter((m) => m.labelIds.has("UNREAD")).map((m) => m.threadId));
+      return {
+        ...labelJson(l),
+        messagesTotal: msgs.length,
+        messagesUnread: msgs.filter((m) => m.labelIds.has("UNREAD")).length,
+        threadsTotal: threads.size,
+        threadsUnread: unreadThreads.size,
+      };
+    },
+  );
 
   route("GET", "/messages", "gmail.users.messages.list", READ_SCOPES, (ctx) => {
     const all = matching(ctx);
@@ -223,7 +259,9 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     if (page.length > 0) out.messages = page.map((m) => ({ id: m.id, threadId: m.threadId }));
     const last = page[page.length - 1];
     if (last && start + limit < all.length) out.nextPageToken = encodeToken(`${last.internalDate}:${last.id}`);
-    out.resultSizeEstimate = settings.approximateResultSizeEstimate ? resultSizeEstimate(all.length, start, limit, one(ctx.query.q)) : all.length;
+    out.resultSizeEstimate = settings.approximateResultSizeEstimate
+      ? resultSizeEstimate(all.length, start, limit, one(ctx.query.q))
+      : all.length;
     return out;
   });
 
@@ -237,28 +275,36 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
     return messageJsonText(ctx.mailbox, msg, format, state, ctx.pretty, many(ctx.query.metadataHeaders));
   });
 
-  route("GET", "/messages/:messageId/attachments/:id", "gmail.users.messages.attachments.get", [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly], (ctx) => {
-    const msg = getMessage(ctx.mailbox, ctx.params.messageId as string);
-    if (racing(msg)) throw errors.notFound();
-    const partId = state.attachmentIds.decode(msg.id, ctx.params.id as string);
-    if (partId === undefined) throw errors.badRequest("Invalid attachment token", "id");
-    const injected = state.messageFailures.take(ctx.mailbox.email, msg.id, "attachments");
-    if (injected) throw injected;
-    const data = partBytes(ctx.mailbox, msg, partId);
-    if (!data) throw errors.notFound();
-    return { size: data.length, data: base64urlPadded(data) };
-  });
+  route(
+    "GET",
+    "/messages/:messageId/attachments/:id",
+    "gmail.users.messages.attachments.get",
+    [GMAIL_SCOPES.full, GMAIL_SCOPES.modify, GMAIL_SCOPES.readonly],
+    (ctx) => {
+      const msg = getMessage(ctx.mailbox, ctx.params.messageId as string);
+      if (racing(msg)) throw errors.notFound();
+      const partId = state.attachmentIds.decode(msg.id, ctx.params.id as string);
+      if (partId === undefined) throw errors.badRequest("Invalid attachment token", "id");
+      const injected = state.messageFailures.take(ctx.mailbox.email, msg.id, "attachments");
+      if (injected) throw injected;
+      const data = partBytes(ctx.mailbox, msg, partId);
+      if (!data) throw errors.notFound();
+      return { size: data.length, data: base64urlPadded(data) };
+    },
+  );
 
   /** A modify request's label lists, checked as Gmail checks them (an unknown label, SENT or DRAFT cannot be added). */
   const labelChange = (ctx: Ctx): { add: string[]; remove: string[] } => {
     const body = (ctx.body ?? {}) as { addLabelIds?: unknown; removeLabelIds?: unknown };
     const list = (v: unknown, field: string): string[] => {
       if (v === undefined || v === null) return [];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw errors.badRequest(`Invalid value at '${field}'`, field);
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
+        throw errors.badRequest(`Invalid value at '${field}'`, field);
       return v as string[];
     };
     const add = list(body.addLabelIds, "add_label_ids");
-    for (const l of add) if (!ctx.mailbox.labels.has(l) || l === "SENT" || l === "DRAFT") throw errors.badRequest(`Invalid label: ${l}`);
+    for (const l of add)
+      if (!ctx.mailbox.labels.has(l) || l === "SENT" || l === "DRAFT") throw errors.badRequest(`Invalid label: ${l}`);
     return { add, remove: list(body.removeLabelIds, "remove_label_ids") };
   };
 
@@ -274,7 +320,11 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   });
 
   /** The short form trash answers with: id, threadId, labelIds (messages_trash_response.json, threads_trash_response.json). */
-  const trashedMessageJson = (m: StoredMessage): Record<string, unknown> => ({ id: m.id, threadId: m.threadId, ...(m.labelIds.size > 0 ? { labelIds: [...m.labelIds] } : {}) });
+  const trashedMessageJson = (m: StoredMessage): Record<string, unknown> => ({
+    id: m.id,
+    threadId: m.threadId,
+    ...(m.labelIds.size > 0 ? { labelIds: [...m.labelIds] } : {}),
+  });
 
   route("POST", "/messages/:id/modify", "gmail.users.messages.modify", WRITE_SCOPES, (ctx) => {
     const msg = getMessage(ctx.mailbox, ctx.params.id as string);
@@ -297,7 +347,8 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
 
   route("POST", "/messages/batchModify", "gmail.users.messages.batchModify", WRITE_SCOPES, (ctx) => {
     const body = (ctx.body ?? {}) as { ids?: unknown };
-    if (!Array.isArray(body.ids) || body.ids.length === 0 || body.ids.some((x) => typeof x !== "string")) throw errors.badRequest("ids: at least one message id is required", "ids");
+    if (!Array.isArray(body.ids) || body.ids.length === 0 || body.ids.some((x) => typeof x !== "string"))
+      throw errors.badRequest("ids: at least one message id is required", "ids");
     // The discovery document: "There is a limit of 1000 ids per request."
     if (body.ids.length > 1000) throw errors.badRequest(`Too many ids: ${body.ids.length}, limit 1000`, "ids");
     const { add, remove } = labelChange(ctx);
@@ -329,11 +380,17 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
       out.threads = page.map((t) => {
         const members = ctx.mailbox.threadMessages(t);
         const newest = members[members.length - 1] as StoredMessage;
-        return { id: t, snippet: messageSummary(ctx.mailbox, newest, state.attachmentIds).snippet, historyId: String(Math.max(...members.map((m) => m.historyId))) };
+        return {
+          id: t,
+          snippet: messageSummary(ctx.mailbox, newest, state.attachmentIds).snippet,
+          historyId: String(Math.max(...members.map((m) => m.historyId))),
+        };
       });
     }
     if (start + limit < order.length) out.nextPageToken = encodeToken(page[page.length - 1] as string);
-    out.resultSizeEstimate = settings.approximateResultSizeEstimate ? resultSizeEstimate(order.length, start, limit, one(ctx.query.q)) : order.length;
+    out.resultSizeEstimate = settings.approximateResultSizeEstimate
+      ? resultSizeEstimate(order.length, start, limit, one(ctx.query.q))
+      : order.length;
     return out;
   });
 
@@ -348,7 +405,15 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
       const injected = state.messageFailures.take(ctx.mailbox.email, m.id);
       if (injected) throw injected;
     }
-    return threadJsonText(ctx.mailbox, id, members, format as Exclude<MessageFormat, "raw">, state, ctx.pretty, many(ctx.query.metadataHeaders));
+    return threadJsonText(
+      ctx.mailbox,
+      id,
+      members,
+      format as Exclude<MessageFormat, "raw">,
+      state,
+      ctx.pretty,
+      many(ctx.query.metadataHeaders),
+    );
   });
 
   const getThread = (ctx: Ctx): { id: string; members: StoredMessage[] } => {
@@ -390,11 +455,14 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   route("GET", "/history", "gmail.users.history.list", READ_SCOPES, (ctx) => {
     const { mailbox } = ctx;
     const startRaw = one(ctx.query.startHistoryId);
-    if (startRaw === undefined || !/^\d{1,20}$/.test(startRaw)) throw errors.badRequest("Missing/invalid parameter: startHistoryId", "startHistoryId");
+    if (startRaw === undefined || !/^\d{1,20}$/.test(startRaw))
+      throw errors.badRequest("Missing/invalid parameter: startHistoryId", "startHistoryId");
     const start = Number(startRaw);
     if (start < mailbox.prune()) throw errors.notFound();
     const types = new Set(many(ctx.query.historyTypes) as HistoryType[]);
-    for (const t of types) if (!HISTORY_TYPES.includes(t)) throw errors.badRequest(`Invalid value at 'history_types' (${t})`, "historyTypes");
+    for (const t of types)
+      if (!HISTORY_TYPES.includes(t))
+        throw errors.badRequest(`Invalid value at 'history_types' (${t})`, "historyTypes");
     const labelId = one(ctx.query.labelId);
     const limit = maxResults(ctx.query.maxResults, 100);
     const cursor = decodeToken(one(ctx.query.pageToken));
@@ -408,14 +476,20 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
   });
 
   route("POST", "/watch", "gmail.users.watch", READ_SCOPES, (ctx) => {
-    const body = (ctx.body ?? {}) as { topicName?: string; labelIds?: string[]; labelFilterBehavior?: string; labelFilterAction?: string };
+    const body = (ctx.body ?? {}) as {
+      topicName?: string;
+      labelIds?: string[];
+      labelFilterBehavior?: string;
+      labelFilterAction?: string;
+    };
     if (typeof body.topicName !== "string" || !/^projects\/[^/]+\/topics\/[^/]+$/.test(body.topicName)) {
       throw errors.badRequest("Invalid topicName does not match projects/emulator/topics/*", "topicName");
     }
     // A topic without the publisher grant for gmail-api-push@system.gserviceaccount.com (error_403_watch_pubsub_not_authorized.json).
     if (settings.unauthorizedTopics.includes(body.topicName)) throw errors.pubsubNotAuthorized(body.topicName);
     const behavior = (body.labelFilterBehavior ?? body.labelFilterAction ?? "include").toLowerCase();
-    if (behavior !== "include" && behavior !== "exclude") throw errors.badRequest(`Invalid value at 'label_filter_behavior' (${behavior})`);
+    if (behavior !== "include" && behavior !== "exclude")
+      throw errors.badRequest(`Invalid value at 'label_filter_behavior' (${behavior})`);
     return state.push.watch(ctx.mailbox, { topicName: body.topicName, labelIds: body.labelIds ?? [], behavior });
   });
 
@@ -427,7 +501,9 @@ export function registerGmailRoutes(app: FastifyInstance, state: EmulatorState):
 
 /** A label as labels.list/get show it: hidden system labels and user labels carry visibility fields (labels_list.json, labels_get_INBOX.json). */
 function labelJson(l: LabelDef): Record<string, unknown> {
-  if (l.type === "user") return { id: l.id, name: l.name, messageListVisibility: "show", labelListVisibility: "labelShow", type: l.type };
-  if (HIDDEN_SYSTEM_LABELS.has(l.id)) return { id: l.id, name: l.name, messageListVisibility: "hide", labelListVisibility: "labelHide", type: l.type };
+  if (l.type === "user")
+    return { id: l.id, name: l.name, messageListVisibility: "show", labelListVisibility: "labelShow", type: l.type };
+  if (HIDDEN_SYSTEM_LABELS.has(l.id))
+    return { id: l.id, name: l.name, messageListVisibility: "hide", labelListVisibility: "labelHide", type: l.type };
   return { id: l.id, name: l.name, type: l.type };
 }

@@ -35,12 +35,20 @@ export function historyJson(r: HistoryRecord, filter: HistoryFilter): Record<str
   const { labelId } = filter;
   const kept = new Map<string, { id: string; threadId: string }>();
   for (const type of HISTORY_TYPES) {
-    const entries = r[FIELD[type]] as Array<{ message: { id: string; threadId: string; labelIds?: string[] }; labelIds?: string[] }> | undefined;
+    const entries = r[FIELD[type]] as
+      | Array<{ message: { id: string; threadId: string; labelIds?: string[] }; labelIds?: string[] }>
+      | undefined;
     if (entries === undefined || (filter.types.size > 0 && !filter.types.has(type))) continue;
-    const matching = labelId === undefined ? entries : entries.filter((e) => e.message.labelIds?.includes(labelId) === true || e.labelIds?.includes(labelId) === true);
+    const matching =
+      labelId === undefined
+        ? entries
+        : entries.filter(
+            (e) => e.message.labelIds?.includes(labelId) === true || e.labelIds?.includes(labelId) === true,
+          );
     if (matching.length === 0) continue;
     typed[FIELD[type]] = matching;
-    for (const e of matching) if (!kept.has(e.message.id)) kept.set(e.message.id, { id: e.message.id, threadId: e.message.threadId });
+    for (const e of matching)
+      if (!kept.has(e.message.id)) kept.set(e.message.id, { id: e.message.id, threadId: e.message.threadId });
   }
   if (kept.size === 0) return undefined;
   return { id: String(r.id), messages: [...kept.values()], ...typed };
@@ -62,7 +70,12 @@ function firstAfter(records: readonly HistoryRecord[], after: number): number {
  * One page of records after `after` (exclusive): up to `limit` records that match the filter, and
  * the id to continue after when more records follow.
  */
-export function historyPage(mailbox: Mailbox, after: number, limit: number, filter: HistoryFilter): { history: Array<Record<string, unknown>>; continueAfter: number | undefined } {
+export function historyPage(
+  mailbox: Mailbox,
+  after: number,
+  limit: number,
+  filter: HistoryFilter,
+): { history: Array<Record<string, unknown>>; continueAfter: number | undefined } {
   const records = mailbox.history;
   const history: Array<Record<string, unknown>> = [];
   let i = firstAfter(records, after);

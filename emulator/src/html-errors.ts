@@ -26,12 +26,20 @@ function escapeHtml(s: string): string {
 
 /** Google's 404 page for a path no API serves. */
 export function notFoundPage(path: string): string {
-  return page(404, "Not Found", `The requested URL <code>${escapeHtml(path.split("?")[0] ?? path)}</code> was not found on this server.`);
+  return page(
+    404,
+    "Not Found",
+    `The requested URL <code>${escapeHtml(path.split("?")[0] ?? path)}</code> was not found on this server.`,
+  );
 }
 
 /** Google's 502 page. */
 export function badGatewayPage(): string {
-  return page(502, "Server Error", "The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.");
+  return page(
+    502,
+    "Server Error",
+    "The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.",
+  );
 }
 
 export const HTML_CONTENT_TYPE = "text/html; charset=UTF-8";

@@ -13,7 +13,13 @@ export {
   type EmulatorStats,
 } from "./server.ts";
 export { DEFAULT_SETTINGS, type Settings } from "./state.ts";
-export { DEFAULT_TEST_SCOPES, type BulkLabelChange, type DeliverRequest, type MailboxSnapshot, type SettingsUpdate } from "./control.ts";
+export {
+  DEFAULT_TEST_SCOPES,
+  type BulkLabelChange,
+  type DeliverRequest,
+  type MailboxSnapshot,
+  type SettingsUpdate,
+} from "./control.ts";
 // Which new messages answer 404 for a moment after they are added: exported so a benchmark can tell
 // the raced messages from the rest without asking the emulator.
 export { answersNotFoundYet, unitHash } from "./added-race.ts";

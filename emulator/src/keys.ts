@@ -13,12 +13,17 @@ export interface SigningKey {
 /** Generates the key off the main thread (libuv pool), so it overlaps with building mailboxes. */
 export function createSigningKey(): Promise<SigningKey> {
   return new Promise((resolve, reject) => {
-    generateKeyPair("rsa", { modulusLength: 2048 }, (err, publicKey, privateKey) => (err ? reject(err) : resolve(signingKeyFrom(privateKey, publicKey))));
+    generateKeyPair("rsa", { modulusLength: 2048 }, (err, publicKey, privateKey) =>
+      err ? reject(err) : resolve(signingKeyFrom(privateKey, publicKey)),
+    );
   });
 }
 
 export function signingKeyFrom(privateKey: KeyObject, publicKey: KeyObject): SigningKey {
-  const kid = createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex").slice(0, 40);
+  const kid = createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex")
+    .slice(0, 40);
   const jwk = publicKey.export({ format: "jwk" });
   return {
     kid,

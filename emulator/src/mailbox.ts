@@ -27,7 +27,17 @@ export const SYSTEM_LABELS = [
 ] as const;
 
 /** System labels labels.list shows with messageListVisibility "hide" / labelListVisibility "labelHide" (labels_list.json). */
-export const HIDDEN_SYSTEM_LABELS: ReadonlySet<string> = new Set(["CHAT", "IMPORTANT", "TRASH", "SPAM", "CATEGORY_FORUMS", "CATEGORY_UPDATES", "CATEGORY_PERSONAL", "CATEGORY_PROMOTIONS", "CATEGORY_SOCIAL"]);
+export const HIDDEN_SYSTEM_LABELS: ReadonlySet<string> = new Set([
+  "CHAT",
+  "IMPORTANT",
+  "TRASH",
+  "SPAM",
+  "CATEGORY_FORUMS",
+  "CATEGORY_UPDATES",
+  "CATEGORY_PERSONAL",
+  "CATEGORY_PROMOTIONS",
+  "CATEGORY_SOCIAL",
+]);
 
 export interface LabelDef {
   id: string;
@@ -239,7 +249,13 @@ export class Mailbox {
   }
 
   /** Stores a message (id, thread, labels) without writing history. */
-  private store(raw: Buffer, labelIds: string[], internalDate: number, live: boolean, threadId?: string): StoredMessage {
+  private store(
+    raw: Buffer,
+    labelIds: string[],
+    internalDate: number,
+    live: boolean,
+    threadId?: string,
+  ): StoredMessage {
     // Only the threading headers are read now (a regex over the header block): starting with
     // 20,000 generated messages must stay fast; the full header list is parsed when needed.
     const [headerEnd] = headerBlockEnd(raw);
@@ -259,7 +275,15 @@ export class Mailbox {
       }
     }
     threadId ??= this.newThreadId(id);
-    const msg: StoredMessage = { id, threadId, labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))), internalDate: Math.floor(internalDate / 1000) * 1000, raw, historyId: this.historyId, addedAt: live ? Date.now() : 0 };
+    const msg: StoredMessage = {
+      id,
+      threadId,
+      labelIds: new Set(labelIds.map((l) => this.ensureLabel(l))),
+      internalDate: Math.floor(internalDate / 1000) * 1000,
+      raw,
+      historyId: this.historyId,
+      addedAt: live ? Date.now() : 0,
+    };
     this.messages.set(id, msg);
     let thread = this.threads.get(threadId);
     if (!thread) this.threads.set(threadId, (thread = new Set()));
@@ -309,7 +333,14 @@ export class Mailbox {
     this.unstore(old);
     const msg = this.store(raw ?? old.raw, [...old.labelIds], internalDate, true, old.threadId);
     if (this.settings.historyCombinedRecords) {
-      this.write({ messages: [ref(msg), ref(old)], messagesAdded: [{ message: snapshot(msg) }], messagesDeleted: [{ message: snapshot(old) }] }, [msg]);
+      this.write(
+        {
+          messages: [ref(msg), ref(old)],
+          messagesAdded: [{ message: snapshot(msg) }],
+          messagesDeleted: [{ message: snapshot(old) }],
+        },
+        [msg],
+      );
     } else {
       this.write({ messages: [ref(msg)], messagesAdded: [{ message: snapshot(msg) }] }, [msg]);
       this.write({ messages: [ref(old)], messagesDeleted: [{ message: snapshot(old) }] }, []);
@@ -396,7 +427,14 @@ export class Mailbox {
           changed.add(m);
         }
         if (touched.length === 0) continue;
-        this.write({ messages: touched.map(ref), ...(labelsAdded.length > 0 ? { labelsAdded } : {}), ...(labelsRemoved.length > 0 ? { labelsRemoved } : {}) }, touched);
+        this.write(
+          {
+            messages: touched.map(ref),
+            ...(labelsAdded.length > 0 ? { labelsAdded } : {}),
+            ...(labelsRemoved.length > 0 ? { labelsRemoved } : {}),
+          },
+          touched,
+        );
       }
       return changed.size;
     }
@@ -404,10 +442,12 @@ export class Mailbox {
       for (const step of steps) {
         const added = step.add.filter((l) => !m.labelIds.has(l));
         for (const l of added) m.labelIds.add(l);
-        if (added.length > 0) this.write({ messages: [ref(m)], labelsAdded: [{ message: snapshot(m), labelIds: added }] }, [m]);
+        if (added.length > 0)
+          this.write({ messages: [ref(m)], labelsAdded: [{ message: snapshot(m), labelIds: added }] }, [m]);
         const removed = step.remove.filter((l) => m.labelIds.has(l));
         for (const l of removed) m.labelIds.delete(l);
-        if (removed.length > 0) this.write({ messages: [ref(m)], labelsRemoved: [{ message: snapshot(m), labelIds: removed }] }, [m]);
+        if (removed.length > 0)
+          this.write({ messages: [ref(m)], labelsRemoved: [{ message: snapshot(m), labelIds: removed }] }, [m]);
         if (added.length > 0 || removed.length > 0) changed.add(m);
       }
     }
@@ -418,7 +458,9 @@ export class Mailbox {
   threadMessages(threadId: string): StoredMessage[] {
     const ids = this.threads.get(threadId);
     if (!ids) return [];
-    return [...ids].map((id) => this.messages.get(id) as StoredMessage).sort((a, b) => a.internalDate - b.internalDate || (a.id < b.id ? -1 : 1));
+    return [...ids]
+      .map((id) => this.messages.get(id) as StoredMessage)
+      .sort((a, b) => a.internalDate - b.internalDate || (a.id < b.id ? -1 : 1));
   }
 
   /** Everything before the current history id ages out. */
@@ -441,7 +483,9 @@ export class Mailbox {
 
   /** Live messages, newest first (internalDate, then id). */
   sortedMessages(): StoredMessage[] {
-    this.sorted ??= [...this.messages.values()].sort((a, b) => b.internalDate - a.internalDate || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    this.sorted ??= [...this.messages.values()].sort(
+      (a, b) => b.internalDate - a.internalDate || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+    );
     return this.sorted;
   }
 
@@ -465,7 +509,9 @@ function ref(m: StoredMessage): { id: string; threadId: string } {
 }
 
 function snapshot(m: StoredMessage): HistoryMessage {
-  return m.labelIds.size > 0 ? { id: m.id, threadId: m.threadId, labelIds: [...m.labelIds] } : { id: m.id, threadId: m.threadId };
+  return m.labelIds.size > 0
+    ? { id: m.id, threadId: m.threadId, labelIds: [...m.labelIds] }
+    : { id: m.id, threadId: m.threadId };
 }
 
 /** Every label a record names: its entries' labels after the change and the labels that changed. */
@@ -475,7 +521,8 @@ export function recordLabels(record: HistoryRecord): Set<string> {
     for (const l of e.message.labelIds ?? []) out.add(l);
     for (const l of e.labelIds ?? []) out.add(l);
   };
-  for (const list of [record.messagesAdded, record.messagesDeleted, record.labelsAdded, record.labelsRemoved]) for (const e of list ?? []) add(e);
+  for (const list of [record.messagesAdded, record.messagesDeleted, record.labelsAdded, record.labelsRemoved])
+    for (const e of list ?? []) add(e);
   return out;
 }
 

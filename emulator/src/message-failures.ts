@@ -17,7 +17,8 @@ export function createMessageFailures() {
   const failures = new Map<string, Failure>();
   /** user → message id → failure answers sent (kept after the failure is cleared, for assertions). */
   const served = new Map<string, Map<string, number>>();
-  const key = (email: string, id: string, target: FailureTarget) => `${email.toLowerCase()}\u0000${id}${target === "get" ? "" : `\u0000${target}`}`;
+  const key = (email: string, id: string, target: FailureTarget) =>
+    `${email.toLowerCase()}\u0000${id}${target === "get" ? "" : `\u0000${target}`}`;
   return {
     /** status 0 clears; times undefined = every request. */
     set(email: string, id: string, status: number, times?: number, target: FailureTarget = "get"): void {

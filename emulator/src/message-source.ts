@@ -1,6 +1,11 @@
 // Where generated mail comes from: the seeded mailbox generator (src/generate/), for the mailboxes
 // made at start and for control deliveries with body {} (a fresh seed each call).
-import { GENERATED_USER_LABELS, generateMailbox, generateMessage, type GenerateMailboxOptions } from "./generate/index.ts";
+import {
+  GENERATED_USER_LABELS,
+  generateMailbox,
+  generateMessage,
+  type GenerateMailboxOptions,
+} from "./generate/index.ts";
 
 export interface GeneratedMessage {
   raw: Buffer;
@@ -24,7 +29,12 @@ export function createMessageSource(seed: number): MessageSource {
   return {
     mailbox: async (o) => generateMailbox(o),
     message: async (email, attachments) =>
-      generateMessage({ seed: seed * 1_000_003 + ++deliveries, email, date: Date.now(), ...(attachments !== undefined ? { attachments } : {}) }),
+      generateMessage({
+        seed: seed * 1_000_003 + ++deliveries,
+        email,
+        date: Date.now(),
+        ...(attachments !== undefined ? { attachments } : {}),
+      }),
     userLabels: GENERATED_USER_LABELS,
   };
 }

@@ -51,7 +51,15 @@ export function parseHeaderBlock(block: string): RawHeader[] {
     if (current === undefined) return;
     const colon = current.indexOf(":");
     if (colon > 0) {
-      out.push({ name: current.slice(0, colon).trim(), value: decodeWords(current.slice(colon + 1).replace(/^[ \t]+/, "").replace(/[ \t]+$/, "")) });
+      out.push({
+        name: current.slice(0, colon).trim(),
+        value: decodeWords(
+          current
+            .slice(colon + 1)
+            .replace(/^[ \t]+/, "")
+            .replace(/[ \t]+$/, ""),
+        ),
+      });
     }
     current = undefined;
   };
@@ -72,16 +80,19 @@ export function decodeWords(value: string): string {
   if (!value.includes("=?")) return value;
   return value
     .replace(/(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)\s+(?==\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)/g, "$1")
-    .replace(/=\?([^?\s*]+)(?:\*[^?\s]*)?\?([BbQq])\?([^?\s]*)\?=/g, (whole, charset: string, enc: string, text: string) => {
-      const b = enc.toUpperCase() === "B";
-      if (b && !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return whole;
-      try {
-        const bytes = b ? Buffer.from(text, "base64") : decodeQ(text);
-        return decodeCharset(bytes, charset);
-      } catch {
-        return whole;
-      }
-    });
+    .replace(
+      /=\?([^?\s*]+)(?:\*[^?\s]*)?\?([BbQq])\?([^?\s]*)\?=/g,
+      (whole, charset: string, enc: string, text: string) => {
+        const b = enc.toUpperCase() === "B";
+        if (b && !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return whole;
+        try {
+          const bytes = b ? Buffer.from(text, "base64") : decodeQ(text);
+          return decodeCharset(bytes, charset);
+        } catch {
+          return whole;
+        }
+      },
+    );
 }
 
 function decodeQ(text: string): Buffer {
@@ -145,7 +156,7 @@ export function parseStructuredHeader(value: string): { value: string; params: R
       continue;
     }
     const list = continued.get(m[1] as string) ?? [];
-    list.push({ n: m[2] !== undefined ? Number(m[2]) : 0, v, enc: m[3] === "*" || (m[2] === undefined) });
+    list.push({ n: m[2] !== undefined ? Number(m[2]) : 0, v, enc: m[3] === "*" || m[2] === undefined });
     continued.set(m[1] as string, list);
   }
   for (const [k, list] of continued) {
@@ -161,7 +172,14 @@ export function parseStructuredHeader(value: string): { value: string; params: R
           v = m[2] as string;
         }
       }
-      bytes.push(seg.enc ? Buffer.from(v.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1") : Buffer.from(v, "utf8"));
+      bytes.push(
+        seg.enc
+          ? Buffer.from(
+              v.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+              "latin1",
+            )
+          : Buffer.from(v, "utf8"),
+      );
     });
     params[k] = decodeCharset(Buffer.concat(bytes), charset);
   }
@@ -215,7 +233,10 @@ export function parseMime(buf: Buffer, parentType = "", depth = 0): MimeNode {
   const [headerEnd, bodyStart] = splitHeaderBlock(buf);
   const headers = parseHeaderBlock(buf.subarray(0, headerEnd).toString("utf8"));
   const ct = header(headers, "content-type");
-  const parsedCt = ct !== undefined ? parseStructuredHeader(ct) : { value: parentType === "multipart/digest" ? "message/rfc822" : "text/plain", params: {} };
+  const parsedCt =
+    ct !== undefined
+      ? parseStructuredHeader(ct)
+      : { value: parentType === "multipart/digest" ? "message/rfc822" : "text/plain", params: {} };
   let mimeType = parsedCt.value.includes("/") ? parsedCt.value : "text/plain";
   const cd = header(headers, "content-disposition");
   const parsedCd = cd !== undefined ? parseStructuredHeader(cd) : undefined;
@@ -225,7 +246,8 @@ export function parseMime(buf: Buffer, parentType = "", depth = 0): MimeNode {
   const children: MimeNode[] = [];
   const boundary = parsedCt.params.boundary;
   if (mimeType.startsWith("multipart/")) {
-    if (boundary && depth < MAX_DEPTH) for (const part of splitMultipart(body, boundary)) children.push(parseMime(part, mimeType, depth + 1));
+    if (boundary && depth < MAX_DEPTH)
+      for (const part of splitMultipart(body, boundary)) children.push(parseMime(part, mimeType, depth + 1));
     else mimeType = boundary ? "application/octet-stream" : "text/plain";
   }
   return {
@@ -255,7 +277,8 @@ export function attachedMessage(node: MimeNode): MimeNode {
 
 /** Undoes the Content-Transfer-Encoding; charset is not converted and line ends are kept (as Gmail does). */
 export function decodeBody(node: MimeNode): Buffer {
-  if (node.transferEncoding === "base64") return Buffer.from(node.body.toString("latin1").replace(/[^A-Za-z0-9+/=]/g, ""), "base64");
+  if (node.transferEncoding === "base64")
+    return Buffer.from(node.body.toString("latin1").replace(/[^A-Za-z0-9+/=]/g, ""), "base64");
   if (node.transferEncoding === "quoted-printable") return decodeQuotedPrintable(node.body);
   return node.body;
 }

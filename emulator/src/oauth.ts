@@ -55,7 +55,11 @@ function token(prefix: string, bytes = 32): string {
   return prefix + randomBytes(bytes).toString("base64url");
 }
 
-export function createTokenStore(clientId: string, clientSecret: string, accessTtlSeconds: number): TokenStore & { codes: Map<string, CodeGrant>; refresh: Map<string, RefreshGrant>; granted: Set<string> } {
+export function createTokenStore(
+  clientId: string,
+  clientSecret: string,
+  accessTtlSeconds: number,
+): TokenStore & { codes: Map<string, CodeGrant>; refresh: Map<string, RefreshGrant>; granted: Set<string> } {
   const access = new Map<string, AccessSession & { refreshToken: string | undefined }>();
   const refresh = new Map<string, RefreshGrant>();
   const codes = new Map<string, CodeGrant>();
@@ -84,7 +88,12 @@ export function createTokenStore(clientId: string, clientSecret: string, accessT
     },
     mintAccessToken(email: string, scopes: string[], refreshToken?: string) {
       const t = token("ya29.emu-");
-      access.set(t, { email, scopes: new Set(scopes), expiresAt: Date.now() + store.accessTtlSeconds * 1000, refreshToken });
+      access.set(t, {
+        email,
+        scopes: new Set(scopes),
+        expiresAt: Date.now() + store.accessTtlSeconds * 1000,
+        refreshToken,
+      });
       return t;
     },
     revoke(email: string) {
@@ -102,21 +111,47 @@ function oauthError(status: number, error: string, description: string) {
 
 /** Google's numeric subject id for an address (stable per address). */
 export function subjectOf(email: string): string {
-  return `1${BigInt(`0x${createHash("sha256").update(email).digest("hex").slice(0, 16)}`).toString().padStart(20, "0")}`;
+  return `1${BigInt(`0x${createHash("sha256").update(email).digest("hex").slice(0, 16)}`)
+    .toString()
+    .padStart(20, "0")}`;
 }
 
-export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<typeof createTokenStore>, accounts: () => string[], latency: () => Promise<void>, signJwt: (claims: Record<string, unknown>) => string): void {
+export function registerOAuthRoutes(
+  app: FastifyInstance,
+  store: ReturnType<typeof createTokenStore>,
+  accounts: () => string[],
+  latency: () => Promise<void>,
+  signJwt: (claims: Record<string, unknown>) => string,
+): void {
   // With openid (or email/profile, which imply it) in the grant, Google adds an id_token.
   const idToken = (email: string, scopes: string[]) => {
-    if (!scopes.some((s) => s === "openid" || s === "email" || s === "profile" || s.endsWith("/userinfo.email"))) return {};
+    if (!scopes.some((s) => s === "openid" || s === "email" || s === "profile" || s.endsWith("/userinfo.email")))
+      return {};
     const now = Math.floor(Date.now() / 1000);
-    return { id_token: signJwt({ iss: "https://accounts.google.com", azp: store.clientId, aud: store.clientId, sub: subjectOf(email), email, email_verified: true, iat: now, exp: now + 3600 }) };
+    return {
+      id_token: signJwt({
+        iss: "https://accounts.google.com",
+        azp: store.clientId,
+        aud: store.clientId,
+        sub: subjectOf(email),
+        email,
+        email_verified: true,
+        iat: now,
+        exp: now + 3600,
+      }),
+    };
   };
   const consent = async (req: { query: unknown }, reply: import("fastify").FastifyReply) => {
     const q = req.query as Record<string, string | undefined>;
-    if (q.client_id !== store.clientId) return reply.code(401).type("text/plain").send("Error 401: invalid_client\nThe OAuth client was not found.");
-    if (!q.redirect_uri) return reply.code(400).type("text/plain").send("Error 400: invalid_request\nMissing required parameter: redirect_uri");
-    if (q.response_type !== "code") return reply.code(400).type("text/plain").send("Error 400: unsupported_response_type");
+    if (q.client_id !== store.clientId)
+      return reply.code(401).type("text/plain").send("Error 401: invalid_client\nThe OAuth client was not found.");
+    if (!q.redirect_uri)
+      return reply
+        .code(400)
+        .type("text/plain")
+        .send("Error 400: invalid_request\nMissing required parameter: redirect_uri");
+    if (q.response_type !== "code")
+      return reply.code(400).type("text/plain").send("Error 400: unsupported_response_type");
     const list = accounts();
     const email = q.login_hint ? list.find((a) => a.toLowerCase() === q.login_hint?.toLowerCase()) : list[0];
     const target = new URL(q.redirect_uri);
@@ -167,15 +202,19 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       clientId = decodeURIComponent(id ?? "");
       clientSecret = decodeURIComponent(secret ?? "");
     }
-    const answer = (r: { status: number; body: unknown }) => reply.code(r.status).header("cache-control", "no-cache, no-store, max-age=0, must-revalidate").send(r.body);
-    if (clientId !== store.clientId) return answer(oauthError(401, "invalid_client", "The OAuth client was not found."));
+    const answer = (r: { status: number; body: unknown }) =>
+      reply.code(r.status).header("cache-control", "no-cache, no-store, max-age=0, must-revalidate").send(r.body);
+    if (clientId !== store.clientId)
+      return answer(oauthError(401, "invalid_client", "The OAuth client was not found."));
     if (clientSecret !== store.clientSecret) return answer(oauthError(401, "invalid_client", "Unauthorized"));
     const ttl = store.accessTtlSeconds;
     if (body.grant_type === "authorization_code") {
       const grant = body.code !== undefined ? codes.get(body.code) : undefined;
-      if (!grant || grant.used || grant.expiresAt < Date.now()) return answer(oauthError(400, "invalid_grant", "Bad Request"));
+      if (!grant || grant.used || grant.expiresAt < Date.now())
+        return answer(oauthError(400, "invalid_grant", "Bad Request"));
       grant.used = true;
-      if (body.redirect_uri !== grant.redirectUri) return answer(oauthError(400, "redirect_uri_mismatch", "Bad Request"));
+      if (body.redirect_uri !== grant.redirectUri)
+        return answer(oauthError(400, "redirect_uri_mismatch", "Bad Request"));
       // PKCE as Google checks it (RFC 7636; https://developers.google.com/identity/protocols/oauth2/native-app#step1-code-verifier
       // and #exchange-authorization-code): a code issued with a code_challenge is exchanged only with
       // the code_verifier whose BASE64URL(SHA256(verifier)) — S256 — or, for method plain, the
@@ -189,15 +228,38 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
       // Google returns a refresh token only on the first offline exchange for this client and
       // user, unless the user was prompted for consent again.
       const key = `${grant.email} ${grant.clientId}`;
-      const refreshToken = grant.offline && (grant.forceConsent || !store.granted.has(key)) ? store.issueRefreshToken(grant.email, grant.scopes) : undefined;
+      const refreshToken =
+        grant.offline && (grant.forceConsent || !store.granted.has(key))
+          ? store.issueRefreshToken(grant.email, grant.scopes)
+          : undefined;
       const accessToken = store.mintAccessToken(grant.email, grant.scopes, refreshToken);
-      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, ...(refreshToken ? { refresh_token: refreshToken } : {}), scope: grant.scopes.join(" "), token_type: "Bearer", ...idToken(grant.email, grant.scopes) } });
+      return answer({
+        status: 200,
+        body: {
+          access_token: accessToken,
+          expires_in: ttl,
+          ...(refreshToken ? { refresh_token: refreshToken } : {}),
+          scope: grant.scopes.join(" "),
+          token_type: "Bearer",
+          ...idToken(grant.email, grant.scopes),
+        },
+      });
     }
     if (body.grant_type === "refresh_token") {
       const grant = body.refresh_token !== undefined ? store.refresh.get(body.refresh_token) : undefined;
-      if (!grant || grant.revoked) return answer(oauthError(400, "invalid_grant", "Token has been expired or revoked."));
+      if (!grant || grant.revoked)
+        return answer(oauthError(400, "invalid_grant", "Token has been expired or revoked."));
       const accessToken = store.mintAccessToken(grant.email, grant.scopes, body.refresh_token);
-      return answer({ status: 200, body: { access_token: accessToken, expires_in: ttl, scope: grant.scopes.join(" "), token_type: "Bearer", ...idToken(grant.email, grant.scopes) } });
+      return answer({
+        status: 200,
+        body: {
+          access_token: accessToken,
+          expires_in: ttl,
+          scope: grant.scopes.join(" "),
+          token_type: "Bearer",
+          ...idToken(grant.email, grant.scopes),
+        },
+      });
     }
     return answer(oauthError(400, "unsupported_grant_type", `Invalid grant_type: ${body.grant_type ?? ""}`));
   };
@@ -206,11 +268,13 @@ export function registerOAuthRoutes(app: FastifyInstance, store: ReturnType<type
 
   // oauth2RevokeUrl: revokes the grant a refresh or access token belongs to.
   app.post("/revoke", async (req, reply) => {
-    const t = ((req.query as Record<string, string>).token ?? (req.body as Record<string, string> | undefined)?.token) as string | undefined;
+    const t = ((req.query as Record<string, string>).token ??
+      (req.body as Record<string, string> | undefined)?.token) as string | undefined;
     const grant = t !== undefined ? store.refresh.get(t) : undefined;
     const session = t !== undefined ? store.session(t) : undefined;
     const email = grant?.email ?? session?.email;
-    if (email === undefined) return reply.code(400).send({ error: "invalid_token", error_description: "Token expired or revoked" });
+    if (email === undefined)
+      return reply.code(400).send({ error: "invalid_token", error_description: "Token expired or revoked" });
     store.revoke(email);
     return reply.code(200).send({});
   });

@@ -88,7 +88,16 @@ export function createPushService(deps: PushDeps): PushService {
     let acked = false;
     stats.pushes.sent++;
     try {
-      const res = await fetch(endpoint, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${jwt}`, "user-agent": "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)" }, body, signal: ac.signal });
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${jwt}`,
+          "user-agent": "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)",
+        },
+        body,
+        signal: ac.signal,
+      });
       await res.arrayBuffer().catch(() => undefined);
       acked = ACK_STATUSES.has(res.status);
       if (acked) stats.pushes.acked++;
@@ -151,7 +160,8 @@ export function createPushService(deps: PushDeps): PushService {
     // A record matches when any of its entries names a label of the filter (after the change, or
     // as the change). A record holding only `messages` is judged by those messages' current labels.
     const labels = recordLabels(record);
-    if (labels.size === 0) for (const m of record.messages) for (const l of mailbox.messages.get(m.id)?.labelIds ?? []) labels.add(l);
+    if (labels.size === 0)
+      for (const m of record.messages) for (const l of mailbox.messages.get(m.id)?.labelIds ?? []) labels.add(l);
     const hit = w.labelIds.some((l) => labels.has(l));
     return w.behavior === "include" ? hit : !hit;
   };

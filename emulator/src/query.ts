@@ -30,10 +30,20 @@ function parseAge(v: string): number {
   return n * (unit === "d" ? 86_400_000 : unit === "m" ? 30 * 86_400_000 : 365 * 86_400_000);
 }
 
-export function compileQuery(mailbox: Mailbox, q: string | undefined, hasAttachment: (m: StoredMessage) => boolean, snippet: (m: StoredMessage) => string): MessageFilter {
+export function compileQuery(
+  mailbox: Mailbox,
+  q: string | undefined,
+  hasAttachment: (m: StoredMessage) => boolean,
+  snippet: (m: StoredMessage) => string,
+): MessageFilter {
   const tests: Array<(m: StoredMessage) => boolean> = [];
   let mentionsSpamTrash = false;
-  const header = (m: StoredMessage, name: string) => mailbox.headersOf(m).filter((h) => h.name.toLowerCase() === name).map((h) => h.value.toLowerCase()).join(" ");
+  const header = (m: StoredMessage, name: string) =>
+    mailbox
+      .headersOf(m)
+      .filter((h) => h.name.toLowerCase() === name)
+      .map((h) => h.value.toLowerCase())
+      .join(" ");
   for (let token of tokenize(q ?? "")) {
     let negate = false;
     if (token.startsWith("-") && token.length > 1) {
@@ -97,7 +107,11 @@ export function compileQuery(mailbox: Mailbox, q: string | undefined, hasAttachm
       }
       default: {
         const v = token.replace(/^"|"$/g, "").toLowerCase();
-        t = (m) => header(m, "subject").includes(v) || header(m, "from").includes(v) || header(m, "to").includes(v) || snippet(m).toLowerCase().includes(v);
+        t = (m) =>
+          header(m, "subject").includes(v) ||
+          header(m, "from").includes(v) ||
+          header(m, "to").includes(v) ||
+          snippet(m).toLowerCase().includes(v);
       }
     }
     tests.push(negate ? (m) => !t(m) : t);

@@ -139,7 +139,9 @@ export function createQuota(settings: Settings, now: () => number = Date.now, op
   const userRefusal = (u: UserState, t: number, retryAt: number): ApiError => {
     const waitSeconds = Math.max(1, Math.ceil((retryAt - t) / 1000));
     if (settings.quotaErrorForms === "retry-after") {
-      return settings.quotaErrorStatus === 403 ? errors.userRateLimit403(waitSeconds) : errors.userRateLimit(new Date(retryAt), waitSeconds);
+      return settings.quotaErrorStatus === 403
+        ? errors.userRateLimit403(waitSeconds)
+        : errors.userRateLimit(new Date(retryAt), waitSeconds);
     }
     if (!u.overuse || t - u.overuse.last > EPISODE_GAP_MS) u.overuse = { since: t, last: t };
     u.overuse.last = t;
@@ -160,7 +162,8 @@ export function createQuota(settings: Settings, now: () => number = Date.now, op
     admit(user, cost) {
       const u = stateOf(user);
       const cap = settings.maxConcurrentPerUser;
-      if (cap > 0 && u.inFlight >= cap) throw errors.tooManyConcurrent(settings.quotaErrorForms === "retry-after" ? 1 : undefined);
+      if (cap > 0 && u.inFlight >= cap)
+        throw errors.tooManyConcurrent(settings.quotaErrorForms === "retry-after" ? 1 : undefined);
       const t = now();
       const sec = Math.floor(t / 1000);
 

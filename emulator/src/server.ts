@@ -114,7 +114,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const source = createMessageSource(seed);
   const mailboxes = new Map<string, Mailbox>();
   for (const [i, email] of accounts.entries()) {
-    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs, { settings, threadIdsAreMessageIds: opts.threadIdsAreMessageIds ?? false });
+    const mb = new Mailbox(email, createRandom(seed * 31 + i), retentionMs, {
+      settings,
+      threadIdsAreMessageIds: opts.threadIdsAreMessageIds ?? false,
+    });
     mailboxes.set(email, mb);
     for (const l of source.userLabels) mb.defineLabel(l.id, l.name);
     if ((opts.messages ?? 0) > 0) {
@@ -129,12 +132,24 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         forwarded: opts.forwardedMessages ?? true,
         largeBodies: opts.largeBodies ?? true,
         drafts: opts.drafts ?? true,
-      })) mb.insert(g.raw, g.labelIds, g.internalDate, false);
+      }))
+        mb.insert(g.raw, g.labelIds, g.internalDate, false);
     }
   }
   const key = await keyPromise;
-  const push = createPushService({ settings, random: createRandom(seed ^ 0x5eed), key, stats, serviceAccount: pushServiceAccount, serviceAccountId: "113774264463038321964" });
-  const tokens = createTokenStore(opts.clientId ?? DEFAULT_CLIENT_ID, opts.clientSecret ?? DEFAULT_CLIENT_SECRET, opts.accessTokenTtlSeconds ?? 3599);
+  const push = createPushService({
+    settings,
+    random: createRandom(seed ^ 0x5eed),
+    key,
+    stats,
+    serviceAccount: pushServiceAccount,
+    serviceAccountId: "113774264463038321964",
+  });
+  const tokens = createTokenStore(
+    opts.clientId ?? DEFAULT_CLIENT_ID,
+    opts.clientSecret ?? DEFAULT_CLIENT_SECRET,
+    opts.accessTokenTtlSeconds ?? 3599,
+  );
   for (const mb of mailboxes.values()) mb.onChange((m, rec) => push.onChange(m, rec));
   const state: EmulatorState = {
     mailboxes,
@@ -151,33 +166,73 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   };
 
   // maxParamLength: Gmail's attachmentIds are ~319 characters (fastify refuses path parameters over 100 by default).
-  const app = Fastify({ bodyLimit: 256 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 5000, routerOptions: { maxParamLength: 2048 } });
+  const app = Fastify({
+    bodyLimit: 256 * 1024 * 1024,
+    forceCloseConnections: true,
+    keepAliveTimeout: 5000,
+    routerOptions: { maxParamLength: 2048 },
+  });
   installParsers(app);
   app.addHook("onResponse", async (req, reply) => {
-    const name = (req.routeOptions.config as { name?: string } | undefined)?.name ?? (req.routeOptions.url ? `${req.method} ${req.routeOptions.url}` : "unrouted");
+    const name =
+      (req.routeOptions.config as { name?: string } | undefined)?.name ??
+      (req.routeOptions.url ? `${req.method} ${req.routeOptions.url}` : "unrouted");
     stats.count(name, reply.statusCode);
   });
   app.setErrorHandler((err, req, reply) => {
     const pretty = wantsPretty(settings.prettyJson, req.query as Record<string, unknown>);
     if (err instanceof ApiError) return sendApiError(reply, err, pretty);
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch")) return sendApiError(reply, status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message), pretty);
+    if (req.url.startsWith("/gmail/") || req.url.startsWith("/batch"))
+      return sendApiError(
+        reply,
+        status >= 500 ? errors.backendError() : errors.badRequest((err as Error).message),
+        pretty,
+      );
     return reply.code(status).send({ error: (err as Error).message });
   });
   // A path no API serves gets Google's HTML 404 page (the control API keeps JSON).
-  app.setNotFoundHandler((req, reply) => (req.url.startsWith("/emulator/") ? reply.code(404).send({ error: "no such control route" }) : reply.code(404).type(HTML_CONTENT_TYPE).send(notFoundPage(req.url))));
-  app.get("/oauth2/v3/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.jwks));
-  app.get("/oauth2/v1/certs", async (_req, reply) => reply.header("cache-control", "public, max-age=60").send(key.pemCerts));
+  app.setNotFoundHandler((req, reply) =>
+    req.url.startsWith("/emulator/")
+      ? reply.code(404).send({ error: "no such control route" })
+      : reply.code(404).type(HTML_CONTENT_TYPE).send(notFoundPage(req.url)),
+  );
+  app.get("/oauth2/v3/certs", async (_req, reply) =>
+    reply.header("cache-control", "public, max-age=60").send(key.jwks),
+  );
+  app.get("/oauth2/v1/certs", async (_req, reply) =>
+    reply.header("cache-control", "public, max-age=60").send(key.pemCerts),
+  );
 
-  const latency = () => (settings.latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, settings.latencyMs)) : Promise.resolve());
-  registerOAuthRoutes(app, tokens, () => accounts, latency, (claims) => key.signJwt(claims));
+  const latency = () =>
+    settings.latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, settings.latencyMs)) : Promise.resolve();
+  registerOAuthRoutes(
+    app,
+    tokens,
+    () => accounts,
+    latency,
+    (claims) => key.signJwt(claims),
+  );
   registerGmailRoutes(app, state);
   registerBatchRoutes(app, state);
-  registerControlRoutes(app, state, (email, attachments) => source.message(email, attachments), (s: SettingsUpdate) => {
-    Object.assign(settings, Object.fromEntries(Object.entries(s).filter(([k, v]) => v !== undefined && k in settings)));
-    // A changed limit starts from a clean window, as tests that change it expect.
-    if (s.quotaUnitsPerSecond !== undefined || s.userQuotaUnitsPerMinute !== undefined || s.projectQuotaUnitsPerMinute !== undefined) quota.reset();
-  });
+  registerControlRoutes(
+    app,
+    state,
+    (email, attachments) => source.message(email, attachments),
+    (s: SettingsUpdate) => {
+      Object.assign(
+        settings,
+        Object.fromEntries(Object.entries(s).filter(([k, v]) => v !== undefined && k in settings)),
+      );
+      // A changed limit starts from a clean window, as tests that change it expect.
+      if (
+        s.quotaUnitsPerSecond !== undefined ||
+        s.userQuotaUnitsPerMinute !== undefined ||
+        s.projectQuotaUnitsPerMinute !== undefined
+      )
+        quota.reset();
+    },
+  );
 
   const host = opts.host ?? "127.0.0.1";
   await app.listen({ port: opts.port ?? 0, host });

@@ -6,7 +6,13 @@
 import type { gmail_v1 } from "@googleapis/gmail";
 import iconv from "iconv-lite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeIso2022Jp, LEGACY_CHARSETS, legacyLabel, legacySentences, type LegacyCharset } from "../src/generate/index.ts";
+import {
+  encodeIso2022Jp,
+  LEGACY_CHARSETS,
+  legacyLabel,
+  legacySentences,
+  type LegacyCharset,
+} from "../src/generate/index.ts";
 import { decodeBody, parseMime, type MimeNode } from "../src/mime.ts";
 import { startEmulator, type Emulator } from "../src/server.ts";
 import { clientFor } from "./helpers.ts";
@@ -30,7 +36,14 @@ function qp(bytes: Buffer): string {
   let out = "";
   let col = 0;
   for (const b of bytes) {
-    const piece = b === 0x0d || b === 0x0a ? String.fromCharCode(b) : b >= 33 && b <= 126 && b !== 61 ? String.fromCharCode(b) : b === 32 ? " " : `=${b.toString(16).toUpperCase().padStart(2, "0")}`;
+    const piece =
+      b === 0x0d || b === 0x0a
+        ? String.fromCharCode(b)
+        : b >= 33 && b <= 126 && b !== 61
+          ? String.fromCharCode(b)
+          : b === 32
+            ? " "
+            : `=${b.toString(16).toUpperCase().padStart(2, "0")}`;
     if (b === 0x0a) col = 0;
     else if (col + piece.length > 73) {
       out += "=\r\n";
@@ -43,11 +56,25 @@ function qp(bytes: Buffer): string {
 }
 
 /** A single-part message whose body is `bytes` under `contentType`, in the given transfer encoding. */
-function singlePart(contentType: string, bytes: Buffer, cte: "quoted-printable" | "base64" | "7bit" | "8bit", subject = "charset test"): Buffer {
-  const body = cte === "base64" ? (bytes.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n") : cte === "quoted-printable" ? qp(bytes) : bytes.toString("latin1");
+function singlePart(
+  contentType: string,
+  bytes: Buffer,
+  cte: "quoted-printable" | "base64" | "7bit" | "8bit",
+  subject = "charset test",
+): Buffer {
+  const body =
+    cte === "base64"
+      ? (bytes.toString("base64").match(/.{1,76}/g) ?? []).join("\r\n")
+      : cte === "quoted-printable"
+        ? qp(bytes)
+        : bytes.toString("latin1");
   const head = `From: Sender <sender@example.net>\r\nTo: ${ALICE}\r\nSubject: ${subject}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: ${contentType}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n`;
   // The body is exactly `bytes`: a line break is added only after base64 lines.
-  return Buffer.concat([Buffer.from(head, "latin1"), Buffer.from(body, "latin1"), Buffer.from(cte === "base64" ? "\r\n" : "")]);
+  return Buffer.concat([
+    Buffer.from(head, "latin1"),
+    Buffer.from(body, "latin1"),
+    Buffer.from(cte === "base64" ? "\r\n" : ""),
+  ]);
 }
 
 async function deliverAndGet(raw: Buffer): Promise<{ id: string; msg: gmail_v1.Schema$Message }> {
@@ -55,8 +82,10 @@ async function deliverAndGet(raw: Buffer): Promise<{ id: string; msg: gmail_v1.S
   return { id, msg: (await api.users.messages.get({ userId: "me", id })).data };
 }
 
-const served = (part: gmail_v1.Schema$MessagePart | undefined): Buffer => Buffer.from(part?.body?.data ?? "", "base64url");
-const header = (part: gmail_v1.Schema$MessagePart | undefined, name: string) => part?.headers?.find((h) => h.name?.toLowerCase() === name.toLowerCase())?.value;
+const served = (part: gmail_v1.Schema$MessagePart | undefined): Buffer =>
+  Buffer.from(part?.body?.data ?? "", "base64url");
+const header = (part: gmail_v1.Schema$MessagePart | undefined, name: string) =>
+  part?.headers?.find((h) => h.name?.toLowerCase() === name.toLowerCase())?.value;
 
 interface Case {
   name: string;
@@ -68,12 +97,48 @@ interface Case {
 
 // Each text in the language of its charset; windows-1252 texts use bytes 0x80–0x9F (€ “ ” ’ – … ™ Œ).
 const CASES: Case[] = [
-  { name: "windows-1252 bytes labelled iso-8859-1", charset: "iso-8859-1", text: "Prix : 1 250 € – « très “bien” », l’Œuvre™…\r\nGrüße aus Zürich\r\n", encode: (t) => iconv.encode(t, "windows-1252"), cte: "quoted-printable" },
-  { name: "windows-1252", charset: "windows-1252", text: "Die Rechnung über 99 € ist „bezahlt“ – danke!\r\n", encode: (t) => iconv.encode(t, "windows-1252"), cte: "base64" },
-  { name: "ISO-2022-JP", charset: "ISO-2022-JP", text: "お世話になっております。\r\n来週の会議の資料です。ABC 123\r\n", encode: encodeIso2022Jp, cte: "7bit" },
-  { name: "Shift_JIS", charset: "Shift_JIS", text: "見積書を添付しました。ご確認ください。\r\n", encode: (t) => iconv.encode(t, "shift_jis"), cte: "base64" },
-  { name: "GB2312", charset: "gb2312", text: "您好，附件是本月的销售报告，请查收。\r\n", encode: (t) => iconv.encode(t, "gb2312"), cte: "base64" },
-  { name: "KOI8-R", charset: "koi8-r", text: "Добрый день! Отчёт за прошлый месяц готов.\r\n", encode: (t) => iconv.encode(t, "koi8-r"), cte: "quoted-printable" },
+  {
+    name: "windows-1252 bytes labelled iso-8859-1",
+    charset: "iso-8859-1",
+    text: "Prix : 1 250 € – « très “bien” », l’Œuvre™…\r\nGrüße aus Zürich\r\n",
+    encode: (t) => iconv.encode(t, "windows-1252"),
+    cte: "quoted-printable",
+  },
+  {
+    name: "windows-1252",
+    charset: "windows-1252",
+    text: "Die Rechnung über 99 € ist „bezahlt“ – danke!\r\n",
+    encode: (t) => iconv.encode(t, "windows-1252"),
+    cte: "base64",
+  },
+  {
+    name: "ISO-2022-JP",
+    charset: "ISO-2022-JP",
+    text: "お世話になっております。\r\n来週の会議の資料です。ABC 123\r\n",
+    encode: encodeIso2022Jp,
+    cte: "7bit",
+  },
+  {
+    name: "Shift_JIS",
+    charset: "Shift_JIS",
+    text: "見積書を添付しました。ご確認ください。\r\n",
+    encode: (t) => iconv.encode(t, "shift_jis"),
+    cte: "base64",
+  },
+  {
+    name: "GB2312",
+    charset: "gb2312",
+    text: "您好，附件是本月的销售报告，请查收。\r\n",
+    encode: (t) => iconv.encode(t, "gb2312"),
+    cte: "base64",
+  },
+  {
+    name: "KOI8-R",
+    charset: "koi8-r",
+    text: "Добрый день! Отчёт за прошлый месяц готов.\r\n",
+    encode: (t) => iconv.encode(t, "koi8-r"),
+    cte: "quoted-printable",
+  },
 ];
 
 describe("charset conversion (charsetConversion on, Gmail's default)", () => {
@@ -88,7 +153,9 @@ describe("charset conversion (charsetConversion on, Gmail's default)", () => {
       expect(header(p, "Content-Type")).toBe(contentType);
       expect(p?.body?.size).toBe(bytes.length);
       // The snippet is made from the converted text.
-      expect(msg.snippet).toBe(c.text.replace(/\s+/g, " ").trim().replace(/'/g, "&#39;").replace(/"/g, "&quot;").slice(0, 200));
+      expect(msg.snippet).toBe(
+        c.text.replace(/\s+/g, " ").trim().replace(/'/g, "&#39;").replace(/"/g, "&quot;").slice(0, 200),
+      );
     });
   }
 
@@ -107,8 +174,14 @@ describe("charset conversion (charsetConversion on, Gmail's default)", () => {
     const utf8 = Buffer.from("Zoë — ünïcode ✓\r\n", "utf8");
     expect(served((await deliverAndGet(singlePart("text/plain", utf8, "8bit"))).msg.payload).equals(utf8)).toBe(true);
     const latin = iconv.encode("Café € 5\r\n", "windows-1252");
-    expect(served((await deliverAndGet(singlePart("text/plain", latin, "quoted-printable"))).msg.payload).toString()).toBe("Café € 5\r\n");
-    expect(served((await deliverAndGet(singlePart("text/plain; charset=x-unknown-8bit", latin, "base64"))).msg.payload).toString()).toBe("Café € 5\r\n");
+    expect(
+      served((await deliverAndGet(singlePart("text/plain", latin, "quoted-printable"))).msg.payload).toString(),
+    ).toBe("Café € 5\r\n");
+    expect(
+      served(
+        (await deliverAndGet(singlePart("text/plain; charset=x-unknown-8bit", latin, "base64"))).msg.payload,
+      ).toString(),
+    ).toBe("Café € 5\r\n");
     // Invalid bytes under a UTF-8 label become U+FFFD: body.data is always valid UTF-8.
     const bad = Buffer.from([0x61, 0xff, 0x62, 0x0d, 0x0a]);
     const out = served((await deliverAndGet(singlePart("text/plain; charset=utf-8", bad, "base64"))).msg.payload);
@@ -120,7 +193,9 @@ describe("charset conversion (charsetConversion on, Gmail's default)", () => {
     const html = "<p>Встреча переносится на среду.</p>\r\n";
     const note = iconv.encode("Liste: Äpfel, Birnen – 3 €\r\n", "windows-1252");
     const raw = Buffer.concat([
-      Buffer.from(`From: a@example.net\r\nTo: ${ALICE}\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=KOI8-R\r\nContent-Transfer-Encoding: base64\r\n\r\n${iconv.encode(russian, "koi8-r").toString("base64")}\r\n--a\r\nContent-Type: text/html; charset=KOI8-R\r\nContent-Transfer-Encoding: base64\r\n\r\n${iconv.encode(html, "koi8-r").toString("base64")}\r\n--a--\r\n--m\r\nContent-Type: text/plain; charset=iso-8859-1; name="liste.txt"\r\nContent-Disposition: attachment; filename="liste.txt"\r\nContent-Transfer-Encoding: base64\r\n\r\n${note.toString("base64")}\r\n--m--\r\n`),
+      Buffer.from(
+        `From: a@example.net\r\nTo: ${ALICE}\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=KOI8-R\r\nContent-Transfer-Encoding: base64\r\n\r\n${iconv.encode(russian, "koi8-r").toString("base64")}\r\n--a\r\nContent-Type: text/html; charset=KOI8-R\r\nContent-Transfer-Encoding: base64\r\n\r\n${iconv.encode(html, "koi8-r").toString("base64")}\r\n--a--\r\n--m\r\nContent-Type: text/plain; charset=iso-8859-1; name="liste.txt"\r\nContent-Disposition: attachment; filename="liste.txt"\r\nContent-Transfer-Encoding: base64\r\n\r\n${note.toString("base64")}\r\n--m--\r\n`,
+      ),
     ]);
     const { id, msg } = await deliverAndGet(raw);
     const [alt, attachment] = msg.payload?.parts ?? [];
@@ -128,15 +203,28 @@ describe("charset conversion (charsetConversion on, Gmail's default)", () => {
     expect(served(alt?.parts?.[1]).toString()).toBe(html);
     expect(msg.snippet).toBe("Встреча переносится на среду.");
     expect(attachment?.body?.data).toBeUndefined();
-    const att = (await api.users.messages.attachments.get({ userId: "me", messageId: id, id: attachment?.body?.attachmentId as string })).data;
+    const att = (
+      await api.users.messages.attachments.get({
+        userId: "me",
+        messageId: id,
+        id: attachment?.body?.attachmentId as string,
+      })
+    ).data;
     expect(Buffer.from(att.data as string, "base64url").equals(note)).toBe(true);
     expect(att.size).toBe(note.length);
   });
 
   it("decodes iso-8859-1 encoded words in headers by windows-1252 rules too (the recording's Subject shows â€™)", async () => {
-    const raw = singlePart("text/plain; charset=utf-8", Buffer.from("x\r\n"), "7bit", "=?iso-8859-1?Q?Preis_=80_5_=96_l=92offre?= =?ISO-8859-1?B?4pyT?=");
+    const raw = singlePart(
+      "text/plain; charset=utf-8",
+      Buffer.from("x\r\n"),
+      "7bit",
+      "=?iso-8859-1?Q?Preis_=80_5_=96_l=92offre?= =?ISO-8859-1?B?4pyT?=",
+    );
     const { msg } = await deliverAndGet(raw);
-    expect(header(msg.payload, "Subject")).toBe(`Preis € 5 – l’offre${windows1252.decode(Buffer.from([0xe2, 0x9c, 0x93]))}`);
+    expect(header(msg.payload, "Subject")).toBe(
+      `Preis € 5 – l’offre${windows1252.decode(Buffer.from([0xe2, 0x9c, 0x93]))}`,
+    );
   });
 
   it("charsetConversion false: body.data is the bytes as sent (the snippet is still text)", async () => {
@@ -148,28 +236,35 @@ describe("charset conversion (charsetConversion on, Gmail's default)", () => {
       expect(msg.snippet).toBe("Счёт оплачен, спасибо.");
       // The same message, fetched again with the setting back on, is converted (the render cache follows settings).
       await emu.control.updateSettings({ charsetConversion: true });
-      expect(served((await api.users.messages.get({ userId: "me", id })).data.payload).toString()).toBe("Счёт оплачен, спасибо.\r\n");
+      expect(served((await api.users.messages.get({ userId: "me", id })).data.payload).toString()).toBe(
+        "Счёт оплачен, спасибо.\r\n",
+      );
     } finally {
       await emu.control.updateSettings({ charsetConversion: true });
     }
   });
 });
 
-describe.skipIf(!samplesPresent)("against the recorded iso-8859-1 message (gmail-real-samples/messages_get_full_iso8859_html_converted.json)", () => {
-  it("serves the same body.data and body.size Gmail served, and the same shape", async () => {
-    const rec = loadSample("messages_get_full_iso8859_html_converted.json")?.body as gmail_v1.Schema$Message;
-    const recorded = Buffer.from(rec.payload?.body?.data as string, "base64url");
-    // Gmail's UTF-8 is the windows-1252 reading of the original bytes: re-encoding gives back
-    // exactly body.size bytes (a Latin-1 reading would have left C1 controls, not € and ™).
-    const original = iconv.encode(recorded.toString("utf8"), "windows-1252");
-    expect(original.length).toBe(rec.payload?.body?.size);
-    // Sent through the emulator as the original was (QP, iso-8859-1), it comes back as Gmail's.
-    const { msg } = await deliverAndGet(singlePart(header(rec.payload, "Content-Type") as string, original, "quoted-printable"));
-    expect(served(msg.payload).equals(recorded)).toBe(true);
-    expect(msg.payload?.body?.size).toBe(rec.payload?.body?.size);
-    expect(shapeDiff(msg, sampleShape("messages_get_full_iso8859_html_converted.json")!)).toEqual([]);
-  });
-});
+describe.skipIf(!samplesPresent)(
+  "against the recorded iso-8859-1 message (gmail-real-samples/messages_get_full_iso8859_html_converted.json)",
+  () => {
+    it("serves the same body.data and body.size Gmail served, and the same shape", async () => {
+      const rec = loadSample("messages_get_full_iso8859_html_converted.json")?.body as gmail_v1.Schema$Message;
+      const recorded = Buffer.from(rec.payload?.body?.data as string, "base64url");
+      // Gmail's UTF-8 is the windows-1252 reading of the original bytes: re-encoding gives back
+      // exactly body.size bytes (a Latin-1 reading would have left C1 controls, not € and ™).
+      const original = iconv.encode(recorded.toString("utf8"), "windows-1252");
+      expect(original.length).toBe(rec.payload?.body?.size);
+      // Sent through the emulator as the original was (QP, iso-8859-1), it comes back as Gmail's.
+      const { msg } = await deliverAndGet(
+        singlePart(header(rec.payload, "Content-Type") as string, original, "quoted-printable"),
+      );
+      expect(served(msg.payload).equals(recorded)).toBe(true);
+      expect(msg.payload?.body?.size).toBe(rec.payload?.body?.size);
+      expect(shapeDiff(msg, sampleShape("messages_get_full_iso8859_html_converted.json")!)).toEqual([]);
+    });
+  },
+);
 
 describe("generated legacy-charset mail, served", () => {
   let gen: Emulator;
@@ -180,7 +275,11 @@ describe("generated legacy-charset mail, served", () => {
     await gen.close();
   });
 
-  function textLeaves(node: MimeNode, id: string, out: Array<{ id: string; node: MimeNode }> = []): Array<{ id: string; node: MimeNode }> {
+  function textLeaves(
+    node: MimeNode,
+    id: string,
+    out: Array<{ id: string; node: MimeNode }> = [],
+  ): Array<{ id: string; node: MimeNode }> {
     if (node.children.length > 0) {
       for (const [i, c] of node.children.entries()) textLeaves(c, id === "" ? String(i) : `${id}.${i}`, out);
     } else if (node.mimeType.startsWith("text/") && node.filename === "") out.push({ id, node });
@@ -192,7 +291,10 @@ describe("generated legacy-charset mail, served", () => {
     const truth = await gen.control.mailbox(ALICE);
     const seen = new Set<LegacyCharset>();
     for (const m of truth.messages) {
-      const raw = Buffer.from((await genApi.users.messages.get({ userId: "me", id: m.id, format: "raw" })).data.raw as string, "base64url");
+      const raw = Buffer.from(
+        (await genApi.users.messages.get({ userId: "me", id: m.id, format: "raw" })).data.raw as string,
+        "base64url",
+      );
       const leaves = textLeaves(parseMime(raw), "");
       const legacy = leaves.filter((l) => (l.node.params.charset ?? "").toLowerCase() !== "utf-8");
       if (legacy.length === 0) continue;
@@ -207,10 +309,18 @@ describe("generated legacy-charset mail, served", () => {
         const part = byId.get(id);
         const label = node.params.charset as string;
         const bytes = decodeBody(node);
-        expect(header(part, "Content-Type")).toBe(node.headers.find((h) => h.name.toLowerCase() === "content-type")?.value);
+        expect(header(part, "Content-Type")).toBe(
+          node.headers.find((h) => h.name.toLowerCase() === "content-type")?.value,
+        );
         expect(part?.body?.size).toBe(bytes.length);
         const text = served(part).toString("utf8");
-        const variant = LEGACY_CHARSETS.find((c) => legacyLabel(c).toLowerCase() === label.toLowerCase() && legacySentences(c).some((s) => text.includes(c === "mislabelled-utf8" ? windows1252.decode(Buffer.from(s)) : s)));
+        const variant = LEGACY_CHARSETS.find(
+          (c) =>
+            legacyLabel(c).toLowerCase() === label.toLowerCase() &&
+            legacySentences(c).some((s) =>
+              text.includes(c === "mislabelled-utf8" ? windows1252.decode(Buffer.from(s)) : s),
+            ),
+        );
         expect(variant, `${label} in ${m.id}: ${text.slice(0, 80)}`).toBeDefined();
         seen.add(variant as LegacyCharset);
         if (variant === "mislabelled-utf8") expect(text).toBe(windows1252.decode(bytes));

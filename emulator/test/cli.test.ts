@@ -8,15 +8,24 @@ const cliPath = fileURLToPath(new URL("../bin/gmail-emulator.js", import.meta.ur
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath, ...args], { env: { PATH: process.env.PATH }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [cliPath, ...args],
+      { env: { PATH: process.env.PATH }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 describe("gmail-emulator", () => {
   it("prints its URLs as one JSON line, serves, and exits 0 on SIGTERM", async () => {
-    const child = spawn(process.execPath, [cliPath, "--port", "0", "--messages", "5", "--accounts", "a@example.com,b@example.com", "--seed", "9"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [cliPath, "--port", "0", "--messages", "5", "--accounts", "a@example.com,b@example.com", "--seed", "9"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     const line = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ready line; stdout so far: ${out}`)), 30_000);
@@ -30,7 +39,18 @@ describe("gmail-emulator", () => {
       child.on("exit", (code) => reject(new Error(`exited early with ${code}`)));
     });
     const info = JSON.parse(line) as Record<string, unknown>;
-    for (const key of ["gmailRootUrl", "authUrl", "tokenUrl", "jwksUrl", "controlUrl", "clientId", "clientSecret", "pushServiceAccount", "accounts"]) expect(info).toHaveProperty(key);
+    for (const key of [
+      "gmailRootUrl",
+      "authUrl",
+      "tokenUrl",
+      "jwksUrl",
+      "controlUrl",
+      "clientId",
+      "clientSecret",
+      "pushServiceAccount",
+      "accounts",
+    ])
+      expect(info).toHaveProperty(key);
     expect(info.accounts).toEqual(["a@example.com", "b@example.com"]);
     expect(info.gmailRootUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const control = createControlClient(info.controlUrl as string);

@@ -28,7 +28,8 @@ export interface Discovery {
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const discoveryPath = process.env.GMAIL_DISCOVERY_PATH ?? path.resolve(repoRoot, "../shared/gmail-v1-discovery.json");
+export const discoveryPath =
+  process.env.GMAIL_DISCOVERY_PATH ?? path.resolve(repoRoot, "../shared/gmail-v1-discovery.json");
 
 export function loadDiscovery(): Discovery | undefined {
   if (!existsSync(discoveryPath)) return undefined;
@@ -60,12 +61,14 @@ export function validate(doc: Discovery, schemaName: string, value: unknown): st
     switch (node.type) {
       case "string":
         if (typeof v !== "string") return problems.push(`${at}: expected string, got ${typeof v}`);
-        if ((node.format === "int64" || node.format === "uint64") && !/^-?\d+$/.test(v)) problems.push(`${at}: ${node.format} must be decimal digits`);
+        if ((node.format === "int64" || node.format === "uint64") && !/^-?\d+$/.test(v))
+          problems.push(`${at}: ${node.format} must be decimal digits`);
         if (node.format === "byte" && !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) problems.push(`${at}: byte must be base64`);
         if (node.enum && !node.enum.includes(v)) problems.push(`${at}: ${v} not in enum`);
         return;
       case "integer":
-        if (typeof v !== "number" || !Number.isInteger(v)) return problems.push(`${at}: expected integer, got ${JSON.stringify(v)}`);
+        if (typeof v !== "number" || !Number.isInteger(v))
+          return problems.push(`${at}: expected integer, got ${JSON.stringify(v)}`);
         if (node.format?.startsWith("uint") && v < 0) problems.push(`${at}: negative ${node.format}`);
         return;
       case "number":
@@ -87,7 +90,8 @@ export function validate(doc: Discovery, schemaName: string, value: unknown): st
           if (!spec) problems.push(`${at}.${k}: not in the schema`);
           else check(spec, child, `${at}.${k}`);
         }
-        for (const [k, spec] of Object.entries(props)) if (spec.required && !(k in (v as object))) problems.push(`${at}.${k}: required`);
+        for (const [k, spec] of Object.entries(props))
+          if (spec.required && !(k in (v as object))) problems.push(`${at}.${k}: required`);
         return;
       }
       default:

@@ -21,10 +21,30 @@ afterAll(async () => {
 });
 
 /** A received message and the reply being drafted to it. */
-async function draftReply(n: number, target = emu): Promise<{ received: { id: string; threadId: string }; draft: { id: string; threadId: string } }> {
-  const received = await target.control.deliver(ALICE, { raw: await compose({ from: "carol@example.net", to: ALICE, subject: `Offer ${n}`, messageId: `<offer-${n}@example.net>`, text: "interested?" }), labelIds: ["INBOX"] });
+async function draftReply(
+  n: number,
+  target = emu,
+): Promise<{ received: { id: string; threadId: string }; draft: { id: string; threadId: string } }> {
+  const received = await target.control.deliver(ALICE, {
+    raw: await compose({
+      from: "carol@example.net",
+      to: ALICE,
+      subject: `Offer ${n}`,
+      messageId: `<offer-${n}@example.net>`,
+      text: "interested?",
+    }),
+    labelIds: ["INBOX"],
+  });
   const draft = await target.control.deliver(ALICE, {
-    raw: await compose({ from: ALICE, to: "carol@example.net", subject: `Re: Offer ${n}`, messageId: `<offer-${n}-draft@example.com>`, inReplyTo: `<offer-${n}@example.net>`, references: [`<offer-${n}@example.net>`], text: "Let me th" }),
+    raw: await compose({
+      from: ALICE,
+      to: "carol@example.net",
+      subject: `Re: Offer ${n}`,
+      messageId: `<offer-${n}-draft@example.com>`,
+      inReplyTo: `<offer-${n}@example.net>`,
+      references: [`<offer-${n}@example.net>`],
+      text: "Let me th",
+    }),
     labelIds: ["DRAFT"],
   });
   return { received, draft };
@@ -46,7 +66,15 @@ describe("drafts", () => {
   it("edit: a new id in the same thread keeps DRAFT; history adds the new and deletes the old in one record", async () => {
     const { received, draft } = await draftReply(2);
     const start = (await emu.control.mailbox(ALICE)).historyId;
-    const text = await compose({ from: ALICE, to: "carol@example.net", subject: "Re: Offer 2", messageId: "<offer-2-draft-v2@example.com>", inReplyTo: "<offer-2@example.net>", references: ["<offer-2@example.net>"], text: "Let me think about it." });
+    const text = await compose({
+      from: ALICE,
+      to: "carol@example.net",
+      subject: "Re: Offer 2",
+      messageId: "<offer-2-draft-v2@example.com>",
+      inReplyTo: "<offer-2@example.net>",
+      references: ["<offer-2@example.net>"],
+      text: "Let me think about it.",
+    });
     const edited = await emu.control.editDraft(ALICE, draft.id, text);
     expect(edited.id).not.toBe(draft.id);
     expect(edited.id > draft.id).toBe(true);
@@ -56,7 +84,9 @@ describe("drafts", () => {
     const records = (await api.users.history.list({ userId: "me", startHistoryId: start })).data.history ?? [];
     expect(records).toHaveLength(1);
     const [r] = records;
-    expect(r?.messagesAdded?.map((e) => [e.message?.id, e.message?.threadId, e.message?.labelIds])).toEqual([[edited.id, draft.threadId, ["DRAFT"]]]);
+    expect(r?.messagesAdded?.map((e) => [e.message?.id, e.message?.threadId, e.message?.labelIds])).toEqual([
+      [edited.id, draft.threadId, ["DRAFT"]],
+    ]);
     expect(r?.messagesDeleted?.map((e) => e.message?.id)).toEqual([draft.id]);
     expect(r?.messages?.map((m) => m.id).sort()).toEqual([edited.id, draft.id].sort());
 
@@ -69,14 +99,28 @@ describe("drafts", () => {
     // Without raw the content stays; the id still changes.
     const again = await emu.control.editDraft(ALICE, edited.id);
     expect(again.id).not.toBe(edited.id);
-    expect(Buffer.from((await api.users.messages.get({ userId: "me", id: again.id, format: "raw" })).data.raw as string, "base64url").equals(text)).toBe(true);
+    expect(
+      Buffer.from(
+        (await api.users.messages.get({ userId: "me", id: again.id, format: "raw" })).data.raw as string,
+        "base64url",
+      ).equals(text),
+    ).toBe(true);
   });
 
   it("a thread started by a draft keeps its id when the draft is saved again: no message has it (threads_get_metadata_threadid_not_a_message.json)", async () => {
-    const plain = await startEmulator({ seed: 42, accounts: [ALICE], threadIdsAreMessageIds: true, historyMessagesOnlyRate: 0, addedNotFoundRate: 0 });
+    const plain = await startEmulator({
+      seed: 42,
+      accounts: [ALICE],
+      threadIdsAreMessageIds: true,
+      historyMessagesOnlyRate: 0,
+      addedNotFoundRate: 0,
+    });
     try {
       const { api: c } = await clientFor(plain);
-      const draft = await plain.control.deliver(ALICE, { raw: await compose({ from: ALICE, to: "dan@example.net", subject: "Idea", text: "draft" }), labelIds: ["DRAFT"] });
+      const draft = await plain.control.deliver(ALICE, {
+        raw: await compose({ from: ALICE, to: "dan@example.net", subject: "Idea", text: "draft" }),
+        labelIds: ["DRAFT"],
+      });
       expect(draft.threadId).toBe(draft.id);
       const edited = await plain.control.editDraft(ALICE, draft.id);
       expect(edited.threadId).toBe(draft.threadId);

@@ -45,25 +45,48 @@ function diffFromSample(served: unknown, sample: string): string[] {
 }
 
 describe("401", () => {
-  it.skipIf(!samplesPresent)("no token: 'Login Required.' with details[] ErrorInfo CREDENTIALS_MISSING naming the method, as recorded", async () => {
-    const anonymous = gmail({ version: "v1", rootUrl: emu.gmailRootUrl });
-    const err = await failure(anonymous.users.history.list({ userId: "me", startHistoryId: "1" }));
-    expect(err.status).toBe(401);
-    const body = err.response.data;
-    expect(diffFromSample(body, "error_401_missing_credentials.json")).toEqual([]);
-    expect(body.error).toEqual({
-      code: 401,
-      message: "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-      errors: [{ message: "Login Required.", domain: "global", reason: "required", location: "Authorization", locationType: "header" }],
-      status: "UNAUTHENTICATED",
-      details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "CREDENTIALS_MISSING", domain: "googleapis.com", metadata: { method: "caribou.api.proto.MailboxService.ListHistory", service: "gmail.googleapis.com" } }],
-    });
-  });
+  it.skipIf(!samplesPresent)(
+    "no token: 'Login Required.' with details[] ErrorInfo CREDENTIALS_MISSING naming the method, as recorded",
+    async () => {
+      const anonymous = gmail({ version: "v1", rootUrl: emu.gmailRootUrl });
+      const err = await failure(anonymous.users.history.list({ userId: "me", startHistoryId: "1" }));
+      expect(err.status).toBe(401);
+      const body = err.response.data;
+      expect(diffFromSample(body, "error_401_missing_credentials.json")).toEqual([]);
+      expect(body.error).toEqual({
+        code: 401,
+        message:
+          "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        errors: [
+          {
+            message: "Login Required.",
+            domain: "global",
+            reason: "required",
+            location: "Authorization",
+            locationType: "header",
+          },
+        ],
+        status: "UNAUTHENTICATED",
+        details: [
+          {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            reason: "CREDENTIALS_MISSING",
+            domain: "googleapis.com",
+            metadata: { method: "caribou.api.proto.MailboxService.ListHistory", service: "gmail.googleapis.com" },
+          },
+        ],
+      });
+    },
+  );
 
   it.skipIf(!samplesPresent)("a bad token: 'Invalid Credentials', no details[], as recorded", async () => {
-    const res = await fetch(`${emu.url}/gmail/v1/users/me/messages`, { headers: { authorization: "Bearer ya29.nope" } });
+    const res = await fetch(`${emu.url}/gmail/v1/users/me/messages`, {
+      headers: { authorization: "Bearer ya29.nope" },
+    });
     expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="https://accounts.google.com/", error="invalid_token"');
+    expect(res.headers.get("www-authenticate")).toBe(
+      'Bearer realm="https://accounts.google.com/", error="invalid_token"',
+    );
     const body = (await res.json()) as { error: Record<string, unknown> };
     expect(diffFromSample(body, "error_401_invalid_credentials.json")).toEqual([]);
     expect(body.error.details).toBeUndefined();
@@ -88,7 +111,14 @@ describe("403", () => {
       message: "Request had insufficient authentication scopes.",
       errors: [{ message: "Insufficient Permission", domain: "global", reason: "insufficientPermissions" }],
       status: "PERMISSION_DENIED",
-      details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT", domain: "googleapis.com", metadata: { method: "caribou.api.proto.MailboxService.ListMessages", service: "gmail.googleapis.com" } }],
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+          reason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+          domain: "googleapis.com",
+          metadata: { method: "caribou.api.proto.MailboxService.ListMessages", service: "gmail.googleapis.com" },
+        },
+      ],
     });
   });
 
@@ -102,7 +132,13 @@ describe("403", () => {
       expect(err.response.data.error).toEqual({
         code: 403,
         message: `Error sending test message to Cloud PubSub ${locked} : User not authorized to perform this action.`,
-        errors: [{ message: `Error sending test message to Cloud PubSub ${locked} : User not authorized to perform this action.`, domain: "global", reason: "forbidden" }],
+        errors: [
+          {
+            message: `Error sending test message to Cloud PubSub ${locked} : User not authorized to perform this action.`,
+            domain: "global",
+            reason: "forbidden",
+          },
+        ],
         status: "PERMISSION_DENIED",
       });
       const ok = await api.users.watch({ userId: "me", requestBody: { topicName: "projects/acme/topics/open" } });
@@ -123,7 +159,9 @@ describe("paths no API serves", () => {
     expect(res.headers.get("content-type")).toBe("text/html; charset=UTF-8");
     const html = await res.text();
     expect(html).toContain("<title>Error 404 (Not Found)!!1</title>");
-    expect(html).toContain("The requested URL <code>/gmail/v1/users/me/no-such-collection</code> was not found on this server.");
+    expect(html).toContain(
+      "The requested URL <code>/gmail/v1/users/me/no-such-collection</code> was not found on this server.",
+    );
   });
 });
 
@@ -135,7 +173,11 @@ describe("JSON as Gmail writes it", () => {
     expect(text).toContain('{\n  "emailAddress": "alice@example.com",\n');
 
     // An error echoing the request's text: angle brackets escaped, as Gmail's are.
-    const bad = await rawGet(emu, auth, `/gmail/v1/users/me/messages/${(await emu.control.mailbox(EMAIL)).messages[0]?.id}?format=${encodeURIComponent("<b>")}`);
+    const bad = await rawGet(
+      emu,
+      auth,
+      `/gmail/v1/users/me/messages/${(await emu.control.mailbox(EMAIL)).messages[0]?.id}?format=${encodeURIComponent("<b>")}`,
+    );
     expect(bad.status).toBe(400);
     const errText = await bad.text();
     expect(errText).toContain("\\u003cb\\u003e");

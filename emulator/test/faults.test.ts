@@ -27,10 +27,23 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const NOT_FOUND = { error: { code: 404, message: "Requested entity was not found.", errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }], status: "NOT_FOUND" } };
+const NOT_FOUND = {
+  error: {
+    code: 404,
+    message: "Requested entity was not found.",
+    errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }],
+    status: "NOT_FOUND",
+  },
+};
 
 async function withAttachment(subject: string): Promise<Buffer> {
-  return compose({ from: "bob@example.net", to: EMAIL, subject, text: "see attached", attachments: [{ filename: "notes.txt", content: "n".repeat(3000), contentType: "text/plain" }] });
+  return compose({
+    from: "bob@example.net",
+    to: EMAIL,
+    subject,
+    text: "see attached",
+    attachments: [{ filename: "notes.txt", content: "n".repeat(3000), contentType: "text/plain" }],
+  });
 }
 
 describe("post-push race (addedNotFoundRate, addedNotFoundWindowMs)", () => {
@@ -52,15 +65,28 @@ describe("post-push race (addedNotFoundRate, addedNotFoundWindowMs)", () => {
 
       // A reply in the same thread races while the first message (its window over) is served.
       await sleep(1600);
-      const reply = await emu.control.deliver(EMAIL, { raw: await compose({ from: "bob@example.net", to: EMAIL, subject: "Re: first", inReplyTo: (await api.users.messages.get({ userId: "me", id, format: "metadata", metadataHeaders: ["Message-ID"] })).data.payload?.headers?.[0]?.value ?? "", text: "reply" }) });
+      const reply = await emu.control.deliver(EMAIL, {
+        raw: await compose({
+          from: "bob@example.net",
+          to: EMAIL,
+          subject: "Re: first",
+          inReplyTo:
+            (await api.users.messages.get({ userId: "me", id, format: "metadata", metadataHeaders: ["Message-ID"] }))
+              .data.payload?.headers?.[0]?.value ?? "",
+          text: "reply",
+        }),
+      });
       const thread = await api.users.threads.get({ userId: "me", id: reply.threadId, format: "minimal" });
       expect(reply.threadId).toBe(threadId);
       expect(thread.data.messages?.map((m) => m.id)).toEqual([id]);
 
       // attachments.get races too: a window made long again covers the first message.
       const full = await api.users.messages.get({ userId: "me", id });
-      const attachmentId = full.data.payload?.parts?.find((p) => p.filename === "notes.txt")?.body?.attachmentId as string;
-      expect((await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}/attachments/${attachmentId}`)).status).toBe(200);
+      const attachmentId = full.data.payload?.parts?.find((p) => p.filename === "notes.txt")?.body
+        ?.attachmentId as string;
+      expect((await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}/attachments/${attachmentId}`)).status).toBe(
+        200,
+      );
       await emu.control.updateSettings({ addedNotFoundWindowMs: 60_000 });
       const raced = await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}/attachments/${attachmentId}`);
       expect(raced.status).toBe(404);
@@ -77,14 +103,18 @@ describe("post-push race (addedNotFoundRate, addedNotFoundWindowMs)", () => {
 
   it("decides per message from the seed and the id: stable for that message, never for mail generated at start; the default rate races a few of 200 new messages", async () => {
     const before = (await emu.control.mailbox(EMAIL)).messages.map((m) => m.id);
-    for (const id of before) expect((await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}?format=minimal`)).status).toBe(200);
+    for (const id of before)
+      expect((await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}?format=minimal`)).status).toBe(200);
     await emu.control.updateSettings({ addedNotFoundWindowMs: 60_000 }); // default rate 0.05
     try {
       const ids: string[] = [];
       // Ids come from the clock, so which race varies by run: 200 make "none raced" a 1-in-30,000
       // event (0.95^200) where 60 made it 1 in 20.
       for (let i = 0; i < 200; i++) ids.push((await emu.control.deliver(EMAIL, { attachments: false })).id);
-      const statuses = async () => Promise.all(ids.map(async (id) => (await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}?format=minimal`)).status));
+      const statuses = async () =>
+        Promise.all(
+          ids.map(async (id) => (await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}?format=minimal`)).status),
+        );
       const first = await statuses();
       expect(await statuses()).toEqual(first);
       const expected = ids.map((id) => (unitHash(SEED, id) < 0.05 ? 404 : 200));
@@ -106,7 +136,11 @@ function batchOf(paths: string[], boundary: string): string {
 }
 
 async function postBatch(paths: string[]): Promise<Response> {
-  return fetch(`${emu.url}/batch`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "multipart/mixed; boundary=fb" }, body: batchOf(paths, "fb") });
+  return fetch(`${emu.url}/batch`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "multipart/mixed; boundary=fb" },
+    body: batchOf(paths, "fb"),
+  });
 }
 
 function partStatuses(text: string): number[] {

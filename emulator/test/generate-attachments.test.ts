@@ -25,7 +25,11 @@ import {
 import { crc32Combine } from "../src/generate/zip-writer.ts";
 
 async function pdfText(bytes: Buffer, password?: string): Promise<{ text: string; pages: number }> {
-  const parser = new PDFParse({ data: new Uint8Array(bytes), isEvalSupported: false, ...(password !== undefined ? { password } : {}) });
+  const parser = new PDFParse({
+    data: new Uint8Array(bytes),
+    isEvalSupported: false,
+    ...(password !== undefined ? { password } : {}),
+  });
   try {
     const result = await parser.getText({ pageJoiner: "" });
     return { text: result.text.trim(), pages: result.total };
@@ -61,7 +65,12 @@ function zipDirectory(bytes: Buffer): Promise<Map<string, { compressed: number; 
 
 describe("PDF builders", () => {
   it("makePdf writes a searchable text layer on every page, with title and author", async () => {
-    const bytes = await makePdf({ pages: 4, text: (p) => `Page ${p} mentions zanzibarite${p} twice.`, title: "Quarterly", author: "Ana" });
+    const bytes = await makePdf({
+      pages: 4,
+      text: (p) => `Page ${p} mentions zanzibarite${p} twice.`,
+      title: "Quarterly",
+      author: "Ana",
+    });
     expect(bytes.subarray(0, 5).toString()).toBe("%PDF-");
     const { text, pages } = await pdfText(bytes);
     expect(pages).toBe(4);
@@ -144,7 +153,10 @@ describe("DOCX builders", () => {
   it("makeDocx holds paragraphs, a table and a footnote mammoth can read, deterministically", async () => {
     const opts = {
       paragraphs: ["Minutes of the meeting about heliotrope.", "Second paragraph."],
-      table: [["Item", "Owner"], ["tablecellwombat", "Ana"]],
+      table: [
+        ["Item", "Owner"],
+        ["tablecellwombat", "Ana"],
+      ],
       footnote: "footnotequokka source",
     };
     const bytes = await makeDocx(opts);
@@ -176,7 +188,7 @@ describe("DOCX builders", () => {
   });
 
   it("combines CRC-32s exactly as computing them over the concatenation", () => {
-    const a = Buffer.from("<?xml version=\"1.0\"?><w:t>");
+    const a = Buffer.from('<?xml version="1.0"?><w:t>');
     for (const b of [Buffer.alloc(0), Buffer.from("x"), Buffer.alloc(3_000_017, 0x41)]) {
       expect(crc32Combine(crc32(a), crc32(b), b.length)).toBe(crc32(Buffer.concat([a, b])) >>> 0);
     }
@@ -201,7 +213,10 @@ describe("DOCX builders", () => {
 
 describe("text and image builders", () => {
   it("makeCsv quotes fields and writes UTF-16LE with a BOM on request", () => {
-    const rows = [["name", "note"], ["Zoë", 'says "hi", then leaves']];
+    const rows = [
+      ["name", "note"],
+      ["Zoë", 'says "hi", then leaves'],
+    ];
     const utf8 = makeCsv(rows);
     expect(utf8.toString("utf8")).toBe('name,note\r\nZoë,"says ""hi"", then leaves"\r\n');
     const utf16 = makeCsv(rows, { encoding: "utf16le" });

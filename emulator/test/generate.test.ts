@@ -27,15 +27,27 @@ import { quotedPrintable } from "../src/generate/mime.ts";
 
 const OWNER = "owner@example.com";
 const SYSTEM_LABELS = new Set([
-  "INBOX", "SENT", "DRAFT", "UNREAD", "IMPORTANT", "STARRED", "SPAM", "TRASH",
-  "CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS", "CATEGORY_SOCIAL", "CATEGORY_FORUMS",
+  "INBOX",
+  "SENT",
+  "DRAFT",
+  "UNREAD",
+  "IMPORTANT",
+  "STARRED",
+  "SPAM",
+  "TRASH",
+  "CATEGORY_PERSONAL",
+  "CATEGORY_UPDATES",
+  "CATEGORY_PROMOTIONS",
+  "CATEGORY_SOCIAL",
+  "CATEGORY_FORUMS",
 ]);
 const USER_LABELS = new Set(GENERATED_USER_LABELS.map((l) => l.id));
 
 function kindOf(att: Attachment): AttachmentKind {
   const name = att.filename ?? "";
   for (const [kind, fixed] of Object.entries(FIXED_FILENAMES)) if (fixed === name) return kind as AttachmentKind;
-  if (/^report-\w+\.pdf$/.test(name)) return att.mimeType === "application/octet-stream" ? "pdf-as-octet-stream" : "pdf";
+  if (/^report-\w+\.pdf$/.test(name))
+    return att.mimeType === "application/octet-stream" ? "pdf-as-octet-stream" : "pdf";
   if (/^(minutes-\w+|Protokoll Überprüfung \w+)\.docx$/.test(name)) return "docx";
   if (/^photo-\d\.png$/.test(name)) return "png";
   if (/^chart-\d\.png$/.test(name) && att.contentId) return "inline-image";
@@ -43,7 +55,9 @@ function kindOf(att: Attachment): AttachmentKind {
 }
 
 function magic(att: Attachment): string {
-  return Buffer.from(att.content as ArrayBuffer).subarray(0, 4).toString("hex");
+  return Buffer.from(att.content as ArrayBuffer)
+    .subarray(0, 4)
+    .toString("hex");
 }
 
 const header = (email: Email, key: string): string | undefined => email.headers.find((h) => h.key === key)?.value;
@@ -83,13 +97,18 @@ describe("generateMailbox (300 messages)", () => {
       for (const m of await generateMailbox({ seed: 42, count: 300, email: "${OWNER}" }))
         h.update(m.raw).update(m.labelIds.join(",")).update(String(m.internalDate));
       console.log(h.digest("hex"));`;
-    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8", timeout: 30_000 });
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: process.cwd(),
+      encoding: "utf8",
+      timeout: 30_000,
+    });
     expect(child.stderr.replace(/.*ExperimentalWarning.*\n?|.*--trace-warnings.*\n?/g, "")).toBe("");
     expect(child.stdout.trim()).toBe(sha(messages));
   });
 
   it("is oldest first over about two years, with Date headers matching internalDate", () => {
-    for (let i = 1; i < messages.length; i++) expect(messages[i]!.internalDate).toBeGreaterThanOrEqual(messages[i - 1]!.internalDate);
+    for (let i = 1; i < messages.length; i++)
+      expect(messages[i]!.internalDate).toBeGreaterThanOrEqual(messages[i - 1]!.internalDate);
     const span = messages.at(-1)!.internalDate - messages[0]!.internalDate;
     expect(span).toBeGreaterThan(500 * 86_400_000);
     expect(span).toBeLessThan(760 * 86_400_000);
@@ -144,7 +163,17 @@ describe("generateMailbox (300 messages)", () => {
       } else expect(labels.includes("SENT")).toBe(email.from?.address === OWNER);
       if (labels.includes("SENT") || labels.includes("SPAM")) expect(labels).not.toContain("INBOX");
     });
-    for (const l of ["INBOX", "SENT", "DRAFT", "UNREAD", "IMPORTANT", "STARRED", "CATEGORY_PERSONAL", "CATEGORY_UPDATES", "CATEGORY_PROMOTIONS"]) {
+    for (const l of [
+      "INBOX",
+      "SENT",
+      "DRAFT",
+      "UNREAD",
+      "IMPORTANT",
+      "STARRED",
+      "CATEGORY_PERSONAL",
+      "CATEGORY_UPDATES",
+      "CATEGORY_PROMOTIONS",
+    ]) {
       expect(seen.has(l), l).toBe(true);
     }
     expect([...seen].filter((l) => USER_LABELS.has(l)).length).toBeGreaterThanOrEqual(3);
@@ -155,7 +184,12 @@ describe("generateMailbox (300 messages)", () => {
     expect(raw.every((r) => /^[\x09\x0a\x0d\x1b\x20-\x7e]*$/.test(r))).toBe(true); // 7-bit on the wire (ESC: ISO-2022-JP)
     expect(raw.some((r) => /^Subject: =\?UTF-8\?B\?/m.test(r))).toBe(true);
     for (const cte of ["7bit", "quoted-printable", "base64"]) {
-      expect(raw.some((r) => r.includes(`Content-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: ${cte}\r\n`)), cte).toBe(true);
+      expect(
+        raw.some((r) =>
+          r.includes(`Content-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: ${cte}\r\n`),
+        ),
+        cte,
+      ).toBe(true);
     }
     expect(raw.some((r) => /^From: =\?UTF-8\?B\?/m.test(r))).toBe(true);
     expect(parsed.some((e) => /[^\x00-\x7f]/.test(e.subject ?? ""))).toBe(true);
@@ -178,7 +212,11 @@ describe("generateMailbox (300 messages)", () => {
     const found = new Map<AttachmentKind, number>();
     let withAttachments = 0;
     // A forward's own .eml is tested below; its other attachments count here.
-    const own = (email: Email) => email.attachments.filter((a) => !(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"]));
+    const own = (email: Email) =>
+      email.attachments.filter(
+        (a) =>
+          !(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"]),
+      );
     parsed.forEach((email) => {
       if (own(email).length > 0) withAttachments++;
       for (const att of own(email)) {
@@ -212,7 +250,9 @@ describe("generateMailbox (300 messages)", () => {
 
   it("puts words only in attachments: a text attachment's word is not in its message body, a PDF's keyword is in its text", async () => {
     const text = parsed.find((e) => e.attachments.some((a) => a.filename === FIXED_FILENAMES.text))!;
-    const notes = Buffer.from(text.attachments.find((a) => a.filename === FIXED_FILENAMES.text)!.content as ArrayBuffer).toString();
+    const notes = Buffer.from(
+      text.attachments.find((a) => a.filename === FIXED_FILENAMES.text)!.content as ArrayBuffer,
+    ).toString();
     const word = /Code word: (\w+)/.exec(notes)![1]!;
     expect(text.text).not.toContain(word);
     expect(text.html).not.toContain(word);
@@ -260,7 +300,10 @@ describe("generateMailbox: what real mailboxes also hold (300 messages)", () => 
       const variants = LEGACY_CHARSETS.filter((c) => legacyLabel(c).toLowerCase() === label);
       const ok = variants.some((c) => {
         const text = c === "mislabelled-utf8" ? bytes.toString("utf8") : new TextDecoder(label).decode(bytes);
-        return legacySentences(c).some((sentence) => text.includes(sentence)) && text.includes("The reference word for this one is");
+        return (
+          legacySentences(c).some((sentence) => text.includes(sentence)) &&
+          text.includes("The reference word for this one is")
+        );
       });
       expect(ok, `${label}: ${parsed[i]!.subject}`).toBe(true);
     });
@@ -275,7 +318,9 @@ describe("generateMailbox: what real mailboxes also hold (300 messages)", () => 
     expect(raw.some((r) => /charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable/.test(r))).toBe(true);
     expect(raw.some((r) => /charset=Shift_JIS\r\nContent-Transfer-Encoding: base64/.test(r))).toBe(true);
     // Subjects that fit the charset are encoded words in it, as such senders write them.
-    expect(raw.some((r) => /^Subject: =\?(ISO-2022-JP|Shift_JIS|KOI8-R|iso-8859-1|Windows-1252|GB2312)\?B\?/m.test(r))).toBe(true);
+    expect(
+      raw.some((r) => /^Subject: =\?(ISO-2022-JP|Shift_JIS|KOI8-R|iso-8859-1|Windows-1252|GB2312)\?B\?/m.test(r)),
+    ).toBe(true);
   });
 
   it("forwards ~3% of messages as message/rfc822 attachments: named or not, some HTML-only notes, some originals with attachments", () => {
@@ -286,7 +331,9 @@ describe("generateMailbox: what real mailboxes also hold (300 messages)", () => 
     let htmlOnly = 0;
     let innerAttachments = 0;
     for (const [email, tree] of forwards) {
-      const rfc = leaves(tree).filter((n) => n.mimeType === "message/rfc822" && n.filename !== FIXED_FILENAMES["forwarded-message"]);
+      const rfc = leaves(tree).filter(
+        (n) => n.mimeType === "message/rfc822" && n.filename !== FIXED_FILENAMES["forwarded-message"],
+      );
       expect(rfc).toHaveLength(1);
       const part = rfc[0]!;
       if (part.filename !== "") {
@@ -332,7 +379,8 @@ describe("generateMailbox: what real mailboxes also hold (300 messages)", () => 
       if (/gmailapi\.google\.com with HTTPREST/.test(header(email, "received") ?? "")) api++;
     }
     // Nothing replies to a draft.
-    for (const email of parsed) if (email.inReplyTo) expect(drafts.some(([, d]) => d.messageId === email.inReplyTo)).toBe(false);
+    for (const email of parsed)
+      if (email.inReplyTo) expect(drafts.some(([, d]) => d.messageId === email.inReplyTo)).toBe(false);
     expect(replies).toBeGreaterThan(0);
     expect(replies).toBeLessThan(drafts.length);
     expect(empty).toBeGreaterThan(0);
@@ -340,7 +388,9 @@ describe("generateMailbox: what real mailboxes also hold (300 messages)", () => 
   });
 
   it("a mailbox of 300 holds one body above the body-by-reference size, not an attachment", () => {
-    const large = trees.flatMap((t) => leaves(t).filter((n) => n.mimeType.startsWith("text/") && n.filename === "" && decodeBody(n).length > 1_000_000));
+    const large = trees.flatMap((t) =>
+      leaves(t).filter((n) => n.mimeType.startsWith("text/") && n.filename === "" && decodeBody(n).length > 1_000_000),
+    );
     expect(large).toHaveLength(1);
     expect(decodeBody(large[0]!).length).toBeGreaterThanOrEqual(LARGE_BODY_BYTES);
     expect(large[0]!.mimeType).toBe("text/html");
@@ -356,14 +406,25 @@ describe("generateMailbox options", () => {
     const kinds = new Set<AttachmentKind>();
     for (const m of tame) {
       const email = await PostalMime.parse(m.raw);
-      for (const a of email.attachments) if (!(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"])) kinds.add(kindOf(a));
+      for (const a of email.attachments)
+        if (
+          !(isForward(email) && a.mimeType === "message/rfc822" && a.filename !== FIXED_FILENAMES["forwarded-message"])
+        )
+          kinds.add(kindOf(a));
     }
     for (const kind of HOSTILE_KINDS) expect(kinds.has(kind), kind).toBe(false);
     expect(kinds.size).toBe(NORMAL_KINDS.length);
   });
 
   it("large:true adds one 60 MB attachment", async () => {
-    const box = await generateMailbox({ seed: 9, count: 4, email: OWNER, attachments: true, hostile: false, large: true });
+    const box = await generateMailbox({
+      seed: 9,
+      count: 4,
+      email: OWNER,
+      attachments: true,
+      hostile: false,
+      large: true,
+    });
     const big = box.filter((m) => m.raw.length > 60_000_000);
     expect(big).toHaveLength(1);
     const raw = big[0]!.raw.toString("latin1");
@@ -374,7 +435,15 @@ describe("generateMailbox options", () => {
   });
 
   it("legacyCharsets, forwarded, drafts and largeBodies off: none of each; no forwards without attachments", async () => {
-    const plain = await generateMailbox({ seed: 42, count: 300, email: OWNER, legacyCharsets: false, forwarded: false, drafts: false, largeBodies: false });
+    const plain = await generateMailbox({
+      seed: 42,
+      count: 300,
+      email: OWNER,
+      legacyCharsets: false,
+      forwarded: false,
+      drafts: false,
+      largeBodies: false,
+    });
     for (const m of plain) {
       const r = m.raw.toString("latin1");
       expect(r).not.toMatch(/charset=(?!"UTF-)/);
@@ -382,13 +451,20 @@ describe("generateMailbox options", () => {
       expect(m.labelIds).not.toContain("DRAFT");
       expect(m.raw.length).toBeLessThan(1_000_000 + 700_000); // the zip bomb is the largest left
     }
-    expect(plain.some((m) => parseMime(m.raw).children.some((c) => leaves(c).some((n) => n.mimeType === "text/html" && decodeBody(n).length > 1_000_000)))).toBe(false);
+    expect(
+      plain.some((m) =>
+        parseMime(m.raw).children.some((c) =>
+          leaves(c).some((n) => n.mimeType === "text/html" && decodeBody(n).length > 1_000_000),
+        ),
+      ),
+    ).toBe(false);
     const bare = await generateMailbox({ seed: 42, count: 300, email: OWNER, attachments: false });
     for (const m of bare) expect(leaves(parseMime(m.raw)).some((n) => n.mimeType === "message/rfc822")).toBe(false);
     // Switching one feature off leaves the others where they were.
     const withAll = await generateMailbox({ seed: 42, count: 300, email: OWNER });
     const noDrafts = await generateMailbox({ seed: 42, count: 300, email: OWNER, drafts: false });
-    const fwd = (box: GeneratedMessage[]) => box.map((m, i) => (/^Subject: Fwd: /m.test(m.raw.toString("latin1")) ? i : -1)).filter((i) => i >= 0);
+    const fwd = (box: GeneratedMessage[]) =>
+      box.map((m, i) => (/^Subject: Fwd: /m.test(m.raw.toString("latin1")) ? i : -1)).filter((i) => i >= 0);
     expect(fwd(noDrafts)).toEqual(fwd(withAll));
   });
 
@@ -419,10 +495,14 @@ describe("generateMessage", () => {
 
   it("attachments: true always attaches one, false never", async () => {
     for (let seed = 0; seed < 12; seed++) {
-      const withOne = await PostalMime.parse((await generateMessage({ seed, email: OWNER, date, attachments: true })).raw);
+      const withOne = await PostalMime.parse(
+        (await generateMessage({ seed, email: OWNER, date, attachments: true })).raw,
+      );
       expect(withOne.attachments).toHaveLength(1);
       kindOf(withOne.attachments[0]!);
-      const without = await PostalMime.parse((await generateMessage({ seed, email: OWNER, date, attachments: false })).raw);
+      const without = await PostalMime.parse(
+        (await generateMessage({ seed, email: OWNER, date, attachments: false })).raw,
+      );
       expect(without.attachments).toHaveLength(0);
     }
   });
@@ -437,13 +517,21 @@ describe("generateMessage", () => {
 
 describe("quoted-printable bodies", () => {
   it("round-trip through postal-mime with lines of at most 76 characters", async () => {
-    const samples = ["Hello = world ", `Zoë Müller: ${"ünïcode ".repeat(30)}`, "a".repeat(200), "tab at end\t", "=".repeat(40)];
+    const samples = [
+      "Hello = world ",
+      `Zoë Müller: ${"ünïcode ".repeat(30)}`,
+      "a".repeat(200),
+      "tab at end\t",
+      "=".repeat(40),
+    ];
     for (const sample of samples) {
       const text = `${sample}\r\nsecond line é\r\n`;
       const qp = quotedPrintable(text);
       for (const line of qp.split("\r\n")) expect(line.length).toBeLessThanOrEqual(76);
       expect(qp).not.toMatch(/[ \t]\r\n/); // no trailing whitespace survives
-      const email = await PostalMime.parse(`Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${qp}`);
+      const email = await PostalMime.parse(
+        `Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${qp}`,
+      );
       expect(email.text!.replace(/\r?\n/g, "\r\n")).toBe(text);
     }
   });

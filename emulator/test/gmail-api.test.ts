@@ -72,7 +72,9 @@ describe("messages", () => {
     expect(pdf.body?.data).toBeUndefined();
     expect(pdf.body?.size).toBe(pdfBytes.length);
 
-    const att = (await api.users.messages.attachments.get({ userId: "me", messageId: id, id: pdf.body?.attachmentId as string })).data;
+    const att = (
+      await api.users.messages.attachments.get({ userId: "me", messageId: id, id: pdf.body?.attachmentId as string })
+    ).data;
     expect(att.size).toBe(pdfBytes.length);
     expect(Buffer.from(att.data as string, "base64url").equals(pdfBytes)).toBe(true);
 
@@ -80,7 +82,14 @@ describe("messages", () => {
     expect(rawFmt.payload).toBeUndefined();
     expect(Buffer.from(rawFmt.raw as string, "base64url").equals(raw)).toBe(true);
 
-    const meta = (await api.users.messages.get({ userId: ALICE, id, format: "metadata", metadataHeaders: ["Subject", "message-id"] })).data;
+    const meta = (
+      await api.users.messages.get({
+        userId: ALICE,
+        id,
+        format: "metadata",
+        metadataHeaders: ["Subject", "message-id"],
+      })
+    ).data;
     expect(meta.payload?.headers?.map((h) => h.name)).toEqual(["Subject", "Message-ID"]);
     expect(meta.payload?.parts).toBeUndefined();
 
@@ -102,9 +111,29 @@ describe("messages", () => {
   });
 
   it("threads replies by In-Reply-To/References and serves threads", async () => {
-    const first = await emu.control.deliver(ALICE, { raw: await compose({ from: "a@example.net", to: ALICE, subject: "Plan", messageId: "<plan-1@example.net>", text: "one" }) });
-    const reply = await emu.control.deliver(ALICE, { raw: await compose({ from: "b@example.net", to: ALICE, subject: "Re: Plan", messageId: "<plan-2@example.net>", inReplyTo: "<plan-1@example.net>", references: ["<plan-1@example.net>"], text: "two" }) });
-    const other = await emu.control.deliver(ALICE, { raw: await compose({ from: "c@example.net", to: ALICE, subject: "Other", text: "three" }) });
+    const first = await emu.control.deliver(ALICE, {
+      raw: await compose({
+        from: "a@example.net",
+        to: ALICE,
+        subject: "Plan",
+        messageId: "<plan-1@example.net>",
+        text: "one",
+      }),
+    });
+    const reply = await emu.control.deliver(ALICE, {
+      raw: await compose({
+        from: "b@example.net",
+        to: ALICE,
+        subject: "Re: Plan",
+        messageId: "<plan-2@example.net>",
+        inReplyTo: "<plan-1@example.net>",
+        references: ["<plan-1@example.net>"],
+        text: "two",
+      }),
+    });
+    const other = await emu.control.deliver(ALICE, {
+      raw: await compose({ from: "c@example.net", to: ALICE, subject: "Other", text: "three" }),
+    });
     expect(reply.threadId).toBe(first.threadId);
     expect(other.threadId).not.toBe(first.threadId);
     const thread = (await api.users.threads.get({ userId: "me", id: first.threadId, format: "minimal" })).data;
@@ -117,7 +146,8 @@ describe("messages", () => {
     const ids: string[] = [];
     let pageToken: string | undefined;
     do {
-      const page = (await api.users.messages.list({ userId: "me", maxResults: 2, ...(pageToken ? { pageToken } : {}) })).data;
+      const page = (await api.users.messages.list({ userId: "me", maxResults: 2, ...(pageToken ? { pageToken } : {}) }))
+        .data;
       ids.push(...(page.messages ?? []).map((m) => m.id as string));
       pageToken = page.nextPageToken ?? undefined;
     } while (pageToken);
@@ -125,18 +155,30 @@ describe("messages", () => {
     expect(ids).toEqual(truth.messages.map((m) => m.id));
     expect(new Set(ids).size).toBe(ids.length);
 
-    const labelled = await emu.control.deliver(ALICE, { raw: await compose({ from: "d@example.net", to: ALICE, subject: "Atlas kickoff", text: "x" }), labelIds: ["INBOX", "Projects/Atlas"] });
+    const labelled = await emu.control.deliver(ALICE, {
+      raw: await compose({ from: "d@example.net", to: ALICE, subject: "Atlas kickoff", text: "x" }),
+      labelIds: ["INBOX", "Projects/Atlas"],
+    });
     const byLabel = (await api.users.messages.list({ userId: "me", q: "label:projects-atlas -from:nobody" })).data;
     expect(byLabel.messages?.map((m) => m.id)).toEqual([labelled.id]);
-    const userLabel = (await api.users.labels.list({ userId: "me" })).data.labels?.find((l) => l.name === "Projects/Atlas");
+    const userLabel = (await api.users.labels.list({ userId: "me" })).data.labels?.find(
+      (l) => l.name === "Projects/Atlas",
+    );
     expect(userLabel).toMatchObject({ type: "user", id: expect.stringMatching(/^Label_\d+$/) });
-    expect((await api.users.messages.list({ userId: "me", labelIds: [userLabel?.id as string] })).data.messages).toHaveLength(1);
+    expect(
+      (await api.users.messages.list({ userId: "me", labelIds: [userLabel?.id as string] })).data.messages,
+    ).toHaveLength(1);
     await emu.control.deleteMessage(ALICE, labelled.id);
 
-    const old = await emu.control.deliver(ALICE, { raw: await compose({ from: "e@example.net", to: ALICE, subject: "Old news", text: "y" }), internalDate: Date.UTC(2020, 5, 1) });
+    const old = await emu.control.deliver(ALICE, {
+      raw: await compose({ from: "e@example.net", to: ALICE, subject: "Old news", text: "y" }),
+      internalDate: Date.UTC(2020, 5, 1),
+    });
     const before = (await api.users.messages.list({ userId: "me", q: "before:2021/01/01" })).data;
     expect(before.messages?.map((m) => m.id)).toEqual([old.id]);
-    expect((await api.users.messages.list({ userId: "me", q: `after:${Date.UTC(2020, 5, 2) / 1000} older_than:1d` })).data).toEqual({ resultSizeEstimate: 0 });
+    expect(
+      (await api.users.messages.list({ userId: "me", q: `after:${Date.UTC(2020, 5, 2) / 1000} older_than:1d` })).data,
+    ).toEqual({ resultSizeEstimate: 0 });
     expect((await api.users.messages.list({ userId: "me", maxResults: 500 })).data.messages?.at(-1)?.id).toBe(old.id);
     await emu.control.deleteMessage(ALICE, old.id);
 
@@ -157,7 +199,12 @@ describe("messages", () => {
     const res = await rawGet(emu, auth, "/gmail/v1/users/me/messages/0000000000000abc");
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
-      error: { code: 404, message: "Requested entity was not found.", errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }], status: "NOT_FOUND" },
+      error: {
+        code: 404,
+        message: "Requested entity was not found.",
+        errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }],
+        status: "NOT_FOUND",
+      },
     });
   });
 
@@ -170,7 +217,10 @@ describe("messages", () => {
 
 describe("determinism", () => {
   it("builds the same mailbox (ids, threads, labels, attachments, history id) from the same seed", async () => {
-    const [a, b] = await Promise.all([startEmulator({ seed: 99, messages: 30 }), startEmulator({ seed: 99, messages: 30 })]);
+    const [a, b] = await Promise.all([
+      startEmulator({ seed: 99, messages: 30 }),
+      startEmulator({ seed: 99, messages: 30 }),
+    ]);
     try {
       const [ma, mb] = await Promise.all([a.control.mailbox(ALICE), b.control.mailbox(ALICE)]);
       expect(ma.messages).toHaveLength(30);
@@ -206,13 +256,22 @@ describe("history", () => {
     expect(relabelled?.messages).toEqual([{ id: a.id, threadId: a.threadId }]);
     expect(deleted?.messagesDeleted?.[0]?.message?.id).toBe(a.id);
 
-    const onlyAdded = (await api.users.history.list({ userId: "me", startHistoryId: start, historyTypes: ["messageAdded"] })).data;
+    const onlyAdded = (
+      await api.users.history.list({ userId: "me", startHistoryId: start, historyTypes: ["messageAdded"] })
+    ).data;
     expect(onlyAdded.history?.map((h) => h.id)).toEqual([added?.id]);
 
     const paged: string[] = [];
     let pageToken: string | undefined;
     do {
-      const page = (await api.users.history.list({ userId: "me", startHistoryId: start, maxResults: 3, ...(pageToken ? { pageToken } : {}) })).data;
+      const page = (
+        await api.users.history.list({
+          userId: "me",
+          startHistoryId: start,
+          maxResults: 3,
+          ...(pageToken ? { pageToken } : {}),
+        })
+      ).data;
       paged.push(...(page.history ?? []).map((h) => h.id as string));
       pageToken = page.nextPageToken ?? undefined;
     } while (pageToken);
@@ -229,10 +288,17 @@ describe("history", () => {
     const res = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${old}`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
-      error: { code: 404, message: "Requested entity was not found.", errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }], status: "NOT_FOUND" },
+      error: {
+        code: 404,
+        message: "Requested entity was not found.",
+        errors: [{ message: "Requested entity was not found.", domain: "global", reason: "notFound" }],
+        status: "NOT_FOUND",
+      },
     });
     const current = (await emu.control.mailbox(ALICE)).historyId;
-    expect((await api.users.history.list({ userId: "me", startHistoryId: current })).data).toEqual({ historyId: current });
+    expect((await api.users.history.list({ userId: "me", startHistoryId: current })).data).toEqual({
+      historyId: current,
+    });
     const missing = await rawGet(emu, auth, "/gmail/v1/users/me/history");
     expect(missing.status).toBe(400);
   });

@@ -18,10 +18,14 @@ afterAll(async () => {
 
 it("gives the sender's text/plain body decoded by its charset (mislabelled UTF-8 as UTF-8), null for HTML-only, the outer body for a forward", async () => {
   const latin = Buffer.concat([
-    Buffer.from('From: a@example.com\r\nTo: truth@example.com\r\nSubject: x\r\nContent-Type: text/plain; charset="windows-1252"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'),
+    Buffer.from(
+      'From: a@example.com\r\nTo: truth@example.com\r\nSubject: x\r\nContent-Type: text/plain; charset="windows-1252"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n',
+    ),
     iconv.encode("Caf\u00e9 \u20ac 12,50 \u201cquoted\u201d\r\n", "windows-1252"),
   ]);
-  const html = Buffer.from("From: a@example.com\r\nSubject: h\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>only html</p>\r\n");
+  const html = Buffer.from(
+    "From: a@example.com\r\nSubject: h\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>only html</p>\r\n",
+  );
   const forward = Buffer.from(
     [
       "From: b@example.com",
@@ -45,7 +49,9 @@ it("gives the sender's text/plain body decoded by its charset (mislabelled UTF-8
     ].join("\r\n"),
   );
   const mislabelled = Buffer.concat([
-    Buffer.from("From: a@example.com\r\nSubject: m\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"),
+    Buffer.from(
+      "From: a@example.com\r\nSubject: m\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+    ),
     Buffer.from("Don\u2019t miss Caf\u00e9 \u2013 9 \u20ac \u2713\r\n", "utf8"),
   ]);
   const ids = [];

@@ -6,9 +6,17 @@ import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import type { Emulator } from "../src/server.ts";
 
-export async function clientFor(emu: Emulator, email = emu.accounts[0] as string, scopes?: string[]): Promise<{ api: gmail_v1.Gmail; auth: OAuth2Client; refreshToken: string }> {
+export async function clientFor(
+  emu: Emulator,
+  email = emu.accounts[0] as string,
+  scopes?: string[],
+): Promise<{ api: gmail_v1.Gmail; auth: OAuth2Client; refreshToken: string }> {
   const refreshToken = await emu.control.issueRefreshToken(email, scopes);
-  const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    endpoints: { oauth2TokenUrl: emu.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: refreshToken });
   return { api: gmail({ version: "v1", rootUrl: emu.gmailRootUrl, auth }), auth, refreshToken };
 }

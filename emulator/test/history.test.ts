@@ -26,16 +26,37 @@ let serial = 0;
 /** A two-message thread as in the recording: one sent message, then a reply in the inbox. */
 async function thread(target = emu): Promise<{ threadId: string; sent: string; reply: string }> {
   const n = ++serial;
-  const sent = await target.control.deliver(ALICE, { raw: await compose({ from: ALICE, to: "bob@example.net", subject: `Plan ${n}`, messageId: `<plan-${n}@example.com>`, text: "one" }), labelIds: ["SENT"] });
+  const sent = await target.control.deliver(ALICE, {
+    raw: await compose({
+      from: ALICE,
+      to: "bob@example.net",
+      subject: `Plan ${n}`,
+      messageId: `<plan-${n}@example.com>`,
+      text: "one",
+    }),
+    labelIds: ["SENT"],
+  });
   const reply = await target.control.deliver(ALICE, {
-    raw: await compose({ from: "bob@example.net", to: ALICE, subject: `Re: Plan ${n}`, messageId: `<plan-${n}-re@example.net>`, inReplyTo: `<plan-${n}@example.com>`, references: [`<plan-${n}@example.com>`], text: "two" }),
+    raw: await compose({
+      from: "bob@example.net",
+      to: ALICE,
+      subject: `Re: Plan ${n}`,
+      messageId: `<plan-${n}-re@example.net>`,
+      inReplyTo: `<plan-${n}@example.com>`,
+      references: [`<plan-${n}@example.com>`],
+      text: "two",
+    }),
     labelIds: ["UNREAD", "CATEGORY_UPDATES", "INBOX"],
   });
   expect(reply.threadId).toBe(sent.threadId);
   return { threadId: sent.threadId, sent: sent.id, reply: reply.id };
 }
 
-async function historySince(start: string, params: Partial<gmail_v1.Params$Resource$Users$History$List> = {}, client = api): Promise<gmail_v1.Schema$ListHistoryResponse> {
+async function historySince(
+  start: string,
+  params: Partial<gmail_v1.Params$Resource$Users$History$List> = {},
+  client = api,
+): Promise<gmail_v1.Schema$ListHistoryResponse> {
   return (await client.users.history.list({ userId: "me", startHistoryId: start, ...params })).data;
 }
 
@@ -64,7 +85,9 @@ describe("thread operations", () => {
     ]);
     // Record 2: only the message that was in the inbox.
     expect(removed?.messages).toEqual([{ id: t.reply, threadId: t.threadId }]);
-    expect(removed?.labelsRemoved?.map((e) => [e.message?.id, e.labelIds, sorted(e.message?.labelIds)])).toEqual([[t.reply, ["INBOX"], ["CATEGORY_UPDATES", "TRASH", "UNREAD"]]]);
+    expect(removed?.labelsRemoved?.map((e) => [e.message?.id, e.labelIds, sorted(e.message?.labelIds)])).toEqual([
+      [t.reply, ["INBOX"], ["CATEGORY_UPDATES", "TRASH", "UNREAD"]],
+    ]);
     expect(BigInt(removed?.id as string)).toBeGreaterThan(BigInt(added?.id as string));
 
     const mid = await currentHistoryId();
@@ -83,7 +106,11 @@ describe("thread operations", () => {
   it("threads.modify adding and removing writes one record holding labelsAdded and labelsRemoved for the messages it changed", async () => {
     const t = await thread();
     const start = await currentHistoryId();
-    await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] } });
+    await api.users.threads.modify({
+      userId: "me",
+      id: t.threadId,
+      requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] },
+    });
     const records = (await historySince(start)).history ?? [];
     expect(records).toHaveLength(1);
     const [r] = records;
@@ -93,7 +120,9 @@ describe("thread operations", () => {
       [t.reply, ["STARRED"]],
     ]);
     // Only the reply was unread.
-    expect(r?.labelsRemoved?.map((e) => [e.message?.id, e.labelIds, sorted(e.message?.labelIds)])).toEqual([[t.reply, ["UNREAD"], ["CATEGORY_UPDATES", "INBOX", "STARRED"]]]);
+    expect(r?.labelsRemoved?.map((e) => [e.message?.id, e.labelIds, sorted(e.message?.labelIds)])).toEqual([
+      [t.reply, ["UNREAD"], ["CATEGORY_UPDATES", "INBOX", "STARRED"]],
+    ]);
     // A change that changes nothing writes nothing.
     const after = await currentHistoryId();
     await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"] } });
@@ -104,13 +133,24 @@ describe("thread operations", () => {
     const t = await thread();
     const other = await emu.control.deliver(ALICE, { labelIds: ["INBOX", "UNREAD"] });
     const start = await currentHistoryId();
-    await api.users.messages.modify({ userId: "me", id: t.reply, requestBody: { addLabelIds: ["IMPORTANT"], removeLabelIds: ["UNREAD"] } });
+    await api.users.messages.modify({
+      userId: "me",
+      id: t.reply,
+      requestBody: { addLabelIds: ["IMPORTANT"], removeLabelIds: ["UNREAD"] },
+    });
     await api.users.messages.trash({ userId: "me", id: other.id });
     await api.users.messages.untrash({ userId: "me", id: other.id });
-    const batch = await api.users.messages.batchModify({ userId: "me", requestBody: { ids: [t.sent, t.reply, other.id], addLabelIds: ["STARRED"], removeLabelIds: ["IMPORTANT"] } });
+    const batch = await api.users.messages.batchModify({
+      userId: "me",
+      requestBody: { ids: [t.sent, t.reply, other.id], addLabelIds: ["STARRED"], removeLabelIds: ["IMPORTANT"] },
+    });
     expect(batch.status).toBe(204);
     const records = (await historySince(start)).history ?? [];
-    const kinds = records.map((r) => [r.messages?.length, r.labelsAdded?.map((e) => e.labelIds?.join()).join(" ") ?? "", r.labelsRemoved?.map((e) => e.labelIds?.join()).join(" ") ?? ""]);
+    const kinds = records.map((r) => [
+      r.messages?.length,
+      r.labelsAdded?.map((e) => e.labelIds?.join()).join(" ") ?? "",
+      r.labelsRemoved?.map((e) => e.labelIds?.join()).join(" ") ?? "",
+    ]);
     expect(kinds).toEqual([
       [1, "IMPORTANT", "UNREAD"], // modify: one record, both kinds
       [1, "TRASH", ""], // trash: TRASH added
@@ -122,26 +162,38 @@ describe("thread operations", () => {
 
   it("batchModify refuses more than 1000 ids and needs gmail.modify", async () => {
     const ids = Array.from({ length: 1001 }, (_, i) => (0x1000 + i).toString(16).padStart(16, "0"));
-    await expect(api.users.messages.batchModify({ userId: "me", requestBody: { ids, addLabelIds: ["STARRED"] } })).rejects.toMatchObject({ status: 400 });
+    await expect(
+      api.users.messages.batchModify({ userId: "me", requestBody: { ids, addLabelIds: ["STARRED"] } }),
+    ).rejects.toMatchObject({ status: 400 });
     const { api: reader } = await clientFor(emu, ALICE);
-    await expect(reader.users.messages.batchModify({ userId: "me", requestBody: { ids: ids.slice(0, 1), addLabelIds: ["STARRED"] } })).rejects.toMatchObject({ status: 403 });
+    await expect(
+      reader.users.messages.batchModify({
+        userId: "me",
+        requestBody: { ids: ids.slice(0, 1), addLabelIds: ["STARRED"] },
+      }),
+    ).rejects.toMatchObject({ status: 403 });
   });
 
-  it.skipIf(!samplesPresent)("serves the recorded structure for a thread trash, untrash and modify and a delivery with records holding only messages", async () => {
-    await emu.control.updateSettings({ historyMessagesOnlyRate: 1 });
-    try {
-      const t = await thread();
-      const start = await currentHistoryId();
-      await api.users.threads.trash({ userId: "me", id: t.threadId });
-      await emu.control.deliver(ALICE, { labelIds: ["SENT"] });
-      await api.users.threads.untrash({ userId: "me", id: t.threadId });
-      await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["UNREAD"] } });
-      const served = await historySince(start);
-      expect(shapeDiff(served, sampleShape("history_list_thread_ops.json") as NonNullable<ReturnType<typeof sampleShape>>)).toEqual([]);
-    } finally {
-      await emu.control.updateSettings({ historyMessagesOnlyRate: 0.1 });
-    }
-  });
+  it.skipIf(!samplesPresent)(
+    "serves the recorded structure for a thread trash, untrash and modify and a delivery with records holding only messages",
+    async () => {
+      await emu.control.updateSettings({ historyMessagesOnlyRate: 1 });
+      try {
+        const t = await thread();
+        const start = await currentHistoryId();
+        await api.users.threads.trash({ userId: "me", id: t.threadId });
+        await emu.control.deliver(ALICE, { labelIds: ["SENT"] });
+        await api.users.threads.untrash({ userId: "me", id: t.threadId });
+        await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["UNREAD"] } });
+        const served = await historySince(start);
+        expect(
+          shapeDiff(served, sampleShape("history_list_thread_ops.json") as NonNullable<ReturnType<typeof sampleShape>>),
+        ).toEqual([]);
+      } finally {
+        await emu.control.updateSettings({ historyMessagesOnlyRate: 0.1 });
+      }
+    },
+  );
 });
 
 describe("records holding only messages", () => {
@@ -153,7 +205,8 @@ describe("records holding only messages", () => {
     expect(records[0]?.messagesAdded?.[0]?.message?.id).toBe(d.id);
     const bare = records.slice(1);
     expect(bare.length).toBeGreaterThanOrEqual(1);
-    for (const r of bare) expect(r).toEqual({ id: expect.stringMatching(/^\d+$/), messages: [{ id: d.id, threadId: d.threadId }] });
+    for (const r of bare)
+      expect(r).toEqual({ id: expect.stringMatching(/^\d+$/), messages: [{ id: d.id, threadId: d.threadId }] });
     // A typed filter leaves them out: they carry no type.
     expect((await historySince(start, { historyTypes: ["messageAdded"] })).history).toHaveLength(1);
 
@@ -169,7 +222,11 @@ describe("filters and paging", () => {
   it("historyTypes keeps only the asked-for entries of a record; labelId keeps entries naming the label", async () => {
     const t = await thread();
     const start = await currentHistoryId();
-    await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] } });
+    await api.users.threads.modify({
+      userId: "me",
+      id: t.threadId,
+      requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] },
+    });
 
     const removedOnly = (await historySince(start, { historyTypes: ["labelRemoved"] })).history ?? [];
     expect(removedOnly).toHaveLength(1);
@@ -212,15 +269,27 @@ describe("filters and paging", () => {
 
 describe("historyCombinedRecords: false", () => {
   it("writes one record per message and change type, as before", async () => {
-    const split = await startEmulator({ seed: 22, accounts: [ALICE], historyCombinedRecords: false, historyMessagesOnlyRate: 0 });
+    const split = await startEmulator({
+      seed: 22,
+      accounts: [ALICE],
+      historyCombinedRecords: false,
+      historyMessagesOnlyRate: 0,
+    });
     try {
       const { api: c } = await clientFor(split, ALICE, [MODIFY]);
       const t = await thread(split);
       const start = await currentHistoryId(split);
       await c.users.threads.trash({ userId: "me", id: t.threadId });
-      await c.users.messages.modify({ userId: "me", id: t.reply, requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] } });
+      await c.users.messages.modify({
+        userId: "me",
+        id: t.reply,
+        requestBody: { addLabelIds: ["STARRED"], removeLabelIds: ["UNREAD"] },
+      });
       const records = (await historySince(start, {}, c)).history ?? [];
-      const flat = records.map((r) => [r.messages?.map((m) => m.id).join(), r.labelsAdded ? `+${r.labelsAdded[0]?.labelIds}` : `-${r.labelsRemoved?.[0]?.labelIds}`]);
+      const flat = records.map((r) => [
+        r.messages?.map((m) => m.id).join(),
+        r.labelsAdded ? `+${r.labelsAdded[0]?.labelIds}` : `-${r.labelsRemoved?.[0]?.labelIds}`,
+      ]);
       expect(flat).toEqual([
         [t.sent, "+TRASH"],
         [t.reply, "+TRASH"],
@@ -235,8 +304,16 @@ describe("historyCombinedRecords: false", () => {
 });
 
 describe("bulk label change", () => {
-  it("marks 70,000 messages read in records of up to 1000 that history pages cover exactly once", { timeout: 180_000 }, async () => {
-    const big = await startEmulator({ seed: 23, accounts: [ALICE], messages: 70_000, attachments: false, hostile: false });
+  it("marks 70,000 messages read in records of up to 1000 that history pages cover exactly once", {
+    timeout: 180_000,
+  }, async () => {
+    const big = await startEmulator({
+      seed: 23,
+      accounts: [ALICE],
+      messages: 70_000,
+      attachments: false,
+      hostile: false,
+    });
     try {
       const { api: c } = await clientFor(big, ALICE);
       // Every message unread first, so the timed change covers all 70,000. (The control API's
@@ -246,7 +323,9 @@ describe("bulk label change", () => {
       const start = allUnread.historyId;
       let t0 = performance.now();
       const result = await big.control.bulkModifyLabels(ALICE, { labelIds: ["UNREAD"], remove: ["UNREAD"] });
-      console.log(`bulk: ${result.changed} messages marked read in ${Math.round(performance.now() - t0)} ms (control call, history included)`);
+      console.log(
+        `bulk: ${result.changed} messages marked read in ${Math.round(performance.now() - t0)} ms (control call, history included)`,
+      );
       expect(result.changed).toBe(70_000);
       expect(result.historyId).toBe((await c.users.getProfile({ userId: "me" })).data.historyId);
 
@@ -255,7 +334,11 @@ describe("bulk label change", () => {
       let pages = 0;
       let pageToken: string | undefined;
       do {
-        const page = await historySince(start, { maxResults: 20, historyTypes: ["labelRemoved"], ...(pageToken ? { pageToken } : {}) }, c);
+        const page = await historySince(
+          start,
+          { maxResults: 20, historyTypes: ["labelRemoved"], ...(pageToken ? { pageToken } : {}) },
+          c,
+        );
         pages++;
         for (const r of page.history ?? []) {
           expect(r.labelsRemoved?.length).toBeLessThanOrEqual(1000);
@@ -288,6 +371,8 @@ describe("bulk label change", () => {
     expect(r?.labelsAdded?.map((e) => e.message?.id).sort()).toEqual([a.id, b.id].sort());
     const everything = await emu.control.bulkModifyLabels(ALICE, { all: true, remove: ["STARRED"] });
     expect(everything.changed).toBeGreaterThanOrEqual(2);
-    await expect(emu.control.bulkModifyLabels(ALICE, { all: true, ids: [a.id], add: ["STARRED"] })).rejects.toThrow(/exactly one/);
+    await expect(emu.control.bulkModifyLabels(ALICE, { all: true, ids: [a.id], add: ["STARRED"] })).rejects.toThrow(
+      /exactly one/,
+    );
   });
 });

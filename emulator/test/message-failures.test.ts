@@ -30,7 +30,14 @@ it("fails one id always with 500 backendError until cleared", async () => {
   for (let i = 0; i < 3; i++) {
     const res = await get(bad);
     expect(res.status).toBe(500);
-    expect(await res.json()).toEqual({ error: { code: 500, message: "Backend Error", errors: [{ message: "Backend Error", domain: "global", reason: "backendError" }], status: "INTERNAL" } });
+    expect(await res.json()).toEqual({
+      error: {
+        code: 500,
+        message: "Backend Error",
+        errors: [{ message: "Backend Error", domain: "global", reason: "backendError" }],
+        status: "INTERNAL",
+      },
+    });
   }
   expect((await get(good)).status).toBe(200);
   // Its thread cannot be served either (threads.get renders every member); another thread can.
@@ -42,7 +49,11 @@ it("fails one id always with 500 backendError until cleared", async () => {
   const { token } = await auth.getAccessToken();
   const boundary = "b1";
   const body = `${[bad, good].map((id, i) => [`--${boundary}`, "Content-Type: application/http", `Content-ID: <${i + 1}>`, "", `GET /gmail/v1/users/me/messages/${id}?format=minimal HTTP/1.1`, "", ""].join("\r\n")).join("")}--${boundary}--\r\n`;
-  const batch = await fetch(`${emu.url}/batch/gmail/v1`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": `multipart/mixed; boundary=${boundary}` }, body });
+  const batch = await fetch(`${emu.url}/batch/gmail/v1`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": `multipart/mixed; boundary=${boundary}` },
+    body,
+  });
   const text = await batch.text();
   expect(batch.status).toBe(200);
   expect(text).toMatch(/HTTP\/1\.1 500[\s\S]*backendError[\s\S]*HTTP\/1\.1 200/);
@@ -73,7 +84,9 @@ it("hostile: false reaches the generator: no hostile attachment in the mailbox",
       await e.close();
     }
   };
-  const hostileNames = Object.entries(FIXED_FILENAMES).filter(([kind]) => (HOSTILE_KINDS as readonly string[]).includes(kind)).map(([, name]) => name);
+  const hostileNames = Object.entries(FIXED_FILENAMES)
+    .filter(([kind]) => (HOSTILE_KINDS as readonly string[]).includes(kind))
+    .map(([, name]) => name);
   expect(hostileNames).toContain("ledger-recursive.pdf"); // the PDF built to hit the extraction timeout
   const withHostile = await filenames(true);
   const tame = await filenames(false);

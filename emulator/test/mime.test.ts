@@ -45,7 +45,11 @@ describe("parseMime", () => {
     expect(root.headers[0]?.value).toBe("André Pirard <pirard@example.net>");
     expect(root.headers[1]?.value).toBe("échantillon final");
     expect(root.headers[2]?.value).toBe("from a\tby b");
-    expect(root.children.map((c) => c.mimeType)).toEqual(["multipart/alternative", "application/octet-stream", "text/plain"]);
+    expect(root.children.map((c) => c.mimeType)).toEqual([
+      "multipart/alternative",
+      "application/octet-stream",
+      "text/plain",
+    ]);
     const [plain, html] = root.children[0]?.children ?? [];
     expect(decodeBody(plain!).toString("latin1")).toBe("café softbreak");
     expect(decodeBody(html!).toString()).toBe("<p>hi</p>");
@@ -63,7 +67,8 @@ describe("parseMime", () => {
 
   it("bounds multipart nesting", () => {
     let raw = "Content-Type: text/plain\r\n\r\nleaf";
-    for (let i = 0; i < 200; i++) raw = `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n${raw}\r\n--b${i}--\r\n`;
+    for (let i = 0; i < 200; i++)
+      raw = `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n${raw}\r\n--b${i}--\r\n`;
     let node = parseMime(Buffer.from(raw));
     let depth = 0;
     while (node.children[0]) {
@@ -75,7 +80,10 @@ describe("parseMime", () => {
   });
 
   it("parses structured headers and leaves malformed encoded words alone", () => {
-    expect(parseStructuredHeader('Text/HTML; Charset="utf-8"; name="a \\"b\\".html"')).toEqual({ value: "text/html", params: { charset: "utf-8", name: 'a "b".html' } });
+    expect(parseStructuredHeader('Text/HTML; Charset="utf-8"; name="a \\"b\\".html"')).toEqual({
+      value: "text/html",
+      params: { charset: "utf-8", name: 'a "b".html' },
+    });
     expect(decodeWords("=?utf-8?B?###?= plain")).toBe("=?utf-8?B?###?= plain");
   });
 });

@@ -11,16 +11,29 @@ import { clientFor } from "./helpers.ts";
 
 /** The push payload, as a subscriber decodes Pub/Sub's envelope. */
 function decodePushEnvelope(body: Received["body"]): { emailAddress: string; historyId: string } {
-  const data = JSON.parse(Buffer.from(body.message.data, "base64").toString("utf8")) as { emailAddress: string; historyId: number };
+  const data = JSON.parse(Buffer.from(body.message.data, "base64").toString("utf8")) as {
+    emailAddress: string;
+    historyId: number;
+  };
   // Gmail's payload carries historyId as a JSON number; the API's historyId fields are strings.
   return { emailAddress: data.emailAddress, historyId: String(data.historyId) };
 }
 
 /** Verifies the push's bearer token the way a subscriber does with google-auth-library. */
-async function verifyPush(certsUrl: string, authorization: string, audience: string, serviceAccount: string): Promise<boolean> {
+async function verifyPush(
+  certsUrl: string,
+  authorization: string,
+  audience: string,
+  serviceAccount: string,
+): Promise<boolean> {
   const certs = (await (await fetch(certsUrl)).json()) as Record<string, string>;
   try {
-    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(authorization.replace(/^Bearer /, ""), certs, audience, ["https://accounts.google.com", "accounts.google.com"]);
+    const ticket = await new OAuth2Client().verifySignedJwtWithCertsAsync(
+      authorization.replace(/^Bearer /, ""),
+      certs,
+      audience,
+      ["https://accounts.google.com", "accounts.google.com"],
+    );
     const payload = ticket.getPayload();
     return payload?.email === serviceAccount && payload.email_verified === true;
   } catch {
@@ -31,7 +44,17 @@ async function verifyPush(certsUrl: string, authorization: string, audience: str
 interface Received {
   at: number;
   authorization: string;
-  body: { message: { data: string; messageId: string; message_id: string; publishTime: string; publish_time: string; attributes?: unknown }; subscription: string };
+  body: {
+    message: {
+      data: string;
+      messageId: string;
+      message_id: string;
+      publishTime: string;
+      publish_time: string;
+      attributes?: unknown;
+    };
+    subscription: string;
+  };
 }
 
 let receiver: Server;
@@ -68,7 +91,12 @@ async function watched(opts: Parameters<typeof startEmulator>[0] = {}) {
   const emu = await startEmulator({ seed: 11, pushEndpoint: endpoint, pushMinBackoffMs: 50, ...opts });
   emulators.push(emu);
   const { api } = await clientFor(emu);
-  const watch = (await api.users.watch({ userId: "me", requestBody: { topicName: "projects/demo/topics/gmail", labelIds: ["INBOX"], labelFilterBehavior: "INCLUDE" } })).data;
+  const watch = (
+    await api.users.watch({
+      userId: "me",
+      requestBody: { topicName: "projects/demo/topics/gmail", labelIds: ["INBOX"], labelFilterBehavior: "INCLUDE" },
+    })
+  ).data;
   return { emu, api, watch };
 }
 
@@ -92,25 +120,40 @@ describe("push", () => {
     expect(first.body.message.messageId).toBe(first.body.message.message_id);
     expect(first.body.message.publishTime).toBe(first.body.message.publish_time);
     expect(first.body.message.attributes).toBeUndefined();
-    expect(JSON.parse(Buffer.from(first.body.message.data, "base64").toString())).toEqual({ emailAddress: "alice@example.com", historyId: Number(watch.historyId) });
-    expect(decodePushEnvelope(first.body)).toMatchObject({ emailAddress: "alice@example.com", historyId: watch.historyId });
+    expect(JSON.parse(Buffer.from(first.body.message.data, "base64").toString())).toEqual({
+      emailAddress: "alice@example.com",
+      historyId: Number(watch.historyId),
+    });
+    expect(decodePushEnvelope(first.body)).toMatchObject({
+      emailAddress: "alice@example.com",
+      historyId: watch.historyId,
+    });
 
     // google-auth-library's verification over the PEM certs accepts it, for this audience only.
     expect(await verifyPush(emu.certsUrl, first.authorization, endpoint, emu.pushServiceAccount)).toBe(true);
-    expect(await verifyPush(emu.certsUrl, first.authorization, "https://elsewhere.example", emu.pushServiceAccount)).toBe(false);
+    expect(
+      await verifyPush(emu.certsUrl, first.authorization, "https://elsewhere.example", emu.pushServiceAccount),
+    ).toBe(false);
 
     // Claims and signature against the JWKS.
     const [h, p, s] = first.authorization.replace(/^Bearer /, "").split(".") as [string, string, string];
     const header = JSON.parse(Buffer.from(h, "base64url").toString());
     const claims = JSON.parse(Buffer.from(p, "base64url").toString());
     expect(header).toMatchObject({ alg: "RS256", typ: "JWT" });
-    expect(claims).toMatchObject({ iss: "https://accounts.google.com", aud: endpoint, email: emu.pushServiceAccount, email_verified: true });
+    expect(claims).toMatchObject({
+      iss: "https://accounts.google.com",
+      aud: endpoint,
+      email: emu.pushServiceAccount,
+      email_verified: true,
+    });
     expect(claims.exp - claims.iat).toBe(3600);
     const jwks = (await (await fetch(emu.jwksUrl)).json()) as { keys: Array<{ kid: string }> };
     const jwk = jwks.keys.find((k) => k.kid === header.kid);
     expect(jwk).toBeDefined();
     const signed = Buffer.from(`${h}.${p}`);
-    expect(verify("sha256", signed, createPublicKey({ key: jwk as never, format: "jwk" }), Buffer.from(s, "base64url"))).toBe(true);
+    expect(
+      verify("sha256", signed, createPublicKey({ key: jwk as never, format: "jwk" }), Buffer.from(s, "base64url")),
+    ).toBe(true);
     const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey;
     expect(verify("sha256", signed, other, Buffer.from(s, "base64url"))).toBe(false);
 
@@ -149,13 +192,30 @@ describe("push", () => {
   it("matches the label filter against every entry of a multi-message record", async () => {
     // Counts notifications per change: the extra records holding only `messages` would add their own.
     const { emu } = await watched({ historyMessagesOnlyRate: 0 });
-    const { api: modifier } = await clientFor(emu, "alice@example.com", ["https://www.googleapis.com/auth/gmail.modify"]);
+    const { api: modifier } = await clientFor(emu, "alice@example.com", [
+      "https://www.googleapis.com/auth/gmail.modify",
+    ]);
     await until(() => received.length === 1);
-    const sentAlone = await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: alice@example.com\r\nTo: x@example.net\r\nSubject: alone\r\nMessage-ID: <alone@example.com>\r\n\r\nhi\r\n"), labelIds: ["SENT"] });
-    const sent = await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: alice@example.com\r\nTo: x@example.net\r\nSubject: q\r\nMessage-ID: <q@example.com>\r\n\r\nhi\r\n"), labelIds: ["SENT"] });
+    const sentAlone = await emu.control.deliver("alice@example.com", {
+      raw: Buffer.from(
+        "From: alice@example.com\r\nTo: x@example.net\r\nSubject: alone\r\nMessage-ID: <alone@example.com>\r\n\r\nhi\r\n",
+      ),
+      labelIds: ["SENT"],
+    });
+    const sent = await emu.control.deliver("alice@example.com", {
+      raw: Buffer.from(
+        "From: alice@example.com\r\nTo: x@example.net\r\nSubject: q\r\nMessage-ID: <q@example.com>\r\n\r\nhi\r\n",
+      ),
+      labelIds: ["SENT"],
+    });
     await new Promise((r) => setTimeout(r, 1100));
     expect(received).toHaveLength(1); // nothing with INBOX yet
-    await emu.control.deliver("alice@example.com", { raw: Buffer.from("From: x@example.net\r\nTo: alice@example.com\r\nSubject: Re: q\r\nIn-Reply-To: <q@example.com>\r\n\r\nyes\r\n"), labelIds: ["INBOX"] });
+    await emu.control.deliver("alice@example.com", {
+      raw: Buffer.from(
+        "From: x@example.net\r\nTo: alice@example.com\r\nSubject: Re: q\r\nIn-Reply-To: <q@example.com>\r\n\r\nyes\r\n",
+      ),
+      labelIds: ["INBOX"],
+    });
     await until(() => received.length === 2);
     await new Promise((r) => setTimeout(r, 1100));
     // A record touching only a message outside INBOX: no notification.
@@ -200,6 +260,8 @@ describe("push", () => {
     const emu = await startEmulator({ seed: 13 });
     emulators.push(emu);
     const { api } = await clientFor(emu);
-    await expect(api.users.watch({ userId: "me", requestBody: { topicName: "gmail" } })).rejects.toMatchObject({ status: 400 });
+    await expect(api.users.watch({ userId: "me", requestBody: { topicName: "gmail" } })).rejects.toMatchObject({
+      status: 400,
+    });
   });
 });

@@ -88,7 +88,14 @@ describe("the user's minute window (fake clock)", () => {
     expect([...forms.keys()].sort()).toEqual(["resourceExhausted", "userRateLimit"]);
     const exhausted = forms.get("resourceExhausted") as ApiError;
     expect(exhausted.toJSON()).toEqual({
-      error: { code: 429, message: "Resource has been exhausted (e.g. check quota).", errors: [{ message: "Resource has been exhausted (e.g. check quota).", domain: "global", reason: "rateLimitExceeded" }], status: "RESOURCE_EXHAUSTED" },
+      error: {
+        code: 429,
+        message: "Resource has been exhausted (e.g. check quota).",
+        errors: [
+          { message: "Resource has been exhausted (e.g. check quota).", domain: "global", reason: "rateLimitExceeded" },
+        ],
+        status: "RESOURCE_EXHAUSTED",
+      },
     });
     expect(exhausted.headers).toEqual({});
     // The retry time is when the oldest second leaves the window: T0 + 60 s.
@@ -104,8 +111,16 @@ describe("the user's minute window (fake clock)", () => {
     expect(sustained.toJSON()).toEqual({
       error: {
         code: 403,
-        message: "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.",
-        errors: [{ message: "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.", domain: "usageLimits", reason: "rateLimitExceeded" }],
+        message:
+          "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.",
+        errors: [
+          {
+            message:
+              "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.",
+            domain: "usageLimits",
+            reason: "rateLimitExceeded",
+          },
+        ],
         status: "PERMISSION_DENIED",
       },
     });
@@ -138,7 +153,9 @@ describe("the user's minute window (fake clock)", () => {
     settings.quotaErrorStatus = 403;
     const legacy = attempt(q, "a", 1) as ApiError;
     expect(legacy.refusal).toBe("legacy403");
-    expect(legacy.toJSON()).toMatchObject({ error: { code: 403, errors: [{ domain: "usageLimits", reason: "userRateLimitExceeded" }] } });
+    expect(legacy.toJSON()).toMatchObject({
+      error: { code: 403, errors: [{ domain: "usageLimits", reason: "userRateLimitExceeded" }] },
+    });
   });
 
   it("userQuotaUnitsPerMinute 0 turns the user window off; reset() forgets it", () => {
@@ -164,7 +181,9 @@ describe("the project's minute window (fake clock)", () => {
     const err = attempt(q, "b", 1) as ApiError;
     expect(err.refusal).toBe("projectQuotaPerMinute");
     expect(err.status).toBe(429);
-    expect(err.message).toBe("Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'gmail.googleapis.com' for consumer 'project_number:42'.");
+    expect(err.message).toBe(
+      "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'gmail.googleapis.com' for consumer 'project_number:42'.",
+    );
     expect(q.spent.get("b")).toBe(40);
     clock.t += 60_000;
     expect(attempt(q, "b", 100)).toBeUndefined();
@@ -199,7 +218,14 @@ describe("concurrency cap", () => {
       refused = err as ApiError;
     }
     expect(refused?.refusal).toBe("tooManyConcurrent");
-    expect(refused?.toJSON()).toEqual({ error: { code: 429, message: "Too many concurrent requests for user", errors: [{ message: "Too many concurrent requests for user", domain: "global", reason: "rateLimitExceeded" }], status: "RESOURCE_EXHAUSTED" } });
+    expect(refused?.toJSON()).toEqual({
+      error: {
+        code: 429,
+        message: "Too many concurrent requests for user",
+        errors: [{ message: "Too many concurrent requests for user", domain: "global", reason: "rateLimitExceeded" }],
+        status: "RESOURCE_EXHAUSTED",
+      },
+    });
     expect(q.spent.get("a")).toBe(50);
     // Another user is not affected; a release (even twice) frees exactly one place.
     expect(attempt(q, "b", 5)).toBeUndefined();
@@ -244,7 +270,12 @@ describe("end to end, default settings", () => {
     const ids: string[] = [];
     let pageToken: string | undefined;
     do {
-      const page = await api.users.messages.list({ userId: "me", maxResults: 100, includeSpamTrash: true, ...(pageToken ? { pageToken } : {}) });
+      const page = await api.users.messages.list({
+        userId: "me",
+        maxResults: 100,
+        includeSpamTrash: true,
+        ...(pageToken ? { pageToken } : {}),
+      });
       ids.push(...(page.data.messages ?? []).map((m) => m.id as string));
       pageToken = page.data.nextPageToken ?? undefined;
     } while (pageToken);
@@ -283,14 +314,24 @@ describe("end to end, default settings", () => {
     await Promise.all(Array.from({ length: 10 }, worker));
     const before = await emu.control.stats();
     expect(before.quotaUnits["alice@example.com"]).toBeGreaterThanOrEqual(15_000 - 10);
-    const bodies: Array<{ status: number; retryAfter: string | null; body: { error: { message: string; errors: Array<{ domain: string; reason: string }> } } }> = [];
+    const bodies: Array<{
+      status: number;
+      retryAfter: string | null;
+      body: { error: { message: string; errors: Array<{ domain: string; reason: string }> } };
+    }> = [];
     for (let i = 0; i < 30; i++) {
       const res = await threadsList();
-      bodies.push({ status: res.status, retryAfter: res.headers.get("retry-after"), body: (await res.json()) as never });
+      bodies.push({
+        status: res.status,
+        retryAfter: res.headers.get("retry-after"),
+        body: (await res.json()) as never,
+      });
     }
     expect(new Set(bodies.map((b) => b.status))).toEqual(new Set([429]));
     const messages = new Set(bodies.map((b) => b.body.error.message.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/, "<ts>")));
-    expect(messages).toEqual(new Set(["Resource has been exhausted (e.g. check quota).", "User-rate limit exceeded.  Retry after <ts>"]));
+    expect(messages).toEqual(
+      new Set(["Resource has been exhausted (e.g. check quota).", "User-rate limit exceeded.  Retry after <ts>"]),
+    );
     expect(bodies.every((b) => b.retryAfter === null)).toBe(true);
     if (samplesPresent) {
       const recorded = loadSample("error_429_resource_exhausted.json")?.body as { error: unknown };
@@ -301,8 +342,17 @@ describe("end to end, default settings", () => {
     // Ten seconds of overuse later: the 403 per-minute form, which the client does not retry.
     clock.offset += SUSTAINED_MS + 1000;
     const err = await api.users.threads.list({ userId: "me", maxResults: 1 }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ status: 403, response: { data: { error: { errors: [{ domain: "usageLimits", reason: "rateLimitExceeded" }], status: "PERMISSION_DENIED" } } } });
-    expect((err as { response: { data: { error: { message: string } } } }).response.data.error.message).toMatch(/^Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail\.googleapis\.com' for consumer 'project_number:\d+'\.$/);
+    expect(err).toMatchObject({
+      status: 403,
+      response: {
+        data: {
+          error: { errors: [{ domain: "usageLimits", reason: "rateLimitExceeded" }], status: "PERMISSION_DENIED" },
+        },
+      },
+    });
+    expect((err as { response: { data: { error: { message: string } } } }).response.data.error.message).toMatch(
+      /^Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'gmail\.googleapis\.com' for consumer 'project_number:\d+'\.$/,
+    );
     const stats = await emu.control.stats();
     expect(stats.rateLimitedByForm.resourceExhausted).toBeGreaterThan(0);
     expect(stats.rateLimitedByForm.userRateLimit).toBeGreaterThan(0);

@@ -62,7 +62,9 @@ const INNER = Buffer.from(
 
 /** The forwarding message: an HTML-only note and the original attached (named or not). */
 function forward(named: boolean, inner: Buffer = INNER, n = Math.random().toString(36).slice(2)): Buffer {
-  const rfcHead = named ? 'Content-Type: message/rfc822; name="Lunch.eml"\r\nContent-Disposition: attachment; filename="Lunch.eml"' : "Content-Type: message/rfc822\r\nContent-Disposition: attachment";
+  const rfcHead = named
+    ? 'Content-Type: message/rfc822; name="Lunch.eml"\r\nContent-Disposition: attachment; filename="Lunch.eml"'
+    : "Content-Type: message/rfc822\r\nContent-Disposition: attachment";
   return Buffer.concat([
     Buffer.from(
       `From: Carol <carol@example.net>\r\nTo: ${ALICE}\r\nSubject: Fwd: Lunch\r\nMessage-ID: <fwd-${n}@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="out-${n}"\r\n\r\n` +
@@ -73,7 +75,10 @@ function forward(named: boolean, inner: Buffer = INNER, n = Math.random().toStri
   ]);
 }
 
-function byPartId(p: gmail_v1.Schema$MessagePart, out = new Map<string, gmail_v1.Schema$MessagePart>()): Map<string, gmail_v1.Schema$MessagePart> {
+function byPartId(
+  p: gmail_v1.Schema$MessagePart,
+  out = new Map<string, gmail_v1.Schema$MessagePart>(),
+): Map<string, gmail_v1.Schema$MessagePart> {
   out.set(p.partId as string, p);
   for (const c of p.parts ?? []) byPartId(c, out);
   return out;
@@ -86,7 +91,9 @@ function recordedMessage(name: string): gmail_v1.Schema$Message {
 }
 
 async function attachment(messageId: string, part: gmail_v1.Schema$MessagePart | undefined): Promise<Buffer> {
-  const att = (await api.users.messages.attachments.get({ userId: "me", messageId, id: part?.body?.attachmentId as string })).data;
+  const att = (
+    await api.users.messages.attachments.get({ userId: "me", messageId, id: part?.body?.attachmentId as string })
+  ).data;
   const bytes = Buffer.from(att.data as string, "base64url");
   expect(att.size).toBe(bytes.length);
   expect(att.size).toBe(part?.body?.size);
@@ -119,7 +126,9 @@ describe("attached messages, expanded (Gmail's default)", () => {
     expect(root?.headers?.find((h) => h.name === "From")?.value).toBe("Bob <bob@example.org>");
     expect(root?.body).toEqual({ size: 0 });
     // Inner text is served like any body: inline and converted to UTF-8.
-    expect(Buffer.from(parts.get("1.0.0.0")?.body?.data as string, "base64url").toString()).toBe("Café at one? innerword");
+    expect(Buffer.from(parts.get("1.0.0.0")?.body?.data as string, "base64url").toString()).toBe(
+      "Café at one? innerword",
+    );
     expect(parts.get("1.0.0.0")?.body?.size).toBe(Buffer.byteLength("Caf\xe9 at one? innerword", "latin1"));
     // attachments.get: the rfc822 part is the whole .eml; an inner attachment is its own bytes.
     expect((await attachment(id, rfc)).equals(INNER)).toBe(true);
@@ -132,40 +141,59 @@ describe("attached messages, expanded (Gmail's default)", () => {
     const { id } = await emu.control.deliver(ALICE, { raw: forward(true), labelIds: ["INBOX"] });
     const truth = (await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id);
     expect(truth?.attachments).toEqual([{ partId: "1", filename: "Lunch.eml", size: INNER.length }]);
-    const listed = (await api.users.messages.list({ userId: "me", q: "has:attachment outerword" })).data.messages?.map((m) => m.id);
+    const listed = (await api.users.messages.list({ userId: "me", q: "has:attachment outerword" })).data.messages?.map(
+      (m) => m.id,
+    );
     expect(listed).toContain(id);
   });
 
-  it("a nameless attached message: filename \"\", still an attachmentId and one attachment (filename null)", async () => {
+  it('a nameless attached message: filename "", still an attachmentId and one attachment (filename null)', async () => {
     const { id } = await emu.control.deliver(ALICE, { raw: forward(false), labelIds: ["INBOX"] });
-    const rfc = byPartId((await api.users.messages.get({ userId: "me", id })).data.payload as gmail_v1.Schema$MessagePart).get("1");
+    const rfc = byPartId(
+      (await api.users.messages.get({ userId: "me", id })).data.payload as gmail_v1.Schema$MessagePart,
+    ).get("1");
     expect(rfc?.filename).toBe("");
     expect((await attachment(id, rfc)).equals(INNER)).toBe(true);
     expect(rfc?.parts?.[0]?.partId).toBe("1.0");
-    expect((await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments).toEqual([{ partId: "1", filename: null, size: INNER.length }]);
+    expect((await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments).toEqual([
+      { partId: "1", filename: null, size: INNER.length },
+    ]);
   });
 
   it("an attached message inside an attached message expands too, and its parts are reachable", async () => {
     const nested = forward(true, INNER, "nested");
     const { id } = await emu.control.deliver(ALICE, { raw: forward(true, nested), labelIds: ["INBOX"] });
-    const parts = byPartId((await api.users.messages.get({ userId: "me", id })).data.payload as gmail_v1.Schema$MessagePart);
+    const parts = byPartId(
+      (await api.users.messages.get({ userId: "me", id })).data.payload as gmail_v1.Schema$MessagePart,
+    );
     expect(parts.get("1.0.1")?.mimeType).toBe("message/rfc822");
     expect(parts.get("1.0.1.0.1")?.filename).toBe("menu.pdf");
     expect((await attachment(id, parts.get("1.0.1"))).equals(INNER)).toBe(true);
     expect((await attachment(id, parts.get("1.0.1.0.1"))).equals(PDF)).toBe(true);
-    expect((await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments.map((a) => a.partId)).toEqual(["1"]);
+    expect(
+      (await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments.map((a) => a.partId),
+    ).toEqual(["1"]);
   });
 
-  it.skipIf(!samplesPresent)("every part, inside the attached message too, has the recorded part shape (partId, mimeType, filename, headers, body)", async () => {
-    const { id } = await emu.control.deliver(ALICE, { raw: forward(true), labelIds: ["INBOX"] });
-    const msg = (await api.users.messages.get({ userId: "me", id })).data;
-    const recorded = ["messages_get_full_multipart_mixed_attachments_2024-10.json", "messages_get_full_text_plain_with_headers.json", "messages_get_full_iso8859_html_converted.json"]
-      .map(recordedMessage)
-      .flatMap((m) => [...byPartId(m.payload as gmail_v1.Schema$MessagePart).values()]);
-    const withoutParts = (p: gmail_v1.Schema$MessagePart) => Object.fromEntries(Object.entries(p).filter(([k]) => k !== "parts"));
-    const shape = shapeOf(...recorded.map(withoutParts));
-    for (const p of byPartId(msg.payload as gmail_v1.Schema$MessagePart).values()) expect(shapeDiff(withoutParts(p), shape), p.partId as string).toEqual([]);
-  });
+  it.skipIf(!samplesPresent)(
+    "every part, inside the attached message too, has the recorded part shape (partId, mimeType, filename, headers, body)",
+    async () => {
+      const { id } = await emu.control.deliver(ALICE, { raw: forward(true), labelIds: ["INBOX"] });
+      const msg = (await api.users.messages.get({ userId: "me", id })).data;
+      const recorded = [
+        "messages_get_full_multipart_mixed_attachments_2024-10.json",
+        "messages_get_full_text_plain_with_headers.json",
+        "messages_get_full_iso8859_html_converted.json",
+      ]
+        .map(recordedMessage)
+        .flatMap((m) => [...byPartId(m.payload as gmail_v1.Schema$MessagePart).values()]);
+      const withoutParts = (p: gmail_v1.Schema$MessagePart) =>
+        Object.fromEntries(Object.entries(p).filter(([k]) => k !== "parts"));
+      const shape = shapeOf(...recorded.map(withoutParts));
+      for (const p of byPartId(msg.payload as gmail_v1.Schema$MessagePart).values())
+        expect(shapeDiff(withoutParts(p), shape), p.partId as string).toEqual([]);
+    },
+  );
 });
 
 describe("attached messages, opaque (rfc822Expanded: false)", () => {
@@ -178,7 +206,9 @@ describe("attached messages, opaque (rfc822Expanded: false)", () => {
       expect(rfc?.mimeType).toBe("message/rfc822");
       expect(rfc?.parts).toBeUndefined();
       expect((await attachment(id, rfc)).equals(INNER)).toBe(true);
-      expect((await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments).toEqual([{ partId: "1", filename: "Lunch.eml", size: INNER.length }]);
+      expect((await emu.control.mailbox(ALICE)).messages.find((m) => m.id === id)?.attachments).toEqual([
+        { partId: "1", filename: "Lunch.eml", size: INNER.length },
+      ]);
     } finally {
       await emu.control.updateSettings({ rfc822Expanded: true });
     }
@@ -207,7 +237,11 @@ describe("generated forwards, served", () => {
       if (!subject.startsWith("Fwd: ")) continue;
       forwards++;
       const all = [...byPartId(msg.payload as gmail_v1.Schema$MessagePart).values()];
-      const rfcs = all.filter((p) => p.mimeType === "message/rfc822" && p.parts?.[0]?.headers?.find((h) => h.name === "Subject")?.value === subject.slice(5));
+      const rfcs = all.filter(
+        (p) =>
+          p.mimeType === "message/rfc822" &&
+          p.parts?.[0]?.headers?.find((h) => h.name === "Subject")?.value === subject.slice(5),
+      );
       expect(rfcs).toHaveLength(1);
       const rfc = rfcs[0] as gmail_v1.Schema$MessagePart;
       expect(rfc.parts?.[0]?.partId).toBe(`${rfc.partId}.0`);

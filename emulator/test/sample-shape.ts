@@ -27,7 +27,12 @@ export function loadSample(name: string): RecordedSample | undefined {
   const parsed = JSON.parse(text) as Record<string, unknown>;
   // Recorder envelopes: {request, status, response_headers_subset, response} or {method, endpoint, response}.
   if ("response" in parsed && ("request" in parsed || "endpoint" in parsed)) {
-    return { status: parsed.status as number | undefined, headers: (parsed.response_headers_subset ?? {}) as Record<string, string>, body: parsed.response, text };
+    return {
+      status: parsed.status as number | undefined,
+      headers: (parsed.response_headers_subset ?? {}) as Record<string, string>,
+      body: parsed.response,
+      text,
+    };
   }
   return { status: undefined, headers: {}, body: parsed, text };
 }
@@ -107,7 +112,8 @@ export function shapeDiff(served: unknown, sample: Shape, opts: ShapeOptions = {
     }
     for (const [k, entry] of sample.keys) {
       const p = `${at}.${k}`;
-      if (entry.count === sample.objects && !(k in obj) && !opts.optional?.includes(p)) out.push(`${p}: missing (every recording has it)`);
+      if (entry.count === sample.objects && !(k in obj) && !opts.optional?.includes(p))
+        out.push(`${p}: missing (every recording has it)`);
     }
   } else if (kind === "array" && sample.element) {
     for (const el of served as unknown[]) out.push(...shapeDiff(el, sample.element, opts, `${at}[]`));
@@ -118,6 +124,9 @@ export function shapeDiff(served: unknown, sample: Shape, opts: ShapeOptions = {
 
 /** Convenience: the shape of named samples' bodies (the ones present). */
 export function sampleShape(...names: string[]): Shape | undefined {
-  const bodies = names.map(loadSample).filter((s): s is RecordedSample => s !== undefined).map((s) => s.body);
+  const bodies = names
+    .map(loadSample)
+    .filter((s): s is RecordedSample => s !== undefined)
+    .map((s) => s.body);
   return bodies.length > 0 ? shapeOf(...bodies) : undefined;
 }

@@ -21,11 +21,15 @@ describe("scopes", () => {
     const { auth, api } = await clientFor(emu, "alice@example.com", [METADATA, READONLY]);
     const q = await rawGet(emu, auth, "/gmail/v1/users/me/messages?q=from:x");
     expect(q.status).toBe(403);
-    expect(((await q.json()) as { error: { message: string } }).error.message).toBe("Metadata scope does not support 'q' parameter");
+    expect(((await q.json()) as { error: { message: string } }).error.message).toBe(
+      "Metadata scope does not support 'q' parameter",
+    );
     const id = (await emu.control.mailbox("alice@example.com")).messages[0]?.id as string;
     const full = await rawGet(emu, auth, `/gmail/v1/users/me/messages/${id}`);
     expect(full.status).toBe(403);
-    expect(((await full.json()) as { error: { message: string } }).error.message).toBe("Metadata scope doesn't allow format FULL");
+    expect(((await full.json()) as { error: { message: string } }).error.message).toBe(
+      "Metadata scope doesn't allow format FULL",
+    );
     const meta = await api.users.messages.get({ userId: "me", id, format: "metadata" });
     expect(meta.data.payload?.headers?.length).toBeGreaterThan(0);
   });
@@ -34,7 +38,9 @@ describe("scopes", () => {
     const { auth } = await clientFor(emu, "alice@example.com", ["openid", "email"]);
     const res = await rawGet(emu, auth, "/gmail/v1/users/me/profile");
     expect(res.status).toBe(403);
-    expect(((await res.json()) as { error: { errors: Array<{ reason: string }> } }).error.errors[0]?.reason).toBe("insufficientPermissions");
+    expect(((await res.json()) as { error: { errors: Array<{ reason: string }> } }).error.errors[0]?.reason).toBe(
+      "insufficientPermissions",
+    );
   });
 });
 
@@ -45,7 +51,11 @@ describe("retention and expiry", () => {
     await emu.control.deliver("alice@example.com", {});
     const fresh = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${start}`);
     // One messagesAdded record (a delivery may also write records holding only `messages`).
-    expect(((await fresh.json()) as { history: Array<{ messagesAdded?: unknown[] }> }).history.filter((h) => h.messagesAdded)).toHaveLength(1);
+    expect(
+      ((await fresh.json()) as { history: Array<{ messagesAdded?: unknown[] }> }).history.filter(
+        (h) => h.messagesAdded,
+      ),
+    ).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 2300));
     const stale = await rawGet(emu, auth, `/gmail/v1/users/me/history?startHistoryId=${start}`);
     expect(stale.status).toBe(404);
@@ -57,14 +67,23 @@ describe("retention and expiry", () => {
       const res = await fetch(short.tokenUrl, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: await short.control.issueRefreshToken("alice@example.com"), client_id: short.clientId, client_secret: short.clientSecret }),
+        body: new URLSearchParams({
+          grant_type: "refresh_token",
+          refresh_token: await short.control.issueRefreshToken("alice@example.com"),
+          client_id: short.clientId,
+          client_secret: short.clientSecret,
+        }),
       });
       const tokens = (await res.json()) as { access_token: string; expires_in: number };
       expect(tokens.expires_in).toBe(2);
-      const ok = await fetch(`${short.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      const ok = await fetch(`${short.url}/gmail/v1/users/me/profile`, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
       expect(ok.status).toBe(200);
       await new Promise((r) => setTimeout(r, 2100));
-      const expired = await fetch(`${short.url}/gmail/v1/users/me/profile`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      const expired = await fetch(`${short.url}/gmail/v1/users/me/profile`, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
       expect(expired.status).toBe(401);
     } finally {
       await short.close();

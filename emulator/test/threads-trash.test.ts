@@ -26,9 +26,26 @@ afterAll(async () => {
 let serial = 0;
 async function thread(): Promise<{ threadId: string; sent: string; reply: string }> {
   const n = ++serial;
-  const sent = await emu.control.deliver(ALICE, { raw: await compose({ from: ALICE, to: "bob@example.net", subject: `Trip ${n}`, messageId: `<trip-${n}@example.com>`, text: "first" }), labelIds: ["SENT"] });
+  const sent = await emu.control.deliver(ALICE, {
+    raw: await compose({
+      from: ALICE,
+      to: "bob@example.net",
+      subject: `Trip ${n}`,
+      messageId: `<trip-${n}@example.com>`,
+      text: "first",
+    }),
+    labelIds: ["SENT"],
+  });
   const reply = await emu.control.deliver(ALICE, {
-    raw: await compose({ from: "bob@example.net", to: ALICE, subject: `Re: Trip ${n}`, messageId: `<trip-${n}-re@example.net>`, inReplyTo: `<trip-${n}@example.com>`, references: [`<trip-${n}@example.com>`], text: "second" }),
+    raw: await compose({
+      from: "bob@example.net",
+      to: ALICE,
+      subject: `Re: Trip ${n}`,
+      messageId: `<trip-${n}-re@example.net>`,
+      inReplyTo: `<trip-${n}@example.com>`,
+      references: [`<trip-${n}@example.com>`],
+      text: "second",
+    }),
     labelIds: ["UNREAD", "INBOX"],
   });
   return { threadId: sent.threadId, sent: sent.id, reply: reply.id };
@@ -42,15 +59,27 @@ describe("trash and untrash", () => {
   it("messages.trash adds TRASH and removes INBOX, answering id, threadId and labelIds only; untrash removes TRASH only", async () => {
     const t = await thread();
     const trashed = (await api.users.messages.trash({ userId: "me", id: t.reply })).data;
-    expect(trashed).toEqual({ id: t.reply, threadId: t.threadId, labelIds: expect.arrayContaining(["TRASH", "UNREAD"]) });
+    expect(trashed).toEqual({
+      id: t.reply,
+      threadId: t.threadId,
+      labelIds: expect.arrayContaining(["TRASH", "UNREAD"]),
+    });
     expect(trashed.labelIds).not.toContain("INBOX");
     if (samplesPresent) expect(shapeDiff(trashed, shape("messages_trash_response.json"))).toEqual([]);
     // Trashed mail leaves the default listing.
-    expect((await api.users.messages.list({ userId: "me", maxResults: 500 })).data.messages?.map((m) => m.id)).not.toContain(t.reply);
+    expect(
+      (await api.users.messages.list({ userId: "me", maxResults: 500 })).data.messages?.map((m) => m.id),
+    ).not.toContain(t.reply);
 
     const untrashed = (await api.users.messages.untrash({ userId: "me", id: t.reply })).data;
     expect(untrashed.labelIds).toEqual(["UNREAD"]);
-    expect(untrashed).toMatchObject({ id: t.reply, threadId: t.threadId, snippet: "second", historyId: expect.stringMatching(/^\d+$/), internalDate: expect.stringMatching(/^\d+000$/) });
+    expect(untrashed).toMatchObject({
+      id: t.reply,
+      threadId: t.threadId,
+      snippet: "second",
+      historyId: expect.stringMatching(/^\d+$/),
+      internalDate: expect.stringMatching(/^\d+000$/),
+    });
     expect(untrashed.payload).toBeUndefined();
     if (samplesPresent) expect(shapeDiff(untrashed, shape("messages_untrash_response.json"))).toEqual([]);
   });
@@ -76,10 +105,16 @@ describe("trash and untrash", () => {
     const t = await thread();
     const { api: reader } = await clientFor(emu, ALICE);
     await expect(reader.users.messages.trash({ userId: "me", id: t.reply })).rejects.toMatchObject({ status: 403 });
-    await expect(reader.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"] } })).rejects.toMatchObject({ status: 403 });
-    await expect(api.users.threads.trash({ userId: "me", id: "0000000000000abc" })).rejects.toMatchObject({ status: 404 });
+    await expect(
+      reader.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"] } }),
+    ).rejects.toMatchObject({ status: 403 });
+    await expect(api.users.threads.trash({ userId: "me", id: "0000000000000abc" })).rejects.toMatchObject({
+      status: 404,
+    });
     await expect(api.users.messages.untrash({ userId: "me", id: "nothex" })).rejects.toMatchObject({ status: 400 });
-    await expect(api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["NO_SUCH_LABEL"] } })).rejects.toMatchObject({ status: 400 });
+    await expect(
+      api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["NO_SUCH_LABEL"] } }),
+    ).rejects.toMatchObject({ status: 400 });
   });
 });
 
@@ -90,23 +125,37 @@ describe("discovery schemas", () => {
     const answers: Array<[string, unknown]> = [
       ["gmail.users.messages.trash", (await api.users.messages.trash({ userId: "me", id: t.reply })).data],
       ["gmail.users.messages.untrash", (await api.users.messages.untrash({ userId: "me", id: t.reply })).data],
-      ["gmail.users.threads.modify", (await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"] } })).data],
+      [
+        "gmail.users.threads.modify",
+        (await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { addLabelIds: ["STARRED"] } }))
+          .data,
+      ],
       ["gmail.users.threads.trash", (await api.users.threads.trash({ userId: "me", id: t.threadId })).data],
       ["gmail.users.threads.untrash", (await api.users.threads.untrash({ userId: "me", id: t.threadId })).data],
     ];
-    for (const [method, data] of answers) expect(validate(doc, responseSchema(doc, method) as string, data), method).toEqual([]);
+    for (const [method, data] of answers)
+      expect(validate(doc, responseSchema(doc, method) as string, data), method).toEqual([]);
   });
 });
 
 describe("modify answers", () => {
   it("messages.modify and threads.modify answer Gmail's shapes: messages without payload", async () => {
     const t = await thread();
-    const msg = (await api.users.messages.modify({ userId: "me", id: t.reply, requestBody: { addLabelIds: ["STARRED"] } })).data;
-    expect(msg).toMatchObject({ id: t.reply, threadId: t.threadId, labelIds: ["UNREAD", "INBOX", "STARRED"], snippet: "second" });
+    const msg = (
+      await api.users.messages.modify({ userId: "me", id: t.reply, requestBody: { addLabelIds: ["STARRED"] } })
+    ).data;
+    expect(msg).toMatchObject({
+      id: t.reply,
+      threadId: t.threadId,
+      labelIds: ["UNREAD", "INBOX", "STARRED"],
+      snippet: "second",
+    });
     expect(msg.payload).toBeUndefined();
     if (samplesPresent) expect(shapeDiff(msg, shape("messages_modify_response.json"))).toEqual([]);
 
-    const th = (await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["UNREAD"] } })).data;
+    const th = (
+      await api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["UNREAD"] } })
+    ).data;
     expect(th.id).toBe(t.threadId);
     expect(th.messages?.map((m) => m.id)).toEqual([t.sent, t.reply]);
     expect(th.messages?.[1]?.labelIds).toEqual(["INBOX", "STARRED"]);
@@ -123,8 +172,19 @@ describe("modify answers", () => {
     };
     expect(await cost(() => api.users.messages.trash({ userId: "me", id: t.reply }))).toBe(5);
     expect(await cost(() => api.users.messages.untrash({ userId: "me", id: t.reply }))).toBe(5);
-    expect(await cost(() => api.users.messages.batchModify({ userId: "me", requestBody: { ids: [t.sent, t.reply], addLabelIds: ["STARRED"] } }))).toBe(50);
-    expect(await cost(() => api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["STARRED"] } }))).toBe(10);
+    expect(
+      await cost(() =>
+        api.users.messages.batchModify({
+          userId: "me",
+          requestBody: { ids: [t.sent, t.reply], addLabelIds: ["STARRED"] },
+        }),
+      ),
+    ).toBe(50);
+    expect(
+      await cost(() =>
+        api.users.threads.modify({ userId: "me", id: t.threadId, requestBody: { removeLabelIds: ["STARRED"] } }),
+      ),
+    ).toBe(10);
     expect(await cost(() => api.users.threads.trash({ userId: "me", id: t.threadId }))).toBe(10);
     expect(await cost(() => api.users.threads.untrash({ userId: "me", id: t.threadId }))).toBe(10);
   });
@@ -149,7 +209,13 @@ describe("thread ids", () => {
   });
 
   it("equal the first message's id with threadIdsAreMessageIds", async () => {
-    const plain = await startEmulator({ seed: 31, accounts: [ALICE], messages: 30, threadIdsAreMessageIds: true, addedNotFoundRate: 0 });
+    const plain = await startEmulator({
+      seed: 31,
+      accounts: [ALICE],
+      messages: 30,
+      threadIdsAreMessageIds: true,
+      addedNotFoundRate: 0,
+    });
     try {
       const truth = await plain.control.mailbox(ALICE);
       const oldest = new Map<string, string>();
@@ -166,11 +232,20 @@ describe("thread ids", () => {
 describe("internalDate", () => {
   it("is whole seconds, for deliveries given in milliseconds and for generated mail", async () => {
     const d = await emu.control.deliver(ALICE, { internalDate: 1_700_000_000_987 });
-    expect((await api.users.messages.get({ userId: "me", id: d.id, format: "minimal" })).data.internalDate).toBe("1700000000000");
+    expect((await api.users.messages.get({ userId: "me", id: d.id, format: "minimal" })).data.internalDate).toBe(
+      "1700000000000",
+    );
     const now = await emu.control.deliver(ALICE, {});
-    expect(Number((await api.users.messages.get({ userId: "me", id: now.id, format: "minimal" })).data.internalDate) % 1000).toBe(0);
+    expect(
+      Number((await api.users.messages.get({ userId: "me", id: now.id, format: "minimal" })).data.internalDate) % 1000,
+    ).toBe(0);
     const page = (await api.users.messages.list({ userId: "me", maxResults: 10 })).data.messages ?? [];
-    for (const m of page) expect(Number((await api.users.messages.get({ userId: "me", id: m.id as string, format: "minimal" })).data.internalDate) % 1000).toBe(0);
+    for (const m of page)
+      expect(
+        Number(
+          (await api.users.messages.get({ userId: "me", id: m.id as string, format: "minimal" })).data.internalDate,
+        ) % 1000,
+      ).toBe(0);
   });
 });
 
@@ -182,14 +257,18 @@ describe("resultSizeEstimate", () => {
     expect(first.messages).toHaveLength(5);
     expect(first.resultSizeEstimate).toBe(201); // as messages_list_max5.json: 201 for 782 messages
     if (samplesPresent) expect(shapeDiff(first, shape("messages_list_max5.json"))).toEqual([]);
-    const inbox = (await emu.control.mailbox(ALICE)).messages.filter((m) => m.labelIds.includes("INBOX") && !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH")).length;
+    const inbox = (await emu.control.mailbox(ALICE)).messages.filter(
+      (m) => m.labelIds.includes("INBOX") && !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH"),
+    ).length;
     const whole = (await api.users.messages.list({ userId: "me", labelIds: ["INBOX"], maxResults: 500 })).data;
     expect(whole.resultSizeEstimate).toBe(inbox);
     // A query: 201 whatever the true count (gogcli#983).
     const queried = (await api.users.messages.list({ userId: "me", q: "from:bob@example.net", maxResults: 500 })).data;
     expect(queried.messages?.length).toBeGreaterThan(0);
     expect(queried.resultSizeEstimate).toBe(201);
-    expect((await api.users.messages.list({ userId: "me", q: "from:nobody-at-all@example.org" })).data).toEqual({ resultSizeEstimate: 0 });
+    expect((await api.users.messages.list({ userId: "me", q: "from:nobody-at-all@example.org" })).data).toEqual({
+      resultSizeEstimate: 0,
+    });
     const threads = (await api.users.threads.list({ userId: "me", maxResults: 2 })).data;
     expect(threads.resultSizeEstimate).toBe(201);
   });
@@ -213,17 +292,34 @@ describe("labels", () => {
     const labels = (await api.users.labels.list({ userId: "me" })).data;
     const byId = new Map((labels.labels ?? []).map((l) => [l.id, l]));
     expect(byId.get("INBOX")).toEqual({ id: "INBOX", name: "INBOX", type: "system" });
-    expect(byId.get("TRASH")).toEqual({ id: "TRASH", name: "TRASH", messageListVisibility: "hide", labelListVisibility: "labelHide", type: "system" });
-    expect(byId.get("CATEGORY_UPDATES")).toMatchObject({ messageListVisibility: "hide", labelListVisibility: "labelHide" });
+    expect(byId.get("TRASH")).toEqual({
+      id: "TRASH",
+      name: "TRASH",
+      messageListVisibility: "hide",
+      labelListVisibility: "labelHide",
+      type: "system",
+    });
+    expect(byId.get("CATEGORY_UPDATES")).toMatchObject({
+      messageListVisibility: "hide",
+      labelListVisibility: "labelHide",
+    });
     expect(labels.labels?.slice(0, 3).map((l) => l.id)).toEqual(["CHAT", "SENT", "INBOX"]);
     const user = labels.labels?.find((l) => l.type === "user");
     expect(user).toMatchObject({ messageListVisibility: "show", labelListVisibility: "labelShow" });
     if (samplesPresent) expect(shapeDiff(labels, shape("labels_list.json"))).toEqual([]);
 
     const inbox = (await api.users.labels.get({ userId: "me", id: "INBOX" })).data;
-    expect(inbox).toMatchObject({ id: "INBOX", type: "system", messagesTotal: expect.any(Number), threadsUnread: expect.any(Number) });
+    expect(inbox).toMatchObject({
+      id: "INBOX",
+      type: "system",
+      messagesTotal: expect.any(Number),
+      threadsUnread: expect.any(Number),
+    });
     expect(inbox.messageListVisibility).toBeUndefined();
     if (samplesPresent) expect(shapeDiff(inbox, shape("labels_get_INBOX.json"))).toEqual([]);
-    expect((await api.users.labels.get({ userId: "me", id: "SPAM" })).data).toMatchObject({ messageListVisibility: "hide", labelListVisibility: "labelHide" });
+    expect((await api.users.labels.get({ userId: "me", id: "SPAM" })).data).toMatchObject({
+      messageListVisibility: "hide",
+      labelListVisibility: "labelHide",
+    });
   });
 });

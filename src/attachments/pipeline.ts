@@ -23,7 +23,14 @@ import {
   sizeBucket,
 } from "../metrics.ts";
 import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "./temp-files.ts";
-import type { AttachmentPipeline, AttachmentRef, AttachmentResult, AttachmentRoute, ReusableText, SkippedReason } from "./types.ts";
+import type {
+  AttachmentPipeline,
+  AttachmentRef,
+  AttachmentResult,
+  AttachmentRoute,
+  ReusableText,
+  SkippedReason,
+} from "./types.ts";
 
 /** A count the child already reported in its metadata, if it is a plausible one. */
 function countOf(v: unknown): number | undefined {
@@ -57,7 +64,10 @@ const RETRYABLE = new Set(["rate_limited", "transient", "auth_revoked"]);
 export type Plan = { route: "memory" | "temp_file" } | { route: "skipped"; reason: "too_large" | "empty" };
 
 /** The route for a part, decided from its size before anything is downloaded. */
-export function planRoute(size: number, config: Pick<Config, "ATTACHMENT_MEMORY_MAX_BYTES" | "ATTACHMENT_TEMP_FILE_MAX_BYTES">): Plan {
+export function planRoute(
+  size: number,
+  config: Pick<Config, "ATTACHMENT_MEMORY_MAX_BYTES" | "ATTACHMENT_TEMP_FILE_MAX_BYTES">,
+): Plan {
   if (size > config.ATTACHMENT_TEMP_FILE_MAX_BYTES) return { route: "skipped", reason: "too_large" };
   if (size <= 0) return { route: "skipped", reason: "empty" };
   return { route: size > config.ATTACHMENT_MEMORY_MAX_BYTES ? "temp_file" : "memory" };
@@ -81,14 +91,20 @@ function compact(o: Record<string, unknown>): Record<string, unknown> {
   );
 }
 
-export async function createAttachmentPipeline(config: PipelineConfig, deps: PipelineDeps): Promise<AttachmentPipeline> {
+export async function createAttachmentPipeline(
+  config: PipelineConfig,
+  deps: PipelineDeps,
+): Promise<AttachmentPipeline> {
   const { log } = deps;
   const dir = await ensureTempDir(config.ATTACHMENT_TEMP_DIR);
   await sweepOrphanTempFiles(dir, config.TEMP_FILE_ORPHAN_MINUTES, log);
   // Orphans can only come from a process that died mid-extraction; checking at the orphan age's
   // own pace is enough, and the timer never keeps the process alive.
   const sweeper = setInterval(
-    () => void sweepOrphanTempFiles(dir, config.TEMP_FILE_ORPHAN_MINUTES, log).catch((err: Error) => log.error({ err: err.message }, "temp file sweep failed")),
+    () =>
+      void sweepOrphanTempFiles(dir, config.TEMP_FILE_ORPHAN_MINUTES, log).catch((err: Error) =>
+        log.error({ err: err.message }, "temp file sweep failed"),
+      ),
     config.TEMP_FILE_ORPHAN_MINUTES * 60_000,
   );
   sweeper.unref();
@@ -102,7 +118,11 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     tempDir: dir,
     log,
   });
-  const limits = { maxPages: config.EXTRACT_MAX_PAGES, maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES, maxXmlBytes: docxXmlCap(config.EXTRACT_RSS_LIMIT_MB) };
+  const limits = {
+    maxPages: config.EXTRACT_MAX_PAGES,
+    maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES,
+    maxXmlBytes: docxXmlCap(config.EXTRACT_RSS_LIMIT_MB),
+  };
 
   async function findReusable(checksum: string): Promise<ReusableText | null> {
     try {
@@ -114,7 +134,11 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     }
   }
 
-  async function extract(request: Omit<ExtractRequest, "source">, bytes: Buffer, route: "memory" | "temp_file"): Promise<PoolOutcome> {
+  async function extract(
+    request: Omit<ExtractRequest, "source">,
+    bytes: Buffer,
+    route: "memory" | "temp_file",
+  ): Promise<PoolOutcome> {
     if (route === "memory") return pool.run({ ...request, source: { type: "bytes", bytes } });
     // Mid-size attachments go through a private temp file: the child reads it, the parent does not
     // ship tens of MB over IPC, and the file is gone before this function returns, whatever happened.
@@ -126,11 +150,23 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     }
   }
 
-  async function run(ref: AttachmentRef, fetchBytes: () => Promise<Buffer>, started: number): Promise<AttachmentResult> {
+  async function run(
+    ref: AttachmentRef,
+    fetchBytes: () => Promise<Buffer>,
+    started: number,
+  ): Promise<AttachmentResult> {
     const base = { partId: ref.partId, filename: ref.filename, mimeType: ref.mimeType, contentId: ref.contentId };
     const finish = (
       route: AttachmentRoute,
-      fields: { size: number; checksum: string | null; detectedType: string | null; text?: string | null; textTruncated?: boolean; skippedReason?: SkippedReason | null; metadata?: Record<string, unknown> },
+      fields: {
+        size: number;
+        checksum: string | null;
+        detectedType: string | null;
+        text?: string | null;
+        textTruncated?: boolean;
+        skippedReason?: SkippedReason | null;
+        metadata?: Record<string, unknown>;
+      },
     ): AttachmentResult => {
       const text = fields.text ?? null;
       const skippedReason = fields.skippedReason ?? null;
@@ -150,8 +186,8 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
           size: fields.size,
           // The child counts as it cleans (see child.ts); counting ~2 MB of text again here would
           // take the parent's share of a core from the sibling children.
-          words: text === null ? undefined : countOf(fields.metadata?.words) ?? countWords(text),
-          characters: text === null ? undefined : countOf(fields.metadata?.characters) ?? countCharacters(text),
+          words: text === null ? undefined : (countOf(fields.metadata?.words) ?? countWords(text)),
+          characters: text === null ? undefined : (countOf(fields.metadata?.characters) ?? countCharacters(text)),
           duration_ms: Math.round(performance.now() - started),
           skipped_reason: skippedReason ?? undefined,
         }),
@@ -160,10 +196,23 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
 
     const plan = planRoute(ref.size, config);
     if (plan.route === "skipped" && plan.reason === "too_large") {
-      return finish("skipped", { size: ref.size, checksum: null, detectedType: null, skippedReason: "too_large", metadata: { reason: `declared size over ${config.ATTACHMENT_TEMP_FILE_MAX_BYTES} bytes: not downloaded` } });
+      return finish("skipped", {
+        size: ref.size,
+        checksum: null,
+        detectedType: null,
+        skippedReason: "too_large",
+        metadata: { reason: `declared size over ${config.ATTACHMENT_TEMP_FILE_MAX_BYTES} bytes: not downloaded` },
+      });
     }
     // Gmail's size is of the decoded bytes: zero means there is nothing to fetch.
-    if (plan.route === "skipped") return finish("skipped", { size: 0, checksum: EMPTY_SHA256, detectedType: "inode/x-empty", skippedReason: "empty", metadata: { reason: "zero bytes" } });
+    if (plan.route === "skipped")
+      return finish("skipped", {
+        size: 0,
+        checksum: EMPTY_SHA256,
+        detectedType: "inode/x-empty",
+        skippedReason: "empty",
+        metadata: { reason: "zero bytes" },
+      });
 
     let bytes: Buffer;
     try {
@@ -171,7 +220,13 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     } catch (err) {
       if (isGmailError(err) && RETRYABLE.has(err.kind)) throw err;
       const reason = isGmailError(err) ? `${err.kind}: ${err.message}` : String((err as Error)?.message ?? err);
-      return finish("skipped", { size: ref.size, checksum: null, detectedType: null, skippedReason: "fetch_failed", metadata: { reason: reason.slice(0, 200) } });
+      return finish("skipped", {
+        size: ref.size,
+        checksum: null,
+        detectedType: null,
+        skippedReason: "fetch_failed",
+        metadata: { reason: reason.slice(0, 200) },
+      });
     }
     attachmentDownloadedBytesTotal.inc(bytes.length);
     const size = bytes.length;
@@ -181,13 +236,25 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
     if (actual.route === "skipped") {
       const empty = actual.reason === "empty";
       const reason = empty ? "zero bytes" : `decoded size over ${config.ATTACHMENT_TEMP_FILE_MAX_BYTES} bytes`;
-      return finish("skipped", { size, checksum, detectedType: empty ? "inode/x-empty" : null, skippedReason: actual.reason, metadata: { reason } });
+      return finish("skipped", {
+        size,
+        checksum,
+        detectedType: empty ? "inode/x-empty" : null,
+        skippedReason: actual.reason,
+        metadata: { reason },
+      });
     }
     const route = actual.route;
 
     const sniffed = sniff(bytes, ref.mimeType, ref.filename);
     if (sniffed.kind === "skip") {
-      return finish(route, { size, checksum, detectedType: sniffed.detectedType, skippedReason: sniffed.reason, metadata: { reason: `detected ${sniffed.detectedType}` } });
+      return finish(route, {
+        size,
+        checksum,
+        detectedType: sniffed.detectedType,
+        skippedReason: sniffed.reason,
+        metadata: { reason: `detected ${sniffed.detectedType}` },
+      });
     }
 
     const reusable = await findReusable(checksum);
@@ -204,7 +271,17 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
       });
     }
 
-    const outcome = await extract({ kind: sniffed.kind, declaredType: ref.mimeType, charset: ref.charset, detectedType: sniffed.detectedType, limits }, bytes, route);
+    const outcome = await extract(
+      {
+        kind: sniffed.kind,
+        declaredType: ref.mimeType,
+        charset: ref.charset,
+        detectedType: sniffed.detectedType,
+        limits,
+      },
+      bytes,
+      route,
+    );
     return finish(route, {
       size,
       checksum,
@@ -222,10 +299,20 @@ export async function createAttachmentPipeline(config: PipelineConfig, deps: Pip
       const result = await run(ref, fetchBytes, started);
       // Outcome only: never the filename's content, the text or the bytes.
       log.debug(
-        { partId: ref.partId, route: result.route, detectedType: result.detectedType, skippedReason: result.skippedReason, size: result.size, ms: result.metadata.duration_ms },
+        {
+          partId: ref.partId,
+          route: result.route,
+          detectedType: result.detectedType,
+          skippedReason: result.skippedReason,
+          size: result.size,
+          ms: result.metadata.duration_ms,
+        },
         "attachment processed",
       );
-      attachmentProcessingSeconds.observe({ size_bucket: sizeBucket(result.size) }, (performance.now() - started) / 1000);
+      attachmentProcessingSeconds.observe(
+        { size_bucket: sizeBucket(result.size) },
+        (performance.now() - started) / 1000,
+      );
       attachmentsTotal.inc({ route: result.route });
       if (result.skippedReason) attachmentsSkippedTotal.inc({ reason: result.skippedReason });
       if (result.text) attachmentExtractedBytesTotal.inc(Buffer.byteLength(result.text, "utf8"));

@@ -32,7 +32,8 @@ export async function ensureTempDir(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await lstat(dir);
   if (!st.isDirectory()) throw new Error(`ATTACHMENT_TEMP_DIR is not a directory: ${dir}`);
-  if (typeof process.getuid === "function" && st.uid !== process.getuid()) throw new Error(`ATTACHMENT_TEMP_DIR is owned by another user: ${dir}`);
+  if (typeof process.getuid === "function" && st.uid !== process.getuid())
+    throw new Error(`ATTACHMENT_TEMP_DIR is owned by another user: ${dir}`);
   if ((st.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
   return dir;
 }
@@ -72,7 +73,11 @@ export async function removeTempFile(file: string, log?: Logger): Promise<void> 
  * (left by a process that died mid-extraction, here or on a host sharing the directory).
  * Sets orphaned_temp_files_gauge to how many it found; counts each removal as outcome=orphan.
  */
-export async function sweepOrphanTempFiles(dir: string, olderThanMinutes: number, log: Logger): Promise<{ found: number; removed: number }> {
+export async function sweepOrphanTempFiles(
+  dir: string,
+  olderThanMinutes: number,
+  log: Logger,
+): Promise<{ found: number; removed: number }> {
   let names: string[];
   try {
     names = await readdir(dir);

@@ -37,7 +37,9 @@ export function registerAccountsCommand(program: Command): void {
         for (const a of rows) {
           const age = a.cursorAgeSeconds === null ? "no cursor" : `cursor ${a.cursorAgeSeconds}s old`;
           const dl = a.deadLetters > 0 ? `, ${a.deadLetters} dead letters` : "";
-          console.log(`${a.email}  ${describeStatus(a)}  ${a.messages} messages, ${a.attachments} attachments, ${age}${dl}`);
+          console.log(
+            `${a.email}  ${describeStatus(a)}  ${a.messages} messages, ${a.attachments} attachments, ${age}${dl}`,
+          );
           if (a.lastError) console.log(`    last error (${a.lastError.kind}): ${a.lastError.message}`);
         }
       });

@@ -14,7 +14,10 @@ export function registerBackfillCommand(program: Command): void {
     .command("backfill")
     .description("list and store the whole mailbox (re-listing an already synced one repairs gaps)")
     .argument("<email>", "the account")
-    .option("--query <q>", "Gmail search query limiting a new run (e.g. newer_than:2y; \"\" for none); starts a new run even while one is listing")
+    .option(
+      "--query <q>",
+      'Gmail search query limiting a new run (e.g. newer_than:2y; "" for none); starts a new run even while one is listing',
+    )
     .option("--restart", "start a new run (with the configured scope) even while one is listing")
     .option("--wait", "show progress until the backfill is done")
     .action(async (email: string, opts: { query?: string; restart?: boolean; wait?: boolean }) => {
@@ -25,17 +28,28 @@ export function registerBackfillCommand(program: Command): void {
         const listing = state?.backfill_phase === "listing" && state.backfill_started_at !== null ? state : undefined;
         const fresh = opts.restart === true || opts.query !== undefined;
         const requestedAt = Date.now();
-        await app.enqueueBackfill(account.id, { reason: "manual", ...(opts.query !== undefined ? { query: opts.query } : {}), ...(fresh ? { restart: true } : {}) });
-        const newScope = opts.query === undefined ? "the configured scope" : opts.query === "" ? "no query" : `query ${JSON.stringify(opts.query)}`;
+        await app.enqueueBackfill(account.id, {
+          reason: "manual",
+          ...(opts.query !== undefined ? { query: opts.query } : {}),
+          ...(fresh ? { restart: true } : {}),
+        });
+        const newScope =
+          opts.query === undefined
+            ? "the configured scope"
+            : opts.query === ""
+              ? "no query"
+              : `query ${JSON.stringify(opts.query)}`;
         if (listing === undefined) console.log(`backfill of ${account.email} queued: a new run (${newScope})`);
         else {
           const run = `the run in progress (started ${new Date(listing.backfill_started_at as Date).toISOString()}, ${listing.backfill_pages} page(s) listed, ${describeScope(runScope(app.config, listing))})`;
-          if (fresh) console.log(`backfill of ${account.email}: restart queued: a new run (${newScope}) replaces ${run}`);
+          if (fresh)
+            console.log(`backfill of ${account.email}: restart queued: a new run (${newScope}) replaces ${run}`);
           else console.log(`backfill of ${account.email}: continuing ${run}; --restart or --query starts a new run`);
         }
         if (!opts.wait) return;
         // Continuing: the run in progress is the one to wait for; otherwise the run the job starts.
-        const since = listing !== undefined && !fresh ? (listing.backfill_started_at as Date).getTime() : requestedAt - 1000;
+        const since =
+          listing !== undefined && !fresh ? (listing.backfill_started_at as Date).getTime() : requestedAt - 1000;
         let last = "";
         for (;;) {
           const [a] = await accountStatuses(app.db, { email: account.email });
@@ -48,7 +62,8 @@ export function registerBackfillCommand(program: Command): void {
             console.log(`done: ${a.messages} messages, ${a.attachments} attachments`);
             return;
           }
-          if (a.status === "reauth_required" || a.status === "disabled") throw new Error(`${account.email} became ${a.status}`);
+          if (a.status === "reauth_required" || a.status === "disabled")
+            throw new Error(`${account.email} became ${a.status}`);
           await sleep(1000);
         }
       });

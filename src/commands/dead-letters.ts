@@ -19,7 +19,9 @@ export function registerDeadLettersCommand(program: Command): void {
         if (!opts.retry) {
           if (opts.json) console.log(JSON.stringify(rows));
           else if (rows.length === 0) console.log("no dead letters");
-          else for (const r of rows) console.log(`${r.email}  ${r.gmailId}  ${r.reason}  ${r.attempts} attempts  ${r.detail ?? ""}`);
+          else
+            for (const r of rows)
+              console.log(`${r.email}  ${r.gmailId}  ${r.reason}  ${r.attempts} attempts  ${r.detail ?? ""}`);
           return;
         }
         const byAccount = new Map<number, { email: string; ids: string[] }>();
@@ -32,21 +34,32 @@ export function registerDeadLettersCommand(program: Command): void {
         for (const [accountId, { email, ids }] of byAccount) {
           // The retry step the worker runs (same store step, same lock), for every parked row now
           // rather than at its hourly turn.
-          await withSyncLock(app.db, "incremental", accountId, async () => {
-            const gmail = await app.gmailFactory({ id: accountId, email });
-            const wanted = new Set(ids);
-            const rows = (await dueMessages(app.db, accountId, { limit: 100_000, includeNotDue: true, parkedOnly: true })).filter((r) => wanted.has(r.gmailId));
-            for (let i = 0; i < rows.length; i += RETRY_BATCH) {
-              const r = await retryMessages(app, gmail, accountId, rows.slice(i, i + RETRY_BATCH));
-              summary.retried += r.retried;
-              summary.stored += r.stored;
-              summary.gone += r.gone;
-              summary.failed += r.retrying + r.parked;
-            }
-          }, { waitMs: LOCK_WAIT_MS });
+          await withSyncLock(
+            app.db,
+            "incremental",
+            accountId,
+            async () => {
+              const gmail = await app.gmailFactory({ id: accountId, email });
+              const wanted = new Set(ids);
+              const rows = (
+                await dueMessages(app.db, accountId, { limit: 100_000, includeNotDue: true, parkedOnly: true })
+              ).filter((r) => wanted.has(r.gmailId));
+              for (let i = 0; i < rows.length; i += RETRY_BATCH) {
+                const r = await retryMessages(app, gmail, accountId, rows.slice(i, i + RETRY_BATCH));
+                summary.retried += r.retried;
+                summary.stored += r.stored;
+                summary.gone += r.gone;
+                summary.failed += r.retrying + r.parked;
+              }
+            },
+            { waitMs: LOCK_WAIT_MS },
+          );
         }
         if (opts.json) console.log(JSON.stringify(summary));
-        else console.log(`retried ${summary.retried}: ${summary.stored} stored, ${summary.gone} gone from Gmail, ${summary.failed} still failing`);
+        else
+          console.log(
+            `retried ${summary.retried}: ${summary.stored} stored, ${summary.gone} gone from Gmail, ${summary.failed} still failing`,
+          );
       });
     });
 }

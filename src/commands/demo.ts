@@ -9,16 +9,28 @@ export function registerDemoCommand(program: Command): void {
   program
     .command("demo")
     .description("run the whole product against the bundled Gmail emulator: OAuth, backfill, push-driven sync, summary")
-    .option("--messages <n>", "messages per generated mailbox", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 10 || n > 100_000) throw new InvalidArgumentError(`must be an integer from 10 to 100000, got ${JSON.stringify(v)}`);
-      return n;
-    }, 1000)
-    .option("--seed <n>", "mailbox generator seed", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be a non-negative integer, got ${JSON.stringify(v)}`);
-      return n;
-    }, 1)
+    .option(
+      "--messages <n>",
+      "messages per generated mailbox",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 10 || n > 100_000)
+          throw new InvalidArgumentError(`must be an integer from 10 to 100000, got ${JSON.stringify(v)}`);
+        return n;
+      },
+      1000,
+    )
+    .option(
+      "--seed <n>",
+      "mailbox generator seed",
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0)
+          throw new InvalidArgumentError(`must be a non-negative integer, got ${JSON.stringify(v)}`);
+        return n;
+      },
+      1,
+    )
     .option("--keep-running", "leave the emulator, server and workers up afterwards (Ctrl-C stops them)")
     .option("--json", "print the summary as one JSON object on the last line of stdout")
     .action(async (opts: { messages: number; seed: number; keepRunning?: boolean; json?: boolean }) => {
@@ -29,7 +41,9 @@ export function registerDemoCommand(program: Command): void {
       const { formatSummary } = await import("../demo/summary.ts");
       // Logs (warnings and up, unless LOG_LEVEL says otherwise) go to stderr: stdout is the demo's.
       const log = createLogger(process.env.LOG_LEVEL ?? "warn", pino.destination({ dest: 2, sync: true }));
-      const say = opts.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => process.stdout.write(`${line}\n`);
+      const say = opts.json
+        ? (line: string) => process.stderr.write(`${line}\n`)
+        : (line: string) => process.stdout.write(`${line}\n`);
       const { summary, done } = await runDemo({
         messages: opts.messages,
         seed: opts.seed,

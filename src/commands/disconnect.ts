@@ -23,7 +23,10 @@ export function registerDisconnectCommand(program: Command): void {
             const gmail = await app.gmailFactory({ id: account.id, email: account.email });
             await gmail.stop();
           } catch (err) {
-            app.log.warn({ accountId: account.id, err: (err as Error).message }, "users.stop failed; disconnecting anyway");
+            app.log.warn(
+              { accountId: account.id, err: (err as Error).message },
+              "users.stop failed; disconnecting anyway",
+            );
           }
         }
         if (opts.revoke) {

@@ -6,7 +6,9 @@ import type { Command } from "commander";
 export function registerEmulatorCommand(program: Command): void {
   program
     .command("emulator")
-    .description("run the local Gmail emulator (Gmail API v1, OAuth2, Pub/Sub push, control API); --help for its options")
+    .description(
+      "run the local Gmail emulator (Gmail API v1, OAuth2, Pub/Sub push, control API); --help for its options",
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
@@ -17,7 +19,9 @@ export function registerEmulatorCommand(program: Command): void {
         cli = await import("@gmail-sync/emulator/cli");
       } catch (err) {
         if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
-        throw new Error("the emulator is not installed here (the production image leaves it out; use the demo image or a clone with `npm ci`)");
+        throw new Error(
+          "the emulator is not installed here (the production image leaves it out; use the demo image or a clone with `npm ci`)",
+        );
       }
       const code = await cli.runEmulatorCli(args, "gmail-sync emulator");
       if (code !== 0) process.exit(code);

@@ -50,11 +50,23 @@ export interface ExtractLine {
 }
 
 function line(file: string, r: AttachmentResult): ExtractLine {
-  return { file, size: r.size, checksum: r.checksum, detected_type: r.detectedType, route: r.route, skipped_reason: r.skippedReason, text: r.text, text_truncated: r.textTruncated, metadata: r.metadata };
+  return {
+    file,
+    size: r.size,
+    checksum: r.checksum,
+    detected_type: r.detectedType,
+    route: r.route,
+    skipped_reason: r.skippedReason,
+    text: r.text,
+    text_truncated: r.textTruncated,
+    metadata: r.metadata,
+  };
 }
 
 function summary(l: ExtractLine): string {
-  const outcome = l.skipped_reason ? `skipped: ${l.skipped_reason}` : `${l.metadata.words ?? 0} words${l.text_truncated ? " (truncated)" : ""}`;
+  const outcome = l.skipped_reason
+    ? `skipped: ${l.skipped_reason}`
+    : `${l.metadata.words ?? 0} words${l.text_truncated ? " (truncated)" : ""}`;
   const head = `${l.file}  ${l.size} B  ${l.detected_type ?? "?"}  ${l.route}  ${outcome}`;
   const preview = l.text ? `\n    ${l.text.slice(0, 200).replace(/\s+/g, " ")}` : "";
   return head + preview;
@@ -65,7 +77,10 @@ export function registerExtractCommand(program: Command): void {
     .command("extract")
     .description("run local files through the attachment pipeline and print what the worker would store")
     .argument("<files...>", "files to extract")
-    .option("--json", "print one JSON object per file and line: {file, size, checksum, detected_type, route, skipped_reason, text, metadata}")
+    .option(
+      "--json",
+      "print one JSON object per file and line: {file, size, checksum, detected_type, route, skipped_reason, text, metadata}",
+    )
     .action(async (files: string[], opts: { json?: boolean }) => {
       const config = loadConfig();
       // Logs go to stderr: stdout carries only results.
@@ -90,7 +105,16 @@ export function registerExtractCommand(program: Command): void {
             const st = await stat(file);
             if (!st.isFile()) throw new Error("not a regular file");
             const result = await pipeline.process(
-              { partId: String(i + 1), filename: path.basename(file), mimeType: declaredTypeFor(file), charset: null, contentId: null, size: st.size, attachmentId: null, inlineData: null },
+              {
+                partId: String(i + 1),
+                filename: path.basename(file),
+                mimeType: declaredTypeFor(file),
+                charset: null,
+                contentId: null,
+                size: st.size,
+                attachmentId: null,
+                inlineData: null,
+              },
               () => readFile(file),
             );
             results[i] = line(file, result);

@@ -11,7 +11,9 @@ export function registerKeysCommand(program: Command): void {
   const keys = program.command("keys").description("token encryption keys");
   keys
     .command("rewrap")
-    .description("re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEY (then older keys can be removed)")
+    .description(
+      "re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEY (then older keys can be removed)",
+    )
     .option("--json", "print the counts as JSON")
     .action(async (opts: { json?: boolean }) => {
       await withCliApp(async (app) => {
@@ -25,13 +27,21 @@ export function registerKeysCommand(program: Command): void {
             summary.alreadyCurrent++;
             continue;
           }
-          const rewrap = (purpose: TokenPurpose, v: string | null) => (v === null || current(v) ? v : encryptToken(ring, purpose, row.id, decryptToken(ring, purpose, row.id, v)));
-          const after = { refresh: rewrap("refresh_token", row.refreshTokenEncrypted), access: rewrap("access_token", row.accessTokenEncrypted), keyId: ring.activeKeyId };
+          const rewrap = (purpose: TokenPurpose, v: string | null) =>
+            v === null || current(v) ? v : encryptToken(ring, purpose, row.id, decryptToken(ring, purpose, row.id, v));
+          const after = {
+            refresh: rewrap("refresh_token", row.refreshTokenEncrypted),
+            access: rewrap("access_token", row.accessTokenEncrypted),
+            keyId: ring.activeKeyId,
+          };
           if (await replaceTokenCiphertexts(app.db, row, after)) summary.rewrapped++;
           else summary.changedMeanwhile++;
         }
         if (opts.json) console.log(JSON.stringify(summary));
-        else console.log(`${summary.rewrapped} account(s) re-encrypted under key ${ring.activeKeyId}; ${summary.alreadyCurrent} already were; ${summary.changedMeanwhile} changed meanwhile (run again)`);
+        else
+          console.log(
+            `${summary.rewrapped} account(s) re-encrypted under key ${ring.activeKeyId}; ${summary.alreadyCurrent} already were; ${summary.changedMeanwhile} changed meanwhile (run again)`,
+          );
       });
     });
 }

@@ -9,15 +9,20 @@ import { startServer } from "../server.ts";
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
-    .description("serve POST /pubsub/push and /oauth2/start|callback (public listener), /metrics, /healthz, /readyz (internal listener), and run the workers")
+    .description(
+      "serve POST /pubsub/push and /oauth2/start|callback (public listener), /metrics, /healthz, /readyz (internal listener), and run the workers",
+    )
     .option("--no-worker", "HTTP only; run `gmail-sync worker` elsewhere")
     .option("--port <port>", "listen on this port (default HTTP_PORT)", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`must be a port number, got ${JSON.stringify(v)}`);
+      if (!Number.isInteger(n) || n < 0 || n > 65535)
+        throw new InvalidArgumentError(`must be a port number, got ${JSON.stringify(v)}`);
       return n;
     })
     .action(async (opts: { worker: boolean; port?: number }) => {
-      const config = loadConfig(opts.port !== undefined ? { ...process.env, HTTP_PORT: String(opts.port) } : process.env);
+      const config = loadConfig(
+        opts.port !== undefined ? { ...process.env, HTTP_PORT: String(opts.port) } : process.env,
+      );
       const log = createLogger(config.LOG_LEVEL);
       const app = createApp(config, { log });
       let server;
@@ -33,7 +38,8 @@ export function registerServeCommand(program: Command): void {
       });
       log.info({ signal }, "shutting down");
       const outcome = await server.close();
-      if (outcome === "forced") log.warn("running jobs did not finish in time: abandoned (they resume from their checkpoints)");
+      if (outcome === "forced")
+        log.warn("running jobs did not finish in time: abandoned (they resume from their checkpoints)");
       await app.close();
       log.info("stopped");
     });

@@ -15,7 +15,8 @@ export function registerSyncCommand(program: Command): void {
         const account = await requireAccount(app, email);
         if (account.status !== "active") throw new Error(`${account.email} is ${account.status}: reconnect it first`);
         const before = await getSyncState(app.db, account.id);
-        if (before?.history_id === null || before === undefined) throw new Error(`${account.email} has no cursor yet: its first backfill has not started`);
+        if (before?.history_id === null || before === undefined)
+          throw new Error(`${account.email} has no cursor yet: its first backfill has not started`);
         const requestedAt = new Date();
         const { coalesced } = await app.enqueueIncremental(account.id, { reason: "manual" });
         console.log(coalesced ? "sync queued (folded into the one already queued)" : "sync queued");
@@ -26,7 +27,8 @@ export function registerSyncCommand(program: Command): void {
             console.log(`synced: cursor ${s.history_id}`);
             return;
           }
-          if (s?.last_error_at && s.last_error_at >= requestedAt) console.error(`sync error (${s.last_error_kind}): ${s.last_error}; retrying`);
+          if (s?.last_error_at && s.last_error_at >= requestedAt)
+            console.error(`sync error (${s.last_error_kind}): ${s.last_error}; retrying`);
           await sleep(500);
         }
       });

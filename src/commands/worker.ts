@@ -17,7 +17,8 @@ export function registerWorkerCommand(program: Command): void {
     .description("run the sync workers (any number of them, on any number of machines)")
     .option("--concurrency <n>", "jobs per queue at once in this process (default WORKER_CONCURRENCY)", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`must be an integer from 1 to 256, got ${JSON.stringify(v)}`);
+      if (!Number.isInteger(n) || n < 1 || n > 256)
+        throw new InvalidArgumentError(`must be an integer from 1 to 256, got ${JSON.stringify(v)}`);
       return n;
     })
     .option("--no-http", "do not serve /metrics, /healthz and /readyz on INTERNAL_HTTP_PORT")
@@ -29,15 +30,23 @@ export function registerWorkerCommand(program: Command): void {
       await ensureSchedules(app.queues.maintenance, app.redis, config, log);
       await enqueueStartupTicks(app.queues.maintenance);
       const workers = app.startWorkers(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {});
-      log.info({ concurrency: opts.concurrency ?? config.WORKER_CONCURRENCY, prefix: config.QUEUE_PREFIX }, "worker started");
+      log.info(
+        { concurrency: opts.concurrency ?? config.WORKER_CONCURRENCY, prefix: config.QUEUE_PREFIX },
+        "worker started",
+      );
       // Every process exposes /metrics, /healthz and /readyz. A port already taken (several workers
       // on one host) costs the endpoint, not the worker: warn and keep working.
-      const http = opts.http ? buildHttpServer({ config, log, db: app.db, redis: app.redis, queues: app.queues }) : undefined;
+      const http = opts.http
+        ? buildHttpServer({ config, log, db: app.db, redis: app.redis, queues: app.queues })
+        : undefined;
       if (http !== undefined) {
         try {
           log.info({ url: await listen(http, config, "internal") }, "metrics and health endpoints listening");
         } catch (err) {
-          log.warn({ err: (err as Error).message, port: config.INTERNAL_HTTP_PORT }, "metrics endpoint not started (set INTERNAL_HTTP_PORT, or --no-http)");
+          log.warn(
+            { err: (err as Error).message, port: config.INTERNAL_HTTP_PORT },
+            "metrics endpoint not started (set INTERNAL_HTTP_PORT, or --no-http)",
+          );
         }
       }
       const signal = await new Promise<string>((resolve) => {

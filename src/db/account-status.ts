@@ -1,7 +1,12 @@
 // Reads of accounts together with their sync state: the maintenance ticks' work lists, the push
 // route's account lookup and the per-account status view. The accounts ⋈ sync_state join is
 // written once, in accountsJoinSyncState; the metrics and demo queries use it too.
-import { type QueryCreator, type SelectQueryBuilderWithInnerJoin, type SelectQueryBuilderWithLeftJoin, sql } from "kysely";
+import {
+  type QueryCreator,
+  type SelectQueryBuilderWithInnerJoin,
+  type SelectQueryBuilderWithLeftJoin,
+  sql,
+} from "kysely";
 import type { AccountStatus, Database, Executor } from "./database.ts";
 
 /** Nothing selected yet (kysely's own `{}`, spelled so the linter does not read it as "any object"). */
@@ -12,8 +17,14 @@ type NoColumns = Record<never, never>;
  * exist yet (created by the first backfill or watch; its columns read null); "inner" only those
  * with one. Takes a QueryCreator so that it also serves inside a WITH.
  */
-export function accountsJoinSyncState(db: QueryCreator<Database>, join: "left"): SelectQueryBuilderWithLeftJoin<Database, "accounts", NoColumns, "sync_state">;
-export function accountsJoinSyncState(db: QueryCreator<Database>, join: "inner"): SelectQueryBuilderWithInnerJoin<Database, "accounts", NoColumns, "sync_state">;
+export function accountsJoinSyncState(
+  db: QueryCreator<Database>,
+  join: "left",
+): SelectQueryBuilderWithLeftJoin<Database, "accounts", NoColumns, "sync_state">;
+export function accountsJoinSyncState(
+  db: QueryCreator<Database>,
+  join: "inner",
+): SelectQueryBuilderWithInnerJoin<Database, "accounts", NoColumns, "sync_state">;
 export function accountsJoinSyncState(db: QueryCreator<Database>, join: "left" | "inner") {
   const accounts = db.selectFrom("accounts");
   return join === "left"
@@ -22,12 +33,18 @@ export function accountsJoinSyncState(db: QueryCreator<Database>, join: "left" |
 }
 
 /** Active accounts whose backfill is in `phase` (and, given, whose run started over `startedDaysAgo` days ago). */
-export async function activeAccountsInPhase(db: Executor, phase: "done" | "listing", startedDaysAgo?: number): Promise<number[]> {
+export async function activeAccountsInPhase(
+  db: Executor,
+  phase: "done" | "listing",
+  startedDaysAgo?: number,
+): Promise<number[]> {
   const rows = await accountsJoinSyncState(db, "inner")
     .select("accounts.id")
     .where("accounts.status", "=", "active")
     .where("sync_state.backfill_phase", "=", phase)
-    .$if(startedDaysAgo !== undefined, (qb) => qb.where("sync_state.backfill_started_at", "<", sql<Date>`now() - make_interval(days => ${startedDaysAgo})`))
+    .$if(startedDaysAgo !== undefined, (qb) =>
+      qb.where("sync_state.backfill_started_at", "<", sql<Date>`now() - make_interval(days => ${startedDaysAgo})`),
+    )
     .execute();
   return rows.map((r) => r.id);
 }
@@ -53,7 +70,12 @@ export async function accountsNeedingWatch(db: Executor, withinMs: number): Prom
   const rows = await accountsJoinSyncState(db, "left")
     .select("accounts.id")
     .where("accounts.status", "=", "active")
-    .where((eb) => eb.or([eb("sync_state.watch_expiration", "is", null), eb("sync_state.watch_expiration", "<", new Date(Date.now() + withinMs))]))
+    .where((eb) =>
+      eb.or([
+        eb("sync_state.watch_expiration", "is", null),
+        eb("sync_state.watch_expiration", "<", new Date(Date.now() + withinMs)),
+      ]),
+    )
     .orderBy("sync_state.watch_expiration", (ob) => ob.asc().nullsFirst())
     .execute();
   return rows.map((r) => r.id);
@@ -63,9 +85,17 @@ export async function accountsNeedingWatch(db: Executor, withinMs: number): Prom
  * The account a push names, and whether the push is stale: our cursor is already at or past its
  * historyId (compared in SQL: history ids are uint64 decimals, not JS numbers).
  */
-export async function findPushAccount(db: Executor, email: string, historyId: string): Promise<{ id: number; status: AccountStatus; stale: boolean } | undefined> {
+export async function findPushAccount(
+  db: Executor,
+  email: string,
+  historyId: string,
+): Promise<{ id: number; status: AccountStatus; stale: boolean } | undefined> {
   return accountsJoinSyncState(db, "left")
-    .select(["accounts.id", "accounts.status", sql<boolean>`coalesce(sync_state.history_id >= ${historyId}::numeric, false)`.as("stale")])
+    .select([
+      "accounts.id",
+      "accounts.status",
+      sql<boolean>`coalesce(sync_state.history_id >= ${historyId}::numeric, false)`.as("stale"),
+    ])
     .where("accounts.email", "=", email)
     .executeTakeFirst();
 }
@@ -94,10 +124,18 @@ export async function accountStatusRows(db: Executor, opts: { email?: string } =
       "sync_state.last_error_at",
       "sync_state.throttled_until",
       "sync_state.watch_expiration",
-      sql<number>`(SELECT count(*) FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as("messages"),
-      sql<number>`(SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as("attachments"),
-      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NOT NULL)::int`.as("dead_letters"),
-      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NULL)::int`.as("retrying"),
+      sql<number>`(SELECT count(*) FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as(
+        "messages",
+      ),
+      sql<number>`(SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)::int`.as(
+        "attachments",
+      ),
+      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NOT NULL)::int`.as(
+        "dead_letters",
+      ),
+      sql<number>`(SELECT count(*) FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL AND d.parked_at IS NULL)::int`.as(
+        "retrying",
+      ),
       sql<number | null>`extract(epoch FROM now() - sync_state.cursor_advanced_at)::float8`.as("cursor_age"),
       sql<boolean>`coalesce(sync_state.throttled_until > now(), false)`.as("throttled"),
     ])

@@ -21,7 +21,10 @@ export async function findAccountIdByEmail(db: Executor, email: string): Promise
 }
 
 /** Ids of the accounts stored under these exact addresses. */
-export async function findAccountIdsByEmail(db: Executor, emails: readonly string[]): Promise<Array<Pick<AccountRow, "id" | "email">>> {
+export async function findAccountIdsByEmail(
+  db: Executor,
+  emails: readonly string[],
+): Promise<Array<Pick<AccountRow, "id" | "email">>> {
   return db.selectFrom("accounts").select(["id", "email"]).where("email", "in", emails).execute();
 }
 
@@ -30,11 +33,17 @@ export async function getAccount(db: Executor, id: number): Promise<AccountRow |
 }
 
 /** Just what deciding whether to talk to Gmail for the account needs (no token columns). */
-export async function getAccountEmailAndStatus(db: Executor, id: number): Promise<Pick<AccountRow, "id" | "email" | "status"> | undefined> {
+export async function getAccountEmailAndStatus(
+  db: Executor,
+  id: number,
+): Promise<Pick<AccountRow, "id" | "email" | "status"> | undefined> {
   return db.selectFrom("accounts").select(["id", "email", "status"]).where("id", "=", id).executeTakeFirst();
 }
 
-export async function listAccounts(db: Executor, filter: { status?: AccountStatus | AccountStatus[] } = {}): Promise<AccountRow[]> {
+export async function listAccounts(
+  db: Executor,
+  filter: { status?: AccountStatus | AccountStatus[] } = {},
+): Promise<AccountRow[]> {
   let q = db.selectFrom("accounts").selectAll().orderBy("id");
   if (filter.status !== undefined) {
     const statuses = Array.isArray(filter.status) ? filter.status : [filter.status];
@@ -67,7 +76,11 @@ export async function upsertConnectedAccount(db: Db, a: ConnectedAccount): Promi
     const row = await trx
       .insertInto("accounts")
       .values({ email, status: "active", scopes: a.scopes })
-      .onConflict((oc) => oc.column("email").doUpdateSet({ status: "active", status_reason: null, scopes: a.scopes, updated_at: sql`now()` }))
+      .onConflict((oc) =>
+        oc
+          .column("email")
+          .doUpdateSet({ status: "active", status_reason: null, scopes: a.scopes, updated_at: sql`now()` }),
+      )
       .returning(["id"])
       .executeTakeFirstOrThrow();
     const enc = a.encrypt(row.id);
@@ -89,7 +102,14 @@ export async function upsertConnectedAccount(db: Db, a: ConnectedAccount): Promi
  */
 export async function saveAccessToken(
   db: Executor,
-  args: { accountId: number; accessTokenEncrypted: string; expiresAt: Date; keyId: string; previousExpiresAt: Date | null; refreshTokenEncrypted?: string },
+  args: {
+    accountId: number;
+    accessTokenEncrypted: string;
+    expiresAt: Date;
+    keyId: string;
+    previousExpiresAt: Date | null;
+    refreshTokenEncrypted?: string;
+  },
 ): Promise<boolean> {
   const set: Record<string, unknown> = {
     access_token_encrypted: args.accessTokenEncrypted,
@@ -118,14 +138,25 @@ export async function saveAccessToken(
 export async function markReauthRequired(db: Executor, accountId: number, reason: string): Promise<boolean> {
   const res = await db
     .updateTable("accounts")
-    .set({ status: "reauth_required", status_reason: reason, access_token_encrypted: null, access_token_expires_at: null, updated_at: sql`now()` })
+    .set({
+      status: "reauth_required",
+      status_reason: reason,
+      access_token_encrypted: null,
+      access_token_expires_at: null,
+      updated_at: sql`now()`,
+    })
     .where("id", "=", accountId)
     .where("status", "=", "active")
     .executeTakeFirst();
   return Number(res.numUpdatedRows) === 1;
 }
 
-export async function setAccountStatus(db: Executor, id: number, status: AccountStatus, reason?: string): Promise<void> {
+export async function setAccountStatus(
+  db: Executor,
+  id: number,
+  status: AccountStatus,
+  reason?: string,
+): Promise<void> {
   await db
     .updateTable("accounts")
     .set({ status, status_reason: reason ?? null, updated_at: sql`now()` })
@@ -148,17 +179,31 @@ export async function accountsWithTokens(db: Executor): Promise<StoredTokens[]> 
     .where((eb) => eb.or([eb("refresh_token_encrypted", "is not", null), eb("access_token_encrypted", "is not", null)]))
     .orderBy("id")
     .execute();
-  return rows.map((r) => ({ id: r.id, email: r.email, refreshTokenEncrypted: r.refresh_token_encrypted, accessTokenEncrypted: r.access_token_encrypted }));
+  return rows.map((r) => ({
+    id: r.id,
+    email: r.email,
+    refreshTokenEncrypted: r.refresh_token_encrypted,
+    accessTokenEncrypted: r.access_token_encrypted,
+  }));
 }
 
 /**
  * Replaces an account's ciphertexts if they are still the ones read (compare-and-set: a token
  * refresh saved meanwhile wins, and is already under the active key). Returns whether it replaced.
  */
-export async function replaceTokenCiphertexts(db: Executor, before: StoredTokens, after: { refresh: string | null; access: string | null; keyId: string }): Promise<boolean> {
+export async function replaceTokenCiphertexts(
+  db: Executor,
+  before: StoredTokens,
+  after: { refresh: string | null; access: string | null; keyId: string },
+): Promise<boolean> {
   const r = await db
     .updateTable("accounts")
-    .set({ refresh_token_encrypted: after.refresh, access_token_encrypted: after.access, token_key_id: after.keyId, updated_at: sql`now()` })
+    .set({
+      refresh_token_encrypted: after.refresh,
+      access_token_encrypted: after.access,
+      token_key_id: after.keyId,
+      updated_at: sql`now()`,
+    })
     .where("id", "=", before.id)
     .where(sql<boolean>`refresh_token_encrypted IS NOT DISTINCT FROM ${before.refreshTokenEncrypted}`)
     .where(sql<boolean>`access_token_encrypted IS NOT DISTINCT FROM ${before.accessTokenEncrypted}`)
@@ -174,10 +219,21 @@ export async function disconnectAccount(db: Db, accountId: number): Promise<void
   await db.transaction().execute(async (trx) => {
     await trx
       .updateTable("accounts")
-      .set({ status: "disabled", status_reason: "disconnected", refresh_token_encrypted: null, access_token_encrypted: null, access_token_expires_at: null, updated_at: sql`now()` })
+      .set({
+        status: "disabled",
+        status_reason: "disconnected",
+        refresh_token_encrypted: null,
+        access_token_encrypted: null,
+        access_token_expires_at: null,
+        updated_at: sql`now()`,
+      })
       .where("id", "=", accountId)
       .execute();
-    await trx.updateTable("sync_state").set({ watch_expiration: null, watch_history_id: null, updated_at: sql`now()` }).where("account_id", "=", accountId).execute();
+    await trx
+      .updateTable("sync_state")
+      .set({ watch_expiration: null, watch_history_id: null, updated_at: sql`now()` })
+      .where("account_id", "=", accountId)
+      .execute();
   });
 }
 

@@ -51,7 +51,9 @@ export async function recordMessageFailure(
       detail: failure.detail.slice(0, 2000),
       attempts: 1,
       parked_at: failure.permanent ? sql`now()` : null,
-      next_attempt_at: failure.permanent ? sql`now() + make_interval(mins => ${PARKED_RETRY_MINUTES})` : sql`now() + interval '1 second'`,
+      next_attempt_at: failure.permanent
+        ? sql`now() + make_interval(mins => ${PARKED_RETRY_MINUTES})`
+        : sql`now() + interval '1 second'`,
     })
     .onConflict((oc) =>
       oc.columns(["account_id", "gmail_id"]).doUpdateSet({
@@ -90,7 +92,11 @@ export interface DueMessage {
 }
 
 /** Open rows whose next attempt is due (all open rows, parked or not, with `includeNotDue`), oldest due first. */
-export async function dueMessages(db: Executor, accountId: number, opts: { limit: number; includeNotDue?: boolean; parkedOnly?: boolean }): Promise<DueMessage[]> {
+export async function dueMessages(
+  db: Executor,
+  accountId: number,
+  opts: { limit: number; includeNotDue?: boolean; parkedOnly?: boolean },
+): Promise<DueMessage[]> {
   const rows = await db
     .selectFrom("dead_letters")
     .select(["gmail_id", "reason", "parked_at"])
@@ -145,7 +151,10 @@ export interface DeadLetterRow {
 }
 
 /** Open rows (unresolved); `parkedOnly` leaves out messages still being retried. */
-export async function listDeadLetters(db: Executor, opts: { parkedOnly?: boolean; accountId?: number } = {}): Promise<DeadLetterRow[]> {
+export async function listDeadLetters(
+  db: Executor,
+  opts: { parkedOnly?: boolean; accountId?: number } = {},
+): Promise<DeadLetterRow[]> {
   const rows = await db
     .selectFrom("dead_letters")
     .innerJoin("accounts", "accounts.id", "dead_letters.account_id")

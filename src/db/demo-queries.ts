@@ -9,7 +9,12 @@ import type { Executor } from "./database.ts";
 export async function liveMessagesWithAttachmentCounts(db: Executor, accountId: number) {
   return db
     .selectFrom("messages")
-    .select(["gmail_id", "label_ids", "body_text", sql<number>`(SELECT count(*)::int FROM attachments a WHERE a.message_id = messages.id)`.as("attachments")])
+    .select([
+      "gmail_id",
+      "label_ids",
+      "body_text",
+      sql<number>`(SELECT count(*)::int FROM attachments a WHERE a.message_id = messages.id)`.as("attachments"),
+    ])
     .where("account_id", "=", accountId)
     .where("deleted_at", "is", null)
     .execute();
@@ -21,8 +26,12 @@ export async function backfillProgress(db: Executor, emails: readonly string[]) 
     .select([
       "accounts.email",
       "sync_state.backfill_phase",
-      sql<number>`(SELECT count(*)::int FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("stored"),
-      sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id)`.as("attachments"),
+      sql<number>`(SELECT count(*)::int FROM messages m WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as(
+        "stored",
+      ),
+      sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id)`.as(
+        "attachments",
+      ),
     ])
     .where("accounts.email", "in", emails)
     .execute();
@@ -38,7 +47,11 @@ export async function attachmentRouteCounts(db: Executor, accountIds: readonly n
   return db
     .selectFrom("attachments")
     .innerJoin("messages", "messages.id", "attachments.message_id")
-    .select([sql<string>`coalesce(attachments.metadata->>'route', 'unknown')`.as("route"), "attachments.skipped_reason", sql<number>`count(*)::int`.as("n")])
+    .select([
+      sql<string>`coalesce(attachments.metadata->>'route', 'unknown')`.as("route"),
+      "attachments.skipped_reason",
+      sql<number>`count(*)::int`.as("n"),
+    ])
     .where("messages.account_id", "in", accountIds)
     .groupBy(["route", "attachments.skipped_reason"])
     .execute();
@@ -49,8 +62,12 @@ export async function accountAttachmentAndLedgerCounts(db: Executor, accountId: 
   return db
     .selectFrom("accounts")
     .select([
-      sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as("attachments"),
-      sql<number>`(SELECT count(*)::int FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL)`.as("dead_letters"),
+      sql<number>`(SELECT count(*)::int FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.account_id = accounts.id AND m.deleted_at IS NULL)`.as(
+        "attachments",
+      ),
+      sql<number>`(SELECT count(*)::int FROM dead_letters d WHERE d.account_id = accounts.id AND d.resolved_at IS NULL)`.as(
+        "dead_letters",
+      ),
     ])
     .where("id", "=", accountId)
     .executeTakeFirstOrThrow();

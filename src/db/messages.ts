@@ -69,7 +69,9 @@ export async function upsertMessages(trx: Executor, accountId: number, records: 
             deleted_at: null,
             updated_at: sql`now()`,
           }))
-          .where(sql<boolean>`messages.history_id IS NULL OR excluded.history_id IS NULL OR excluded.history_id >= messages.history_id`),
+          .where(
+            sql<boolean>`messages.history_id IS NULL OR excluded.history_id IS NULL OR excluded.history_id >= messages.history_id`,
+          ),
       )
       .returning(["id", "gmail_id"])
       .execute();
@@ -120,15 +122,26 @@ export async function upsertMessages(trx: Executor, accountId: number, records: 
 }
 
 /** Soft-deletes messages removed in Gmail as of history record `atHistoryId`. Returns rows changed. */
-export async function softDeleteMessages(trx: Executor, accountId: number, gmailIds: string[], atHistoryId: HistoryId | null): Promise<number> {
+export async function softDeleteMessages(
+  trx: Executor,
+  accountId: number,
+  gmailIds: string[],
+  atHistoryId: HistoryId | null,
+): Promise<number> {
   if (gmailIds.length === 0) return 0;
   const res = await trx
     .updateTable("messages")
-    .set({ deleted_at: sql`now()`, updated_at: sql`now()`, ...(atHistoryId !== null ? { history_id: atHistoryId } : {}) })
+    .set({
+      deleted_at: sql`now()`,
+      updated_at: sql`now()`,
+      ...(atHistoryId !== null ? { history_id: atHistoryId } : {}),
+    })
     .where("account_id", "=", accountId)
     .where(gmailIdIn(gmailIds))
     .where("deleted_at", "is", null)
-    .$if(atHistoryId !== null, (qb) => qb.where(sql<boolean>`(history_id IS NULL OR history_id < ${atHistoryId}::numeric)`))
+    .$if(atHistoryId !== null, (qb) =>
+      qb.where(sql<boolean>`(history_id IS NULL OR history_id < ${atHistoryId}::numeric)`),
+    )
     .executeTakeFirst();
   return Number(res.numUpdatedRows);
 }
@@ -139,7 +152,14 @@ export async function applyLabelChange(
   accountId: number,
   change: { gmailId: string; historyId: HistoryId; added: string[]; removed: string[] },
 ): Promise<boolean> {
-  return (await applyLabelChanges(trx, accountId, { gmailIds: [change.gmailId], historyId: change.historyId, added: change.added, removed: change.removed })) > 0;
+  return (
+    (await applyLabelChanges(trx, accountId, {
+      gmailIds: [change.gmailId],
+      historyId: change.historyId,
+      added: change.added,
+      removed: change.removed,
+    })) > 0
+  );
 }
 
 /**
@@ -156,7 +176,9 @@ export async function applyLabelChanges(
   const res = await trx
     .updateTable("messages")
     .set({
-      label_ids: sql<string[]>`ARRAY(SELECT l FROM unnest(label_ids || ${change.added}::text[]) AS l EXCEPT SELECT unnest(${change.removed}::text[]) ORDER BY 1)`,
+      label_ids: sql<
+        string[]
+      >`ARRAY(SELECT l FROM unnest(label_ids || ${change.added}::text[]) AS l EXCEPT SELECT unnest(${change.removed}::text[]) ORDER BY 1)`,
       history_id: change.historyId,
       updated_at: sql`now()`,
     })
@@ -171,7 +193,12 @@ export async function applyLabelChanges(
  * Of `gmailIds`, the ones already stored (not deleted) at least as new as `minHistoryId`, or
  * written since `since`: those need no fetch.
  */
-export async function storedCurrentIds(trx: Executor, accountId: number, gmailIds: string[], opts: { since?: Date; minHistoryId?: Map<string, string> }): Promise<Set<string>> {
+export async function storedCurrentIds(
+  trx: Executor,
+  accountId: number,
+  gmailIds: string[],
+  opts: { since?: Date; minHistoryId?: Map<string, string> },
+): Promise<Set<string>> {
   if (gmailIds.length === 0) return new Set();
   const rows = await trx
     .selectFrom("messages")
@@ -190,7 +217,12 @@ export async function storedCurrentIds(trx: Executor, accountId: number, gmailId
 }
 
 /** Live (not soft-deleted) message ids not written since `before`, for the resync's sweep. */
-export async function liveIdsUntouchedSince(trx: Executor, accountId: number, before: Date, excludeLabels: string[]): Promise<string[]> {
+export async function liveIdsUntouchedSince(
+  trx: Executor,
+  accountId: number,
+  before: Date,
+  excludeLabels: string[],
+): Promise<string[]> {
   const rows = await trx
     .selectFrom("messages")
     .select("gmail_id")
@@ -208,15 +240,27 @@ export async function liveIdsUntouchedSince(trx: Executor, accountId: number, be
  * the deletion and commits after cannot bring it back (its older history_id loses the guard).
  * Returns whether a live row was deleted.
  */
-export async function recordDeletion(trx: Executor, accountId: number, d: { gmailId: string; threadId: string; historyId: HistoryId }): Promise<boolean> {
+export async function recordDeletion(
+  trx: Executor,
+  accountId: number,
+  d: { gmailId: string; threadId: string; historyId: HistoryId },
+): Promise<boolean> {
   const row = await trx
     .insertInto("messages")
-    .values({ account_id: accountId, gmail_id: d.gmailId, thread_id: d.threadId, history_id: d.historyId, deleted_at: sql`now()` })
+    .values({
+      account_id: accountId,
+      gmail_id: d.gmailId,
+      thread_id: d.threadId,
+      history_id: d.historyId,
+      deleted_at: sql`now()`,
+    })
     .onConflict((oc) =>
       oc
         .columns(["account_id", "gmail_id"])
         .doUpdateSet({ deleted_at: sql`now()`, history_id: sql`excluded.history_id`, updated_at: sql`now()` })
-        .where(sql<boolean>`messages.deleted_at IS NULL AND (messages.history_id IS NULL OR messages.history_id < excluded.history_id)`),
+        .where(
+          sql<boolean>`messages.deleted_at IS NULL AND (messages.history_id IS NULL OR messages.history_id < excluded.history_id)`,
+        ),
     )
     .returning(sql<boolean>`(xmax <> 0)`.as("updated"))
     .executeTakeFirst();
@@ -227,7 +271,11 @@ export async function recordDeletion(trx: Executor, accountId: number, d: { gmai
  * Of the given ids (each with a history record id at which the message was seen to exist), those
  * whose row is soft-deleted by a state older than that record: the deletion was wrong or undone.
  */
-export async function deletedBefore(trx: Executor, accountId: number, seenAt: ReadonlyMap<string, HistoryId>): Promise<Set<string>> {
+export async function deletedBefore(
+  trx: Executor,
+  accountId: number,
+  seenAt: ReadonlyMap<string, HistoryId>,
+): Promise<Set<string>> {
   if (seenAt.size === 0) return new Set();
   const rows = await trx
     .selectFrom("messages")
@@ -236,13 +284,22 @@ export async function deletedBefore(trx: Executor, accountId: number, seenAt: Re
     .where(gmailIdIn([...seenAt.keys()]))
     .where("deleted_at", "is not", null)
     .execute();
-  return new Set(rows.filter((r) => r.history_id === null || BigInt(r.history_id) < BigInt(seenAt.get(r.gmail_id) ?? "0")).map((r) => r.gmail_id));
+  return new Set(
+    rows
+      .filter((r) => r.history_id === null || BigInt(r.history_id) < BigInt(seenAt.get(r.gmail_id) ?? "0"))
+      .map((r) => r.gmail_id),
+  );
 }
 
 /** Of `gmailIds`, those we hold a row for (live or deleted). */
 export async function knownIds(trx: Executor, accountId: number, gmailIds: string[]): Promise<Set<string>> {
   if (gmailIds.length === 0) return new Set();
-  const rows = await trx.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where(gmailIdIn(gmailIds)).execute();
+  const rows = await trx
+    .selectFrom("messages")
+    .select("gmail_id")
+    .where("account_id", "=", accountId)
+    .where(gmailIdIn(gmailIds))
+    .execute();
   return new Set(rows.map((r) => r.gmail_id));
 }
 

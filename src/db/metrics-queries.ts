@@ -22,7 +22,9 @@ export async function accountTotals(db: Executor, cursorAgeBuckets: ReadonlyArra
         sql<number>`coalesce(sync_state.backfill_listed, 0)`.as("listed"),
         sql<number>`coalesce(sync_state.backfill_stored, 0)`.as("stored"),
         sql<number | null>`extract(epoch FROM now() - sync_state.cursor_advanced_at)`.as("cursor_age"),
-        sql<number>`extract(epoch FROM now() - coalesce(sync_state.last_sync_at, accounts.created_at))`.as("success_age"),
+        sql<number>`extract(epoch FROM now() - coalesce(sync_state.last_sync_at, accounts.created_at))`.as(
+          "success_age",
+        ),
         sql<number | null>`extract(epoch FROM sync_state.watch_expiration - now())`.as("watch_left"),
       ]),
     )
@@ -59,7 +61,10 @@ export async function parkedDeadLettersByReason(db: Executor) {
 export async function retryingMessagesSummary(db: Executor) {
   return db
     .selectFrom("dead_letters")
-    .select([sql<number>`count(*)`.as("n"), sql<number | null>`extract(epoch FROM now() - min(first_failed_at))`.as("oldest")])
+    .select([
+      sql<number>`count(*)`.as("n"),
+      sql<number | null>`extract(epoch FROM now() - min(first_failed_at))`.as("oldest"),
+    ])
     .where("parked_at", "is", null)
     .where("resolved_at", "is", null)
     .executeTakeFirstOrThrow();

@@ -7,7 +7,11 @@ import type { Database, Executor, HistoryId, SyncStateTable } from "./database.t
 export type SyncState = Selectable<SyncStateTable>;
 
 export async function ensureSyncState(db: Executor, accountId: number): Promise<void> {
-  await db.insertInto("sync_state").values({ account_id: accountId }).onConflict((oc) => oc.column("account_id").doNothing()).execute();
+  await db
+    .insertInto("sync_state")
+    .values({ account_id: accountId })
+    .onConflict((oc) => oc.column("account_id").doNothing())
+    .execute();
 }
 
 export async function getSyncState(db: Executor, accountId: number): Promise<SyncState | undefined> {
@@ -15,7 +19,10 @@ export async function getSyncState(db: Executor, accountId: number): Promise<Syn
 }
 
 /** Locks the row for the rest of the transaction (serialises run starts and checkpoints). */
-export async function getSyncStateForUpdate(trx: Transaction<Database>, accountId: number): Promise<SyncState | undefined> {
+export async function getSyncStateForUpdate(
+  trx: Transaction<Database>,
+  accountId: number,
+): Promise<SyncState | undefined> {
   return trx.selectFrom("sync_state").selectAll().where("account_id", "=", accountId).forUpdate().executeTakeFirst();
 }
 
@@ -87,7 +94,13 @@ export async function checkpointPage(
       backfill_listed: eb("backfill_listed", "+", page.listed),
       backfill_stored: eb("backfill_stored", "+", page.stored),
       ...(done
-        ? { backfill_phase: "done" as const, backfill_finished_at: sql`now()`, resync_reason: null, resync_started_at: null, last_sync_at: sql`now()` }
+        ? {
+            backfill_phase: "done" as const,
+            backfill_finished_at: sql`now()`,
+            resync_reason: null,
+            resync_started_at: null,
+            last_sync_at: sql`now()`,
+          }
         : {}),
       updated_at: sql`now()`,
     }))
@@ -135,17 +148,30 @@ export async function advanceCursor(trx: Executor, accountId: number, historyId:
 export async function recordSyncError(db: Executor, accountId: number, kind: string, message: string): Promise<void> {
   await db
     .updateTable("sync_state")
-    .set({ last_error: message.slice(0, 2000), last_error_kind: kind, last_error_at: sql`now()`, updated_at: sql`now()` })
+    .set({
+      last_error: message.slice(0, 2000),
+      last_error_kind: kind,
+      last_error_at: sql`now()`,
+      updated_at: sql`now()`,
+    })
     .where("account_id", "=", accountId)
     .execute();
 }
 
 export async function setThrottledUntil(db: Executor, accountId: number, until: Date | null): Promise<void> {
-  await db.updateTable("sync_state").set({ throttled_until: until, updated_at: sql`now()` }).where("account_id", "=", accountId).execute();
+  await db
+    .updateTable("sync_state")
+    .set({ throttled_until: until, updated_at: sql`now()` })
+    .where("account_id", "=", accountId)
+    .execute();
 }
 
 /** Stores a users.watch answer. An upsert: on connect, the watch may run before the first backfill has created the row. */
-export async function recordWatch(db: Executor, accountId: number, watch: { expiration: Date; historyId: HistoryId }): Promise<void> {
+export async function recordWatch(
+  db: Executor,
+  accountId: number,
+  watch: { expiration: Date; historyId: HistoryId },
+): Promise<void> {
   const watchState = { watch_expiration: watch.expiration, watch_history_id: watch.historyId, updated_at: new Date() };
   await db
     .insertInto("sync_state")
@@ -156,7 +182,11 @@ export async function recordWatch(db: Executor, accountId: number, watch: { expi
 
 /** Forgets the watch's expiry (stopped, or left to lapse): the account counts as unwatched. */
 export async function clearWatchExpiration(db: Executor, accountId: number): Promise<void> {
-  await db.updateTable("sync_state").set({ watch_expiration: null, updated_at: new Date() }).where("account_id", "=", accountId).execute();
+  await db
+    .updateTable("sync_state")
+    .set({ watch_expiration: null, updated_at: new Date() })
+    .where("account_id", "=", accountId)
+    .execute();
 }
 
 /** When the last push for the account arrived (the poll fallback skips accounts that get pushes). */
@@ -176,6 +206,10 @@ export async function clearThrottleAndError(db: Executor, accountId: number): Pr
 
 /** How many accounts' backfill runs have finished (a benchmark's end condition). */
 export async function countBackfillsDone(db: Executor): Promise<number> {
-  const { done } = await sql<{ done: number }>`SELECT count(*)::int AS done FROM sync_state WHERE backfill_phase = 'done'`.execute(db).then((r) => r.rows[0] as { done: number });
+  const { done } = await sql<{
+    done: number;
+  }>`SELECT count(*)::int AS done FROM sync_state WHERE backfill_phase = 'done'`
+    .execute(db)
+    .then((r) => r.rows[0] as { done: number });
   return done;
 }

@@ -34,7 +34,12 @@ const sample = (xs: string[]) => xs.slice(0, 10);
 // out); a message moved there may or may not still have its row, so neither side counts them.
 const OUTSIDE = ["SPAM", "TRASH"];
 
-export async function compareWithMailbox(db: Db, accountId: number, mailbox: MailboxSnapshot, opts: { includeSpamTrash: boolean }): Promise<MailboxComparison> {
+export async function compareWithMailbox(
+  db: Db,
+  accountId: number,
+  mailbox: MailboxSnapshot,
+  opts: { includeSpamTrash: boolean },
+): Promise<MailboxComparison> {
   const inScope = (labels: string[]) => opts.includeSpamTrash || !labels.some((l) => OUTSIDE.includes(l));
   const rows = await liveMessagesWithAttachmentCounts(db, accountId);
   const stored = new Map(rows.filter((r) => inScope(r.label_ids)).map((r) => [r.gmail_id, r]));
@@ -65,6 +70,11 @@ export async function compareWithMailbox(db: Db, accountId: number, mailbox: Mai
     bodyMismatches: sample(bodyMismatches),
     bodyMismatchCount: bodyMismatches.length,
     bodiesChecked,
-    match: missing.length === 0 && extra.length === 0 && labelMismatches.length === 0 && attachmentMismatches.length === 0 && bodyMismatches.length === 0,
+    match:
+      missing.length === 0 &&
+      extra.length === 0 &&
+      labelMismatches.length === 0 &&
+      attachmentMismatches.length === 0 &&
+      bodyMismatches.length === 0,
   };
 }

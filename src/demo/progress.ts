@@ -27,7 +27,11 @@ function eta(stored: number, total: number, startedAt: number): string {
   return seconds >= 60 ? `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s` : `${seconds}s`;
 }
 
-export function createProgressView(opts: { tty: boolean; write?: (line: string) => void; plainIntervalMs?: number }): ProgressView {
+export function createProgressView(opts: {
+  tty: boolean;
+  write?: (line: string) => void;
+  plainIntervalMs?: number;
+}): ProgressView {
   const startedAt = Date.now();
   const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   if (!opts.tty) {
@@ -38,7 +42,10 @@ export function createProgressView(opts: { tty: boolean; write?: (line: string) 
       update(s) {
         const now = Date.now();
         const line = s.accounts
-          .map((a) => `${a.email} ${a.stored}/${a.total} messages, ${a.attachments} attachments, eta ${eta(a.stored, a.total, startedAt)}`)
+          .map(
+            (a) =>
+              `${a.email} ${a.stored}/${a.total} messages, ${a.attachments} attachments, eta ${eta(a.stored, a.total, startedAt)}`,
+          )
           .join("; ");
         const done = s.accounts.every((a) => a.stored >= a.total);
         if (line === lastLine || (now - last < interval && !done)) return;
@@ -63,7 +70,12 @@ export function createProgressView(opts: { tty: boolean; write?: (line: string) 
   return {
     update(s) {
       for (const a of s.accounts) {
-        const payload = { email: a.email.padEnd(22), attachments: a.attachments, units: Math.round(s.quotaUnitsPerSecond), etaText: eta(a.stored, a.total, startedAt) };
+        const payload = {
+          email: a.email.padEnd(22),
+          attachments: a.attachments,
+          units: Math.round(s.quotaUnitsPerSecond),
+          etaText: eta(a.stored, a.total, startedAt),
+        };
         let bar = bars.get(a.email);
         if (bar === undefined) {
           bar = multi.create(Math.max(a.total, 1), a.stored, payload);

@@ -10,7 +10,13 @@ import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { type App, createApp, createStoreApp } from "../app.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { deleteAccountsByEmail, findAccountIdsByEmail } from "../db/accounts.ts";
-import { accountAttachmentAndLedgerCounts, attachmentRouteCounts, backfillProgress, countAttachmentsMatching, messagesCreatedAt } from "../db/demo-queries.ts";
+import {
+  accountAttachmentAndLedgerCounts,
+  attachmentRouteCounts,
+  backfillProgress,
+  countAttachmentsMatching,
+  messagesCreatedAt,
+} from "../db/demo-queries.ts";
 import { ensureDatabase, migrateToLatest } from "../db/migrate.ts";
 import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { emulatorEnv } from "./emulator-env.ts";
@@ -49,12 +55,18 @@ export interface DemoSummary {
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`demo: timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    if (Date.now() > end)
+      throw new Error(`demo: timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -122,7 +134,9 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     pushEndpoint: pushUrl,
     pushAudience: pushUrl,
   });
-  say(`emulator: ${emu.url} (${ACCOUNTS.length} mailboxes of ${opts.messages} messages, Gmail's quota: 15,000 units/min per user, 10 requests in flight)`);
+  say(
+    `emulator: ${emu.url} (${ACCOUNTS.length} mailboxes of ${opts.messages} messages, Gmail's quota: 15,000 units/min per user, 10 requests in flight)`,
+  );
 
   // 3. The service, configured as a user would configure it for Google, but pointing at the emulator.
   const config: Config = loadConfig({
@@ -154,7 +168,9 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     // 4. Connect both accounts through the consent flow; each connection enqueues a backfill + watch.
     const totals = new Map<string, number>();
     for (const email of ACCOUNTS) {
-      const inScope = (await emu.control.mailbox(email)).messages.filter((m) => config.INCLUDE_SPAM_TRASH || !m.labelIds.some((l) => l === "SPAM" || l === "TRASH"));
+      const inScope = (await emu.control.mailbox(email)).messages.filter(
+        (m) => config.INCLUDE_SPAM_TRASH || !m.labelIds.some((l) => l === "SPAM" || l === "TRASH"),
+      );
       totals.set(email, inScope.length);
       await connectThroughConsent(app, serverUrl, email);
     }
@@ -189,7 +205,10 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
             }),
             quotaUnitsPerSecond: rate,
           });
-          return rows.length === ACCOUNTS.length && rows.every((r) => r.backfill_phase === "done" && r.stored >= (totals.get(r.email) ?? 0));
+          return (
+            rows.length === ACCOUNTS.length &&
+            rows.every((r) => r.backfill_phase === "done" && r.stored >= (totals.get(r.email) ?? 0))
+          );
         },
         15 * 60_000,
         500,
@@ -199,19 +218,30 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     }
     const backfillSeconds = (Date.now() - backfillStarted) / 1000;
     const backfillStored = [...totals.values()].reduce((a, b) => a + b, 0);
-    say(`backfill done: ${backfillStored} messages in ${backfillSeconds.toFixed(1)} s (${(backfillStored / backfillSeconds).toFixed(1)} messages/s)`);
+    say(
+      `backfill done: ${backfillStored} messages in ${backfillSeconds.toFixed(1)} s (${(backfillStored / backfillSeconds).toFixed(1)} messages/s)`,
+    );
 
     // 6. Change the mailboxes; only the emulator's Pub/Sub pushes tell the service about it.
     const delivered: Array<{ email: string; id: string; at: number; big?: boolean }> = [];
     for (const email of ACCOUNTS) {
       const snapshot = await emu.control.mailbox(email);
       for (const m of snapshot.messages.slice(0, 3)) await emu.control.deleteMessage(email, m.id);
-      for (const m of snapshot.messages.slice(3, 6)) await emu.control.modifyLabels(email, m.id, { add: ["STARRED"], remove: ["UNREAD"] });
+      for (const m of snapshot.messages.slice(3, 6))
+        await emu.control.modifyLabels(email, m.id, { add: ["STARRED"], remove: ["UNREAD"] });
     }
-    const big = [await bigAttachmentMessage(ACCOUNTS[0] as string, 12), await bigAttachmentMessage(ACCOUNTS[0] as string, 60)];
+    const big = [
+      await bigAttachmentMessage(ACCOUNTS[0] as string, 12),
+      await bigAttachmentMessage(ACCOUNTS[0] as string, 60),
+    ];
     for (const raw of big) {
       const at = Date.now();
-      delivered.push({ email: ACCOUNTS[0] as string, id: (await emu.control.deliver(ACCOUNTS[0] as string, { raw, labelIds: ["INBOX", "UNREAD"] })).id, at, big: true });
+      delivered.push({
+        email: ACCOUNTS[0] as string,
+        id: (await emu.control.deliver(ACCOUNTS[0] as string, { raw, labelIds: ["INBOX", "UNREAD"] })).id,
+        at,
+        big: true,
+      });
     }
     // Deliveries spaced past Gmail's one-notification-per-second-per-user, so each is its own push.
     for (let i = 0; i < 5; i++) {
@@ -221,13 +251,21 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
       }
       await new Promise((r) => setTimeout(r, 1100));
     }
-    say(`changed the mailboxes: ${delivered.length} deliveries (a 12 MB and a 60 MB attachment among them), ${3 * ACCOUNTS.length} deletions, ${3 * ACCOUNTS.length} relabels; waiting for the pushes`);
+    say(
+      `changed the mailboxes: ${delivered.length} deliveries (a 12 MB and a 60 MB attachment among them), ${3 * ACCOUNTS.length} deletions, ${3 * ACCOUNTS.length} relabels; waiting for the pushes`,
+    );
 
     await until(
       "the incremental syncs to make the database equal to the mailboxes",
       async () => {
         const out = [];
-        for (const email of ACCOUNTS) out.push({ email, ...(await compareWithMailbox(app.db, ids.get(email) as number, await emu.control.mailbox(email), { includeSpamTrash: config.INCLUDE_SPAM_TRASH })) });
+        for (const email of ACCOUNTS)
+          out.push({
+            email,
+            ...(await compareWithMailbox(app.db, ids.get(email) as number, await emu.control.mailbox(email), {
+              includeSpamTrash: config.INCLUDE_SPAM_TRASH,
+            })),
+          });
         return out.every((c) => c.match) ? out : undefined;
       },
       90_000,
@@ -238,12 +276,26 @@ export async function runDemo(opts: DemoOptions, env: NodeJS.ProcessEnv = proces
     });
     // The verdict, bodies included (rendering every body is too dear for the polling above).
     const comparisons = [];
-    for (const email of ACCOUNTS) comparisons.push({ email, ...(await compareWithMailbox(app.db, ids.get(email) as number, await emu.control.mailbox(email, { bodies: true }), { includeSpamTrash: config.INCLUDE_SPAM_TRASH })) });
+    for (const email of ACCOUNTS)
+      comparisons.push({
+        email,
+        ...(await compareWithMailbox(
+          app.db,
+          ids.get(email) as number,
+          await emu.control.mailbox(email, { bodies: true }),
+          { includeSpamTrash: config.INCLUDE_SPAM_TRASH },
+        )),
+      });
 
     // 7. The summary. Latency is over the ordinary deliveries: the two big ones are there to show
     // the temp-file and too-large routes, and the 12 MB extraction would dominate the tail.
     const small = delivered.filter((d) => d.big !== true);
-    const latencies = (await messagesCreatedAt(app.db, small.map((d) => d.id)))
+    const latencies = (
+      await messagesCreatedAt(
+        app.db,
+        small.map((d) => d.id),
+      )
+    )
       .map((r) => r.created_at.getTime() - (small.find((d) => d.id === r.gmail_id)?.at ?? r.created_at.getTime()))
       .sort((a, b) => a - b);
     const routes = await attachmentRouteCounts(app.db, [...ids.values()]);

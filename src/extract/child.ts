@@ -33,7 +33,8 @@ function failure(request: ExtractRequest, err: unknown): ExtractOutcome {
 }
 
 async function run(request: ExtractRequest): Promise<ExtractOutcome> {
-  const bytes = request.source.type === "bytes" ? request.source.bytes : new Uint8Array(await readFile(request.source.path));
+  const bytes =
+    request.source.type === "bytes" ? request.source.bytes : new Uint8Array(await readFile(request.source.path));
   switch (request.kind) {
     case "pdf":
       return (await extractors.pdf()).extractPdf(bytes, request.limits);

@@ -30,7 +30,10 @@ function isValidUtf8(b: Uint8Array): boolean {
 
 function usable(charset: string | null | undefined): string | null {
   if (!charset) return null;
-  const c = charset.trim().replace(/^["']|["']$/g, "").toLowerCase();
+  const c = charset
+    .trim()
+    .replace(/^["']|["']$/g, "")
+    .toLowerCase();
   return c.length > 0 && iconv.encodingExists(c) ? c : null;
 }
 
@@ -44,12 +47,18 @@ export function htmlMetaCharset(b: Uint8Array): string | null {
 export function decodeText(bytes: Uint8Array, declaredCharset: string | null, opts: { html?: boolean } = {}): Decoded {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const bom = bomEncoding(buf);
-  if (bom) return { text: iconv.decode(buf.subarray(bom.length), bom.encoding, { stripBOM: true }), encoding: bom.encoding, source: "bom" };
+  if (bom)
+    return {
+      text: iconv.decode(buf.subarray(bom.length), bom.encoding, { stripBOM: true }),
+      encoding: bom.encoding,
+      source: "bom",
+    };
 
   // us-ascii is what many mailers declare by default, even for UTF-8 bodies; UTF-8 is a superset.
   let declared = usable(declaredCharset);
   if (declared === "us-ascii" || declared === "ascii") declared = "utf-8";
-  if (declared) return { text: iconv.decode(buf, declared, { stripBOM: true }), encoding: declared, source: "declared" };
+  if (declared)
+    return { text: iconv.decode(buf, declared, { stripBOM: true }), encoding: declared, source: "declared" };
 
   if (opts.html) {
     const meta = usable(htmlMetaCharset(buf));
@@ -59,6 +68,7 @@ export function decodeText(bytes: Uint8Array, declaredCharset: string | null, op
 
   // chardet reads the whole buffer; 64 KB is plenty to tell single-byte code pages apart.
   const detected = usable(chardet.detect(buf.subarray(0, 64 * 1024)));
-  if (detected) return { text: iconv.decode(buf, detected, { stripBOM: true }), encoding: detected, source: "detected" };
+  if (detected)
+    return { text: iconv.decode(buf, detected, { stripBOM: true }), encoding: detected, source: "detected" };
   return { text: iconv.decode(buf, "windows-1252"), encoding: "windows-1252", source: "fallback" };
 }

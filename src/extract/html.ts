@@ -8,7 +8,9 @@ import { cleanText } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 
 const require = createRequire(import.meta.url);
-export const htmlToTextVersion = (JSON.parse(readFileSync(require.resolve("html-to-text/package.json"), "utf8")) as { version: string }).version;
+export const htmlToTextVersion = (
+  JSON.parse(readFileSync(require.resolve("html-to-text/package.json"), "utf8")) as { version: string }
+).version;
 
 const heading = { options: { uppercase: false } };
 const options: HtmlToTextOptions = {

@@ -13,8 +13,13 @@ import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 // these folders from the filesystem, and wants a trailing separator.
 const requireFromPdfParse = createRequire(import.meta.resolve("pdf-parse"));
 const pdfjsRoot = path.dirname(requireFromPdfParse.resolve("pdfjs-dist/package.json"));
-const pdfjsVersion = (JSON.parse(readFileSync(path.join(pdfjsRoot, "package.json"), "utf8")) as { version: string }).version;
-const pdfParseVersion = (JSON.parse(readFileSync(path.join(path.dirname(requireFromPdfParse.resolve("pdf-parse")), "../../../package.json"), "utf8")) as { version: string }).version;
+const pdfjsVersion = (JSON.parse(readFileSync(path.join(pdfjsRoot, "package.json"), "utf8")) as { version: string })
+  .version;
+const pdfParseVersion = (
+  JSON.parse(
+    readFileSync(path.join(path.dirname(requireFromPdfParse.resolve("pdf-parse")), "../../../package.json"), "utf8"),
+  ) as { version: string }
+).version;
 const cMapUrl = path.join(pdfjsRoot, "cmaps") + path.sep;
 const standardFontDataUrl = path.join(pdfjsRoot, "standard_fonts") + path.sep;
 
@@ -61,7 +66,11 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
       }
       pagesRead += batch.pages.length;
       // Raw text only shrinks in cleaning; check the cleaned size only once the raw one could fill the cap.
-      if (to < lastPage && rawLength > limits.maxTextBytes && Buffer.byteLength(cleanText(texts.join("\n\n"), limits.maxTextBytes + 1).text) > limits.maxTextBytes) {
+      if (
+        to < lastPage &&
+        rawLength > limits.maxTextBytes &&
+        Buffer.byteLength(cleanText(texts.join("\n\n"), limits.maxTextBytes + 1).text) > limits.maxTextBytes
+      ) {
         textLimitReached = true;
         break;
       }
@@ -94,9 +103,21 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
     const name = (err as Error)?.name;
     // Only a password error means encrypted: owner-password-only PDFs open and extract above.
     if (name === "PasswordException") {
-      return { ...base, text: null, textTruncated: false, skippedReason: "encrypted", details: { reason: "password required" } };
+      return {
+        ...base,
+        text: null,
+        textTruncated: false,
+        skippedReason: "encrypted",
+        details: { reason: "password required" },
+      };
     }
-    return { ...base, text: null, textTruncated: false, skippedReason: "corrupt", details: { reason: `${name ?? "Error"}: ${String((err as Error)?.message ?? err).slice(0, 200)}` } };
+    return {
+      ...base,
+      text: null,
+      textTruncated: false,
+      skippedReason: "corrupt",
+      details: { reason: `${name ?? "Error"}: ${String((err as Error)?.message ?? err).slice(0, 200)}` },
+    };
   } finally {
     await parser.destroy().catch(() => {});
   }

@@ -25,7 +25,9 @@ export interface PoolOptions {
   tempDir?: string;
 }
 
-export type PoolOutcome = Omit<ExtractOutcome, "skippedReason"> & { skippedReason: ExtractOutcome["skippedReason"] | "timeout" };
+export type PoolOutcome = Omit<ExtractOutcome, "skippedReason"> & {
+  skippedReason: ExtractOutcome["skippedReason"] | "timeout";
+};
 
 export interface ExtractPool {
   run(request: ExtractRequest): Promise<PoolOutcome>;

@@ -37,6 +37,4 @@ export interface ExtractOutcome {
 
 export type ParentMessage = { type: "extract"; id: number; request: ExtractRequest } | { type: "exit" };
 
-export type ChildMessage =
-  | { type: "ready"; pid: number }
-  | { type: "result"; id: number; outcome: ExtractOutcome };
+export type ChildMessage = { type: "ready"; pid: number } | { type: "result"; id: number; outcome: ExtractOutcome };

@@ -8,7 +8,8 @@ import { cleanText } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 
 const require = createRequire(import.meta.url);
-const version = (JSON.parse(readFileSync(require.resolve("postal-mime/package.json"), "utf8")) as { version: string }).version;
+const version = (JSON.parse(readFileSync(require.resolve("postal-mime/package.json"), "utf8")) as { version: string })
+  .version;
 
 function formatAddress(a: Address): string {
   if (a.group !== undefined) return `${a.name}: ${a.group.map(formatAddress).join(", ")};`;
@@ -23,7 +24,13 @@ export async function extractRfc822(bytes: Uint8Array, limits: ExtractLimits): P
     // are decoded by the parser but only their names are kept.
     email = await PostalMime.parse(bytes, { attachmentEncoding: "arraybuffer", maxNestingDepth: 64 });
   } catch (err) {
-    return { ...base, text: null, textTruncated: false, skippedReason: "corrupt", details: { reason: String((err as Error)?.message ?? err).slice(0, 200) } };
+    return {
+      ...base,
+      text: null,
+      textTruncated: false,
+      skippedReason: "corrupt",
+      details: { reason: String((err as Error)?.message ?? err).slice(0, 200) },
+    };
   }
   const lines: string[] = [];
   if (email.from) lines.push(`From: ${formatAddress(email.from)}`);

@@ -36,7 +36,10 @@ const SIGNATURES: Array<[string, (b: Uint8Array) => boolean]> = [
   ["audio/wav", (b) => startsWith(b, ascii("RIFF")) && startsWith(b, ascii("WAVE"), 8)],
   ["image/bmp", (b) => startsWith(b, ascii("BM")) && b.length > 26 && b[6] === 0 && b[7] === 0],
   ["image/tiff", (b) => startsWith(b, [0x49, 0x49, 0x2a, 0x00]) || startsWith(b, [0x4d, 0x4d, 0x00, 0x2a])],
-  ["image/heic", (b) => startsWith(b, ascii("ftyp"), 4) && /^(heic|heix|mif1|msf1)$/.test(String.fromCharCode(...b.subarray(8, 12)))],
+  [
+    "image/heic",
+    (b) => startsWith(b, ascii("ftyp"), 4) && /^(heic|heix|mif1|msf1)$/.test(String.fromCharCode(...b.subarray(8, 12))),
+  ],
   ["video/mp4", (b) => startsWith(b, ascii("ftyp"), 4)],
   ["audio/mpeg", (b) => startsWith(b, ascii("ID3")) || startsWith(b, [0xff, 0xfb])],
   ["audio/ogg", (b) => startsWith(b, ascii("OggS"))],
@@ -112,8 +115,16 @@ function hasUtf16Bom(b: Uint8Array): boolean {
 }
 
 function looksLikeHtml(b: Uint8Array): boolean {
-  const head = Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, 1024)).toString("latin1").replace(/^\uFEFF|^\xEF\xBB\xBF/, "").trimStart().toLowerCase();
-  return head.startsWith("<!doctype html") || head.startsWith("<html") || (head.startsWith("<?xml") && head.includes("<html"));
+  const head = Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, 1024))
+    .toString("latin1")
+    .replace(/^\uFEFF|^\xEF\xBB\xBF/, "")
+    .trimStart()
+    .toLowerCase();
+  return (
+    head.startsWith("<!doctype html") ||
+    head.startsWith("<html") ||
+    (head.startsWith("<?xml") && head.includes("<html"))
+  );
 }
 
 /** Decides the extractor. `declared` is the lower-cased MIME type without parameters. */
@@ -126,17 +137,27 @@ export function sniff(bytes: Uint8Array, declared: string, filename: string | nu
     return { kind: "zip", detectedType: MIME.zip };
   }
   if (startsWith(bytes, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])) return sniffCfb(bytes);
-  for (const [type, test] of SIGNATURES) if (test(bytes)) return { kind: "skip", detectedType: type, reason: "unsupported_type" };
+  for (const [type, test] of SIGNATURES)
+    if (test(bytes)) return { kind: "skip", detectedType: type, reason: "unsupported_type" };
 
   // No binary signature: the declared type (or, for generic types, the content) decides.
-  if (declaredType === "message/rfc822" || declaredType === "message/global") return { kind: "rfc822", detectedType: "message/rfc822" };
-  if (declaredType === "text/html" || declaredType === "application/xhtml+xml") return { kind: "html", detectedType: "text/html" };
-  if (TEXT_TYPES.has(declaredType) || (declaredType.startsWith("text/") && !/^text\/(rtf|x-vcard|vcard)$/.test(declaredType))) {
+  if (declaredType === "message/rfc822" || declaredType === "message/global")
+    return { kind: "rfc822", detectedType: "message/rfc822" };
+  if (declaredType === "text/html" || declaredType === "application/xhtml+xml")
+    return { kind: "html", detectedType: "text/html" };
+  if (
+    TEXT_TYPES.has(declaredType) ||
+    (declaredType.startsWith("text/") && !/^text\/(rtf|x-vcard|vcard)$/.test(declaredType))
+  ) {
     if (looksLikeHtml(bytes) && declaredType === "text/plain") return { kind: "html", detectedType: "text/html" };
     return { kind: "text", detectedType: declaredType.startsWith("text/") ? declaredType : "text/plain" };
   }
   if (declaredType === MIME.pdf) return { kind: "pdf", detectedType: MIME.pdf }; // header damaged: let pdf.js try
-  const generic = declaredType === "" || declaredType === MIME.octet || declaredType === "application/unknown" || declaredType === "binary/octet-stream";
+  const generic =
+    declaredType === "" ||
+    declaredType === MIME.octet ||
+    declaredType === "application/unknown" ||
+    declaredType === "binary/octet-stream";
   if (generic && looksLikeText(bytes)) {
     if (looksLikeHtml(bytes)) return { kind: "html", detectedType: "text/html" };
     if (filename && /\.eml$/i.test(filename)) return { kind: "rfc822", detectedType: "message/rfc822" };

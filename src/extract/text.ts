@@ -4,7 +4,12 @@ import { decodeText } from "./decode.ts";
 import { cleanText } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 
-export function extractText(bytes: Uint8Array, charset: string | null, detectedType: string, limits: ExtractLimits): ExtractOutcome {
+export function extractText(
+  bytes: Uint8Array,
+  charset: string | null,
+  detectedType: string,
+  limits: ExtractLimits,
+): ExtractOutcome {
   // Decoding more than ~4 bytes per kept byte of text is wasted work: the cap cuts it anyway.
   const budget = limits.maxTextBytes * 4 + 4;
   const cut = bytes.length > budget;

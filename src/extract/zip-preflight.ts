@@ -28,7 +28,12 @@ export function docxXmlCap(rssLimitMb: number): number {
 
 export type Preflight =
   | { ok: true; detectedType: string; entries: number; xmlBytes: number }
-  | { ok: false; detectedType: string; reason: "too_complex" | "corrupt" | "unsupported_type" | "encrypted"; detail: string };
+  | {
+      ok: false;
+      detectedType: string;
+      reason: "too_complex" | "corrupt" | "unsupported_type" | "encrypted";
+      detail: string;
+    };
 
 type Limits = typeof ZIP_LIMITS;
 
@@ -48,11 +53,17 @@ const DTD = [Buffer.from("<!DOCTYPE"), Buffer.from("<!ENTITY")];
 
 /** Parts mammoth reads: the main document, notes, comments, styles, numbering and relationships. */
 function mammothReads(name: string): boolean {
-  return (/^word\/[^/]+\.xml$/.test(name) || /^word\/_rels\/[^/]+\.rels$/.test(name) || name === "_rels/.rels" || name === "[Content_Types].xml");
+  return (
+    /^word\/[^/]+\.xml$/.test(name) ||
+    /^word\/_rels\/[^/]+\.rels$/.test(name) ||
+    name === "_rels/.rels" ||
+    name === "[Content_Types].xml"
+  );
 }
 
 async function listEntries(zip: yauzl.ZipFile, limits: Limits, names: Set<string>): Promise<yauzl.Entry[]> {
-  if (zip.entryCount > limits.maxEntries) throw new Refused("too_complex", `zip has ${zip.entryCount} entries (limit ${limits.maxEntries})`);
+  if (zip.entryCount > limits.maxEntries)
+    throw new Refused("too_complex", `zip has ${zip.entryCount} entries (limit ${limits.maxEntries})`);
   const entries: yauzl.Entry[] = [];
   let total = 0;
   return new Promise((resolve, reject) => {
@@ -60,10 +71,21 @@ async function listEntries(zip: yauzl.ZipFile, limits: Limits, names: Set<string
       try {
         names.add(entry.fileName);
         total += entry.uncompressedSize;
-        if (entry.uncompressedSize > limits.maxEntryBytes) throw new Refused("too_complex", `entry ${entry.fileName.slice(0, 100)} declares ${entry.uncompressedSize} bytes`);
-        if (total > limits.maxTotalBytes) throw new Refused("too_complex", `entries declare more than ${limits.maxTotalBytes} bytes in total`);
-        if (entry.uncompressedSize >= limits.ratioFloorBytes && entry.uncompressedSize > limits.maxRatio * Math.max(1, entry.compressedSize)) {
-          throw new Refused("too_complex", `entry ${entry.fileName.slice(0, 100)} compresses ${Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize))}:1`);
+        if (entry.uncompressedSize > limits.maxEntryBytes)
+          throw new Refused(
+            "too_complex",
+            `entry ${entry.fileName.slice(0, 100)} declares ${entry.uncompressedSize} bytes`,
+          );
+        if (total > limits.maxTotalBytes)
+          throw new Refused("too_complex", `entries declare more than ${limits.maxTotalBytes} bytes in total`);
+        if (
+          entry.uncompressedSize >= limits.ratioFloorBytes &&
+          entry.uncompressedSize > limits.maxRatio * Math.max(1, entry.compressedSize)
+        ) {
+          throw new Refused(
+            "too_complex",
+            `entry ${entry.fileName.slice(0, 100)} compresses ${Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize))}:1`,
+          );
         }
         if (entry.isEncrypted()) throw new Refused("encrypted", "zip entries are encrypted");
         entries.push(entry);
@@ -79,7 +101,11 @@ async function listEntries(zip: yauzl.ZipFile, limits: Limits, names: Set<string
 }
 
 /** Inflates one entry, counting bytes against the shared budget and refusing DTDs (entity bombs). */
-async function inflateCounting(zip: yauzl.ZipFile, entry: yauzl.Entry, budget: { left: number; cap: number }): Promise<number> {
+async function inflateCounting(
+  zip: yauzl.ZipFile,
+  entry: yauzl.Entry,
+  budget: { left: number; cap: number },
+): Promise<number> {
   const stream = await zip.openReadStreamPromise(entry);
   let bytes = 0;
   let tail = Buffer.alloc(0);
@@ -88,12 +114,17 @@ async function inflateCounting(zip: yauzl.ZipFile, entry: yauzl.Entry, budget: {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       budget.left -= chunk.length;
-      if (budget.left < 0) throw new Refused("too_complex", `word XML inflates past ${budget.cap} bytes (mammoth would need ~50x that in memory)`);
+      if (budget.left < 0)
+        throw new Refused(
+          "too_complex",
+          `word XML inflates past ${budget.cap} bytes (mammoth would need ~50x that in memory)`,
+        );
       // OOXML never carries a DTD; a DOCTYPE or ENTITY declaration is an entity-bomb or XXE attempt.
       // Declarations must precede the root element, so the first 64 KB is where to look.
       if (head) {
         const window = Buffer.concat([tail, chunk]);
-        if (DTD.some((d) => window.indexOf(d) >= 0)) throw new Refused("too_complex", `${entry.fileName.slice(0, 100)} declares a DTD (entity expansion refused)`);
+        if (DTD.some((d) => window.indexOf(d) >= 0))
+          throw new Refused("too_complex", `${entry.fileName.slice(0, 100)} declares a DTD (entity expansion refused)`);
         tail = window.subarray(Math.max(0, window.length - 16));
         head = bytes < 64 * 1024;
       }
@@ -118,13 +149,20 @@ export async function preflightZip(bytes: Uint8Array, limits: Limits = ZIP_LIMIT
   const names = new Set<string>();
   let detectedType: string = MIME.zip;
   try {
-    zip = await yauzl.fromBufferPromise(buf, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true });
+    zip = await yauzl.fromBufferPromise(buf, {
+      lazyEntries: true,
+      validateEntrySizes: true,
+      strictFileNames: false,
+      decodeStrings: true,
+    });
     const entries = await listEntries(zip, limits, names);
     detectedType = kindOf(names);
-    if (detectedType !== MIME.docx) return { ok: false, detectedType, reason: "unsupported_type", detail: "not a word-processing document" };
+    if (detectedType !== MIME.docx)
+      return { ok: false, detectedType, reason: "unsupported_type", detail: "not a word-processing document" };
     const budget = { left: limits.maxXmlBytes, cap: limits.maxXmlBytes };
     let xmlBytes = 0;
-    for (const entry of entries) if (mammothReads(entry.fileName)) xmlBytes += await inflateCounting(zip, entry, budget);
+    for (const entry of entries)
+      if (mammothReads(entry.fileName)) xmlBytes += await inflateCounting(zip, entry, budget);
     return { ok: true, detectedType, entries: entries.length, xmlBytes };
   } catch (err) {
     // Refused while listing: name what the entries seen so far say it is.

@@ -111,7 +111,14 @@ function tokenError(data: unknown): { error: string; description?: string } | un
   return undefined;
 }
 
-function make(kind: ErrorKind, message: string, status: number | undefined, reason: string | undefined, cause: unknown, retryAfterMs?: number): GmailError {
+function make(
+  kind: ErrorKind,
+  message: string,
+  status: number | undefined,
+  reason: string | undefined,
+  cause: unknown,
+  retryAfterMs?: number,
+): GmailError {
   const opts: { status?: number; reason?: string; retryAfterMs?: number; cause?: unknown } = { cause };
   if (status !== undefined) opts.status = status;
   if (reason !== undefined) opts.reason = reason;
@@ -121,16 +128,31 @@ function make(kind: ErrorKind, message: string, status: number | undefined, reas
 
 export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): GmailError {
   if (err instanceof GmailError) return err;
-  const e = (err ?? {}) as { response?: ResponseLike; status?: unknown; code?: unknown; message?: unknown; cause?: unknown };
+  const e = (err ?? {}) as {
+    response?: ResponseLike;
+    status?: unknown;
+    code?: unknown;
+    message?: unknown;
+    cause?: unknown;
+  };
   const response = e.response;
-  const status = typeof response?.status === "number" ? response.status : typeof e.status === "number" ? e.status : undefined;
+  const status =
+    typeof response?.status === "number" ? response.status : typeof e.status === "number" ? e.status : undefined;
   const rawMessage = typeof e.message === "string" ? e.message : String(err);
 
   if (status === undefined || response === undefined) {
     // No HTTP answer: a connection-level failure is transient; anything else (a bug, a bad
     // argument) is permanent.
-    const code = typeof e.code === "string" ? e.code : typeof (e.cause as { code?: unknown })?.code === "string" ? (e.cause as { code: string }).code : undefined;
-    if ((code !== undefined && NETWORK_CODES.has(code)) || /socket hang up|network|fetch failed|timed? ?out|ECONNRESET|ETIMEDOUT/i.test(rawMessage)) {
+    const code =
+      typeof e.code === "string"
+        ? e.code
+        : typeof (e.cause as { code?: unknown })?.code === "string"
+          ? (e.cause as { code: string }).code
+          : undefined;
+    if (
+      (code !== undefined && NETWORK_CODES.has(code)) ||
+      /socket hang up|network|fetch failed|timed? ?out|ECONNRESET|ETIMEDOUT/i.test(rawMessage)
+    ) {
       return make("transient", `network error: ${code ?? rawMessage}`, undefined, code ?? "network", err);
     }
     if (status !== undefined && status >= 500) return make("transient", rawMessage, status, undefined, err);
@@ -157,7 +179,8 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
 
   const isRate =
     status === 429 ||
-    (status === 403 && (reasons.some((r) => RATE_REASONS.has(r)) || /too many concurrent requests|rate limit exceeded/i.test(text)));
+    (status === 403 &&
+      (reasons.some((r) => RATE_REASONS.has(r)) || /too many concurrent requests|rate limit exceeded/i.test(text)));
   if (isRate) {
     const wait = headerWait ?? parseRetryAfterText(text);
     return make("rate_limited", text, status, reason ?? "rateLimitExceeded", err, wait);
@@ -167,13 +190,23 @@ export function classifyGmailError(err: unknown, ctx: ClassifyContext = {}): Gma
   // A Workspace account whose Gmail service an administrator has not enabled: no retry fixes it,
   // so the account stops (status reason says why) until an administrator enables Gmail and the
   // account is connected again — unlike the intermittent 400 failedPrecondition below.
-  if (status === 400 && /mail service not enabled/i.test(text)) return make("auth_revoked", text, status, "mailServiceNotEnabled", err);
-  if (status === 400 && (reasons.includes("failedPrecondition") || body?.status === "FAILED_PRECONDITION" || /precondition check failed/i.test(text))) {
+  if (status === 400 && /mail service not enabled/i.test(text))
+    return make("auth_revoked", text, status, "mailServiceNotEnabled", err);
+  if (
+    status === 400 &&
+    (reasons.includes("failedPrecondition") ||
+      body?.status === "FAILED_PRECONDITION" ||
+      /precondition check failed/i.test(text))
+  ) {
     return make("transient", text, status, reason ?? "failedPrecondition", err);
   }
   if (status === 401) return make("auth_revoked", text, status, reason ?? "authError", err);
   // A token with only gmail.metadata gets 403 "forbidden" for format=full and q: a missing scope.
-  if (status === 403 && (reasons.some((r) => AUTH_REASONS.has(r)) || /insufficient (authentication scopes|permission)|metadata scope/i.test(text))) {
+  if (
+    status === 403 &&
+    (reasons.some((r) => AUTH_REASONS.has(r)) ||
+      /insufficient (authentication scopes|permission)|metadata scope/i.test(text))
+  ) {
     return make("auth_revoked", text, status, reason, err);
   }
   if (status === 404) {
@@ -188,7 +221,11 @@ export function rateLimitScope(err: GmailError): "user" | "project" | "concurren
   if (/concurrent/i.test(err.message)) return "concurrent";
   // "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service …" is the
   // project's limit; "… 'Queries per minute per user' …" the user's (emulator/src/errors.ts has both texts).
-  if (/per project|dailyLimit|'Queries per minute'(?! per user)/i.test(err.message) || err.reason === "dailyLimitExceeded") return "project";
+  if (
+    /per project|dailyLimit|'Queries per minute'(?! per user)/i.test(err.message) ||
+    err.reason === "dailyLimitExceeded"
+  )
+    return "project";
   return "user";
 }
 

@@ -38,14 +38,19 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
 
   async function revoke(accountId: number, reason: string): Promise<void> {
     const changed = await markReauthRequired(db, accountId, reason);
-    if (changed) log.warn({ accountId, reason }, "account needs re-authorisation: its jobs stop until it is reconnected");
+    if (changed)
+      log.warn({ accountId, reason }, "account needs re-authorisation: its jobs stop until it is reconnected");
   }
 
   return async function gmailFor(account: AccountRef) {
     const row = await getAccount(db, account.id);
     if (!row) throw new GmailError("permanent", `account ${account.id} does not exist`, { reason: "no_account" });
     if (row.status !== "active") {
-      throw new GmailError("auth_revoked", `account ${account.id} is ${row.status}${row.status_reason ? ` (${row.status_reason})` : ""}`, { reason: row.status });
+      throw new GmailError(
+        "auth_revoked",
+        `account ${account.id} is ${row.status}${row.status_reason ? ` (${row.status_reason})` : ""}`,
+        { reason: row.status },
+      );
     }
     if (!row.refresh_token_encrypted) {
       await revoke(row.id, "no_refresh_token");
@@ -53,7 +58,9 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
     }
     if (row.scopes.length > 0 && !hasSufficientScope(row.scopes)) {
       await revoke(row.id, "insufficient_scope");
-      throw new GmailError("auth_revoked", `account ${row.id} lacks a Gmail read scope`, { reason: "insufficient_scope" });
+      throw new GmailError("auth_revoked", `account ${row.id} lacks a Gmail read scope`, {
+        reason: "insufficient_scope",
+      });
     }
 
     const credentials: Credentials = {
@@ -84,12 +91,16 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
             keyId: keyRing.activeKeyId,
             previousExpiresAt: storedExpiry,
             // Google may rotate the refresh token; keep the new one if it sent one.
-            ...(t.refresh_token ? { refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", row.id, t.refresh_token) } : {}),
+            ...(t.refresh_token
+              ? { refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", row.id, t.refresh_token) }
+              : {}),
           });
           if (saved) storedExpiry = expiresAt;
           else log.debug({ accountId: row.id }, "a newer access token was already stored; kept it");
         })
-        .catch((err: unknown) => log.error({ accountId: row.id, err: (err as Error).message }, "could not save a refreshed access token"));
+        .catch((err: unknown) =>
+          log.error({ accountId: row.id, err: (err as Error).message }, "could not save a refreshed access token"),
+        );
     });
 
     // Refresh now if the stored token is missing or about to expire, so a revoked grant is found
@@ -121,7 +132,13 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
     // Gmail charges a batch sub-request by sub-request against one second of burst, while our
     // bucket lets a batch through whole (leaving a debt): keep a batch within half of that second
     // (25 at the default 250 units/s), or a low per-user quota answers every batch's tail with 429.
-    opts.batchSize = Math.max(1, Math.min(DEFAULT_BATCH_SIZE, Math.floor(config.GMAIL_QUOTA_UNITS_PER_SECOND / (2 * (QUOTA_COST["messages.get"] ?? 5)))));
+    opts.batchSize = Math.max(
+      1,
+      Math.min(
+        DEFAULT_BATCH_SIZE,
+        Math.floor(config.GMAIL_QUOTA_UNITS_PER_SECOND / (2 * (QUOTA_COST["messages.get"] ?? 5))),
+      ),
+    );
     if (deps.fetchStrategy) opts.fetchStrategy = deps.fetchStrategy;
     if (deps.concurrency) opts.concurrency = deps.concurrency;
     return createGmailPort(opts);

@@ -67,7 +67,10 @@ export interface InFlightLimiter {
   readonly cap: number;
 }
 
-export function createInFlightLimiter(redis: Redis, opts: { prefix: string; cap: number; leaseMs?: number }): InFlightLimiter {
+export function createInFlightLimiter(
+  redis: Redis,
+  opts: { prefix: string; cap: number; leaseMs?: number },
+): InFlightLimiter {
   const leaseMs = opts.leaseMs ?? LEASE_MS;
   if (typeof (redis as { gmailSyncInFlight?: unknown }).gmailSyncInFlight !== "function") {
     redis.defineCommand("gmailSyncInFlight", { numberOfKeys: 1, lua: SCRIPT });
@@ -83,7 +86,11 @@ export function createInFlightLimiter(redis: Redis, opts: { prefix: string; cap:
       const started = Date.now();
       while ((await redis.gmailSyncInFlight(key(accountId), "acquire", lease, want, cap, leaseMs)) < 0) {
         if (Date.now() - started > maxWaitMs) {
-          throw new GmailError("rate_limited", `account ${accountId} has ${cap} Gmail requests in flight; waited ${maxWaitMs} ms`, { reason: "localConcurrency", retryAfterMs: 250 });
+          throw new GmailError(
+            "rate_limited",
+            `account ${accountId} has ${cap} Gmail requests in flight; waited ${maxWaitMs} ms`,
+            { reason: "localConcurrency", retryAfterMs: 250 },
+          );
         }
         await new Promise((r) => setTimeout(r, POLL_MS + Math.random() * POLL_MS));
       }

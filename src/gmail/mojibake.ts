@@ -34,7 +34,9 @@ for (let b = 0; b < 256; b++) BYTE_OF.set(ALL_BYTES.charCodeAt(b), b);
 
 const regexClass = (s: string) => [...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
 /** A UTF-8 lead byte (0xC2–0xF4) then a continuation byte (0x80–0xBF), both read as windows-1252. */
-const MOJIBAKE_PAIR = new RegExp(`[${regexClass(ALL_BYTES.slice(0xc2, 0xf5))}][${regexClass(ALL_BYTES.slice(0x80, 0xc0))}]`);
+const MOJIBAKE_PAIR = new RegExp(
+  `[${regexClass(ALL_BYTES.slice(0xc2, 0xf5))}][${regexClass(ALL_BYTES.slice(0x80, 0xc0))}]`,
+);
 const C1_CONTROL = /[\u0080-\u009f]/;
 
 /**

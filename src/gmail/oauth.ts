@@ -13,11 +13,19 @@ import { classifyGmailError } from "./classify-error.ts";
 
 export const GMAIL_READONLY_SCOPE = "https://www.googleapis.com/auth/gmail.readonly";
 /** Any one of these lets the worker read mail (gmail.metadata alone does not: no bodies, no q). */
-export const SUFFICIENT_SCOPES = [GMAIL_READONLY_SCOPE, "https://www.googleapis.com/auth/gmail.modify", "https://mail.google.com/"];
+export const SUFFICIENT_SCOPES = [
+  GMAIL_READONLY_SCOPE,
+  "https://www.googleapis.com/auth/gmail.modify",
+  "https://mail.google.com/",
+];
 
 export function createOAuthClient(config: Config): OAuth2Client {
   if (!config.GOOGLE_CLIENT_ID || !config.GOOGLE_CLIENT_SECRET) {
-    throw new GmailError("permanent", "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set to connect or sync accounts", { reason: "config" });
+    throw new GmailError(
+      "permanent",
+      "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set to connect or sync accounts",
+      { reason: "config" },
+    );
   }
   return new OAuth2Client({
     clientId: config.GOOGLE_CLIENT_ID,
@@ -97,19 +105,30 @@ export interface ConnectDeps {
  * auth_revoked for a bad/used code (or a wrong PKCE verifier) or a grant other than exactly
  * gmail.readonly; opts.accept's ConnectRefusedError passes through, with nothing stored.
  */
-export async function connectAccount(deps: ConnectDeps, code: string, opts: ConnectOptions = {}): Promise<{ accountId: number; email: string }> {
+export async function connectAccount(
+  deps: ConnectDeps,
+  code: string,
+  opts: ConnectOptions = {},
+): Promise<{ accountId: number; email: string }> {
   const auth = createOAuthClient(deps.config);
   let tokens;
   try {
-    ({ tokens } = await auth.getToken(opts.codeVerifier !== undefined ? { code, codeVerifier: opts.codeVerifier } : { code }));
+    ({ tokens } = await auth.getToken(
+      opts.codeVerifier !== undefined ? { code, codeVerifier: opts.codeVerifier } : { code },
+    ));
   } catch (err) {
     throw classifyGmailError(err);
   }
-  if (!tokens.access_token) throw new GmailError("permanent", "token endpoint returned no access token", { reason: "no_access_token" });
+  if (!tokens.access_token)
+    throw new GmailError("permanent", "token endpoint returned no access token", { reason: "no_access_token" });
   const scopes = (tokens.scope ?? "").split(/\s+/).filter(Boolean);
   if (!isReadonlyGrant(scopes)) {
     const granted = scopes.join(" ").slice(0, 300) || "(none)";
-    throw new GmailError("auth_revoked", `the grant must be ${GMAIL_READONLY_SCOPE} and nothing else (granted: ${granted}); nothing was stored`, { reason: "scope_not_readonly" });
+    throw new GmailError(
+      "auth_revoked",
+      `the grant must be ${GMAIL_READONLY_SCOPE} and nothing else (granted: ${granted}); nothing was stored`,
+      { reason: "scope_not_readonly" },
+    );
   }
   auth.setCredentials(tokens);
 
@@ -129,7 +148,9 @@ export async function connectAccount(deps: ConnectDeps, code: string, opts: Conn
     scopes: [GMAIL_READONLY_SCOPE],
     accessTokenExpiresAt: tokens.expiry_date ? new Date(tokens.expiry_date) : null,
     encrypt: (accountId) => ({
-      refreshTokenEncrypted: tokens.refresh_token ? encryptToken(deps.keyRing, "refresh_token", accountId, tokens.refresh_token) : null,
+      refreshTokenEncrypted: tokens.refresh_token
+        ? encryptToken(deps.keyRing, "refresh_token", accountId, tokens.refresh_token)
+        : null,
       accessTokenEncrypted: encryptToken(deps.keyRing, "access_token", accountId, tokens.access_token as string),
       keyId: deps.keyRing.activeKeyId,
     }),
@@ -137,7 +158,11 @@ export async function connectAccount(deps: ConnectDeps, code: string, opts: Conn
   if (!row.refresh_token_encrypted) {
     // Google issues a refresh token only with prompt=consent; without one the account cannot sync.
     await setAccountStatus(deps.db, row.id, "reauth_required", "no_refresh_token");
-    throw new GmailError("auth_revoked", `no refresh token for ${email}: reconnect with the consent URL (prompt=consent)`, { reason: "no_refresh_token" });
+    throw new GmailError(
+      "auth_revoked",
+      `no refresh token for ${email}: reconnect with the consent URL (prompt=consent)`,
+      { reason: "no_refresh_token" },
+    );
   }
   deps.log.info({ accountId: row.id, email }, "account connected");
   await deps.onConnected(row.id);

@@ -125,7 +125,11 @@ function addresses(value: string | null): string[] {
 /** Content-Type → lower-cased type and its charset parameter. */
 function contentType(part: Part): { type: string; charset: string | null } {
   const ct = header(part, "Content-Type");
-  const type = clean((typeof part.mimeType === "string" ? part.mimeType : (ct?.split(";")[0] ?? "application/octet-stream")).trim().toLowerCase());
+  const type = clean(
+    (typeof part.mimeType === "string" ? part.mimeType : (ct?.split(";")[0] ?? "application/octet-stream"))
+      .trim()
+      .toLowerCase(),
+  );
   const m = ct ? /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(ct) : null;
   return { type: type || "application/octet-stream", charset: m?.[1] !== undefined ? clean(m[1].toLowerCase()) : null };
 }
@@ -182,11 +186,19 @@ function isBodyCandidate(part: Part): boolean {
   if (typeof part.body?.data === "string") return !isAttachment(part);
   const named = typeof part.filename === "string" && part.filename !== "";
   const disposition = header(part, "Content-Disposition")?.trim().toLowerCase() ?? "";
-  return !named && !disposition.startsWith("attachment") && typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "";
+  return (
+    !named &&
+    !disposition.startsWith("attachment") &&
+    typeof part.body?.attachmentId === "string" &&
+    part.body.attachmentId !== ""
+  );
 }
 
 function isAttachment(part: Part): boolean {
-  return (typeof part.filename === "string" && part.filename !== "") || (typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "");
+  return (
+    (typeof part.filename === "string" && part.filename !== "") ||
+    (typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "")
+  );
 }
 
 /** An attached message: one attachment, never walked into (its body is not the outer message's). */
@@ -212,7 +224,10 @@ function leaves(part: Part, out: Part[] = [], root = true): Part[] {
 function rebuildAttachedMessage(part: Part): string | null {
   const inner = Array.isArray(part.parts) ? part.parts.filter((p): p is Part => !!p && typeof p === "object") : [];
   if (inner.length === 0) return null;
-  const innerRoot = inner.length === 1 && header(inner[0], "From") !== null ? (inner[0] as Part) : { headers: part.headers ?? null, parts: inner };
+  const innerRoot =
+    inner.length === 1 && header(inner[0], "From") !== null
+      ? (inner[0] as Part)
+      : { headers: part.headers ?? null, parts: inner };
   const lines: string[] = [];
   for (const name of ["From", "To", "Cc", "Date", "Subject", "Message-ID"]) {
     const v = header(innerRoot, name) ?? header(part, name);
@@ -226,7 +241,13 @@ function rebuildAttachedMessage(part: Part): string | null {
     if (ct.type === "text/plain" && text === null) text = decodeBody(leaf.body.data, ct.charset);
     else if (ct.type === "text/html" && html === null) html = bodyHtmlToText(decodeBody(leaf.body.data, ct.charset));
   }
-  lines.push("MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: 8bit", "", text ?? html ?? "");
+  lines.push(
+    "MIME-Version: 1.0",
+    'Content-Type: text/plain; charset="utf-8"',
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    text ?? html ?? "",
+  );
   return Buffer.from(lines.join("\r\n"), "utf8").toString("base64url");
 }
 
@@ -235,12 +256,18 @@ function toRef(part: Part, ct: { type: string; charset: string | null }): Attach
   const size = part.body?.size;
   return {
     partId: typeof part.partId === "string" ? clean(part.partId) : "",
-    filename: typeof part.filename === "string" && part.filename !== "" ? clean(decodeHeader(part.filename) ?? part.filename) : null,
+    filename:
+      typeof part.filename === "string" && part.filename !== ""
+        ? clean(decodeHeader(part.filename) ?? part.filename)
+        : null,
     mimeType: ct.type,
     charset: inlineCharset(part, ct.charset),
     contentId: cid ? clean(cid.trim().replace(/^<|>$/g, "")) : null,
     size: typeof size === "number" && Number.isFinite(size) ? size : 0,
-    attachmentId: typeof part.body?.attachmentId === "string" && part.body.attachmentId !== "" ? clean(part.body.attachmentId) : null,
+    attachmentId:
+      typeof part.body?.attachmentId === "string" && part.body.attachmentId !== ""
+        ? clean(part.body.attachmentId)
+        : null,
     inlineData: typeof part.body?.data === "string" && part.body.data !== "" ? part.body.data : null,
   };
 }
@@ -248,7 +275,12 @@ function toRef(part: Part, ct: { type: string; charset: string | null }): Attach
 /** Inline text data came converted to UTF-8 like a body (attachments.get bytes stay as sent). */
 function inlineCharset(part: Part, declared: string | null): string | null {
   const data = part.body?.data;
-  if (typeof data !== "string" || data === "" || !(typeof part.mimeType === "string" && part.mimeType.toLowerCase().startsWith("text/"))) return declared;
+  if (
+    typeof data !== "string" ||
+    data === "" ||
+    !(typeof part.mimeType === "string" && part.mimeType.toLowerCase().startsWith("text/"))
+  )
+    return declared;
   try {
     utf8.decode(Buffer.from(data, "base64url"));
     return "utf-8";
@@ -262,8 +294,10 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
   if (!storableId(msg.id)) throw new ParseError("message has no valid id");
   if (!storableId(msg.threadId)) throw new ParseError(`message ${msg.id} has no valid threadId`);
   const payload = msg.payload as Part | undefined | null;
-  if (payload !== undefined && payload !== null && typeof payload !== "object") throw new ParseError(`message ${msg.id} has a malformed payload`);
-  if (msg.labelIds !== undefined && msg.labelIds !== null && !Array.isArray(msg.labelIds)) throw new ParseError(`message ${msg.id} has malformed labelIds`);
+  if (payload !== undefined && payload !== null && typeof payload !== "object")
+    throw new ParseError(`message ${msg.id} has a malformed payload`);
+  if (msg.labelIds !== undefined && msg.labelIds !== null && !Array.isArray(msg.labelIds))
+    throw new ParseError(`message ${msg.id} has malformed labelIds`);
 
   const root = payload ?? undefined;
   const parts = root ? leaves(root) : [];
@@ -285,7 +319,12 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
     bodyText = bodyPart === textPart ? decoded : bodyHtmlToText(decoded);
   } else if (bodyPart?.body?.attachmentId) {
     const ct = contentType(bodyPart);
-    bodyRef = { partId: typeof bodyPart.partId === "string" ? clean(bodyPart.partId) : "", attachmentId: clean(bodyPart.body.attachmentId), charset: ct.charset, html: bodyPart !== textPart };
+    bodyRef = {
+      partId: typeof bodyPart.partId === "string" ? clean(bodyPart.partId) : "",
+      attachmentId: clean(bodyPart.body.attachmentId),
+      charset: ct.charset,
+      html: bodyPart !== textPart,
+    };
   }
 
   const attachments: AttachmentRef[] = [];

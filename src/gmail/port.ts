@@ -33,10 +33,14 @@ export interface ListMessagesPage {
 }
 
 /** One id's outcome in getMessages: a message, or the classified error for that id alone. */
-export type FetchedMessage = { id: string; message: GmailMessage; error?: undefined } | { id: string; message?: undefined; error: import("../errors.ts").GmailError };
+export type FetchedMessage =
+  | { id: string; message: GmailMessage; error?: undefined }
+  | { id: string; message?: undefined; error: import("../errors.ts").GmailError };
 
 /** One thread id's outcome in getThreads: the thread's messages (format full), or its error. */
-export type FetchedThread = { id: string; messages: GmailMessage[]; error?: undefined } | { id: string; messages?: undefined; error: import("../errors.ts").GmailError };
+export type FetchedThread =
+  | { id: string; messages: GmailMessage[]; error?: undefined }
+  | { id: string; messages?: undefined; error: import("../errors.ts").GmailError };
 
 export interface ListHistoryOptions {
   startHistoryId: string;

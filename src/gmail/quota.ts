@@ -148,8 +148,26 @@ export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGove
   const acctKey = (id: number) => `${opts.prefix}:quota:acct:${id}`;
   const projectKey = `${opts.prefix}:quota:project`;
 
-  async function run(op: "take" | "penalize" | "inspect", accountId: number, units = 0, retryAfterMs = 0): Promise<Reply> {
-    return redis.gmailSyncQuota(acctKey(accountId), projectKey, op, units, maxRate, floor, recovery, projRate, projCap, Math.max(0, Math.round(retryAfterMs)), ttl, BURST_SECONDS);
+  async function run(
+    op: "take" | "penalize" | "inspect",
+    accountId: number,
+    units = 0,
+    retryAfterMs = 0,
+  ): Promise<Reply> {
+    return redis.gmailSyncQuota(
+      acctKey(accountId),
+      projectKey,
+      op,
+      units,
+      maxRate,
+      floor,
+      recovery,
+      projRate,
+      projCap,
+      Math.max(0, Math.round(retryAfterMs)),
+      ttl,
+      BURST_SECONDS,
+    );
   }
 
   const governor: QuotaGovernor = {
@@ -169,10 +187,14 @@ export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGove
         const waited = Date.now() - started;
         if (waited + r.waitMs > maxWaitMs) {
           quotaWaitSeconds.observe(waited / 1000);
-          throw new GmailError("rate_limited", `quota bucket of account ${accountId} is empty; retry in ${r.waitMs} ms`, {
-            reason: "localQuota",
-            retryAfterMs: r.waitMs,
-          });
+          throw new GmailError(
+            "rate_limited",
+            `quota bucket of account ${accountId} is empty; retry in ${r.waitMs} ms`,
+            {
+              reason: "localQuota",
+              retryAfterMs: r.waitMs,
+            },
+          );
         }
         // A little jitter so processes woken together do not collide on the same refill.
         await new Promise((res) => setTimeout(res, r.waitMs + Math.random() * 5));

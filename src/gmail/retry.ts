@@ -14,7 +14,12 @@ export interface RetryPolicy {
   maxInlineWaitMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 30_000, maxInlineWaitMs: 10_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 1000,
+  maxDelayMs: 30_000,
+  maxInlineWaitMs: 10_000,
+};
 
 /** Full jitter: uniform in [0, min(cap, base·2^attempt)] (attempt counts from 0). */
 export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
@@ -29,7 +34,12 @@ export function retryReason(err: GmailError): "rate_limit" | "5xx" | "network" |
 }
 
 /** How long to wait before retrying `err` (attempt counts from 0), or undefined: do not retry. */
-export function retryDelay(err: GmailError, attempt: number, policy: RetryPolicy, random: () => number = Math.random): number | undefined {
+export function retryDelay(
+  err: GmailError,
+  attempt: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): number | undefined {
   if (attempt + 1 >= policy.maxAttempts) return undefined;
   if (err.kind === "transient") return backoffDelay(attempt, policy, random);
   if (err.kind === "rate_limited") {
@@ -46,7 +56,11 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * Runs fn until it succeeds, throws a non-retryable GmailError, or attempts run out. fn must throw
  * GmailError (already classified). onRetry runs before each wait (e.g. to penalise the bucket).
  */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (err: GmailError, attempt: number, delayMs: number) => Promise<void> | void): Promise<T> {
+export async function withRetry<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  onRetry?: (err: GmailError, attempt: number, delayMs: number) => Promise<void> | void,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt);

@@ -22,7 +22,15 @@ export const BACKFILL_PAGE_SIZE = 500;
 
 export type BackfillPageResult =
   | SyncSkip
-  | { page: number; listed: number; fetched: number; stored: number; done: boolean; swept: number; superseded?: boolean };
+  | {
+      page: number;
+      listed: number;
+      fetched: number;
+      stored: number;
+      done: boolean;
+      swept: number;
+      superseded?: boolean;
+    };
 
 export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise<BackfillPageResult> {
   const { db, log } = deps;
@@ -38,7 +46,8 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       await startRun(deps, gmail, accountId, { reason: job.reason, query: job.query ?? null });
       state = await getSyncState(db, accountId);
     }
-    if (state === undefined || state.backfill_started_at === null) throw new Error(`sync_state of account ${accountId} vanished`);
+    if (state === undefined || state.backfill_started_at === null)
+      throw new Error(`sync_state of account ${accountId} vanished`);
     const runStartedAt = state.backfill_started_at;
     const sweep = runMaySweep(deps, state);
     const key = seenKey(deps.queues.prefix, accountId, runStartedAt);
@@ -59,8 +68,15 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       // a 400 for ever: retrying it would wedge the backfill. Start the run again from page one
       // (pinned afresh, in the same scope; rows already stored are current and not fetched again).
       if (!(state.backfill_page_token !== null && isGmailError(err, "permanent") && err.status === 400)) throw err;
-      log.warn({ accountId, err: err.message.slice(0, 200) }, "backfill page token rejected: restarting the run from the first page");
-      await startRun(deps, gmail, accountId, { reason: job.reason === "connect" ? "manual" : job.reason, query: scope.query, scope });
+      log.warn(
+        { accountId, err: err.message.slice(0, 200) },
+        "backfill page token rejected: restarting the run from the first page",
+      );
+      await startRun(deps, gmail, accountId, {
+        reason: job.reason === "connect" ? "manual" : job.reason,
+        query: scope.query,
+        scope,
+      });
       await enqueueBackfill(deps.queues, accountId, { reason: job.reason, resumeOnly: true });
       return { skipped: "run_restarted" };
     }
@@ -77,7 +93,12 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
           // Unscoped, a thread's other messages are in the listing too (bar spam and trash when
           // those are left out): storing them now saves their own page the quota. A q or label
           // scope cannot be judged from a message, so a scoped run stores only what it listed.
-          ...(scoped ? {} : { pickExtras: (messages: GmailMessage[]) => pickUnstored(deps, accountId, runStartedAt, scope.includeSpamTrash, messages) }),
+          ...(scoped
+            ? {}
+            : {
+                pickExtras: (messages: GmailMessage[]) =>
+                  pickUnstored(deps, accountId, runStartedAt, scope.includeSpamTrash, messages),
+              }),
         }
       : undefined;
     const prepared = await fetchMessages({ gmail, pipeline: deps.pipeline }, toFetch, plan);
@@ -107,12 +128,20 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
         // are counted there (as current), not here.
         stored: prepared.records.filter((r) => listedHere.has(r.gmailId)).length + current.size,
       });
-      if (checkpointed && nextPageToken === null && sweep) swept = await sweepUnseen(trx, deps, accountId, key, runStartedAt);
+      if (checkpointed && nextPageToken === null && sweep)
+        swept = await sweepUnseen(trx, deps, accountId, key, runStartedAt);
     });
     countStored("backfill", { stored, parked });
     if (retryAt !== null) await scheduleRetry(deps, accountId, retryAt);
     if (prepared.abort !== undefined) throw prepared.abort;
-    const result = { page: state.backfill_pages + 1, listed: ids.length, fetched: toFetch.length, stored, done: nextPageToken === null, swept };
+    const result = {
+      page: state.backfill_pages + 1,
+      listed: ids.length,
+      fetched: toFetch.length,
+      stored,
+      done: nextPageToken === null,
+      swept,
+    };
     if (!checkpointed) {
       log.info({ accountId }, "backfill page superseded by a restarted run; its rows are kept, its checkpoint dropped");
       return { ...result, superseded: true };
@@ -129,8 +158,21 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
 }
 
 /** Thread members in an unscoped listing's reach (`includeSpamTrash`: the run's) that this run has not stored yet. */
-async function pickUnstored(deps: SyncDeps, accountId: number, runStartedAt: Date, includeSpamTrash: boolean, messages: GmailMessage[]): Promise<GmailMessage[]> {
-  const listable = messages.filter((m) => includeSpamTrash || !(m.labelIds ?? []).some((l) => l === "SPAM" || l === "TRASH"));
-  const current = await storedCurrentIds(deps.db, accountId, listable.map((m) => m.id ?? ""), { since: runStartedAt });
+async function pickUnstored(
+  deps: SyncDeps,
+  accountId: number,
+  runStartedAt: Date,
+  includeSpamTrash: boolean,
+  messages: GmailMessage[],
+): Promise<GmailMessage[]> {
+  const listable = messages.filter(
+    (m) => includeSpamTrash || !(m.labelIds ?? []).some((l) => l === "SPAM" || l === "TRASH"),
+  );
+  const current = await storedCurrentIds(
+    deps.db,
+    accountId,
+    listable.map((m) => m.id ?? ""),
+    { since: runStartedAt },
+  );
   return listable.filter((m) => !current.has(m.id ?? ""));
 }

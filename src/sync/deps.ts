@@ -18,10 +18,15 @@ export interface SyncDeps {
   config: Pick<Config, "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH" | "BACKFILL_FETCH_THREADS">;
 }
 
-export type SyncSkip = { skipped: "account_inactive" | "no_account" | "no_cursor" | "nothing_to_resume" | "run_restarted" };
+export type SyncSkip = {
+  skipped: "account_inactive" | "no_account" | "no_cursor" | "nothing_to_resume" | "run_restarted";
+};
 
 /** The account's Gmail port, or a skip when the account is gone or not active (no Gmail calls). */
-export async function activeAccountPort(deps: SyncDeps, accountId: number): Promise<{ gmail: GmailPort; email: string } | SyncSkip> {
+export async function activeAccountPort(
+  deps: SyncDeps,
+  accountId: number,
+): Promise<{ gmail: GmailPort; email: string } | SyncSkip> {
   const account = await getAccountEmailAndStatus(deps.db, accountId);
   if (account === undefined) return { skipped: "no_account" };
   if (account.status !== "active") return { skipped: "account_inactive" };

@@ -22,12 +22,19 @@ const LOCK_POLL_MS = 25;
  * throws SyncBusyError. A short wait lets a push's sync start the moment the account's running
  * sync or ledger retry ends, rather than being re-queued for seconds.
  */
-export async function withSyncLock<T>(db: Db, kind: SyncKind, accountId: number, fn: () => Promise<T>, opts: { waitMs?: number } = {}): Promise<T> {
+export async function withSyncLock<T>(
+  db: Db,
+  kind: SyncKind,
+  accountId: number,
+  fn: () => Promise<T>,
+  opts: { waitMs?: number } = {},
+): Promise<T> {
   return db.connection().execute(async (conn) => {
     const deadline = Date.now() + (opts.waitMs ?? 0);
     for (;;) {
       if (await tryAdvisoryLock(conn, KIND_KEY[kind], accountId)) break;
-      if (Date.now() + LOCK_POLL_MS > deadline) throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
+      if (Date.now() + LOCK_POLL_MS > deadline)
+        throw new SyncBusyError(`a ${kind} sync of account ${accountId} is already running`);
       await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
     }
     try {

@@ -38,7 +38,8 @@ export async function startRun(
   return deps.db.transaction().execute(async (trx) => {
     const state = await getSyncStateForUpdate(trx, accountId);
     // A first backfill (no cursor yet) is not a resync, whatever asked for it.
-    const resyncReason = opts.reason === "connect" || state?.history_id === null || state?.history_id === undefined ? null : opts.reason;
+    const resyncReason =
+      opts.reason === "connect" || state?.history_id === null || state?.history_id === undefined ? null : opts.reason;
     const started = await beginRun(trx, accountId, {
       pinnedHistoryId: profile.historyId,
       estimate: profile.messagesTotal,
@@ -48,7 +49,17 @@ export async function startRun(
       resetCursor: opts.reason === "history_expired",
     });
     if (resyncReason !== null) fullResyncsTotal.inc({ reason: resyncReason });
-    deps.log.info({ accountId, reason: opts.reason, resync: resyncReason, pinnedHistoryId: profile.historyId, estimate: profile.messagesTotal, scope }, "backfill run started");
+    deps.log.info(
+      {
+        accountId,
+        reason: opts.reason,
+        resync: resyncReason,
+        pinnedHistoryId: profile.historyId,
+        estimate: profile.messagesTotal,
+        scope,
+      },
+      "backfill run started",
+    );
     return started;
   });
 }
@@ -56,14 +67,21 @@ export async function startRun(
 /** Whether a run's listing covers the whole stored mailbox, so absence may mean deletion (pinned at its start). */
 export function runMaySweep(
   deps: SyncDeps,
-  state: Pick<SyncState, "resync_reason" | "backfill_may_sweep" | "backfill_query" | "backfill_label_ids" | "backfill_include_spam_trash">,
+  state: Pick<
+    SyncState,
+    "resync_reason" | "backfill_may_sweep" | "backfill_query" | "backfill_label_ids" | "backfill_include_spam_trash"
+  >,
 ): boolean {
   return state.backfill_may_sweep ?? scopeMaySweep(runScope(deps.config, state), state.resync_reason);
 }
 
 export async function recordSeen(redis: Redis, key: string, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
-  await redis.multi().sadd(key, ...ids).expire(key, SEEN_TTL_SECONDS).exec();
+  await redis
+    .multi()
+    .sadd(key, ...ids)
+    .expire(key, SEEN_TTL_SECONDS)
+    .exec();
 }
 
 /** Inside the transaction that completes the listing: soft-delete stored messages not seen. */
@@ -77,7 +95,8 @@ export async function sweepUnseen(
   // Spam and trash are not listed unless the run's scope included them; their rows are not
   // evidence of deletion. The row is the one the caller's checkpoint just completed: this run's.
   const state = await getSyncState(trx, accountId);
-  const includeSpamTrash = state === undefined ? deps.config.INCLUDE_SPAM_TRASH : runScope(deps.config, state).includeSpamTrash;
+  const includeSpamTrash =
+    state === undefined ? deps.config.INCLUDE_SPAM_TRASH : runScope(deps.config, state).includeSpamTrash;
   const exclude = includeSpamTrash ? [] : ["SPAM", "TRASH"];
   const candidates = await liveIdsUntouchedSince(trx, accountId, runStartedAt, exclude);
   const unseen: string[] = [];
@@ -89,8 +108,12 @@ export async function sweepUnseen(
     });
   }
   let deleted = 0;
-  for (let i = 0; i < unseen.length; i += 1000) deleted += await softDeleteMessages(trx, accountId, unseen.slice(i, i + 1000), null);
+  for (let i = 0; i < unseen.length; i += 1000)
+    deleted += await softDeleteMessages(trx, accountId, unseen.slice(i, i + 1000), null);
   if (deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, deleted);
-  deps.log.info({ accountId, checked: candidates.length, deleted }, "resync sweep: soft-deleted messages absent from the complete listing");
+  deps.log.info(
+    { accountId, checked: candidates.length, deleted },
+    "resync sweep: soft-deleted messages absent from the complete listing",
+  );
   return deleted;
 }

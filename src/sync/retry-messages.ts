@@ -36,20 +36,36 @@ export interface RetryOutcome {
 }
 
 /** Fetches `rows` again and commits the outcome (in the caller's lock). */
-export async function retryMessages(deps: SyncDeps, gmail: GmailPort, accountId: number, rows: DueMessage[]): Promise<RetryOutcome> {
+export async function retryMessages(
+  deps: SyncDeps,
+  gmail: GmailPort,
+  accountId: number,
+  rows: DueMessage[],
+): Promise<RetryOutcome> {
   const out: RetryOutcome = { retried: rows.length, stored: 0, gone: 0, retrying: 0, parked: 0 };
   if (rows.length === 0) return out;
   const awaited = new Set(rows.filter((r) => r.reason === NOT_FOUND_YET).map((r) => r.gmailId));
-  const prepared = await fetchMessages({ gmail, pipeline: deps.pipeline }, rows.map((r) => r.gmailId));
+  const prepared = await fetchMessages(
+    { gmail, pipeline: deps.pipeline },
+    rows.map((r) => r.gmailId),
+  );
   const stillNotServed = prepared.gone.filter((id) => awaited.has(id));
   prepared.gone = prepared.gone.filter((id) => !awaited.has(id));
-  for (const id of stillNotServed) prepared.failed.push({ id, kind: "transient", reason: NOT_FOUND_YET, detail: "added in history but messages.get still answers 404" });
+  for (const id of stillNotServed)
+    prepared.failed.push({
+      id,
+      kind: "transient",
+      reason: NOT_FOUND_YET,
+      detail: "added in history but messages.get still answers 404",
+    });
   assertPlausibleGone(prepared, rows.length - awaited.size);
   // Outside the mirror's scope now (moved to Spam or Trash meanwhile, with INCLUDE_SPAM_TRASH off):
   // not stored unless already held — the row is settled either way.
   const dropped: string[] = [];
   if (!deps.config.INCLUDE_SPAM_TRASH) {
-    const outside = prepared.records.filter((m) => m.labelIds.some((l) => l === "SPAM" || l === "TRASH")).map((m) => m.gmailId);
+    const outside = prepared.records
+      .filter((m) => m.labelIds.some((l) => l === "SPAM" || l === "TRASH"))
+      .map((m) => m.gmailId);
     const held = await knownIds(deps.db, accountId, outside);
     dropped.push(...outside.filter((id) => !held.has(id)));
     const drop = new Set(dropped);
@@ -66,25 +82,35 @@ export async function retryMessages(deps: SyncDeps, gmail: GmailPort, accountId:
 /** The retry job: due rows in rounds, then the next job scheduled for the earliest row left. */
 export async function runRetryJob(deps: SyncDeps, job: RetryJob): Promise<RetryOutcome | SyncSkip> {
   const { accountId } = job;
-  return withSyncLock(deps.db, "incremental", accountId, async () => {
-    const port = await activeAccountPort(deps, accountId);
-    if ("skipped" in port) return port;
-    const total: RetryOutcome = { retried: 0, stored: 0, gone: 0, retrying: 0, parked: 0 };
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const rows = await dueMessages(deps.db, accountId, { limit: RETRY_BATCH });
-      if (rows.length === 0) break;
-      const r = await retryMessages(deps, port.gmail, accountId, rows);
-      for (const k of Object.keys(total) as Array<keyof RetryOutcome>) total[k] += r[k];
-      if (rows.length < RETRY_BATCH) break;
-    }
-    await scheduleRetry(deps, accountId);
-    if (total.retried > 0) deps.log.info({ accountId, ...total }, "retried messages from the ledger");
-    return total;
-  }, { waitMs: LOCK_WAIT_MS });
+  return withSyncLock(
+    deps.db,
+    "incremental",
+    accountId,
+    async () => {
+      const port = await activeAccountPort(deps, accountId);
+      if ("skipped" in port) return port;
+      const total: RetryOutcome = { retried: 0, stored: 0, gone: 0, retrying: 0, parked: 0 };
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const rows = await dueMessages(deps.db, accountId, { limit: RETRY_BATCH });
+        if (rows.length === 0) break;
+        const r = await retryMessages(deps, port.gmail, accountId, rows);
+        for (const k of Object.keys(total) as Array<keyof RetryOutcome>) total[k] += r[k];
+        if (rows.length < RETRY_BATCH) break;
+      }
+      await scheduleRetry(deps, accountId);
+      if (total.retried > 0) deps.log.info({ accountId, ...total }, "retried messages from the ledger");
+      return total;
+    },
+    { waitMs: LOCK_WAIT_MS },
+  );
 }
 
 /** Enqueues the retry job for the account's earliest unparked ledger row, if there is one. */
-export async function scheduleRetry(deps: Pick<SyncDeps, "db" | "queues">, accountId: number, at?: Date | null): Promise<void> {
+export async function scheduleRetry(
+  deps: Pick<SyncDeps, "db" | "queues">,
+  accountId: number,
+  at?: Date | null,
+): Promise<void> {
   const due = at === undefined ? await nextRetryAt(deps.db, accountId) : at;
   if (due === null) return;
   await enqueueRetry(deps.queues, accountId, due);

@@ -21,7 +21,11 @@ export interface RunScope {
  */
 export function scopeForNewRun(config: ScopeConfig, query: string | null): RunScope {
   const q = query ?? config.BACKFILL_QUERY ?? "";
-  return { query: q === "" ? null : q, labelIds: [...config.BACKFILL_LABEL_IDS], includeSpamTrash: config.INCLUDE_SPAM_TRASH };
+  return {
+    query: q === "" ? null : q,
+    labelIds: [...config.BACKFILL_LABEL_IDS],
+    includeSpamTrash: config.INCLUDE_SPAM_TRASH,
+  };
 }
 
 type PinnedColumns = Pick<SyncState, "backfill_query" | "backfill_label_ids" | "backfill_include_spam_trash">;

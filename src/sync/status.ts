@@ -15,7 +15,16 @@ export interface AccountStatusView {
   throttledUntil: string | null;
   messages: number;
   attachments: number;
-  backfill: { phase: string; listed: number; stored: number; estimate: number | null; pages: number; done: boolean; startedAt: string | null; finishedAt: string | null };
+  backfill: {
+    phase: string;
+    listed: number;
+    stored: number;
+    estimate: number | null;
+    pages: number;
+    done: boolean;
+    startedAt: string | null;
+    finishedAt: string | null;
+  };
   historyId: string | null;
   lastSyncAt: string | null;
   cursorAgeSeconds: number | null;
@@ -63,7 +72,9 @@ export async function accountStatuses(db: Db, opts: { email?: string } = {}): Pr
       deadLetters: r.dead_letters,
       retryingMessages: r.retrying,
       watchExpiration: iso(r.watch_expiration),
-      lastError: r.last_error ? { kind: r.last_error_kind ?? null, message: r.last_error, at: iso(r.last_error_at) } : null,
+      lastError: r.last_error
+        ? { kind: r.last_error_kind ?? null, message: r.last_error, at: iso(r.last_error_at) }
+        : null,
     };
   });
 }

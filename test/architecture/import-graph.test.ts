@@ -42,7 +42,9 @@ describe.each(["src/server.ts", "src/worker.ts"])("the import graph of %s", (ent
   });
 
   it("loads no package the production image leaves out", () => {
-    const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
     const outside = [...packages]
       .filter((s) => !s.startsWith("node:"))
       .map((s) => (s.startsWith("@") ? s.split("/").slice(0, 2).join("/") : (s.split("/")[0] as string)))

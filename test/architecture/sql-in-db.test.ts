@@ -22,7 +22,16 @@ function tsFiles(dir: string): string[] {
 }
 
 // A query is being built: a kysely builder entry point, or the sql tag and its helpers.
-const QUERY_BUILDER = [/\.selectFrom\(/, /\.insertInto\(/, /\.updateTable\(/, /\.deleteFrom\(/, /\.with\(/, /\bsql`/, /\bsql</, /\bsql\.(raw|ref|lit|join)\b/];
+const QUERY_BUILDER = [
+  /\.selectFrom\(/,
+  /\.insertInto\(/,
+  /\.updateTable\(/,
+  /\.deleteFrom\(/,
+  /\.with\(/,
+  /\bsql`/,
+  /\bsql</,
+  /\bsql\.(raw|ref|lit|join)\b/,
+];
 
 // `import { sql } from "kysely"` (also `{ type X, sql as q }`, over several lines), and namespace
 // imports, which bring sql along; type-only imports (Transaction, Selectable…) are fine.
@@ -43,8 +52,14 @@ function queriesIn(file: string, text: string): string[] {
   for (const m of text.matchAll(KYSELY_IMPORT)) {
     const [statement, typeOnly, clause] = m as unknown as [string, string | undefined, string];
     if (typeOnly !== undefined) continue;
-    const importsSql = clause.startsWith("*") || clause.slice(1, -1).split(",").some((s) => /^sql(\s+as\s+\w+)?$/.test(s.trim()));
-    if (importsSql) found.push(`${file}:${text.slice(0, m.index).split("\n").length}: ${statement.replace(/\s+/g, " ")}`);
+    const importsSql =
+      clause.startsWith("*") ||
+      clause
+        .slice(1, -1)
+        .split(",")
+        .some((s) => /^sql(\s+as\s+\w+)?$/.test(s.trim()));
+    if (importsSql)
+      found.push(`${file}:${text.slice(0, m.index).split("\n").length}: ${statement.replace(/\s+/g, " ")}`);
   }
   return found;
 }
@@ -64,20 +79,38 @@ describe("SQL lives in src/db", () => {
 
   it("the check sees queries where they are (src/db, and each pattern), so its passing above means something", () => {
     expect(scan(all.filter((f) => f.startsWith(DB_DIR))).length).toBeGreaterThan(20);
-    const built = ['db.selectFrom("a")', "trx.insertInto('a')", "db.updateTable(`a`)", 'db.deleteFrom("a")', 'db.with("a", (qb) => qb)', "sql`now()`", "sql<number>`1`", 'sql.raw("1")', 'sql.ref("a.b")', "sql.lit(1)", "sql.join(xs)"];
+    const built = [
+      'db.selectFrom("a")',
+      "trx.insertInto('a')",
+      "db.updateTable(`a`)",
+      'db.deleteFrom("a")',
+      'db.with("a", (qb) => qb)',
+      "sql`now()`",
+      "sql<number>`1`",
+      'sql.raw("1")',
+      'sql.ref("a.b")',
+      "sql.lit(1)",
+      "sql.join(xs)",
+    ];
     for (const line of built) expect(queriesIn("x.ts", `  const q = ${line};`), line).toHaveLength(1);
-    expect(queriesIn("x.ts", 'import {\n  type Kysely,\n  sql,\n} from "kysely";\nimport * as k from "kysely";')).toEqual([
-      'x.ts:1: import { type Kysely, sql, } from "kysely"',
-      'x.ts:5: import * as k from "kysely"',
-    ]);
-    expect(queriesIn("x.ts", 'import type { Transaction } from "kysely";\nimport { type Selectable } from "kysely";\n// db.selectFrom("x") in a comment\n')).toEqual([]);
+    expect(
+      queriesIn("x.ts", 'import {\n  type Kysely,\n  sql,\n} from "kysely";\nimport * as k from "kysely";'),
+    ).toEqual(['x.ts:1: import { type Kysely, sql, } from "kysely"', 'x.ts:5: import * as k from "kysely"']);
+    expect(
+      queriesIn(
+        "x.ts",
+        'import type { Transaction } from "kysely";\nimport { type Selectable } from "kysely";\n// db.selectFrom("x") in a comment\n',
+      ),
+    ).toEqual([]);
   });
 
   it("declares the Executor type once, in src/db", () => {
     const declared = all.flatMap((f) =>
       readFileSync(path.join(root, f), "utf8")
         .split("\n")
-        .flatMap((line, i) => (/^\s*(export\s+)?(declare\s+)?(type|interface)\s+Executor\b/.test(line) ? [`${f}:${i + 1}`] : [])),
+        .flatMap((line, i) =>
+          /^\s*(export\s+)?(declare\s+)?(type|interface)\s+Executor\b/.test(line) ? [`${f}:${i + 1}`] : [],
+        ),
     );
     expect(declared.length, `declared at ${declared.join(", ")}`).toBe(1);
     expect(declared[0]?.startsWith(DB_DIR), declared.join(", ")).toBe(true);

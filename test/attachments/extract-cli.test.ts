@@ -41,15 +41,32 @@ describe("gmail-sync extract", () => {
     await writeFile(path.join(files, "empty.txt"), "");
     await writeFile(path.join(files, "data.csv"), makeCsv([["a", "b"]], { encoding: "utf16le" }));
     await writeFile(path.join(files, "etc", "passwd"), "root:x:0:0\n");
-    const args = ["report.pdf", "broken.pdf", "photo.png", "empty.txt", "data.csv", "etc/../etc/passwd"].map((f) => path.join(files, f));
+    const args = ["report.pdf", "broken.pdf", "photo.png", "empty.txt", "data.csv", "etc/../etc/passwd"].map((f) =>
+      path.join(files, f),
+    );
     // The path as given is echoed back, even one with ".." in it.
     args[5] = `${files}/etc/../etc/passwd`;
     const r = await runCli(["extract", "--json", ...args], { ATTACHMENT_TEMP_DIR: tempDir, EXTRACT_POOL_SIZE: "2" });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.file)).toEqual(args);
-    for (const l of lines) expect(Object.keys(l)).toEqual(expect.arrayContaining(["file", "size", "checksum", "detected_type", "route", "skipped_reason", "text", "metadata"]));
+    for (const l of lines)
+      expect(Object.keys(l)).toEqual(
+        expect.arrayContaining([
+          "file",
+          "size",
+          "checksum",
+          "detected_type",
+          "route",
+          "skipped_reason",
+          "text",
+          "metadata",
+        ]),
+      );
     expect(lines[0]).toMatchObject({ detected_type: "application/pdf", route: "memory", skipped_reason: null });
     expect(lines[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(lines[0]!.text).toContain("marmalade2");
@@ -70,18 +87,37 @@ describe("gmail-sync extract", () => {
     expect(r.stderr).toMatch(/missing\.pdf/);
   });
 
-  it.skipIf(!existsSync(corpus))("runs every file of the shared corpus without crashing or leaving files behind", async () => {
-    const files = await listFiles(corpus);
-    const r = await runCli(["extract", "--json", ...files], { ATTACHMENT_TEMP_DIR: tempDir, EXTRACT_POOL_SIZE: "2" }, 110_000);
-    expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { file: string; skipped_reason: string | null; text: string | null; checksum: string | null });
-    expect(lines.map((l) => l.file)).toEqual(files);
-    for (const l of lines) {
-      expect(l.checksum).toMatch(/^[0-9a-f]{64}$/);
-      if (l.text !== null) expect(l.text).not.toMatch(/\u0000/);
-    }
-    // Most real files extract; the hostile ones end as skips.
-    expect(lines.filter((l) => l.skipped_reason === null).length).toBeGreaterThan(files.length / 2);
-    expect(await readdir(tempDir)).toEqual([]);
-  }, 120_000);
+  it.skipIf(!existsSync(corpus))(
+    "runs every file of the shared corpus without crashing or leaving files behind",
+    async () => {
+      const files = await listFiles(corpus);
+      const r = await runCli(
+        ["extract", "--json", ...files],
+        { ATTACHMENT_TEMP_DIR: tempDir, EXTRACT_POOL_SIZE: "2" },
+        110_000,
+      );
+      expect(r.code).toBe(0);
+      const lines = r.stdout
+        .trim()
+        .split("\n")
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              file: string;
+              skipped_reason: string | null;
+              text: string | null;
+              checksum: string | null;
+            },
+        );
+      expect(lines.map((l) => l.file)).toEqual(files);
+      for (const l of lines) {
+        expect(l.checksum).toMatch(/^[0-9a-f]{64}$/);
+        if (l.text !== null) expect(l.text).not.toMatch(/\u0000/);
+      }
+      // Most real files extract; the hostile ones end as skips.
+      expect(lines.filter((l) => l.skipped_reason === null).length).toBeGreaterThan(files.length / 2);
+      expect(await readdir(tempDir)).toEqual([]);
+    },
+    120_000,
+  );
 });

@@ -36,7 +36,17 @@ const reusable = new Map<string, ReusableText>();
 let part = 0;
 
 function ref(bytes: Buffer, mimeType: string, extra: Partial<AttachmentRef> = {}): AttachmentRef {
-  return { partId: String(++part), filename: "file", mimeType, charset: null, contentId: null, size: bytes.length, attachmentId: "att", inlineData: null, ...extra };
+  return {
+    partId: String(++part),
+    filename: "file",
+    mimeType,
+    charset: null,
+    contentId: null,
+    size: bytes.length,
+    attachmentId: "att",
+    inlineData: null,
+    ...extra,
+  };
 }
 
 async function run(bytes: Buffer, mimeType: string, extra: Partial<AttachmentRef> = {}) {
@@ -74,11 +84,23 @@ describe("attachment pipeline", () => {
   it("extracts a PDF with its checksum, page count and metadata, even when declared as octet-stream", async () => {
     const pdf = await makePdf({ pages: 3, title: "Quarterly report", author: "Ada" });
     const r = await run(pdf, "application/octet-stream");
-    expect(r).toMatchObject({ route: "memory", skippedReason: null, detectedType: "application/pdf", textTruncated: false });
+    expect(r).toMatchObject({
+      route: "memory",
+      skippedReason: null,
+      detectedType: "application/pdf",
+      textTruncated: false,
+    });
     expect(r.checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(r.text).toContain("marmalade2");
     expect(r.text).not.toMatch(/-- \d+ of \d+ --/); // no page-marker text
-    expect(r.metadata).toMatchObject({ route: "memory", detected_type: "application/pdf", extractor: "pdf-parse", pages: 3, title: "Quarterly report", author: "Ada" });
+    expect(r.metadata).toMatchObject({
+      route: "memory",
+      detected_type: "application/pdf",
+      extractor: "pdf-parse",
+      pages: 3,
+      title: "Quarterly report",
+      author: "Ada",
+    });
     expect(r.metadata.extractor_version).toMatch(/pdfjs-dist/);
     expect(r.metadata.words).toBeGreaterThan(50);
     expect(typeof r.metadata.duration_ms).toBe("number");
@@ -90,7 +112,10 @@ describe("attachment pipeline", () => {
   });
 
   it("password PDF → encrypted; owner-password-only PDF extracts", async () => {
-    expect(await run(await makeEncryptedPdf(), "application/pdf")).toMatchObject({ skippedReason: "encrypted", text: null });
+    expect(await run(await makeEncryptedPdf(), "application/pdf")).toMatchObject({
+      skippedReason: "encrypted",
+      text: null,
+    });
     const owner = await run(await makeEncryptedPdf({ ownerOnly: true }), "application/pdf");
     expect(owner.skippedReason).toBeNull();
     expect(owner.text).toContain("quandaryencrypted");
@@ -121,7 +146,10 @@ describe("attachment pipeline", () => {
       const looping = await makeLoopingPdf();
       const csv = makeCsv([["after", "loop"]]);
       // Queued behind the looping PDF on the pool's only child.
-      const [r, next] = await Promise.all([short.process(ref(looping, "application/pdf"), async () => looping), short.process(ref(csv, "text/csv"), async () => csv)]);
+      const [r, next] = await Promise.all([
+        short.process(ref(looping, "application/pdf"), async () => looping),
+        short.process(ref(csv, "text/csv"), async () => csv),
+      ]);
       expect(r).toMatchObject({ skippedReason: "timeout", text: null, detectedType: "application/pdf" });
       expect(r.metadata.duration_ms).toBeGreaterThanOrEqual(2000);
       expect(await killed("timeout")).toBe(timeoutsBefore + 1);
@@ -135,14 +163,28 @@ describe("attachment pipeline", () => {
   }, 30_000);
 
   it("DOCX with text, table and footnote; zip bomb past 1 GB and XML entity bomb → too_complex", async () => {
-    const docx = await makeDocx({ paragraphs: ["Hello docx world"], table: [["cellA", "cellB"]], footnote: "A footnote kept" });
+    const docx = await makeDocx({
+      paragraphs: ["Hello docx world"],
+      table: [["cellA", "cellB"]],
+      footnote: "A footnote kept",
+    });
     const ok = await run(docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
-    expect(ok).toMatchObject({ skippedReason: null, detectedType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document" });
+    expect(ok).toMatchObject({
+      skippedReason: null,
+      detectedType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    });
     for (const word of ["Hello docx world", "cellA", "cellB", "A footnote kept"]) expect(ok.text).toContain(word);
     expect(ok.metadata).toMatchObject({ extractor: "mammoth" });
 
-    const bomb = await run(await makeZipBombDocx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
-    expect(bomb).toMatchObject({ skippedReason: "too_complex", text: null, detectedType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document" });
+    const bomb = await run(
+      await makeZipBombDocx(),
+      "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    );
+    expect(bomb).toMatchObject({
+      skippedReason: "too_complex",
+      text: null,
+      detectedType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    });
     const entity = await run(await makeEntityBombDocx(), "application/octet-stream");
     expect(entity).toMatchObject({ skippedReason: "too_complex", text: null });
     expect(entity.metadata.reason).toMatch(/DTD/);
@@ -163,31 +205,57 @@ describe("attachment pipeline", () => {
     expect(planned).toMatchObject({ skippedReason: "empty", route: "skipped", size: 0 });
     expect(fetched).toBe(0);
     const lied = await pipeline.process(ref(Buffer.alloc(0), "text/plain", { size: 100 }), async () => Buffer.alloc(0));
-    expect(lied).toMatchObject({ skippedReason: "empty", size: 0, checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" });
+    expect(lied).toMatchObject({
+      skippedReason: "empty",
+      size: 0,
+      checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    });
   });
 
   it("a file named ../../etc/passwd goes through a random temp name and is deleted", async () => {
     const bytes = Buffer.from("root:x:0:0:root:/root:/bin/bash\n".repeat(40_000)); // > 1 MB: temp-file route
     const r = await run(bytes, "application/octet-stream", { filename: "../../etc/passwd" });
-    expect(r).toMatchObject({ route: "temp_file", skippedReason: null, filename: "../../etc/passwd", detectedType: "text/plain" });
+    expect(r).toMatchObject({
+      route: "temp_file",
+      skippedReason: null,
+      filename: "../../etc/passwd",
+      detectedType: "text/plain",
+    });
     expect(r.text?.startsWith("root:x:0:0:root:/root:/bin/bash")).toBe(true);
     await expect(access(path.join(tempDir, "../../etc/passwd"))).rejects.toThrow();
     await expect(access(path.join(tempDir, "passwd"))).rejects.toThrow();
   });
 
   it("UTF-16 CSV → clean text; NUL bytes in text → removed", async () => {
-    const csv = await run(makeCsv([["name", "city"], ["Zoë", "Zürich"]], { encoding: "utf16le" }), "text/csv");
+    const csv = await run(
+      makeCsv(
+        [
+          ["name", "city"],
+          ["Zoë", "Zürich"],
+        ],
+        { encoding: "utf16le" },
+      ),
+      "text/csv",
+    );
     expect(csv).toMatchObject({ skippedReason: null, text: "name,city\nZoë,Zürich", detectedType: "text/csv" });
     const nul = await run(Buffer.from("before\u0000after\u0000\u0000 end\n"), "text/plain", { charset: "utf-8" });
     expect(nul.text).toBe("beforeafter end");
   });
 
   it("HTML of 20 MB → text via the temp file, scripts and styles dropped, capped and marked truncated", async () => {
-    const paragraphs = Array.from({ length: 300_000 }, (_, i) => `Paragraph ${i} of the very long newsletter with plenty of words.`);
+    const paragraphs = Array.from(
+      { length: 300_000 },
+      (_, i) => `Paragraph ${i} of the very long newsletter with plenty of words.`,
+    );
     const html = makeHtml({ title: "Huge newsletter", paragraphs, withScript: true });
     expect(html.length).toBeGreaterThan(20 * 1000 * 1000);
     const r = await run(html, "text/html");
-    expect(r).toMatchObject({ route: "temp_file", skippedReason: null, detectedType: "text/html", textTruncated: true });
+    expect(r).toMatchObject({
+      route: "temp_file",
+      skippedReason: null,
+      detectedType: "text/html",
+      textTruncated: true,
+    });
     expect(r.text).toContain("Paragraph 1 of the very long newsletter");
     expect(r.text).not.toContain("scriptpayloadxyzzy");
     expect(r.text).not.toContain("stylepayloadplugh");
@@ -226,27 +294,51 @@ describe("attachment pipeline", () => {
   });
 
   it("images and renamed executables → unsupported_type with the detected type", async () => {
-    expect(await run(makePng(), "image/png")).toMatchObject({ skippedReason: "unsupported_type", detectedType: "image/png", route: "memory" });
+    expect(await run(makePng(), "image/png")).toMatchObject({
+      skippedReason: "unsupported_type",
+      detectedType: "image/png",
+      route: "memory",
+    });
     const exe = Buffer.concat([Buffer.from("MZ"), Buffer.alloc(2000, 0x90)]);
-    expect(await run(exe, "application/pdf", { filename: "invoice.pdf" })).toMatchObject({ skippedReason: "unsupported_type", detectedType: "application/x-msdownload" });
+    expect(await run(exe, "application/pdf", { filename: "invoice.pdf" })).toMatchObject({
+      skippedReason: "unsupported_type",
+      detectedType: "application/x-msdownload",
+    });
   });
 
   it("over the temp-file limit → too_large without downloading", async () => {
     let fetched = false;
-    const r = await pipeline.process(ref(Buffer.alloc(0), "application/pdf", { size: 50 * 1024 * 1024 + 1 }), async () => {
-      fetched = true;
-      return Buffer.alloc(0);
-    });
+    const r = await pipeline.process(
+      ref(Buffer.alloc(0), "application/pdf", { size: 50 * 1024 * 1024 + 1 }),
+      async () => {
+        fetched = true;
+        return Buffer.alloc(0);
+      },
+    );
     expect(fetched).toBe(false);
-    expect(r).toMatchObject({ route: "skipped", skippedReason: "too_large", checksum: null, text: null, size: 50 * 1024 * 1024 + 1 });
+    expect(r).toMatchObject({
+      route: "skipped",
+      skippedReason: "too_large",
+      checksum: null,
+      text: null,
+      size: 50 * 1024 * 1024 + 1,
+    });
     expect(r.metadata).toMatchObject({ route: "skipped", skipped_reason: "too_large" });
   });
 
   it("fetch errors: retryable kinds are rethrown, a gone attachment is fetch_failed", async () => {
     const bytes = Buffer.from("x");
-    await expect(pipeline.process(ref(bytes, "text/plain"), async () => Promise.reject(new GmailError("rate_limited", "slow down")))).rejects.toThrow("slow down");
-    await expect(pipeline.process(ref(bytes, "text/plain"), async () => Promise.reject(new GmailError("transient", "502")))).rejects.toThrow("502");
-    const gone = await pipeline.process(ref(bytes, "text/plain"), async () => Promise.reject(new GmailError("not_found", "gone")));
+    await expect(
+      pipeline.process(ref(bytes, "text/plain"), async () =>
+        Promise.reject(new GmailError("rate_limited", "slow down")),
+      ),
+    ).rejects.toThrow("slow down");
+    await expect(
+      pipeline.process(ref(bytes, "text/plain"), async () => Promise.reject(new GmailError("transient", "502"))),
+    ).rejects.toThrow("502");
+    const gone = await pipeline.process(ref(bytes, "text/plain"), async () =>
+      Promise.reject(new GmailError("not_found", "gone")),
+    );
     expect(gone).toMatchObject({ route: "skipped", skippedReason: "fetch_failed", checksum: null });
   });
 
@@ -254,7 +346,12 @@ describe("attachment pipeline", () => {
     const pdf = await makePdf({ pages: 2, title: "reuse me" });
     const first = await run(pdf, "application/pdf");
     // Stored metadata passes the same jsonb hygiene as fresh metadata (NUL, lone surrogates).
-    reusable.set(first.checksum!, { text: "stored text", textTruncated: false, detectedType: "application/pdf", metadata: { extractor: "pdf-parse", pages: 2, title: "a\u0000b\uD800c 😀" } });
+    reusable.set(first.checksum!, {
+      text: "stored text",
+      textTruncated: false,
+      detectedType: "application/pdf",
+      metadata: { extractor: "pdf-parse", pages: 2, title: "a\u0000b\uD800c 😀" },
+    });
     const before = (await attachmentChecksumReuseTotal.get()).values[0]?.value ?? 0;
     const second = await run(pdf, "application/pdf");
     expect(second).toMatchObject({ checksum: first.checksum, text: "stored text", skippedReason: null });
@@ -266,7 +363,16 @@ describe("attachment pipeline", () => {
     expect((await attachmentTempFiles.get()).values[0]?.value).toBe(0);
     const logged = logLines.join("");
     expect(logLines.length).toBeGreaterThan(10);
-    for (const marker of ["marmalade", "zeppelin", "innerattachmentbytes", "root:x:0:0", "Zürich", "quandaryencrypted", "Hello docx world", "Paragraph 1 of"]) {
+    for (const marker of [
+      "marmalade",
+      "zeppelin",
+      "innerattachmentbytes",
+      "root:x:0:0",
+      "Zürich",
+      "quandaryencrypted",
+      "Hello docx world",
+      "Paragraph 1 of",
+    ]) {
       expect(logged).not.toContain(marker);
     }
   });

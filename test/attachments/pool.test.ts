@@ -12,7 +12,14 @@ const limits = { maxPages: 500, maxTextBytes: 1024 * 1024, maxXmlBytes: 20 * 102
 let pool: ExtractPool | undefined;
 
 function textRequest(s: string): ExtractRequest {
-  return { kind: "text", source: { type: "bytes", bytes: Buffer.from(s) }, declaredType: "text/plain", charset: null, detectedType: "text/plain", limits };
+  return {
+    kind: "text",
+    source: { type: "bytes", bytes: Buffer.from(s) },
+    declaredType: "text/plain",
+    charset: null,
+    detectedType: "text/plain",
+    limits,
+  };
 }
 
 async function killed(reason: string): Promise<number> {
@@ -35,12 +42,22 @@ afterEach(async () => {
 describe("extraction pool", () => {
   it("kills a child over its RSS cap (→ too_complex), replaces it, and keeps serving", async () => {
     pool = createExtractPool({ size: 1, rssLimitMb: 128, timeoutMs: 20_000, recycleAfter: 100, log });
-    const paragraphs = Array.from({ length: 60_000 }, (_, i) => `<b>Paragraph</b> ${i} <i>with</i> <span>many</span> <em>small</em> elements.`);
+    const paragraphs = Array.from(
+      { length: 60_000 },
+      (_, i) => `<b>Paragraph</b> ${i} <i>with</i> <span>many</span> <em>small</em> elements.`,
+    );
     const html = makeHtml({ title: "Heavy", paragraphs });
     await waitFor(() => pool!.pids().length === 1);
     const [firstPid] = pool.pids();
     const before = await killed("memory");
-    const outcome = await pool.run({ kind: "html", source: { type: "bytes", bytes: html }, declaredType: "text/html", charset: null, detectedType: "text/html", limits });
+    const outcome = await pool.run({
+      kind: "html",
+      source: { type: "bytes", bytes: html },
+      declaredType: "text/html",
+      charset: null,
+      detectedType: "text/html",
+      limits,
+    });
     expect(outcome).toMatchObject({ skippedReason: "too_complex", text: null, detectedType: "text/html" });
     expect(outcome.details.reason).toMatch(/RSS \d+ MB over the 128 MB cap/);
     expect(await killed("memory")).toBe(before + 1);
@@ -54,7 +71,14 @@ describe("extraction pool", () => {
     expect((await pool.run(textRequest("ready"))).text).toBe("ready");
     const [pid] = pool.pids();
     const before = await killed("crashed");
-    const pending = pool.run({ kind: "pdf", source: { type: "bytes", bytes: await makeLoopingPdf() }, declaredType: "application/pdf", charset: null, detectedType: "application/pdf", limits });
+    const pending = pool.run({
+      kind: "pdf",
+      source: { type: "bytes", bytes: await makeLoopingPdf() },
+      declaredType: "application/pdf",
+      charset: null,
+      detectedType: "application/pdf",
+      limits,
+    });
     await new Promise((r) => setTimeout(r, 500));
     process.kill(pid!, "SIGKILL"); // what the OOM killer or a native crash looks like from here
     expect(await pending).toMatchObject({ skippedReason: "too_complex", text: null });
@@ -76,7 +100,14 @@ describe("extraction pool", () => {
   });
 
   it("rejects jobs when children cannot start, and still closes", async () => {
-    pool = createExtractPool({ size: 1, rssLimitMb: 512, timeoutMs: 10_000, recycleAfter: 100, log, execPath: "/nonexistent/node" });
+    pool = createExtractPool({
+      size: 1,
+      rssLimitMb: 512,
+      timeoutMs: 10_000,
+      recycleAfter: 100,
+      log,
+      execPath: "/nonexistent/node",
+    });
     await expect(pool.run(textRequest("never"))).rejects.toThrow(/fail to start/);
     // Each new job retries the start once more rather than leaving the pool dead for good.
     await expect(pool.run(textRequest("again"))).rejects.toThrow(/fail to start/);

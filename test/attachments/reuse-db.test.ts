@@ -9,7 +9,15 @@ let messageId: number;
 let part = 0;
 const sum = (c: string) => c.repeat(64);
 
-async function insert(checksum: string, fields: { extracted_text?: string | null; skipped_reason?: string | null; metadata?: Record<string, unknown>; detected_type?: string }) {
+async function insert(
+  checksum: string,
+  fields: {
+    extracted_text?: string | null;
+    skipped_reason?: string | null;
+    metadata?: Record<string, unknown>;
+    detected_type?: string;
+  },
+) {
   await t.db
     .insertInto("attachments")
     .values({
@@ -26,8 +34,16 @@ async function insert(checksum: string, fields: { extracted_text?: string | null
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  const account = await t.db.insertInto("accounts").values({ email: "reuse@example.com" }).returning("id").executeTakeFirstOrThrow();
-  const message = await t.db.insertInto("messages").values({ account_id: account.id, gmail_id: "m1", thread_id: "t1" }).returning("id").executeTakeFirstOrThrow();
+  const account = await t.db
+    .insertInto("accounts")
+    .values({ email: "reuse@example.com" })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  const message = await t.db
+    .insertInto("messages")
+    .values({ account_id: account.id, gmail_id: "m1", thread_id: "t1" })
+    .returning("id")
+    .executeTakeFirstOrThrow();
   messageId = message.id;
 });
 afterAll(async () => {
@@ -42,7 +58,13 @@ describe("findReusableText", () => {
   it("prefers a row with text over a later skip", async () => {
     await insert(sum("a"), { extracted_text: "quarterly text", metadata: { pages: 3 } });
     await insert(sum("a"), { skipped_reason: "corrupt" });
-    expect(await findReusableText(t.db, sum("a"))).toEqual({ text: "quarterly text", textTruncated: false, detectedType: "application/pdf", metadata: { pages: 3 }, skippedReason: null });
+    expect(await findReusableText(t.db, sum("a"))).toEqual({
+      text: "quarterly text",
+      textTruncated: false,
+      detectedType: "application/pdf",
+      metadata: { pages: 3 },
+      skippedReason: null,
+    });
   });
 
   it("reuses content-based skips, never limit-bound ones", async () => {

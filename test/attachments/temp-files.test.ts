@@ -5,7 +5,12 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "../../src/attachments/temp-files.ts";
+import {
+  ensureTempDir,
+  removeTempFile,
+  sweepOrphanTempFiles,
+  writeTempFile,
+} from "../../src/attachments/temp-files.ts";
 import { attachmentTempFiles, orphanedTempFilesGauge, tempFileCleanupTotal } from "../../src/metrics.ts";
 
 const log = pino({ level: "silent" });
@@ -78,7 +83,14 @@ describe("temp files", () => {
   it("removes a fresh file at once when its writer on this host is dead, not when it lives", async () => {
     const dir = await ensureTempDir(path.join(root, "dead"));
     // A child process writes a temp file and is killed before it can delete it.
-    const child = spawnSync(process.execPath, ["-e", `import(${JSON.stringify(new URL("../../src/attachments/temp-files.ts", import.meta.url).href)}).then(async (m) => { console.log(await m.writeTempFile(${JSON.stringify(dir)}, Buffer.from("bytes of a crashed writer"))); process.kill(process.pid, "SIGKILL"); })`], { encoding: "utf8" });
+    const child = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `import(${JSON.stringify(new URL("../../src/attachments/temp-files.ts", import.meta.url).href)}).then(async (m) => { console.log(await m.writeTempFile(${JSON.stringify(dir)}, Buffer.from("bytes of a crashed writer"))); process.kill(process.pid, "SIGKILL"); })`,
+      ],
+      { encoding: "utf8" },
+    );
     const orphan = child.stdout.trim();
     expect(path.dirname(orphan)).toBe(dir);
     const live = await writeTempFile(dir, Buffer.from("in use by a live process"));

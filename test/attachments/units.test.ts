@@ -38,14 +38,38 @@ describe("cleanText", () => {
         .replace(/ *\n */g, "\n")
         .replace(/\n{3,}/g, "\n\n")
         .trim();
-    const alphabet = ["a", "b", " ", " ", "\t", "\n", "\r", "\u00A0", "\u3000", "\u2028", "\f", "\u0000", "\uD83D", "\uDE00", "😀", "\uFEFF", "\u200B", "é"];
+    const alphabet = [
+      "a",
+      "b",
+      " ",
+      " ",
+      "\t",
+      "\n",
+      "\r",
+      "\u00A0",
+      "\u3000",
+      "\u2028",
+      "\f",
+      "\u0000",
+      "\uD83D",
+      "\uDE00",
+      "😀",
+      "\uFEFF",
+      "\u200B",
+      "é",
+    ];
     let seed = 7;
     const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     for (let i = 0; i < 3000; i++) {
-      const raw = Array.from({ length: Math.floor(next() * 40) }, () => alphabet[Math.floor(next() * alphabet.length)]).join("");
+      const raw = Array.from(
+        { length: Math.floor(next() * 40) },
+        () => alphabet[Math.floor(next() * alphabet.length)],
+      ).join("");
       expect(cleanText(raw, 1 << 20).text, JSON.stringify(raw)).toBe(reference(raw));
       expect(countWords(raw), JSON.stringify(raw)).toBe([...raw.matchAll(/\S+/g)].length);
-      expect(countCharacters(raw), JSON.stringify(raw)).toBe(raw.length - [...raw.matchAll(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)].length);
+      expect(countCharacters(raw), JSON.stringify(raw)).toBe(
+        raw.length - [...raw.matchAll(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)].length,
+      );
     }
   });
 });
@@ -55,24 +79,50 @@ describe("sniff", () => {
     const pdf = await makePdf({ pages: 1 });
     expect(sniff(pdf, "application/octet-stream")).toEqual({ kind: "pdf", detectedType: MIME.pdf });
     const exe = Buffer.concat([Buffer.from("MZ"), Buffer.alloc(100, 7)]);
-    expect(sniff(exe, "application/pdf", "invoice.pdf")).toMatchObject({ kind: "skip", detectedType: "application/x-msdownload", reason: "unsupported_type" });
+    expect(sniff(exe, "application/pdf", "invoice.pdf")).toMatchObject({
+      kind: "skip",
+      detectedType: "application/x-msdownload",
+      reason: "unsupported_type",
+    });
     expect(sniff(makePng(), "application/pdf")).toMatchObject({ kind: "skip", detectedType: "image/png" });
     expect(sniff(await makeDocx({ paragraphs: ["x"] }), "application/octet-stream")).toMatchObject({ kind: "zip" });
   });
 
   it("classifies CFB containers without parsing them", () => {
-    expect(sniff(makeEncryptedDocx(), MIME.docx)).toMatchObject({ kind: "skip", detectedType: MIME.encryptedOoxml, reason: "encrypted" });
+    expect(sniff(makeEncryptedDocx(), MIME.docx)).toMatchObject({
+      kind: "skip",
+      detectedType: MIME.encryptedOoxml,
+      reason: "encrypted",
+    });
     // A legacy .doc: CFB header plus a directory entry named WordDocument (UTF-16LE).
-    const doc = Buffer.concat([Buffer.from("d0cf11e0a1b11ae1", "hex"), Buffer.alloc(500), Buffer.from("WordDocument", "utf16le")]);
+    const doc = Buffer.concat([
+      Buffer.from("d0cf11e0a1b11ae1", "hex"),
+      Buffer.alloc(500),
+      Buffer.from("WordDocument", "utf16le"),
+    ]);
     expect(sniff(doc, MIME.doc)).toMatchObject({ kind: "skip", detectedType: MIME.doc, reason: "unsupported_type" });
   });
 
   it("routes text-like declared types, and sniffs generic ones", () => {
-    expect(sniff(makeCsv([["a", "b"]], { encoding: "utf16le" }), "text/csv")).toEqual({ kind: "text", detectedType: "text/csv" });
-    expect(sniff(Buffer.from("<!DOCTYPE html><p>x"), "application/octet-stream")).toEqual({ kind: "html", detectedType: "text/html" });
-    expect(sniff(Buffer.from("root:x:0:0:root:/root:/bin/bash\n"), "application/octet-stream", "../../etc/passwd")).toEqual({ kind: "text", detectedType: "text/plain" });
-    expect(sniff(Buffer.from([0, 1, 2, 3, 200, 201]), "application/octet-stream")).toMatchObject({ kind: "skip", reason: "unsupported_type" });
-    expect(sniff(Buffer.from("From: a@b\r\n\r\nhi"), "message/rfc822")).toEqual({ kind: "rfc822", detectedType: "message/rfc822" });
+    expect(sniff(makeCsv([["a", "b"]], { encoding: "utf16le" }), "text/csv")).toEqual({
+      kind: "text",
+      detectedType: "text/csv",
+    });
+    expect(sniff(Buffer.from("<!DOCTYPE html><p>x"), "application/octet-stream")).toEqual({
+      kind: "html",
+      detectedType: "text/html",
+    });
+    expect(
+      sniff(Buffer.from("root:x:0:0:root:/root:/bin/bash\n"), "application/octet-stream", "../../etc/passwd"),
+    ).toEqual({ kind: "text", detectedType: "text/plain" });
+    expect(sniff(Buffer.from([0, 1, 2, 3, 200, 201]), "application/octet-stream")).toMatchObject({
+      kind: "skip",
+      reason: "unsupported_type",
+    });
+    expect(sniff(Buffer.from("From: a@b\r\n\r\nhi"), "message/rfc822")).toEqual({
+      kind: "rfc822",
+      detectedType: "message/rfc822",
+    });
   });
 });
 
@@ -80,10 +130,15 @@ describe("decodeText", () => {
   it("uses the BOM, then the declared charset, then UTF-8, then detection; never keeps the BOM", () => {
     expect(decodeText(makeCsv([["Zoë", "Zürich"]], { encoding: "utf16le" }), null).text).toBe("Zoë,Zürich\r\n");
     expect(decodeText(Buffer.from("\uFEFFhello", "utf8"), "iso-8859-1").text).toBe("hello");
-    expect(decodeText(Buffer.from([0x5a, 0xfc, 0x72, 0x69, 0x63, 0x68]), "iso-8859-1")).toMatchObject({ text: "Zürich", source: "declared" });
+    expect(decodeText(Buffer.from([0x5a, 0xfc, 0x72, 0x69, 0x63, 0x68]), "iso-8859-1")).toMatchObject({
+      text: "Zürich",
+      source: "declared",
+    });
     expect(decodeText(Buffer.from("Zürich", "utf8"), null)).toMatchObject({ text: "Zürich", source: "utf8" });
     expect(decodeText(Buffer.from("Zürich", "utf8"), "us-ascii").text).toBe("Zürich");
-    expect(decodeText(Buffer.from('<meta charset="windows-1252"><p>caf\xe9', "latin1"), null, { html: true }).text).toContain("café");
+    expect(
+      decodeText(Buffer.from('<meta charset="windows-1252"><p>caf\xe9', "latin1"), null, { html: true }).text,
+    ).toContain("café");
   });
 });
 
@@ -110,7 +165,9 @@ describe("DOCX pre-flight", () => {
   });
 
   it("counts inflated word XML and stops at the cap, whatever the directory declares", async () => {
-    const docx = await makeDocx({ paragraphs: Array.from({ length: 50 }, (_, i) => `Paragraph ${i} with some words in it.`) });
+    const docx = await makeDocx({
+      paragraphs: Array.from({ length: 50 }, (_, i) => `Paragraph ${i} with some words in it.`),
+    });
     const ok = await preflightZip(docx);
     expect(ok).toMatchObject({ ok: true, detectedType: MIME.docx });
     const refused = await preflightZip(docx, { ...ZIP_LIMITS, maxXmlBytes: 2000 });
@@ -127,10 +184,16 @@ describe("PDF extractor (in process)", () => {
     expect(full).toMatchObject({ textTruncated: false, details: { pages: 120, pages_total: 120 } });
     expect(full.text).toContain("marmalade120.");
     const capped = await extractPdf(new Uint8Array(pdf), { maxPages: 500, maxTextBytes: 4000, maxXmlBytes: 1 });
-    expect(capped).toMatchObject({ textTruncated: true, details: { pages: 50, pages_total: 120, text_limit_reached: true } });
+    expect(capped).toMatchObject({
+      textTruncated: true,
+      details: { pages: 50, pages_total: 120, text_limit_reached: true },
+    });
     expect(Buffer.byteLength(capped.text ?? "")).toBeLessThanOrEqual(4000);
     const paged = await extractPdf(new Uint8Array(pdf), { maxPages: 70, maxTextBytes: 1024 * 1024, maxXmlBytes: 1 });
-    expect(paged).toMatchObject({ textTruncated: true, details: { pages: 70, pages_total: 120, page_limit_reached: true } });
+    expect(paged).toMatchObject({
+      textTruncated: true,
+      details: { pages: 70, pages_total: 120, page_limit_reached: true },
+    });
     expect(paged.text).toContain("marmalade70.");
     expect(paged.text).not.toContain("marmalade71.");
   }, 30_000);

@@ -18,13 +18,43 @@ let alice: number;
 
 beforeAll(async () => {
   [t, r] = await Promise.all([createTestDatabase(), createTestRedis()]);
-  env = { DATABASE_URL: t.url, REDIS_URL: r.url, QUEUE_PREFIX: `{${r.prefix}}`, TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64") };
-  alice = (await t.db.insertInto("accounts").values({ email: "alice@example.com" }).returning("id").executeTakeFirstOrThrow()).id;
-  await t.db.insertInto("sync_state").values({ account_id: alice, history_id: "500", backfill_phase: "done", backfill_listed: 2, backfill_stored: 2, last_sync_at: new Date() }).execute();
-  const { id: m1 } = await t.db.insertInto("messages").values({ account_id: alice, gmail_id: "m1", thread_id: "t1", subject: "hello" }).returning("id").executeTakeFirstOrThrow();
-  await t.db.insertInto("messages").values({ account_id: alice, gmail_id: "m2", thread_id: "t1", subject: "again" }).execute();
-  await t.db.insertInto("attachments").values({ message_id: m1, part_id: "1", filename: "a.txt", extracted_text: "x" }).execute();
-  await t.db.insertInto("dead_letters").values({ account_id: alice, gmail_id: "m9", reason: "unparsable", detail: "bad MIME", parked_at: new Date() }).execute();
+  env = {
+    DATABASE_URL: t.url,
+    REDIS_URL: r.url,
+    QUEUE_PREFIX: `{${r.prefix}}`,
+    TOKEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+  };
+  alice = (
+    await t.db.insertInto("accounts").values({ email: "alice@example.com" }).returning("id").executeTakeFirstOrThrow()
+  ).id;
+  await t.db
+    .insertInto("sync_state")
+    .values({
+      account_id: alice,
+      history_id: "500",
+      backfill_phase: "done",
+      backfill_listed: 2,
+      backfill_stored: 2,
+      last_sync_at: new Date(),
+    })
+    .execute();
+  const { id: m1 } = await t.db
+    .insertInto("messages")
+    .values({ account_id: alice, gmail_id: "m1", thread_id: "t1", subject: "hello" })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  await t.db
+    .insertInto("messages")
+    .values({ account_id: alice, gmail_id: "m2", thread_id: "t1", subject: "again" })
+    .execute();
+  await t.db
+    .insertInto("attachments")
+    .values({ message_id: m1, part_id: "1", filename: "a.txt", extracted_text: "x" })
+    .execute();
+  await t.db
+    .insertInto("dead_letters")
+    .values({ account_id: alice, gmail_id: "m9", reason: "unparsable", detail: "bad MIME", parked_at: new Date() })
+    .execute();
 });
 afterAll(() => Promise.all([t?.drop(), r?.cleanup()]));
 
@@ -41,12 +71,22 @@ describe("accounts", () => {
     expect(res.stderr).toBe("");
     const rows = JSON.parse(res.stdout) as Array<Record<string, unknown>>;
     expect(rows).toEqual([
-      expect.objectContaining({ email: "alice@example.com", status: "active", messages: 2, attachments: 1, deadLetters: 1, backfill: expect.objectContaining({ listed: 2, stored: 2, done: true }) }),
+      expect.objectContaining({
+        email: "alice@example.com",
+        status: "active",
+        messages: 2,
+        attachments: 1,
+        deadLetters: 1,
+        backfill: expect.objectContaining({ listed: 2, stored: 2, done: true }),
+      }),
     ]);
   });
 
   it("fails in one line when the database is unreachable", async () => {
-    expectOneLineFailure(await runCli(["accounts"], { ...env, DATABASE_URL: "postgres://postgres@127.0.0.1:1/x" }), /^gmail-sync: cannot connect to 127\.0\.0\.1:1/);
+    expectOneLineFailure(
+      await runCli(["accounts"], { ...env, DATABASE_URL: "postgres://postgres@127.0.0.1:1/x" }),
+      /^gmail-sync: cannot connect to 127\.0\.0\.1:1/,
+    );
   });
 });
 
@@ -70,7 +110,10 @@ describe("backfill and sync", () => {
   });
 
   it.each([["backfill"], ["sync"], ["disconnect"]])("%s: unknown account → one line, exit 1", async (cmd) => {
-    expectOneLineFailure(await runCli([cmd, "nobody@example.com"], env), /^gmail-sync: unknown account nobody@example\.com/);
+    expectOneLineFailure(
+      await runCli([cmd, "nobody@example.com"], env),
+      /^gmail-sync: unknown account nobody@example\.com/,
+    );
   });
 });
 
@@ -82,7 +125,10 @@ describe("dead-letters", () => {
   });
 
   it("rejects an unknown flag", async () => {
-    expectOneLineFailure(await runCli(["dead-letters", "--bogus"], env), /^gmail-sync: unknown option '--bogus' \(see --help\)$/);
+    expectOneLineFailure(
+      await runCli(["dead-letters", "--bogus"], env),
+      /^gmail-sync: unknown option '--bogus' \(see --help\)$/,
+    );
   });
 });
 
@@ -90,7 +136,11 @@ describe("disconnect", () => {
   it("disables the account, forgets its tokens and keeps its mail; --purge deletes it", async () => {
     const res = await runCli(["disconnect", "alice@example.com"], env);
     expect(res.code).toBe(0);
-    const account = await t.db.selectFrom("accounts").select(["status", "refresh_token_encrypted"]).where("id", "=", alice).executeTakeFirstOrThrow();
+    const account = await t.db
+      .selectFrom("accounts")
+      .select(["status", "refresh_token_encrypted"])
+      .where("id", "=", alice)
+      .executeTakeFirstOrThrow();
     expect(account).toEqual({ status: "disabled", refresh_token_encrypted: null });
     expect((await t.db.selectFrom("messages").select("id").where("account_id", "=", alice).execute()).length).toBe(2);
     expect((await runCli(["disconnect", "alice@example.com", "--purge"], env)).code).toBe(0);
@@ -102,7 +152,13 @@ describe("worker", () => {
   it("runs, serves /metrics and /readyz on INTERNAL_HTTP_PORT, and exits 0 on SIGTERM", async () => {
     const port = await freePort();
     const child = spawn(path.join(repoRoot, "node_modules/.bin/node"), [cliPath, "worker"], {
-      env: { PATH: process.env.PATH, ...env, INTERNAL_HTTP_HOST: "127.0.0.1", INTERNAL_HTTP_PORT: String(port), LOG_LEVEL: "info" },
+      env: {
+        PATH: process.env.PATH,
+        ...env,
+        INTERNAL_HTTP_HOST: "127.0.0.1",
+        INTERNAL_HTTP_PORT: String(port),
+        LOG_LEVEL: "info",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -11,7 +11,11 @@ afterAll(() => target.drop());
 describe("gmail-sync demo", () => {
   it("mirrors the generated mailboxes and reports a matching summary", async () => {
     // A short extraction timeout keeps the looping-PDF fixture from costing 30 s here.
-    const r = await runCli(["demo", "--messages", "150", "--json"], { DATABASE_URL: target.url, EXTRACT_TIMEOUT_MS: "4000", HTTP_PORT: "0" }, 240_000);
+    const r = await runCli(
+      ["demo", "--messages", "150", "--json"],
+      { DATABASE_URL: target.url, EXTRACT_TIMEOUT_MS: "4000", HTTP_PORT: "0" },
+      240_000,
+    );
     expect(r.stderr).not.toMatch(/Error|error:/);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");

@@ -6,7 +6,11 @@ import { cliPath, runCli } from "../helpers/cli.ts";
 
 describe("gmail-sync emulator", () => {
   it("passes its options through: a ready line with the emulator's URLs, exit 0 on SIGTERM", async () => {
-    const child = spawn(process.execPath, [cliPath, "emulator", "--port", "0", "--messages", "2", "--accounts", "x@example.com"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [cliPath, "emulator", "--port", "0", "--messages", "2", "--accounts", "x@example.com"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     const line = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no ready line; stdout so far: ${out}`)), 30_000);

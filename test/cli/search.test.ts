@@ -9,7 +9,17 @@ let t: TestDatabase;
 let alice: number;
 let bob: number;
 
-async function message(accountId: number, gmailId: string, fields: { subject?: string; body?: string; deleted?: boolean; labels?: string[]; attachment?: { filename: string; text: string } }) {
+async function message(
+  accountId: number,
+  gmailId: string,
+  fields: {
+    subject?: string;
+    body?: string;
+    deleted?: boolean;
+    labels?: string[];
+    attachment?: { filename: string; text: string };
+  },
+) {
   const { id } = await t.db
     .insertInto("messages")
     .values({
@@ -28,17 +38,37 @@ async function message(accountId: number, gmailId: string, fields: { subject?: s
   if (fields.attachment) {
     await t.db
       .insertInto("attachments")
-      .values({ message_id: id, part_id: "1", filename: fields.attachment.filename, extracted_text: fields.attachment.text, mime_type: "application/pdf" })
+      .values({
+        message_id: id,
+        part_id: "1",
+        filename: fields.attachment.filename,
+        extracted_text: fields.attachment.text,
+        mime_type: "application/pdf",
+      })
       .execute();
   }
 }
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  alice = (await t.db.insertInto("accounts").values({ email: "alice@example.com" }).returning("id").executeTakeFirstOrThrow()).id;
-  bob = (await t.db.insertInto("accounts").values({ email: "bob@example.com" }).returning("id").executeTakeFirstOrThrow()).id;
-  await message(alice, "m1", { subject: "Quarterly zebrafish report", body: "The zebrafish numbers are up. zebrafish zebrafish" });
-  await message(alice, "m2", { subject: "Lunch", body: "see attached", attachment: { filename: "minutes.pdf", text: "Board minutes: the zebrafish budget was approved after a long debate about aquariums." } });
+  alice = (
+    await t.db.insertInto("accounts").values({ email: "alice@example.com" }).returning("id").executeTakeFirstOrThrow()
+  ).id;
+  bob = (
+    await t.db.insertInto("accounts").values({ email: "bob@example.com" }).returning("id").executeTakeFirstOrThrow()
+  ).id;
+  await message(alice, "m1", {
+    subject: "Quarterly zebrafish report",
+    body: "The zebrafish numbers are up. zebrafish zebrafish",
+  });
+  await message(alice, "m2", {
+    subject: "Lunch",
+    body: "see attached",
+    attachment: {
+      filename: "minutes.pdf",
+      text: "Board minutes: the zebrafish budget was approved after a long debate about aquariums.",
+    },
+  });
   await message(alice, "m3", { subject: "zebrafish (deleted)", body: "zebrafish", deleted: true });
   await message(bob, "m4", { subject: "Other zebrafish", body: "one mention" });
   await message(alice, "m5", { subject: "Unrelated", body: "nothing to see" });
@@ -61,14 +91,20 @@ describe("searchMessages", () => {
 
   it("leaves Spam and Trash out unless asked, as Gmail's search does", async () => {
     expect((await searchMessages(t.db, "quokka", { limit: 10 })).map((h) => h.gmailId)).toEqual(["m8"]);
-    expect((await searchMessages(t.db, "quokka", { limit: 10, includeSpamTrash: true })).map((h) => h.gmailId).sort()).toEqual(["m6", "m7", "m8"]);
+    expect(
+      (await searchMessages(t.db, "quokka", { limit: 10, includeSpamTrash: true })).map((h) => h.gmailId).sort(),
+    ).toEqual(["m6", "m7", "m8"]);
   });
 
   it("filters by account, honours the limit, and supports web-search syntax", async () => {
-    expect((await searchMessages(t.db, "zebrafish", { limit: 10, accountId: bob })).map((h) => h.gmailId)).toEqual(["m4"]);
+    expect((await searchMessages(t.db, "zebrafish", { limit: 10, accountId: bob })).map((h) => h.gmailId)).toEqual([
+      "m4",
+    ]);
     expect(await searchMessages(t.db, "zebrafish", { limit: 1 })).toHaveLength(1);
-    expect((await searchMessages(t.db, "zebrafish -budget", { limit: 10, accountId: alice })).map((h) => h.gmailId)).toEqual(["m1"]);
-    expect(await searchMessages(t.db, "\"budget approved\" OR nonexistentword", { limit: 10 })).toEqual([]);
+    expect(
+      (await searchMessages(t.db, "zebrafish -budget", { limit: 10, accountId: alice })).map((h) => h.gmailId),
+    ).toEqual(["m1"]);
+    expect(await searchMessages(t.db, '"budget approved" OR nonexistentword', { limit: 10 })).toEqual([]);
   });
 });
 
@@ -78,7 +114,9 @@ describe("gmail-sync search", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const hits = JSON.parse(r.stdout) as Array<{ gmailId: string; account: string; attachment: string }>;
-    expect(hits).toEqual([expect.objectContaining({ gmailId: "m2", account: "alice@example.com", attachment: "minutes.pdf" })]);
+    expect(hits).toEqual([
+      expect.objectContaining({ gmailId: "m2", account: "alice@example.com", attachment: "minutes.pdf" }),
+    ]);
   });
 
   it("prints readable lines", async () => {
@@ -89,7 +127,10 @@ describe("gmail-sync search", () => {
   });
 
   it("never prints terminal control sequences from mail", async () => {
-    await message(bob, "m6", { subject: "evil \u001b]0;pwned\u0007 \u001b[31mred", body: "escapist payload \u001b[2J" });
+    await message(bob, "m6", {
+      subject: "evil \u001b]0;pwned\u0007 \u001b[31mred",
+      body: "escapist payload \u001b[2J",
+    });
     const r = await runCli(["search", "escapist"], { DATABASE_URL: t.url });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("evil");

@@ -42,7 +42,9 @@ describe("gmail-sync serve", () => {
       const [url, internalUrl] = await new Promise<[string, string]>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
         const check = () => {
-          const m = out.match(/"url":"(http:\/\/127\.0\.0\.1:\d+)","internalUrl":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"serving"/);
+          const m = out.match(
+            /"url":"(http:\/\/127\.0\.0\.1:\d+)","internalUrl":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"serving"/,
+          );
           if (m?.[1] && m[2]) {
             clearTimeout(timer);
             resolve([m[1], m[2]]);
@@ -59,7 +61,11 @@ describe("gmail-sync serve", () => {
       // The operator's endpoints are not on the public listener.
       expect((await fetch(`${url}/metrics`)).status).toBe(404);
       expect((await fetch(`${url}/readyz`)).status).toBe(404);
-      const push = await fetch(`${url}/pubsub/push`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      const push = await fetch(`${url}/pubsub/push`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
       expect(push.status).toBe(401);
       const started = Date.now();
       child.kill("SIGTERM");

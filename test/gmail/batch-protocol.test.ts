@@ -37,12 +37,10 @@ function answerInReverse(req: { contentType: string; body: string }, boundary: s
     .split(`--${inBoundary}`)
     .slice(1, -1)
     .map((p) => ({ id: /Content-ID: <([^>]+)>/.exec(p)?.[1] ?? "", path: /\r\n\r\nGET (\S+)\r\n/.exec(p)?.[1] ?? "" }));
-  return (
-    `${parts
-      .reverse()
-      .map((p) => part(boundary, `<response-${p.id}>`, inner("200 OK", [JSON_CT], JSON.stringify({ path: p.path }))))
-      .join("\r\n")}\r\n--${boundary}--\r\n`
-  );
+  return `${parts
+    .reverse()
+    .map((p) => part(boundary, `<response-${p.id}>`, inner("200 OK", [JSON_CT], JSON.stringify({ path: p.path }))))
+    .join("\r\n")}\r\n--${boundary}--\r\n`;
 }
 
 describe("buildBatchRequest", () => {

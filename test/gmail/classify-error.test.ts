@@ -42,14 +42,30 @@ async function networkError(code: string | undefined, message: string): Promise<
   throw new Error("expected the request to fail");
 }
 
-function envelope(code: number, message: string, reason: string, status: string, domain = "global", innerMessage = message) {
+function envelope(
+  code: number,
+  message: string,
+  reason: string,
+  status: string,
+  domain = "global",
+  innerMessage = message,
+) {
   return { error: { code, message, errors: [{ message: innerMessage, domain, reason }], status } };
 }
 
 describe("classifyGmailError", () => {
   it("429 with the 'Retry after <timestamp>' text → rate_limited with the wait until then", async () => {
     const at = new Date(Date.now() + 7_000).toISOString();
-    const err = await gaxiosErrorFor(429, envelope(429, `User-rate limit exceeded.  Retry after ${at}`, "rateLimitExceeded", "RESOURCE_EXHAUSTED", "usageLimits"));
+    const err = await gaxiosErrorFor(
+      429,
+      envelope(
+        429,
+        `User-rate limit exceeded.  Retry after ${at}`,
+        "rateLimitExceeded",
+        "RESOURCE_EXHAUSTED",
+        "usageLimits",
+      ),
+    );
     const g = classifyGmailError(err);
     expect(g).toBeInstanceOf(GmailError);
     expect(g.kind).toBe("rate_limited");
@@ -60,7 +76,11 @@ describe("classifyGmailError", () => {
   });
 
   it("Retry-After header wins and is read from gaxios's Headers object", async () => {
-    const err = await gaxiosErrorFor(429, envelope(429, "Resource has been exhausted (e.g. check quota).", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), { "retry-after": "3" });
+    const err = await gaxiosErrorFor(
+      429,
+      envelope(429, "Resource has been exhausted (e.g. check quota).", "rateLimitExceeded", "RESOURCE_EXHAUSTED"),
+      { "retry-after": "3" },
+    );
     const g = classifyGmailError(err);
     expect(g.kind).toBe("rate_limited");
     expect(g.retryAfterMs).toBe(3000);
@@ -68,51 +88,105 @@ describe("classifyGmailError", () => {
 
   it("403 rate reasons and the concurrency cap → rate_limited", async () => {
     for (const reason of ["userRateLimitExceeded", "rateLimitExceeded"]) {
-      const g = classifyGmailError(await gaxiosErrorFor(403, envelope(403, "User Rate Limit Exceeded", reason, "PERMISSION_DENIED", "usageLimits")));
+      const g = classifyGmailError(
+        await gaxiosErrorFor(
+          403,
+          envelope(403, "User Rate Limit Exceeded", reason, "PERMISSION_DENIED", "usageLimits"),
+        ),
+      );
       expect(g.kind).toBe("rate_limited");
       expect(g.retryAfterMs).toBeUndefined();
     }
-    const c = classifyGmailError(await gaxiosErrorFor(429, envelope(429, "Too many concurrent requests for user", "rateLimitExceeded", "RESOURCE_EXHAUSTED", "usageLimits")));
+    const c = classifyGmailError(
+      await gaxiosErrorFor(
+        429,
+        envelope(
+          429,
+          "Too many concurrent requests for user",
+          "rateLimitExceeded",
+          "RESOURCE_EXHAUSTED",
+          "usageLimits",
+        ),
+      ),
+    );
     expect(c.kind).toBe("rate_limited");
     expect(rateLimitScope(c)).toBe("concurrent");
   });
 
   it("the per-minute quota forms: 403 'Queries per minute per user' is the user's, 'Queries per minute' the project's", async () => {
-    const text = (limit: string) => `Quota exceeded for quota metric 'Queries' and limit '${limit}' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.`;
-    const user = classifyGmailError(await gaxiosErrorFor(403, envelope(403, text("Queries per minute per user"), "rateLimitExceeded", "PERMISSION_DENIED", "usageLimits")));
+    const text = (limit: string) =>
+      `Quota exceeded for quota metric 'Queries' and limit '${limit}' of service 'gmail.googleapis.com' for consumer 'project_number:123456789012'.`;
+    const user = classifyGmailError(
+      await gaxiosErrorFor(
+        403,
+        envelope(403, text("Queries per minute per user"), "rateLimitExceeded", "PERMISSION_DENIED", "usageLimits"),
+      ),
+    );
     expect(user.kind).toBe("rate_limited");
     expect(user.retryAfterMs).toBeUndefined();
     expect(rateLimitScope(user)).toBe("user");
-    const project = classifyGmailError(await gaxiosErrorFor(429, envelope(429, text("Queries per minute"), "rateLimitExceeded", "RESOURCE_EXHAUSTED", "usageLimits")));
+    const project = classifyGmailError(
+      await gaxiosErrorFor(
+        429,
+        envelope(429, text("Queries per minute"), "rateLimitExceeded", "RESOURCE_EXHAUSTED", "usageLimits"),
+      ),
+    );
     expect(project.kind).toBe("rate_limited");
     expect(rateLimitScope(project)).toBe("project");
   });
 
   it("400 'Mail service not enabled' stops the account (an administrator's to fix), unlike the intermittent failedPrecondition", async () => {
-    const g = classifyGmailError(await gaxiosErrorFor(400, envelope(400, "Mail service not enabled", "failedPrecondition", "FAILED_PRECONDITION")));
+    const g = classifyGmailError(
+      await gaxiosErrorFor(400, envelope(400, "Mail service not enabled", "failedPrecondition", "FAILED_PRECONDITION")),
+    );
     expect(g.kind).toBe("auth_revoked");
     expect(g.reason).toBe("mailServiceNotEnabled");
   });
 
   it("403 accessNotConfigured (the API disabled in the project) is permanent, not the user's grant", async () => {
     const g = classifyGmailError(
-      await gaxiosErrorFor(403, envelope(403, "Gmail API has not been used in project 123456789012 before or it is disabled.", "accessNotConfigured", "PERMISSION_DENIED", "usageLimits")),
+      await gaxiosErrorFor(
+        403,
+        envelope(
+          403,
+          "Gmail API has not been used in project 123456789012 before or it is disabled.",
+          "accessNotConfigured",
+          "PERMISSION_DENIED",
+          "usageLimits",
+        ),
+      ),
     );
     expect(g.kind).toBe("permanent");
     expect(g.reason).toBe("accessNotConfigured");
   });
 
   it("5xx → transient; 400 failedPrecondition → transient", async () => {
-    expect(classifyGmailError(await gaxiosErrorFor(500, envelope(500, "Backend Error", "backendError", "INTERNAL"))).kind).toBe("transient");
-    expect(classifyGmailError(await gaxiosErrorFor(503, envelope(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"))).kind).toBe("transient");
-    const pre = classifyGmailError(await gaxiosErrorFor(400, envelope(400, "Precondition check failed.", "failedPrecondition", "FAILED_PRECONDITION")));
+    expect(
+      classifyGmailError(await gaxiosErrorFor(500, envelope(500, "Backend Error", "backendError", "INTERNAL"))).kind,
+    ).toBe("transient");
+    expect(
+      classifyGmailError(
+        await gaxiosErrorFor(
+          503,
+          envelope(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"),
+        ),
+      ).kind,
+    ).toBe("transient");
+    const pre = classifyGmailError(
+      await gaxiosErrorFor(
+        400,
+        envelope(400, "Precondition check failed.", "failedPrecondition", "FAILED_PRECONDITION"),
+      ),
+    );
     expect(pre.kind).toBe("transient");
     expect(pre.reason).toBe("failedPrecondition");
   });
 
   it("404 is history_expired on history.list and not_found elsewhere", async () => {
     const body = envelope(404, "Requested entity was not found.", "notFound", "NOT_FOUND");
-    expect(classifyGmailError(await gaxiosErrorFor(404, body), { method: "history.list" }).kind).toBe("history_expired");
+    expect(classifyGmailError(await gaxiosErrorFor(404, body), { method: "history.list" }).kind).toBe(
+      "history_expired",
+    );
     expect(classifyGmailError(await gaxiosErrorFor(404, body), { method: "messages.get" }).kind).toBe("not_found");
     expect(classifyGmailError(await gaxiosErrorFor(404, body)).kind).toBe("not_found");
   });
@@ -120,22 +194,48 @@ describe("classifyGmailError", () => {
   it("401 invalid credentials and 403 insufficientPermissions → auth_revoked", async () => {
     const u = await gaxiosErrorFor(
       401,
-      envelope(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "authError", "UNAUTHENTICATED", "global", "Invalid Credentials"),
+      envelope(
+        401,
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        "authError",
+        "UNAUTHENTICATED",
+        "global",
+        "Invalid Credentials",
+      ),
       { "www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"' },
     );
     expect(classifyGmailError(u).kind).toBe("auth_revoked");
-    const s = await gaxiosErrorFor(403, envelope(403, "Request had insufficient authentication scopes.", "insufficientPermissions", "PERMISSION_DENIED", "global", "Insufficient Permission"));
+    const s = await gaxiosErrorFor(
+      403,
+      envelope(
+        403,
+        "Request had insufficient authentication scopes.",
+        "insufficientPermissions",
+        "PERMISSION_DENIED",
+        "global",
+        "Insufficient Permission",
+      ),
+    );
     expect(classifyGmailError(s).kind).toBe("auth_revoked");
-    const meta = await gaxiosErrorFor(403, envelope(403, "Metadata scope doesn't allow format FULL", "forbidden", "PERMISSION_DENIED"));
+    const meta = await gaxiosErrorFor(
+      403,
+      envelope(403, "Metadata scope doesn't allow format FULL", "forbidden", "PERMISSION_DENIED"),
+    );
     expect(classifyGmailError(meta).kind).toBe("auth_revoked");
   });
 
   it("token endpoint invalid_grant → auth_revoked; token endpoint 5xx → transient", async () => {
-    const g = classifyGmailError(await gaxiosErrorFor(400, { error: "invalid_grant", error_description: "Token has been expired or revoked." }));
+    const g = classifyGmailError(
+      await gaxiosErrorFor(400, { error: "invalid_grant", error_description: "Token has been expired or revoked." }),
+    );
     expect(g.kind).toBe("auth_revoked");
     expect(g.reason).toBe("invalid_grant");
     expect(classifyGmailError(await gaxiosErrorFor(503, { error: "temporarily_unavailable" })).kind).toBe("transient");
-    expect(classifyGmailError(await gaxiosErrorFor(401, { error: "invalid_client", error_description: "The OAuth client was not found." })).kind).toBe("permanent");
+    expect(
+      classifyGmailError(
+        await gaxiosErrorFor(401, { error: "invalid_client", error_description: "The OAuth client was not found." }),
+      ).kind,
+    ).toBe("permanent");
   });
 
   it("network failures → transient", async () => {
@@ -151,8 +251,19 @@ describe("classifyGmailError", () => {
   });
 
   it("400 invalid argument, 403 forbidden and plain bugs → permanent", async () => {
-    expect(classifyGmailError(await gaxiosErrorFor(400, envelope(400, "Invalid id value", "invalidArgument", "INVALID_ARGUMENT"))).kind).toBe("permanent");
-    expect(classifyGmailError(await gaxiosErrorFor(403, envelope(403, "Delegation denied for a@example.com", "forbidden", "PERMISSION_DENIED"))).kind).toBe("permanent");
+    expect(
+      classifyGmailError(
+        await gaxiosErrorFor(400, envelope(400, "Invalid id value", "invalidArgument", "INVALID_ARGUMENT")),
+      ).kind,
+    ).toBe("permanent");
+    expect(
+      classifyGmailError(
+        await gaxiosErrorFor(
+          403,
+          envelope(403, "Delegation denied for a@example.com", "forbidden", "PERMISSION_DENIED"),
+        ),
+      ).kind,
+    ).toBe("permanent");
     expect(classifyGmailError(new TypeError("x is not a function")).kind).toBe("permanent");
     expect(classifyGmailError(await gaxiosErrorFor(400, "not json at all")).kind).toBe("permanent");
   });

@@ -43,7 +43,10 @@ async function consentCode(email: string): Promise<string> {
 }
 
 async function connect(email: string): Promise<number> {
-  const { accountId } = await connectAccount({ db: t.db, config, keyRing, log, onConnected: async (id) => void connected.push(id) }, await consentCode(email));
+  const { accountId } = await connectAccount(
+    { db: t.db, config, keyRing, log, onConnected: async (id) => void connected.push(id) },
+    await consentCode(email),
+  );
   return accountId;
 }
 
@@ -60,7 +63,11 @@ function gmailCalls(stats: Awaited<ReturnType<Emulator["control"]["stats"]>>): n
 }
 
 beforeAll(async () => {
-  [emu, t, r] = await Promise.all([startEmulator({ accounts: [ALICE, BOB, CAROL, DAVE], messages: 40, seed: 42 }), createTestDatabase(), createTestRedis()]);
+  [emu, t, r] = await Promise.all([
+    startEmulator({ accounts: [ALICE, BOB, CAROL, DAVE], messages: 40, seed: 42 }),
+    createTestDatabase(),
+    createTestRedis(),
+  ]);
   config = loadConfig({
     DATABASE_URL: t.url,
     REDIS_URL: r.url,
@@ -93,7 +100,9 @@ describe("OAuth connect", () => {
   it("a used code is refused as auth_revoked", async () => {
     const code = await consentCode(BOB);
     await connectAccount({ db: t.db, config, keyRing, log, onConnected: async () => {} }, code);
-    const err = await connectAccount({ db: t.db, config, keyRing, log, onConnected: async () => {} }, code).catch((e: unknown) => e);
+    const err = await connectAccount({ db: t.db, config, keyRing, log, onConnected: async () => {} }, code).catch(
+      (e: unknown) => e,
+    );
     expect(isGmailError(err, "auth_revoked")).toBe(true);
   });
 });
@@ -114,19 +123,33 @@ describe("port over the emulator", () => {
     const ids: string[] = [];
     let pageToken: string | undefined;
     do {
-      const page = await gmail.listMessages({ maxResults: 15, ...(pageToken ? { pageToken } : {}), includeSpamTrash: true });
+      const page = await gmail.listMessages({
+        maxResults: 15,
+        ...(pageToken ? { pageToken } : {}),
+        includeSpamTrash: true,
+      });
       ids.push(...page.messages.map((m) => m.id));
       pageToken = page.nextPageToken;
     } while (pageToken);
     expect(new Set(ids)).toEqual(new Set(truth.messages.map((m) => m.id)));
 
     const batch = await gmail.getMessages(ids);
-    const parallel = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota, fetchStrategy: "parallel" })({ id, email: ALICE }).then((g) => g.getMessages(ids));
+    const parallel = await createGmailFactory({
+      db: t.db,
+      redis: r.redis,
+      config,
+      keyRing,
+      log,
+      quota,
+      fetchStrategy: "parallel",
+    })({ id, email: ALICE }).then((g) => g.getMessages(ids));
     expect(batch.map((f) => f.id)).toEqual(ids);
     expect(batch.every((f) => f.message !== undefined)).toBe(true);
     expect(parallel.map((f) => f.message?.id)).toEqual(batch.map((f) => f.message?.id));
     // attachmentId differs on every fetch, as Gmail's (gmail-real-samples fact 4): compare the rest.
-    expect(parallel.map((f) => withoutAttachmentIds(f.message?.payload))).toEqual(batch.map((f) => withoutAttachmentIds(f.message?.payload)));
+    expect(parallel.map((f) => withoutAttachmentIds(f.message?.payload))).toEqual(
+      batch.map((f) => withoutAttachmentIds(f.message?.payload)),
+    );
 
     const byId = new Map(truth.messages.map((m) => [m.id, m]));
     for (const f of batch) {
@@ -140,31 +163,53 @@ describe("port over the emulator", () => {
 
   it("getThreads: whole threads, batch and parallel alike, charged 10 units each; an unknown thread is not_found alone", async () => {
     const id = await connect(ALICE);
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: ALICE });
-    const parallel = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota, fetchStrategy: "parallel" })({ id, email: ALICE });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: ALICE,
+    });
+    const parallel = await createGmailFactory({
+      db: t.db,
+      redis: r.redis,
+      config,
+      keyRing,
+      log,
+      quota,
+      fetchStrategy: "parallel",
+    })({ id, email: ALICE });
     const truth = await emu.control.mailbox(ALICE);
     const members = new Map<string, string[]>();
     for (const m of truth.messages) members.set(m.threadId, [...(members.get(m.threadId) ?? []), m.id]);
     const threadIds = [...members.keys()];
-    expect([...members.values()].some((ids) => ids.length > 1), "some thread has several messages").toBe(true);
+    expect(
+      [...members.values()].some((ids) => ids.length > 1),
+      "some thread has several messages",
+    ).toBe(true);
 
     const before = (await emu.control.stats()).quotaUnits[ALICE] ?? 0;
     const batch = await gmail.getThreads([...threadIds, "00000000deadbeef"]);
     expect((await emu.control.stats()).quotaUnits[ALICE]! - before).toBe(10 * (threadIds.length + 1));
     expect(batch.map((f) => f.id)).toEqual([...threadIds, "00000000deadbeef"]);
     expect(batch.at(-1)?.error?.kind).toBe("not_found");
-    for (const f of batch.slice(0, -1)) expect(new Set(f.messages?.map((m) => m.id)), f.id).toEqual(new Set(members.get(f.id)));
+    for (const f of batch.slice(0, -1))
+      expect(new Set(f.messages?.map((m) => m.id)), f.id).toEqual(new Set(members.get(f.id)));
     // Full format: what getMessages returns for the same message.
     const [one] = await gmail.getMessages([members.get(threadIds[0]!)![0]!]);
-    expect(withoutAttachmentIds(batch[0]?.messages?.find((m) => m.id === one?.message?.id)?.payload)).toEqual(withoutAttachmentIds(one?.message?.payload));
+    expect(withoutAttachmentIds(batch[0]?.messages?.find((m) => m.id === one?.message?.id)?.payload)).toEqual(
+      withoutAttachmentIds(one?.message?.payload),
+    );
 
     const viaGets = await parallel.getThreads(threadIds);
-    expect(viaGets.map((f) => f.messages?.map((m) => m.id))).toEqual(batch.slice(0, -1).map((f) => f.messages?.map((m) => m.id)));
+    expect(viaGets.map((f) => f.messages?.map((m) => m.id))).toEqual(
+      batch.slice(0, -1).map((f) => f.messages?.map((m) => m.id)),
+    );
   });
 
   it("batch: an unknown id is not_found alone, the others are fetched", async () => {
     const id = await connect(ALICE);
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: ALICE });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: ALICE,
+    });
     const truth = await emu.control.mailbox(ALICE);
     const known = truth.messages.slice(0, 3).map((m) => m.id);
     const res = await gmail.getMessages([known[0]!, "00000000deadbeef", known[1]!, known[2]!]);
@@ -178,7 +223,14 @@ describe("port over the emulator", () => {
     const auth = createOAuthClient(config);
     const row = await getAccount(t.db, id);
     auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
-    const gmail = createGmailPort({ auth, accountId: id, quota, rootUrl: config.GMAIL_API_ROOT_URL, log, retry: { baseDelayMs: 20, maxAttempts: 8 } });
+    const gmail = createGmailPort({
+      auth,
+      accountId: id,
+      quota,
+      rootUrl: config.GMAIL_API_ROOT_URL,
+      log,
+      retry: { baseDelayMs: 20, maxAttempts: 8 },
+    });
     const ids = (await emu.control.mailbox(ALICE)).messages.map((m) => m.id);
     await emu.control.updateSettings({ faultRate: 0.3 });
     try {
@@ -194,7 +246,10 @@ describe("port over the emulator", () => {
 
   it("history.list from an expired start id is history_expired", async () => {
     const id = await connect(CAROL);
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: CAROL });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: CAROL,
+    });
     const { historyId } = await gmail.getProfile();
     await emu.control.deliver(CAROL);
     const page = await gmail.listHistory({ startHistoryId: historyId, historyTypes: ["messageAdded"] });
@@ -209,8 +264,15 @@ describe("rate limits", () => {
   it("429s from Gmail slow the bucket (AIMD), are retried after Retry-After, and the batch completes", async () => {
     const id = await connect(BOB);
     // Our bucket believes in 2000 units/s; the emulator allows 100: Gmail answers 429.
-    const q = createQuotaGovernor(r.redis, { prefix: `${r.prefix}:rl`, unitsPerSecond: 2000, projectUnitsPerMinute: 10_000_000 });
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota: q })({ id, email: BOB });
+    const q = createQuotaGovernor(r.redis, {
+      prefix: `${r.prefix}:rl`,
+      unitsPerSecond: 2000,
+      projectUnitsPerMinute: 10_000_000,
+    });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota: q })({
+      id,
+      email: BOB,
+    });
     const ids = (await emu.control.mailbox(BOB)).messages.map((m) => m.id);
     const before = (await apiRateLimitedTotal.get()).values.reduce((n, v) => n + v.value, 0);
     const limitedBefore = (await emu.control.stats()).rateLimited;
@@ -231,14 +293,29 @@ describe("rate limits", () => {
     const row = await getAccount(t.db, id);
     const auth = createOAuthClient(config);
     auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
-    const q = createQuotaGovernor(r.redis, { prefix: `${r.prefix}:rl2`, unitsPerSecond: 2000, projectUnitsPerMinute: 10_000_000 });
-    const gmail = createGmailPort({ auth, accountId: id, quota: q, rootUrl: config.GMAIL_API_ROOT_URL, log, retry: { maxAttempts: 1 } });
+    const q = createQuotaGovernor(r.redis, {
+      prefix: `${r.prefix}:rl2`,
+      unitsPerSecond: 2000,
+      projectUnitsPerMinute: 10_000_000,
+    });
+    const gmail = createGmailPort({
+      auth,
+      accountId: id,
+      quota: q,
+      rootUrl: config.GMAIL_API_ROOT_URL,
+      log,
+      retry: { maxAttempts: 1 },
+    });
     await gmail.getProfile(); // refresh the token before the quota goes down
     // The form that carries a retry time is the subject here (Gmail also refuses without one).
     await emu.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorForms: "retry-after" });
     try {
       let err: unknown;
-      for (let i = 0; i < 10 && err === undefined; i++) err = await gmail.listMessages({ maxResults: 5 }).then(() => undefined, (e: unknown) => e);
+      for (let i = 0; i < 10 && err === undefined; i++)
+        err = await gmail.listMessages({ maxResults: 5 }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(isGmailError(err, "rate_limited")).toBe(true);
       if (isGmailError(err)) {
         expect(err.status).toBe(429);
@@ -257,7 +334,10 @@ describe("tokens", () => {
     const soon = new Date(Date.now() + 60_000); // inside the 5-minute eager-refresh window
     await t.db.updateTable("accounts").set({ access_token_expires_at: soon }).where("id", "=", id).execute();
     const calls = tokenCalls(await emu.control.stats());
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: DAVE });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: DAVE,
+    });
     expect(tokenCalls(await emu.control.stats())).toBe(calls + 1);
     const row = await getAccount(t.db, id);
     const fresh = row!.access_token_expires_at!;
@@ -290,9 +370,15 @@ describe("tokens", () => {
 
   it("concurrent refreshers (two factories, as two processes) both work and the longest-lived token is kept", async () => {
     const id = await connect(BOB);
-    await t.db.updateTable("accounts").set({ access_token_expires_at: new Date(Date.now() + 1000) }).where("id", "=", id).execute();
+    await t.db
+      .updateTable("accounts")
+      .set({ access_token_expires_at: new Date(Date.now() + 1000) })
+      .where("id", "=", id)
+      .execute();
     const [a, b] = await Promise.all(
-      [0, 1].map(() => createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: BOB })),
+      [0, 1].map(() =>
+        createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: BOB }),
+      ),
     );
     expect((await a!.getProfile()).emailAddress).toBe(BOB);
     expect((await b!.getProfile()).emailAddress).toBe(BOB);
@@ -309,7 +395,12 @@ describe("tokens", () => {
     const id = await connect(BOB);
     const bogus = encryptToken(keyRing, "access_token", id, "ya29.not-a-token");
     const later = new Date(Date.now() + 3000_000);
-    const setBogus = () => t.db.updateTable("accounts").set({ access_token_encrypted: bogus, access_token_expires_at: later }).where("id", "=", id).execute();
+    const setBogus = () =>
+      t.db
+        .updateTable("accounts")
+        .set({ access_token_encrypted: bogus, access_token_expires_at: later })
+        .where("id", "=", id)
+        .execute();
     await setBogus();
     const factory = createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota });
     expect((await (await factory({ id, email: BOB })).getProfile()).emailAddress).toBe(BOB);
@@ -322,9 +413,13 @@ describe("tokens", () => {
 
   it("a revoked grant makes the account reauth_required, and later builds make no Gmail or token calls", async () => {
     const id = await connect(DAVE);
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: DAVE });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: DAVE,
+    });
     await emu.control.revoke(DAVE);
-    const invalidGrants = async () => (await tokenRefreshesTotal.get()).values.find((v) => v.labels.outcome === "invalid_grant")?.value ?? 0;
+    const invalidGrants = async () =>
+      (await tokenRefreshesTotal.get()).values.find((v) => v.labels.outcome === "invalid_grant")?.value ?? 0;
     const before0 = await invalidGrants();
     // The current access token dies with the grant: 401 → one forced refresh → invalid_grant.
     const err = await gmail.getProfile().catch((e: unknown) => e);
@@ -336,7 +431,10 @@ describe("tokens", () => {
     const before = await emu.control.stats();
     const again = await gmail.getProfile().catch((e: unknown) => e);
     expect(isGmailError(again, "auth_revoked")).toBe(true);
-    const build = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: DAVE }).catch((e: unknown) => e);
+    const build = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: DAVE,
+    }).catch((e: unknown) => e);
     expect(isGmailError(build, "auth_revoked")).toBe(true);
     const after = await emu.control.stats();
     expect(tokenCalls(after)).toBe(tokenCalls(before));
@@ -347,9 +445,16 @@ describe("tokens", () => {
 describe("token endpoint and scope failures", () => {
   it("an unreachable token endpoint is transient and leaves the account active", async () => {
     const id = await connect(CAROL);
-    await t.db.updateTable("accounts").set({ access_token_expires_at: new Date(Date.now() + 1000) }).where("id", "=", id).execute();
+    await t.db
+      .updateTable("accounts")
+      .set({ access_token_expires_at: new Date(Date.now() + 1000) })
+      .where("id", "=", id)
+      .execute();
     const down = { ...config, GOOGLE_OAUTH_TOKEN_URL: "http://127.0.0.1:9/token" } as Config;
-    const err = await createGmailFactory({ db: t.db, redis: r.redis, config: down, keyRing, log, quota })({ id, email: CAROL }).catch((e: unknown) => e);
+    const err = await createGmailFactory({ db: t.db, redis: r.redis, config: down, keyRing, log, quota })({
+      id,
+      email: CAROL,
+    }).catch((e: unknown) => e);
     expect(isGmailError(err, "transient")).toBe(true);
     expect((await getAccount(t.db, id))?.status).toBe("active");
   });
@@ -359,10 +464,17 @@ describe("token endpoint and scope failures", () => {
     const metadataOnly = await emu.control.issueRefreshToken(CAROL, ["https://www.googleapis.com/auth/gmail.metadata"]);
     await t.db
       .updateTable("accounts")
-      .set({ refresh_token_encrypted: encryptToken(keyRing, "refresh_token", id, metadataOnly), access_token_encrypted: null, access_token_expires_at: null })
+      .set({
+        refresh_token_encrypted: encryptToken(keyRing, "refresh_token", id, metadataOnly),
+        access_token_encrypted: null,
+        access_token_expires_at: null,
+      })
       .where("id", "=", id)
       .execute();
-    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({ id, email: CAROL });
+    const gmail = await createGmailFactory({ db: t.db, redis: r.redis, config, keyRing, log, quota })({
+      id,
+      email: CAROL,
+    });
     const ids = (await emu.control.mailbox(CAROL)).messages.slice(0, 2).map((m) => m.id);
     const err = await gmail.getMessages(ids).catch((e: unknown) => e);
     expect(isGmailError(err, "auth_revoked")).toBe(true);

@@ -29,12 +29,17 @@ describe("in-flight limiter", () => {
     let now = 0;
     let peak = 0;
     const request = (l: typeof a, permits: number) =>
-      l.run(1, permits, async () => {
-        now += permits;
-        peak = Math.max(peak, now);
-        await sleep(15 + Math.random() * 20);
-        now -= permits;
-      }, { maxWaitMs: 30_000 });
+      l.run(
+        1,
+        permits,
+        async () => {
+          now += permits;
+          peak = Math.max(peak, now);
+          await sleep(15 + Math.random() * 20);
+          now -= permits;
+        },
+        { maxWaitMs: 30_000 },
+      );
     const work: Array<Promise<void>> = [];
     for (let i = 0; i < 40; i++) work.push(request(i % 2 === 0 ? a : b, i % 5 === 0 ? 4 : 1));
     // Meanwhile another account takes its own full cap at once.

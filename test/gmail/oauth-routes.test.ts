@@ -34,7 +34,11 @@ async function startWithLink(email: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  [emu, t, r] = await Promise.all([startEmulator({ accounts: [ALICE, BOB], messages: 3, seed: 3 }), createTestDatabase(), createTestRedis()]);
+  [emu, t, r] = await Promise.all([
+    startEmulator({ accounts: [ALICE, BOB], messages: 3, seed: 3 }),
+    createTestDatabase(),
+    createTestRedis(),
+  ]);
   env = {
     DATABASE_URL: t.url,
     REDIS_URL: r.url,

@@ -31,21 +31,70 @@ const nasty = fc.constantFrom(
   "=?UTF-8?X?abc?=",
   "=?UTF-7?B?K0FHRUFZUS0=?=",
   "=?=?=?",
-  "\"unterminated <a@b",
+  '"unterminated <a@b',
   "Team: a@b.c, <d@e.f>;",
   "<<<>>>@@@,,,;;;",
   "a".repeat(5000),
 );
-const text = fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 40 }), nasty);
+const text = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 40 }),
+  fc.string({ unit: "grapheme", maxLength: 40 }),
+  nasty,
+);
 
-const headerNames = fc.constantFrom("From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "Content-Type", "Content-ID", "Content-Disposition", "X-Whatever", "from", "SUBJECT", "");
+const headerNames = fc.constantFrom(
+  "From",
+  "To",
+  "Cc",
+  "Subject",
+  "Message-ID",
+  "In-Reply-To",
+  "Content-Type",
+  "Content-ID",
+  "Content-Disposition",
+  "X-Whatever",
+  "from",
+  "SUBJECT",
+  "",
+);
 const contentTypeValue = fc.oneof(
-  fc.tuple(fc.constantFrom("text/plain", "text/html", "application/pdf", "image/png", "multipart/mixed", "TEXT/PLAIN", "", "garbage"), fc.constantFrom("", "; charset=utf-8", "; charset=\"iso-8859-1\"", "; charset=utf-16", "; charset=utf-16le", "; charset=x-bogus", "; charset=", "; charset=utf-32", "; charset=shift_jis", "; charset=cp1252")).map(([t, c]) => t + c),
+  fc
+    .tuple(
+      fc.constantFrom(
+        "text/plain",
+        "text/html",
+        "application/pdf",
+        "image/png",
+        "multipart/mixed",
+        "TEXT/PLAIN",
+        "",
+        "garbage",
+      ),
+      fc.constantFrom(
+        "",
+        "; charset=utf-8",
+        '; charset="iso-8859-1"',
+        "; charset=utf-16",
+        "; charset=utf-16le",
+        "; charset=x-bogus",
+        "; charset=",
+        "; charset=utf-32",
+        "; charset=shift_jis",
+        "; charset=cp1252",
+      ),
+    )
+    .map(([t, c]) => t + c),
   text,
 );
 const header = fc.oneof(
   { weight: 4, arbitrary: fc.record({ name: headerNames, value: fc.oneof(text, contentTypeValue) }) },
-  { weight: 1, arbitrary: fc.record({ name: fc.oneof(headerNames, fc.constant(null)), value: fc.oneof(text, fc.constant(null)) }, { requiredKeys: [] }) },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      { name: fc.oneof(headerNames, fc.constant(null)), value: fc.oneof(text, fc.constant(null)) },
+      { requiredKeys: [] },
+    ),
+  },
 );
 
 // Bodies: valid base64url of arbitrary bytes (including UTF-16 halves and NULs), standard base64
@@ -54,10 +103,31 @@ const bodyData = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString("base64url")),
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString("base64")),
   fc.string({ maxLength: 60 }).map((s) => Buffer.from(s, "utf8").toString("base64url")),
-  fc.constantFrom("Zm9v\u0000YmFy", "!!!not base64!!!", "=", "A", "____", Buffer.from([0xd8, 0x00, 0x00, 0x00]).toString("base64url"), Buffer.from("<html><body>\u0000<p>hi</p><script>x</script>", "utf8").toString("base64url")),
+  fc.constantFrom(
+    "Zm9v\u0000YmFy",
+    "!!!not base64!!!",
+    "=",
+    "A",
+    "____",
+    Buffer.from([0xd8, 0x00, 0x00, 0x00]).toString("base64url"),
+    Buffer.from("<html><body>\u0000<p>hi</p><script>x</script>", "utf8").toString("base64url"),
+  ),
   text,
 );
-const mimeType = fc.oneof(fc.constantFrom("text/plain", "text/html", "multipart/alternative", "multipart/mixed", "multipart/related", "message/rfc822", "application/pdf", "application/octet-stream", "image/png"), text);
+const mimeType = fc.oneof(
+  fc.constantFrom(
+    "text/plain",
+    "text/html",
+    "multipart/alternative",
+    "multipart/mixed",
+    "multipart/related",
+    "message/rfc822",
+    "application/pdf",
+    "application/octet-stream",
+    "image/png",
+  ),
+  text,
+);
 const body = fc.record(
   {
     size: fc.oneof(fc.nat(), fc.constantFrom(-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60)),
@@ -82,7 +152,11 @@ const { part } = fc.letrec<{ part: PartShape }>((tie) => ({
     {
       partId: fc.oneof(fc.constantFrom("", "0", "1", "1.0", "0.1.2"), text),
       mimeType,
-      filename: fc.oneof(fc.constant(""), fc.constantFrom("report.pdf", "../../etc/passwd", "a/b\\c.txt", "nul\u0000.txt", "=?UTF-8?B?w6kuZG9jeA==?="), text),
+      filename: fc.oneof(
+        fc.constant(""),
+        fc.constantFrom("report.pdf", "../../etc/passwd", "a/b\\c.txt", "nul\u0000.txt", "=?UTF-8?B?w6kuZG9jeA==?="),
+        text,
+      ),
       headers: fc.array(header, { maxLength: 6 }),
       body,
       parts: fc.array(tie("part"), { maxLength: 5, depthIdentifier: "tree" }),
@@ -118,7 +192,11 @@ const { loosePart } = fc.letrec<{ loosePart: unknown }>((tie) => ({
         mimeType: fc.oneof(mimeType, anyJson),
         filename: fc.oneof(text, anyJson),
         headers: fc.oneof(fc.array(fc.oneof(header, anyJson), { maxLength: 4 }), anyJson),
-        body: fc.oneof(body, anyJson, fc.record({ data: anyJson, size: anyJson, attachmentId: anyJson }, { requiredKeys: [] })),
+        body: fc.oneof(
+          body,
+          anyJson,
+          fc.record({ data: anyJson, size: anyJson, attachmentId: anyJson }, { requiredKeys: [] }),
+        ),
         parts: fc.oneof(fc.array(tie("loosePart"), { maxLength: 4, depthIdentifier: "loose" }), anyJson),
       },
       { requiredKeys: [] },
@@ -151,12 +229,24 @@ function assertStorable(where: string, s: string | null): void {
 }
 
 function assertStorableMessage(p: ParsedMessage): void {
-  for (const k of ["gmailId", "threadId", "historyId", "fromAddress", "subject", "messageIdHeader", "inReplyTo", "snippet", "bodyText"] as const) assertStorable(k, p[k]);
+  for (const k of [
+    "gmailId",
+    "threadId",
+    "historyId",
+    "fromAddress",
+    "subject",
+    "messageIdHeader",
+    "inReplyTo",
+    "snippet",
+    "bodyText",
+  ] as const)
+    assertStorable(k, p[k]);
   for (const [i, a] of p.toAddresses.entries()) assertStorable(`toAddresses[${i}]`, a);
   for (const [i, a] of p.ccAddresses.entries()) assertStorable(`ccAddresses[${i}]`, a);
   for (const [i, l] of p.labelIds.entries()) assertStorable(`labelIds[${i}]`, l);
   for (const [i, a] of p.attachments.entries()) {
-    for (const k of ["partId", "filename", "mimeType", "charset", "contentId", "attachmentId"] as const) assertStorable(`attachments[${i}].${k}`, a[k]);
+    for (const k of ["partId", "filename", "mimeType", "charset", "contentId", "attachmentId"] as const)
+      assertStorable(`attachments[${i}].${k}`, a[k]);
     expect(Number.isFinite(a.size), `attachments[${i}].size`).toBe(true);
     // inlineData is base64url handed to the attachment pipeline, never stored as text.
     expect(a.inlineData === null || typeof a.inlineData === "string").toBe(true);
@@ -197,24 +287,40 @@ describe("parseGmailMessage (property)", () => {
 
   it("a well-formed message keeps its attachments: every leaf with a filename is listed once", () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ filename: fc.string({ minLength: 1, maxLength: 20 }), size: fc.nat(10_000) }), { minLength: 1, maxLength: 8 }), (files) => {
-        const msg: GmailMessage = {
-          id: "18c2b0a1f0e0d0c0",
-          threadId: "18c2b0a1f0e0d0c0",
-          payload: {
-            partId: "",
-            mimeType: "multipart/mixed",
-            parts: [
-              { partId: "0", mimeType: "text/plain", filename: "", body: { size: 2, data: Buffer.from("hi").toString("base64url") } },
-              ...files.map((f, i) => ({ partId: String(i + 1), mimeType: "application/octet-stream", filename: f.filename, body: { size: f.size, attachmentId: `att${i}` } })),
-            ],
-          },
-        };
-        const p = parseOrParseError(msg);
-        expect(p).not.toBeNull();
-        expect(p?.bodyText).toBe("hi");
-        expect(p?.attachments.map((a) => a.partId)).toEqual(files.map((_, i) => String(i + 1)));
-      }),
+      fc.property(
+        fc.array(fc.record({ filename: fc.string({ minLength: 1, maxLength: 20 }), size: fc.nat(10_000) }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (files) => {
+          const msg: GmailMessage = {
+            id: "18c2b0a1f0e0d0c0",
+            threadId: "18c2b0a1f0e0d0c0",
+            payload: {
+              partId: "",
+              mimeType: "multipart/mixed",
+              parts: [
+                {
+                  partId: "0",
+                  mimeType: "text/plain",
+                  filename: "",
+                  body: { size: 2, data: Buffer.from("hi").toString("base64url") },
+                },
+                ...files.map((f, i) => ({
+                  partId: String(i + 1),
+                  mimeType: "application/octet-stream",
+                  filename: f.filename,
+                  body: { size: f.size, attachmentId: `att${i}` },
+                })),
+              ],
+            },
+          };
+          const p = parseOrParseError(msg);
+          expect(p).not.toBeNull();
+          expect(p?.bodyText).toBe("hi");
+          expect(p?.attachments.map((a) => a.partId)).toEqual(files.map((_, i) => String(i + 1)));
+        },
+      ),
       { seed: SEED + 2, numRuns: 100 },
     );
   });
@@ -222,7 +328,11 @@ describe("parseGmailMessage (property)", () => {
   it("a pathologically deep tree (10,000 levels) → a result or a ParseError, not a stack overflow", () => {
     let leaf: PartShape = { partId: "x", mimeType: "text/plain", body: { size: 1, data: "YQ" } };
     for (let i = 0; i < 10_000; i++) leaf = { partId: String(i), mimeType: "multipart/mixed", parts: [leaf] };
-    const p = parseOrParseError({ id: "18c2b0a1f0e0d0c0", threadId: "18c2b0a1f0e0d0c0", payload: leaf } as GmailMessage);
+    const p = parseOrParseError({
+      id: "18c2b0a1f0e0d0c0",
+      threadId: "18c2b0a1f0e0d0c0",
+      payload: leaf,
+    } as GmailMessage);
     if (p !== null) assertStorableMessage(p);
   });
 });

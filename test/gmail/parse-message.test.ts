@@ -34,7 +34,7 @@ function multipartMessage(): GmailMessage {
       filename: "",
       headers: [
         h("From", "=?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <jurgen@example.com>"),
-        h("To", "a@example.com, \"Bee, B\" <b@example.com>"),
+        h("To", 'a@example.com, "Bee, B" <b@example.com>'),
         h("Cc", "Team: c@example.com, d@example.com;"),
         h("Subject", "=?ISO-8859-1?Q?Caf=E9?= au lait"),
         h("Message-ID", "<abc@mail.example.com>"),
@@ -49,15 +49,30 @@ function multipartMessage(): GmailMessage {
           headers: [h("Content-Type", "multipart/alternative; boundary=x")],
           body: { size: 0 },
           parts: [
-            { partId: "0.0", mimeType: "text/plain", filename: "", headers: [h("Content-Type", 'text/plain; charset="iso-8859-1"')], body: { size: 30, data: b64(iconv.encode(text, "latin1")) } },
-            { partId: "0.1", mimeType: "text/html", filename: "", headers: [h("Content-Type", "text/html; charset=UTF-8")], body: { size: html.length, data: b64(html) } },
+            {
+              partId: "0.0",
+              mimeType: "text/plain",
+              filename: "",
+              headers: [h("Content-Type", 'text/plain; charset="iso-8859-1"')],
+              body: { size: 30, data: b64(iconv.encode(text, "latin1")) },
+            },
+            {
+              partId: "0.1",
+              mimeType: "text/html",
+              filename: "",
+              headers: [h("Content-Type", "text/html; charset=UTF-8")],
+              body: { size: html.length, data: b64(html) },
+            },
           ],
         },
         {
           partId: "1",
           mimeType: "application/pdf",
           filename: "report.pdf",
-          headers: [h("Content-Type", 'application/pdf; name="report.pdf"'), h("Content-Disposition", 'attachment; filename="report.pdf"')],
+          headers: [
+            h("Content-Type", 'application/pdf; name="report.pdf"'),
+            h("Content-Disposition", 'attachment; filename="report.pdf"'),
+          ],
           body: { attachmentId: "ANGjdJ8abc", size: 123456 },
         },
         {
@@ -107,8 +122,26 @@ describe("parseGmailMessage", () => {
   it("lists attachment parts and inline parts with a Content-ID", () => {
     const p = parseGmailMessage(multipartMessage());
     expect(p.attachments).toEqual([
-      { partId: "1", filename: "report.pdf", mimeType: "application/pdf", charset: null, contentId: null, size: 123456, attachmentId: "ANGjdJ8abc", inlineData: null },
-      { partId: "2", filename: null, mimeType: "image/png", charset: null, contentId: "logo@x", size: 4, attachmentId: null, inlineData: b64("\x89PNG") },
+      {
+        partId: "1",
+        filename: "report.pdf",
+        mimeType: "application/pdf",
+        charset: null,
+        contentId: null,
+        size: 123456,
+        attachmentId: "ANGjdJ8abc",
+        inlineData: null,
+      },
+      {
+        partId: "2",
+        filename: null,
+        mimeType: "image/png",
+        charset: null,
+        contentId: "logo@x",
+        size: 4,
+        attachmentId: null,
+        inlineData: b64("\x89PNG"),
+      },
     ]);
   });
 
@@ -116,16 +149,36 @@ describe("parseGmailMessage", () => {
     const single = parseGmailMessage({
       id: "a1",
       threadId: "a1",
-      payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Subject", "hi")], body: { size: 2, data: b64("hi") } },
+      payload: {
+        partId: "",
+        mimeType: "text/plain",
+        filename: "",
+        headers: [h("Subject", "hi")],
+        body: { size: 2, data: b64("hi") },
+      },
     });
     expect(single.bodyText).toBe("hi");
     expect(single.attachments).toEqual([]);
     const bare = parseGmailMessage({ id: "a2", threadId: "a2" });
-    expect(bare).toMatchObject({ bodyText: null, subject: null, fromAddress: null, toAddresses: [], labelIds: [], internalDate: null, historyId: null });
+    expect(bare).toMatchObject({
+      bodyText: null,
+      subject: null,
+      fromAddress: null,
+      toAddresses: [],
+      labelIds: [],
+      internalDate: null,
+      historyId: null,
+    });
   });
 
   it("throws a permanent ParseError on structurally invalid input, nothing else", () => {
-    for (const bad of [null, {}, { id: "x" }, { id: "x", threadId: "x", payload: "nope" }, { id: "x", threadId: "x", labelIds: "INBOX" }]) {
+    for (const bad of [
+      null,
+      {},
+      { id: "x" },
+      { id: "x", threadId: "x", payload: "nope" },
+      { id: "x", threadId: "x", labelIds: "INBOX" },
+    ]) {
       let thrown: unknown;
       try {
         parseGmailMessage(bad as unknown as GmailMessage);
@@ -151,7 +204,13 @@ describe("parseGmailMessage", () => {
       const p = parseGmailMessage({
         id: "c1",
         threadId: "c1",
-        payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", `text/plain; charset="${charset}"`)], body: { size: 99, data: b64(Buffer.from(text, "utf8")) } },
+        payload: {
+          partId: "",
+          mimeType: "text/plain",
+          filename: "",
+          headers: [h("Content-Type", `text/plain; charset="${charset}"`)],
+          body: { size: 99, data: b64(Buffer.from(text, "utf8")) },
+        },
       });
       expect(p.bodyText, charset).toBe(text);
     }
@@ -160,11 +219,21 @@ describe("parseGmailMessage", () => {
   it("still decodes bytes that were passed through unconverted with their declared charset", () => {
     // iconv-lite cannot encode ISO-2022-JP: its bytes are written out (会議の議事録).
     const jis = Buffer.from("1b244232713544244e35443b764f3f1b2842", "hex");
-    for (const [charset, text, bytes] of [["iso-8859-1", "Café crème", iconv.encode("Café crème", "latin1")], ["iso-2022-jp", "会議の議事録", jis], ["koi8-r", "Здравствуйте", iconv.encode("Здравствуйте", "koi8-r")]] as const) {
+    for (const [charset, text, bytes] of [
+      ["iso-8859-1", "Café crème", iconv.encode("Café crème", "latin1")],
+      ["iso-2022-jp", "会議の議事録", jis],
+      ["koi8-r", "Здравствуйте", iconv.encode("Здравствуйте", "koi8-r")],
+    ] as const) {
       const p = parseGmailMessage({
         id: "c2",
         threadId: "c2",
-        payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", `text/plain; charset=${charset}`)], body: { size: 9, data: b64(bytes) } },
+        payload: {
+          partId: "",
+          mimeType: "text/plain",
+          filename: "",
+          headers: [h("Content-Type", `text/plain; charset=${charset}`)],
+          body: { size: 9, data: b64(bytes) },
+        },
       });
       expect(p.bodyText, charset).toBe(text);
     }
@@ -178,19 +247,39 @@ describe("parseGmailMessage", () => {
     const single = (contentType: string, data: Buffer): GmailMessage => ({
       id: "m1",
       threadId: "m1",
-      payload: { partId: "", mimeType: contentType.split(";")[0], filename: "", headers: [h("Content-Type", contentType)], body: { size: 99, data: b64(data) } },
+      payload: {
+        partId: "",
+        mimeType: contentType.split(";")[0],
+        filename: "",
+        headers: [h("Content-Type", contentType)],
+        body: { size: 99, data: b64(data) },
+      },
     });
     for (const label of ["iso-8859-1", '"ISO-8859-1"', "windows-1252", "us-ascii"]) {
-      expect(parseGmailMessage(single(`text/plain; charset=${label}`, mojibake)).bodyText, label).toBe(text.replace(/\r\n/g, "\n"));
+      expect(parseGmailMessage(single(`text/plain; charset=${label}`, mojibake)).bodyText, label).toBe(
+        text.replace(/\r\n/g, "\n"),
+      );
     }
     // HTML-only: repaired before html-to-text.
-    const html = Buffer.from(new TextDecoder("windows-1252").decode(Buffer.from("<p>Café opening hours – Monday</p>", "utf8")), "utf8");
-    expect(parseGmailMessage(single("text/html; charset=iso-8859-1", html)).bodyText).toBe("Café opening hours – Monday");
+    const html = Buffer.from(
+      new TextDecoder("windows-1252").decode(Buffer.from("<p>Café opening hours – Monday</p>", "utf8")),
+      "utf8",
+    );
+    expect(parseGmailMessage(single("text/html; charset=iso-8859-1", html)).bodyText).toBe(
+      "Café opening hours – Monday",
+    );
     // A body served by reference (attachments.get: the raw UTF-8 bytes) reads as the sender's text too.
     expect(decodeTextBytes(Buffer.from(text, "utf8"), "iso-8859-1")).toBe(text.replace(/\r\n/g, "\n"));
     // Real Latin-1 text served converted, and mojibake under a label Gmail does not read as windows-1252, stay as served.
-    for (const [label, served] of [["iso-8859-1", "Ã la carte, naïve, Grüße"], ["koi8-r", "cafÃ©"], ["utf-8", "cafÃ©"]] as const) {
-      expect(parseGmailMessage(single(`text/plain; charset=${label}`, Buffer.from(served, "utf8"))).bodyText, label).toBe(served);
+    for (const [label, served] of [
+      ["iso-8859-1", "Ã la carte, naïve, Grüße"],
+      ["koi8-r", "cafÃ©"],
+      ["utf-8", "cafÃ©"],
+    ] as const) {
+      expect(
+        parseGmailMessage(single(`text/plain; charset=${label}`, Buffer.from(served, "utf8"))).bodyText,
+        label,
+      ).toBe(served);
     }
   });
 
@@ -199,11 +288,27 @@ describe("parseGmailMessage", () => {
       partId: "1.0",
       mimeType: "multipart/mixed",
       filename: "",
-      headers: [h("From", "Inner <inner@example.com>"), h("Subject", "Original"), h("Content-Type", "multipart/mixed; boundary=i")],
+      headers: [
+        h("From", "Inner <inner@example.com>"),
+        h("Subject", "Original"),
+        h("Content-Type", "multipart/mixed; boundary=i"),
+      ],
       body: { size: 0 },
       parts: [
-        { partId: "1.0.0", mimeType: "text/plain", filename: "", headers: [h("Content-Type", "text/plain; charset=UTF-8")], body: { size: 14, data: b64("Inner body text") } },
-        { partId: "1.0.1", mimeType: "application/pdf", filename: "inner.pdf", headers: [h("Content-Type", "application/pdf")], body: { attachmentId: "ANGjdJinner", size: 900 } },
+        {
+          partId: "1.0.0",
+          mimeType: "text/plain",
+          filename: "",
+          headers: [h("Content-Type", "text/plain; charset=UTF-8")],
+          body: { size: 14, data: b64("Inner body text") },
+        },
+        {
+          partId: "1.0.1",
+          mimeType: "application/pdf",
+          filename: "inner.pdf",
+          headers: [h("Content-Type", "application/pdf")],
+          body: { attachmentId: "ANGjdJinner", size: 900 },
+        },
       ],
     };
     const outer = (rfc822: Record<string, unknown>): GmailMessage => ({
@@ -215,19 +320,59 @@ describe("parseGmailMessage", () => {
         filename: "",
         headers: [h("Subject", "Fwd: Original")],
         body: { size: 0 },
-        parts: [{ partId: "0", mimeType: "text/html", filename: "", headers: [h("Content-Type", "text/html; charset=UTF-8")], body: { size: 20, data: b64("<p>See below</p>") } }, rfc822],
+        parts: [
+          {
+            partId: "0",
+            mimeType: "text/html",
+            filename: "",
+            headers: [h("Content-Type", "text/html; charset=UTF-8")],
+            body: { size: 20, data: b64("<p>See below</p>") },
+          },
+          rfc822,
+        ],
       },
     });
-    const expanded = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "Original.eml", headers: [h("Content-Type", "message/rfc822")], body: { attachmentId: "ANGjdJeml", size: 2000 }, parts: [inner] }));
+    const expanded = parseGmailMessage(
+      outer({
+        partId: "1",
+        mimeType: "message/rfc822",
+        filename: "Original.eml",
+        headers: [h("Content-Type", "message/rfc822")],
+        body: { attachmentId: "ANGjdJeml", size: 2000 },
+        parts: [inner],
+      }),
+    );
     expect(expanded.bodyText).toBe("See below"); // the HTML-only outer body, not the forwarded text
     expect(expanded.attachments).toHaveLength(1);
-    expect(expanded.attachments[0]).toMatchObject({ partId: "1", mimeType: "message/rfc822", filename: "Original.eml", attachmentId: "ANGjdJeml" });
+    expect(expanded.attachments[0]).toMatchObject({
+      partId: "1",
+      mimeType: "message/rfc822",
+      filename: "Original.eml",
+      attachmentId: "ANGjdJeml",
+    });
     // The same message with the rfc822 part served as a leaf (no parts).
-    const opaque = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "", headers: [h("Content-Type", "message/rfc822")], body: { attachmentId: "ANGjdJeml", size: 2000 } }));
+    const opaque = parseGmailMessage(
+      outer({
+        partId: "1",
+        mimeType: "message/rfc822",
+        filename: "",
+        headers: [h("Content-Type", "message/rfc822")],
+        body: { attachmentId: "ANGjdJeml", size: 2000 },
+      }),
+    );
     expect(opaque.bodyText).toBe("See below");
     expect(opaque.attachments.map((a) => a.partId)).toEqual(["1"]);
     // Expanded without an attachmentId: the forwarded message is rebuilt from its parts.
-    const rebuilt = parseGmailMessage(outer({ partId: "1", mimeType: "message/rfc822", filename: "", headers: [h("Content-Type", "message/rfc822")], body: { size: 2000 }, parts: [inner] }));
+    const rebuilt = parseGmailMessage(
+      outer({
+        partId: "1",
+        mimeType: "message/rfc822",
+        filename: "",
+        headers: [h("Content-Type", "message/rfc822")],
+        body: { size: 2000 },
+        parts: [inner],
+      }),
+    );
     expect(rebuilt.attachments).toHaveLength(1);
     const eml = Buffer.from(rebuilt.attachments[0]!.inlineData ?? "", "base64url").toString("utf8");
     expect(eml).toContain("Subject: Original");
@@ -245,8 +390,20 @@ describe("parseGmailMessage", () => {
         headers: [],
         body: { size: 0 },
         parts: [
-          { partId: "0", mimeType: "text/html", filename: "", headers: [h("Content-Type", "text/html; charset=windows-1252")], body: { attachmentId: "ANGjdJbig", size: 3_000_000 } },
-          { partId: "1", mimeType: "text/plain", filename: "notes.txt", headers: [h("Content-Type", "text/plain"), h("Content-Disposition", "attachment; filename=notes.txt")], body: { attachmentId: "ANGjdJtxt", size: 10 } },
+          {
+            partId: "0",
+            mimeType: "text/html",
+            filename: "",
+            headers: [h("Content-Type", "text/html; charset=windows-1252")],
+            body: { attachmentId: "ANGjdJbig", size: 3_000_000 },
+          },
+          {
+            partId: "1",
+            mimeType: "text/plain",
+            filename: "notes.txt",
+            headers: [h("Content-Type", "text/plain"), h("Content-Disposition", "attachment; filename=notes.txt")],
+            body: { attachmentId: "ANGjdJtxt", size: 10 },
+          },
         ],
       },
     });
@@ -259,7 +416,13 @@ describe("parseGmailMessage", () => {
     const p = parseGmailMessage({
       id: "a3",
       threadId: "a3",
-      payload: { partId: "", mimeType: "text/plain", filename: "", headers: [h("Content-Type", "text/plain; charset=x-klingon")], body: { size: 5, data: b64("héllo") } },
+      payload: {
+        partId: "",
+        mimeType: "text/plain",
+        filename: "",
+        headers: [h("Content-Type", "text/plain; charset=x-klingon")],
+        body: { size: 5, data: b64("héllo") },
+      },
     });
     expect(p.bodyText).toBe("héllo");
   });
@@ -270,10 +433,18 @@ describe("parseGmailMessage over the emulator's messages", () => {
     const email = "parse@example.com";
     const emu = await startEmulator({ accounts: [email], messages: 40, seed: 11 });
     try {
-      const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+      const auth = new OAuth2Client({
+        clientId: emu.clientId,
+        clientSecret: emu.clientSecret,
+        endpoints: { oauth2TokenUrl: emu.tokenUrl },
+      });
       auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(email) });
       const api = gmail({ version: "v1", auth, rootUrl: emu.gmailRootUrl, retry: false });
-      const norm = (v: string | null | undefined) => (v ?? "").replace(/\r\n/g, "\n").replace(/\u0000/g, "").trim();
+      const norm = (v: string | null | undefined) =>
+        (v ?? "")
+          .replace(/\r\n/g, "\n")
+          .replace(/\u0000/g, "")
+          .trim();
       const ids = (await emu.control.mailbox(email)).messages.map((m) => m.id);
       expect(ids.length).toBe(40);
       let withAttachments = 0;

@@ -62,14 +62,23 @@ describe("quota governor", () => {
   });
 
   it("the project bucket limits all accounts together", async () => {
-    const g = createQuotaGovernor(t.redis, { prefix: `${t.prefix}:proj`, unitsPerSecond: 250, projectUnitsPerMinute: 60 * 20 });
+    const g = createQuotaGovernor(t.redis, {
+      prefix: `${t.prefix}:proj`,
+      unitsPerSecond: 250,
+      projectUnitsPerMinute: 60 * 20,
+    });
     expect((await g.take(1, 15)).ok).toBe(true);
     const r = await g.take(2, 10);
     expect(r.ok).toBe(false);
   });
 
   it("AIMD: a 429 halves the rate, blocks for Retry-After, and the rate recovers additively", async () => {
-    const g = createQuotaGovernor(t.redis, { prefix: `${t.prefix}:aimd`, unitsPerSecond: 200, projectUnitsPerMinute: 1_000_000, recoveryPerSecond: 200 });
+    const g = createQuotaGovernor(t.redis, {
+      prefix: `${t.prefix}:aimd`,
+      unitsPerSecond: 200,
+      projectUnitsPerMinute: 1_000_000,
+      recoveryPerSecond: 200,
+    });
     expect((await g.inspect(3)).rate).toBe(200);
     await g.penalize(3, 300);
     const s = await g.inspect(3);
@@ -87,7 +96,12 @@ describe("quota governor", () => {
   });
 
   it("the rate never falls below the floor", async () => {
-    const g = createQuotaGovernor(t.redis, { prefix: `${t.prefix}:floor`, unitsPerSecond: 250, projectUnitsPerMinute: 1_000_000, recoveryPerSecond: 0.001 });
+    const g = createQuotaGovernor(t.redis, {
+      prefix: `${t.prefix}:floor`,
+      unitsPerSecond: 250,
+      projectUnitsPerMinute: 1_000_000,
+      recoveryPerSecond: 0.001,
+    });
     for (let i = 0; i < 12; i++) await g.penalize(4);
     const s = await g.inspect(4);
     expect(s.rate).toBeGreaterThanOrEqual(12.5);
@@ -95,7 +109,11 @@ describe("quota governor", () => {
   });
 
   it("acquire waits briefly in-process, but throws rate_limited with retryAfterMs beyond maxWaitMs", async () => {
-    const g = createQuotaGovernor(t.redis, { prefix: `${t.prefix}:acq`, unitsPerSecond: 20, projectUnitsPerMinute: 1_000_000 });
+    const g = createQuotaGovernor(t.redis, {
+      prefix: `${t.prefix}:acq`,
+      unitsPerSecond: 20,
+      projectUnitsPerMinute: 1_000_000,
+    });
     await g.acquire(5, 20);
     const t0 = Date.now();
     await g.acquire(5, 2, { maxWaitMs: 1000 }); // ~100 ms refill

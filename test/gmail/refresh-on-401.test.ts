@@ -77,7 +77,10 @@ describe("one refresh on a 401, for single calls and batches alike", () => {
       const before = await emu.control.stats();
       const res = await port(auth, emu.gmailRootUrl, { fetchStrategy: c.strategy }).getMessages(c.ids);
       const after = await emu.control.stats();
-      expect(res.map((f) => f.message?.id), c.name).toEqual(c.ids);
+      expect(
+        res.map((f) => f.message?.id),
+        c.name,
+      ).toEqual(c.ids);
       expect(refreshes(), c.name).toBe(1);
       expect(sumStatus(after, "401") - sumStatus(before, "401"), c.name).toBe(c.rejected);
       const batchPosts = (s: EmulatorStats) => s.requests.batch?.["200"] ?? 0;

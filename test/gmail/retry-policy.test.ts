@@ -39,7 +39,12 @@ describe("retry policy", () => {
     expect(calls).toBe(3);
     expect((err as GmailError).kind).toBe("transient");
     let once = 0;
-    await expect(withRetry(async () => { once++; throw new GmailError("not_found", "gone"); })).rejects.toThrow("gone");
+    await expect(
+      withRetry(async () => {
+        once++;
+        throw new GmailError("not_found", "gone");
+      }),
+    ).rejects.toThrow("gone");
     expect(once).toBe(1);
   });
 });

@@ -23,8 +23,20 @@ beforeAll(async () => {
   r = await createTestRedis();
   gmail401 = createServer((_req, res) => {
     seen++;
-    res.writeHead(401, { "content-type": "application/json; charset=UTF-8", "www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"' });
-    res.end(JSON.stringify({ error: { code: 401, message: "Request had invalid authentication credentials.", errors: [{ message: "Invalid Credentials", domain: "global", reason: "authError" }], status: "UNAUTHENTICATED" } }));
+    res.writeHead(401, {
+      "content-type": "application/json; charset=UTF-8",
+      "www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"',
+    });
+    res.end(
+      JSON.stringify({
+        error: {
+          code: 401,
+          message: "Request had invalid authentication credentials.",
+          errors: [{ message: "Invalid Credentials", domain: "global", reason: "authError" }],
+          status: "UNAUTHENTICATED",
+        },
+      }),
+    );
   });
   await new Promise<void>((ok) => gmail401.listen(0, "127.0.0.1", ok));
 });
@@ -35,7 +47,11 @@ afterAll(async () => {
 });
 
 it("a 401 after a successful refresh is transient and does not revoke the account", async () => {
-  const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    endpoints: { oauth2TokenUrl: emu.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(emu.accounts[0] as string) });
   let revoked = 0;
   const port = createGmailPort({
@@ -47,7 +63,10 @@ it("a 401 after a successful refresh is transient and does not revoke the accoun
     retry: { maxAttempts: 1 },
     onAuthRevoked: async () => void revoked++,
   });
-  const err = await port.getProfile().then(() => undefined, (e: unknown) => e);
+  const err = await port.getProfile().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isGmailError(err, "transient")).toBe(true);
   expect((err as { reason?: string }).reason).toBe("unauthorizedAfterRefresh");
   expect(seen).toBe(2); // the first 401, a refresh at the emulator, the second 401

@@ -71,6 +71,7 @@ export function unusedDatabaseUrl(): { name: string; url: string; drop(): Promis
   return {
     name,
     url: databaseUrlFor(name),
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`)).then(() => {}),
+    drop: () =>
+      admin((c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`)).then(() => {}),
   };
 }

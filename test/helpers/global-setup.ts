@@ -11,7 +11,8 @@ import { adminUrl, databaseUrlFor, redisUrl } from "./env.ts";
 
 function templateName(): string {
   const h = createHash("sha256");
-  for (const f of readdirSync(migrationsFolder).sort()) h.update(f).update(readFileSync(path.join(migrationsFolder, f)));
+  for (const f of readdirSync(migrationsFolder).sort())
+    h.update(f).update(readFileSync(path.join(migrationsFolder, f)));
   return `gmail_sync_tpl_${h.digest("hex").slice(0, 12)}`;
 }
 
@@ -55,7 +56,8 @@ export async function setup({ provide }: { provide: (key: string, value: unknown
       "SELECT datname FROM pg_database WHERE datname ~ '^gmail_sync_t_[0-9]+_[0-9a-f]+$' AND split_part(datname, '_', 4)::bigint < $1",
       [Math.floor(Date.now() / 1000) - 3 * 3600],
     );
-    for (const row of stale.rows) await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(row.datname)} WITH (FORCE)`);
+    for (const row of stale.rows)
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(row.datname)} WITH (FORCE)`);
   } finally {
     await admin.end();
   }

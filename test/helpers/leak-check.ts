@@ -98,8 +98,11 @@ async function leftDatabases(): Promise<string[]> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
-    const res = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname = ANY($1)", [[...trackedDatabases]]);
-    for (const row of res.rows) await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(row.datname)} WITH (FORCE)`);
+    const res = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname = ANY($1)", [
+      [...trackedDatabases],
+    ]);
+    for (const row of res.rows)
+      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(row.datname)} WITH (FORCE)`);
     return res.rows.map((r) => r.datname);
   } finally {
     await client.end();
@@ -121,13 +124,18 @@ afterAll(async () => {
 
   const running = newChildren();
   if (running.length > 0) {
-    leaks.push(`child processes still running: ${running.map((pid) => `${pid} (${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim().slice(0, 120)})`).join(", ")}`);
+    leaks.push(
+      `child processes still running: ${running.map((pid) => `${pid} (${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim().slice(0, 120)})`).join(", ")}`,
+    );
     for (const pid of running) process.kill(pid, "SIGKILL");
   }
   const resources = extraResources(resourcesBefore);
   if (resources.length > 0) leaks.push(`handles keeping the event loop alive: ${resources.join(", ")}`);
   const files = filesUnder(tmpRoot);
-  if (files.length > 0) leaks.push(`temp files left: ${files.slice(0, 10).join(", ")}${files.length > 10 ? ` and ${files.length - 10} more` : ""}`);
+  if (files.length > 0)
+    leaks.push(
+      `temp files left: ${files.slice(0, 10).join(", ")}${files.length > 10 ? ` and ${files.length - 10} more` : ""}`,
+    );
   rmSync(tmpRoot, { recursive: true, force: true });
   const keys = await leftRedisKeys();
   if (keys.length > 0) leaks.push(`Redis keys left: ${keys.length} (${keys.slice(0, 5).join(", ")}…)`);

@@ -6,7 +6,9 @@
 import { legacySentences } from "@gmail-sync/emulator/generate";
 
 const windows1252 = new TextDecoder("windows-1252");
-const MISLABELLED = legacySentences("mislabelled-utf8").map((s) => [windows1252.decode(Buffer.from(s, "utf8")), s] as const);
+const MISLABELLED = legacySentences("mislabelled-utf8").map(
+  (s) => [windows1252.decode(Buffer.from(s, "utf8")), s] as const,
+);
 
 /** The sender's text for a postal-mime reading of generated mail; `mislabelled` says whether any sentence was put back. */
 export function generatedSenderText(labelReading: string): { text: string; mislabelled: boolean } {

@@ -17,7 +17,11 @@ describe("gmail-sync migrate", () => {
     const ticks = ["watch-renew-tick", "poll-tick", "reconcile-tick", "temp-sweep", "retry-ledger-tick"];
     const first = await runCli(["migrate", "--json"], env);
     expect(first.stderr).toBe("");
-    expect(JSON.parse(first.stdout)).toEqual({ databaseCreated: true, applied: ["0001_initial_schema", "0002_retry_ledger_and_run_scope"], schedules: ticks });
+    expect(JSON.parse(first.stdout)).toEqual({
+      databaseCreated: true,
+      applied: ["0001_initial_schema", "0002_retry_ledger_and_run_scope"],
+      schedules: ticks,
+    });
 
     // Run again: the schedulers are upserted, never duplicated (one pending job per tick).
     const again = await runCli(["migrate", "--json"], env);
@@ -57,8 +61,14 @@ describe("gmail-sync migrate", () => {
   });
 
   it.each([
-    [{ DATABASE_URL: "mysql://root@localhost/x" }, /^gmail-sync: invalid configuration: DATABASE_URL must be a postgres:\/\/ URL/],
-    [{ DATABASE_URL: "postgres://postgres@127.0.0.1:1/gmail_sync" }, /^gmail-sync: cannot connect to 127\.0\.0\.1:1 \(ECONNREFUSED\)$/],
+    [
+      { DATABASE_URL: "mysql://root@localhost/x" },
+      /^gmail-sync: invalid configuration: DATABASE_URL must be a postgres:\/\/ URL/,
+    ],
+    [
+      { DATABASE_URL: "postgres://postgres@127.0.0.1:1/gmail_sync" },
+      /^gmail-sync: cannot connect to 127\.0\.0\.1:1 \(ECONNREFUSED\)$/,
+    ],
   ])("fails with one clear line and exit 1 on bad input %#", async (env, pattern) => {
     const r = await runCli(["migrate"], env);
     expect(r.code).toBe(1);

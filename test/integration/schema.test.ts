@@ -29,41 +29,98 @@ type Catalog = {
 // test below checks it against the applied schema. Together: type == schema.
 const catalog: Catalog = {
   accounts: {
-    id: "integer", email: "text", status: "text", status_reason: "text", scopes: "ARRAY",
-    refresh_token_encrypted: "text", access_token_encrypted: "text",
-    access_token_expires_at: "timestamp with time zone", token_key_id: "text",
-    created_at: "timestamp with time zone", updated_at: "timestamp with time zone",
+    id: "integer",
+    email: "text",
+    status: "text",
+    status_reason: "text",
+    scopes: "ARRAY",
+    refresh_token_encrypted: "text",
+    access_token_encrypted: "text",
+    access_token_expires_at: "timestamp with time zone",
+    token_key_id: "text",
+    created_at: "timestamp with time zone",
+    updated_at: "timestamp with time zone",
   },
   sync_state: {
-    account_id: "integer", pinned_history_id: "numeric", history_id: "numeric",
-    cursor_advanced_at: "timestamp with time zone", backfill_phase: "text", backfill_page_token: "text",
-    backfill_pages: "integer", backfill_listed: "integer", backfill_stored: "integer", backfill_estimate: "integer",
-    backfill_query: "text", backfill_started_at: "timestamp with time zone",
-    backfill_label_ids: "ARRAY", backfill_include_spam_trash: "boolean", backfill_may_sweep: "boolean",
-    backfill_finished_at: "timestamp with time zone", resync_reason: "text",
-    resync_started_at: "timestamp with time zone", last_sync_at: "timestamp with time zone",
-    last_push_at: "timestamp with time zone", last_error: "text", last_error_kind: "text",
-    last_error_at: "timestamp with time zone", throttled_until: "timestamp with time zone",
-    watch_expiration: "timestamp with time zone", watch_history_id: "numeric",
+    account_id: "integer",
+    pinned_history_id: "numeric",
+    history_id: "numeric",
+    cursor_advanced_at: "timestamp with time zone",
+    backfill_phase: "text",
+    backfill_page_token: "text",
+    backfill_pages: "integer",
+    backfill_listed: "integer",
+    backfill_stored: "integer",
+    backfill_estimate: "integer",
+    backfill_query: "text",
+    backfill_started_at: "timestamp with time zone",
+    backfill_label_ids: "ARRAY",
+    backfill_include_spam_trash: "boolean",
+    backfill_may_sweep: "boolean",
+    backfill_finished_at: "timestamp with time zone",
+    resync_reason: "text",
+    resync_started_at: "timestamp with time zone",
+    last_sync_at: "timestamp with time zone",
+    last_push_at: "timestamp with time zone",
+    last_error: "text",
+    last_error_kind: "text",
+    last_error_at: "timestamp with time zone",
+    throttled_until: "timestamp with time zone",
+    watch_expiration: "timestamp with time zone",
+    watch_history_id: "numeric",
     updated_at: "timestamp with time zone",
   },
   messages: {
-    id: "bigint", account_id: "integer", gmail_id: "text", thread_id: "text", history_id: "numeric",
-    internal_date: "timestamp with time zone", label_ids: "ARRAY", from_address: "text", to_addresses: "ARRAY",
-    cc_addresses: "ARRAY", subject: "text", message_id_header: "text", in_reply_to: "text", snippet: "text",
-    body_text: "text", size_estimate: "integer", deleted_at: "timestamp with time zone",
-    created_at: "timestamp with time zone", updated_at: "timestamp with time zone", search: "tsvector",
+    id: "bigint",
+    account_id: "integer",
+    gmail_id: "text",
+    thread_id: "text",
+    history_id: "numeric",
+    internal_date: "timestamp with time zone",
+    label_ids: "ARRAY",
+    from_address: "text",
+    to_addresses: "ARRAY",
+    cc_addresses: "ARRAY",
+    subject: "text",
+    message_id_header: "text",
+    in_reply_to: "text",
+    snippet: "text",
+    body_text: "text",
+    size_estimate: "integer",
+    deleted_at: "timestamp with time zone",
+    created_at: "timestamp with time zone",
+    updated_at: "timestamp with time zone",
+    search: "tsvector",
   },
   attachments: {
-    id: "bigint", message_id: "bigint", part_id: "text", filename: "text", mime_type: "text",
-    detected_type: "text", content_id: "text", size_bytes: "bigint", checksum: "text", extracted_text: "text",
-    text_truncated: "boolean", metadata: "jsonb", skipped_reason: "text",
-    extracted_at: "timestamp with time zone", created_at: "timestamp with time zone", search: "tsvector",
+    id: "bigint",
+    message_id: "bigint",
+    part_id: "text",
+    filename: "text",
+    mime_type: "text",
+    detected_type: "text",
+    content_id: "text",
+    size_bytes: "bigint",
+    checksum: "text",
+    extracted_text: "text",
+    text_truncated: "boolean",
+    metadata: "jsonb",
+    skipped_reason: "text",
+    extracted_at: "timestamp with time zone",
+    created_at: "timestamp with time zone",
+    search: "tsvector",
   },
   dead_letters: {
-    id: "bigint", account_id: "integer", gmail_id: "text", reason: "text", detail: "text", attempts: "integer",
-    first_failed_at: "timestamp with time zone", last_failed_at: "timestamp with time zone",
-    parked_at: "timestamp with time zone", resolved_at: "timestamp with time zone",
+    id: "bigint",
+    account_id: "integer",
+    gmail_id: "text",
+    reason: "text",
+    detail: "text",
+    attempts: "integer",
+    first_failed_at: "timestamp with time zone",
+    last_failed_at: "timestamp with time zone",
+    parked_at: "timestamp with time zone",
+    resolved_at: "timestamp with time zone",
     next_attempt_at: "timestamp with time zone",
   },
 };
@@ -88,7 +145,9 @@ describe("schema", () => {
   it("has no binary column anywhere: attachment and message bytes are never stored", async () => {
     const binary = (await columns()).filter((c) => ["bytea", "oid", "bit", "bit varying"].includes(c.data_type));
     expect(binary).toEqual([]);
-    const { rows: large } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_largeobject_metadata`.execute(t.db);
+    const { rows: large } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_largeobject_metadata`.execute(
+      t.db,
+    );
     expect(large[0]?.n).toBe(0);
   });
 
@@ -99,7 +158,9 @@ describe("schema", () => {
   });
 
   it("keeps history ids beyond bigint and caps search input", async () => {
-    const [acct] = await sql<{ id: number }>`INSERT INTO accounts (email) VALUES ('a@example.com') RETURNING id`.execute(t.db).then((r) => r.rows);
+    const [acct] = await sql<{ id: number }>`INSERT INTO accounts (email) VALUES ('a@example.com') RETURNING id`
+      .execute(t.db)
+      .then((r) => r.rows);
     await t.db.insertInto("sync_state").values({ account_id: acct!.id, history_id: "18446744073709551615" }).execute();
     const row = await t.db.selectFrom("sync_state").select("history_id").executeTakeFirstOrThrow();
     expect(row.history_id).toBe("18446744073709551615");
@@ -107,10 +168,18 @@ describe("schema", () => {
     const huge = Array.from({ length: 300_000 }, (_, i) => `w${i.toString(36)}x`).join(" ");
     const msg = await t.db
       .insertInto("messages")
-      .values({ account_id: acct!.id, gmail_id: "18c0ffee00000001", thread_id: "18c0ffee00000001", body_text: huge, subject: "quarterly invoice" })
+      .values({
+        account_id: acct!.id,
+        gmail_id: "18c0ffee00000001",
+        thread_id: "18c0ffee00000001",
+        body_text: huge,
+        subject: "quarterly invoice",
+      })
       .returning("id")
       .executeTakeFirstOrThrow();
-    const hit = await sql<{ id: number }>`SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', 'invoice')`.execute(t.db);
+    const hit = await sql<{
+      id: number;
+    }>`SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', 'invoice')`.execute(t.db);
     expect(hit.rows.map((r) => r.id)).toEqual([msg.id]);
   });
 
@@ -134,9 +203,12 @@ describe("migrations", () => {
       const latest = await names();
       expect(await migrateDown(empty.db)).toEqual(["0002_retry_ledger_and_run_scope"]);
       const first = await names();
-      expect(latest.filter((c) => !first.includes(c)).sort()).toEqual(
-        ["dead_letters.next_attempt_at", "sync_state.backfill_include_spam_trash", "sync_state.backfill_label_ids", "sync_state.backfill_may_sweep"],
-      );
+      expect(latest.filter((c) => !first.includes(c)).sort()).toEqual([
+        "dead_letters.next_attempt_at",
+        "sync_state.backfill_include_spam_trash",
+        "sync_state.backfill_label_ids",
+        "sync_state.backfill_may_sweep",
+      ]);
       expect(await migrateDown(empty.db)).toEqual(["0001_initial_schema"]);
       expect(await columns(empty.db)).toEqual([]);
     } finally {

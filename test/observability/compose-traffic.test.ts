@@ -29,7 +29,9 @@ interface ComposeService {
   environment: Record<string, string>;
   healthcheck: { test: string[] };
 }
-const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
+const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8")) as {
+  services: Record<string, ComposeService>;
+};
 const service = (name: string) => compose.services[name] as ComposeService;
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
@@ -62,7 +64,8 @@ beforeAll(async () => {
   tempDir = mkdtempSync(path.join(tmpdir(), "gmail-sync-compose-"));
 
   // The worker service's environment as compose would pass it with nothing set, then pointed here.
-  const local = (v: string) => v.replaceAll("http://emulator:8085", emulator.url).replaceAll("http://worker:9464", base);
+  const local = (v: string) =>
+    v.replaceAll("http://emulator:8085", emulator.url).replaceAll("http://worker:9464", base);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(service("worker").environment)) {
     env[k] = local(String(v).replace(/\$\{\w+:-([^}]*)\}/g, "$1"));
@@ -97,9 +100,14 @@ beforeAll(async () => {
     EXTRACT_TIMEOUT_MS: "3000",
     LOG_LEVEL: "warn",
   });
-  expect(Object.values(env).some((v) => v.includes("emulator:") || v.includes("worker:") || v.includes("${"))).toBe(false);
+  expect(Object.values(env).some((v) => v.includes("emulator:") || v.includes("worker:") || v.includes("${"))).toBe(
+    false,
+  );
 
-  worker = spawn(process.execPath, [cliPath, ...service("worker").command], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  worker = spawn(process.execPath, [cliPath, ...service("worker").command], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   worker.stdout?.on("data", (d) => (workerOut += String(d)));
   worker.stderr?.on("data", (d) => (workerOut += String(d)));
 
@@ -107,17 +115,30 @@ beforeAll(async () => {
   const [form, ...check] = service("worker").healthcheck.test as [string, ...string[]];
   expect(form).toBe("CMD");
   expect(check[0]).toBe("node");
-  await waitFor("the worker healthcheck to pass", async () => {
-    if (worker?.exitCode !== null) throw new Error(`serve exited ${worker?.exitCode}: ${workerOut}`);
-    const r = spawnSync(process.execPath, check.slice(1).map((a) => a.replace("127.0.0.1:9465", `127.0.0.1:${internalPort}`)), { timeout: 10_000 });
-    return r.status === 0;
-  }, 60_000, 300);
+  await waitFor(
+    "the worker healthcheck to pass",
+    async () => {
+      if (worker?.exitCode !== null) throw new Error(`serve exited ${worker?.exitCode}: ${workerOut}`);
+      const r = spawnSync(
+        process.execPath,
+        check.slice(1).map((a) => a.replace("127.0.0.1:9465", `127.0.0.1:${internalPort}`)),
+        { timeout: 10_000 },
+      );
+      return r.status === 0;
+    },
+    60_000,
+    300,
+  );
 
   const script = local(service("traffic").command[0] as string);
   const [cmd, ...args] = service("traffic").entrypoint as [string, ...string[]];
   expect(cmd).toBe("node");
   // With the service's environment too: the script mints its connect links with the CLI.
-  traffic = spawn(process.execPath, [...args, script], { cwd: repoRoot, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  traffic = spawn(process.execPath, [...args, script], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   traffic.stdout?.on("data", (d) => (trafficOut += String(d)));
   traffic.stderr?.on("data", (d) => (trafficOut += String(d)));
 }, 120_000);
@@ -138,32 +159,61 @@ afterAll(async () => {
 });
 
 it("connects both mailboxes through the OAuth flow and delivered mail reaches Postgres by push", async () => {
-  await waitFor("the script to report both connections", async () => trafficOut.includes("connect bob@example.com: HTTP"), 30_000, 200);
+  await waitFor(
+    "the script to report both connections",
+    async () => trafficOut.includes("connect bob@example.com: HTTP"),
+    30_000,
+    200,
+  );
   expect(trafficOut).toContain("connect alice@example.com: HTTP 200");
   expect(trafficOut).toContain("connect bob@example.com: HTTP 200");
-  const accounts = await tdb.db.selectFrom("accounts").select(["email", "status", "refresh_token_encrypted"]).orderBy("email").execute();
+  const accounts = await tdb.db
+    .selectFrom("accounts")
+    .select(["email", "status", "refresh_token_encrypted"])
+    .orderBy("email")
+    .execute();
   expect(accounts.map((a) => [a.email, a.status])).toEqual(ACCOUNTS.map((e) => [e, "active"]));
   expect(accounts.every((a) => a.refresh_token_encrypted?.startsWith("v1."))).toBe(true);
 
   // The script delivers one message every 2 s, alternating mailboxes: at least one per mailbox
   // arrives through an accepted push and an incremental sync.
-  await waitFor("pushed mail stored for both accounts", async () => {
-    const rows = await tdb.db
-      .selectFrom("messages")
-      .innerJoin("accounts", "accounts.id", "messages.account_id")
-      .select(["accounts.email", (eb) => eb.fn.countAll<number>().as("n")])
-      .groupBy("accounts.email")
-      .execute();
-    const stored = new Map(rows.map((r) => [r.email, Number(r.n)]));
-    if (process.env.OBS_DEBUG) {
-      const m = parseExposition(await metrics()).filter((x) => /push_requests|messages_total|watch_renewals|gmail_sync_accounts$|queue_jobs/.test(x.name) && x.value > 0);
-      console.log(JSON.stringify([...stored]), JSON.stringify(m.map((x) => [x.name, x.labels, x.value])), workerOut.slice(-1500), trafficOut.slice(-300));
-    }
-    return ACCOUNTS.every((e) => (stored.get(e) ?? 0) > 10);
-  }, 60_000, 1000);
-  await waitFor("an accepted push", async () => {
-    return parseExposition(await metrics()).some((x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0);
-  }, 30_000, 500);
+  await waitFor(
+    "pushed mail stored for both accounts",
+    async () => {
+      const rows = await tdb.db
+        .selectFrom("messages")
+        .innerJoin("accounts", "accounts.id", "messages.account_id")
+        .select(["accounts.email", (eb) => eb.fn.countAll<number>().as("n")])
+        .groupBy("accounts.email")
+        .execute();
+      const stored = new Map(rows.map((r) => [r.email, Number(r.n)]));
+      if (process.env.OBS_DEBUG) {
+        const m = parseExposition(await metrics()).filter(
+          (x) =>
+            /push_requests|messages_total|watch_renewals|gmail_sync_accounts$|queue_jobs/.test(x.name) && x.value > 0,
+        );
+        console.log(
+          JSON.stringify([...stored]),
+          JSON.stringify(m.map((x) => [x.name, x.labels, x.value])),
+          workerOut.slice(-1500),
+          trafficOut.slice(-300),
+        );
+      }
+      return ACCOUNTS.every((e) => (stored.get(e) ?? 0) > 10);
+    },
+    60_000,
+    1000,
+  );
+  await waitFor(
+    "an accepted push",
+    async () => {
+      return parseExposition(await metrics()).some(
+        (x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0,
+      );
+    },
+    30_000,
+    500,
+  );
   expect(traffic?.exitCode).toBeNull(); // still running: it loops until stopped
   expect(worker?.exitCode).toBeNull();
 }, 120_000);
@@ -182,29 +232,50 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
   const config = readFileSync(rel("prometheus/prometheus.yml"), "utf8")
     .replace(/scrape_interval: 15s/, "scrape_interval: 1s")
     .replace(/evaluation_interval: 15s/, "evaluation_interval: 1s")
-    .replace(/dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+# [^\n]*\n\s+port: 9465\n\s+refresh_interval: 30s/, `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w1 }\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w2 }`)
+    .replace(
+      /dns_sd_configs:\n\s+- names: \[worker\]\n\s+type: A\n\s+# [^\n]*\n\s+port: 9465\n\s+refresh_interval: 30s/,
+      `static_configs:\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w1 }\n      - targets: ["127.0.0.1:${workerPort}"]\n        labels: { instance: w2 }`,
+    )
     .replace(/localhost:9090/, `127.0.0.1:${promPort}`);
   expect(config).toContain(`127.0.0.1:${workerPort}`);
   writeFileSync(path.join(promDir, "prometheus.yml"), config);
   writeFileSync(path.join(promDir, "alerts.yml"), readFileSync(rel("prometheus/alerts.yml")));
-  prometheus = spawn("prometheus", [`--config.file=${path.join(promDir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(promDir, "data")}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: "ignore" });
+  prometheus = spawn(
+    "prometheus",
+    [
+      `--config.file=${path.join(promDir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${path.join(promDir, "data")}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+    ],
+    { stdio: "ignore" },
+  );
   const api = `http://127.0.0.1:${promPort}/api/v1`;
   const query = async (q: string): Promise<{ status: string; error?: string; data?: { result: unknown[] } }> => {
     const res = await fetch(`${api}/query?query=${encodeURIComponent(q)}`);
     return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
   };
   // Enough scrapes for rate() over Grafana's 1m $__rate_interval substitute to have two points.
-  await waitFor("Prometheus to scrape the worker", async () => {
-    try {
-      const r = await query('up{job="gmail-sync"} == 1');
-      return (r.data?.result.length ?? 0) > 0;
-    } catch {
-      return false;
-    }
-  }, 30_000, 250);
+  await waitFor(
+    "Prometheus to scrape the worker",
+    async () => {
+      try {
+        const r = await query('up{job="gmail-sync"} == 1');
+        return (r.data?.result.length ?? 0) > 0;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    250,
+  );
   await new Promise((r) => setTimeout(r, 4000));
 
-  await waitFor("both replicas scraped", async () => ((await query('up{job="gmail-sync"} == 1')).data?.result.length ?? 0) === 2, 30_000, 250);
+  await waitFor(
+    "both replicas scraped",
+    async () => ((await query('up{job="gmail-sync"} == 1')).data?.result.length ?? 0) === 2,
+    30_000,
+    250,
+  );
 
   const failures: string[] = [];
   const empty: string[] = [];
@@ -234,7 +305,10 @@ it("a real Prometheus scraping it runs every dashboard and alert query; the core
   }
 
   // Two replicas do not double the state gauges: the panels count the two accounts, not four.
-  const byTitle = (title: string) => dashboardQueries().filter((q) => q.where === `panel "${title}"`).map((q) => results.get(q.expr) ?? []);
+  const byTitle = (title: string) =>
+    dashboardQueries()
+      .filter((q) => q.where === `panel "${title}"`)
+      .map((q) => results.get(q.expr) ?? []);
   const total = (rows: Array<{ value: [number, string] }>) => rows.reduce((a, r) => a + Number(r.value[1]), 0);
   expect(total(byTitle("Accounts by status")[0] ?? [])).toBe(ACCOUNTS.length);
   expect(total(byTitle("Accounts syncing")[0] ?? [])).toBe(ACCOUNTS.length);

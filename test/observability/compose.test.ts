@@ -48,28 +48,42 @@ describe("docker-compose config -q (Debian docker-compose 1.29, no engine)", () 
     expect(r.status).toBe(0);
   });
 
-  it.skipIf(!hasBinary("docker-compose"))("rejects a misspelled key and a newer-schema key (the validation is real)", () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "compose-check-"));
-    try {
-      for (const broken of [
-        composeText.replace("retries: 10", "retriez: 10"),
-        composeText.replace("      start_period: 10s\n", "      start_period: 10s\n      start_interval: 1s\n"),
-      ]) {
-        expect(broken).not.toBe(composeText);
-        const file = path.join(dir, "docker-compose.yml");
-        writeFileSync(file, broken);
-        const r = run("docker-compose", ["-f", file, "--project-directory", rel("."), "config", "-q"], { env: composeEnv });
-        expect(r.status).not.toBe(0);
+  it.skipIf(!hasBinary("docker-compose"))(
+    "rejects a misspelled key and a newer-schema key (the validation is real)",
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "compose-check-"));
+      try {
+        for (const broken of [
+          composeText.replace("retries: 10", "retriez: 10"),
+          composeText.replace("      start_period: 10s\n", "      start_period: 10s\n      start_interval: 1s\n"),
+        ]) {
+          expect(broken).not.toBe(composeText);
+          const file = path.join(dir, "docker-compose.yml");
+          writeFileSync(file, broken);
+          const r = run("docker-compose", ["-f", file, "--project-directory", rel("."), "config", "-q"], {
+            env: composeEnv,
+          });
+          expect(r.status).not.toBe(0);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
 
 describe("compose structure", () => {
   it("has the whole stack", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(["emulator", "grafana", "migrate", "postgres", "prometheus", "redis", "traffic", "worker"]);
+    expect(Object.keys(compose.services).sort()).toEqual([
+      "emulator",
+      "grafana",
+      "migrate",
+      "postgres",
+      "prometheus",
+      "redis",
+      "traffic",
+      "worker",
+    ]);
   });
 
   it("avoids keys the older schema rejects", () => {
@@ -98,7 +112,10 @@ describe("compose structure", () => {
 
   it("orders start-up: migrate after healthy databases, the worker after a successful migrate", () => {
     expect(svc("migrate").command).toEqual(["migrate"]);
-    expect(svc("migrate").depends_on).toEqual({ postgres: { condition: "service_healthy" }, redis: { condition: "service_healthy" } });
+    expect(svc("migrate").depends_on).toEqual({
+      postgres: { condition: "service_healthy" },
+      redis: { condition: "service_healthy" },
+    });
     expect(svc("worker").command).toEqual(["serve"]);
     expect(svc("worker").depends_on).toMatchObject({
       migrate: { condition: "service_completed_successfully" },
@@ -106,7 +123,10 @@ describe("compose structure", () => {
       redis: { condition: "service_healthy" },
     });
     expect(svc("grafana").depends_on).toMatchObject({ prometheus: { condition: "service_healthy" } });
-    expect(svc("traffic").depends_on).toMatchObject({ emulator: { condition: "service_healthy" }, worker: { condition: "service_healthy" } });
+    expect(svc("traffic").depends_on).toMatchObject({
+      emulator: { condition: "service_healthy" },
+      worker: { condition: "service_healthy" },
+    });
   });
 
   it("points the worker at the emulator unless Google settings are given", () => {
@@ -237,7 +257,9 @@ describe("Dockerfile", () => {
   it("everything src/, bin/ and migrations/ import at run time is a production dependency (the image omits dev ones)", () => {
     const pkg = JSON.parse(readFileSync(rel("package.json"), "utf8")) as { dependencies: Record<string, string> };
     const files = ["src", "bin", "migrations"].flatMap((d) =>
-      (readdirSync(rel(d), { recursive: true }) as string[]).filter((f) => /\.(ts|js)$/.test(f)).map((f) => path.join(d, f)),
+      (readdirSync(rel(d), { recursive: true }) as string[])
+        .filter((f) => /\.(ts|js)$/.test(f))
+        .map((f) => path.join(d, f)),
     );
     expect(files.length).toBeGreaterThan(20);
     const missing = new Set<string>();
@@ -253,7 +275,13 @@ describe("Dockerfile", () => {
         ...[...text.matchAll(/(?:import|require\.resolve|require)\(\s*["']([^"']+)["']/g)].map((m) => m[1]),
       ] as string[];
       for (const spec of specs) {
-        if (spec.startsWith(".") || spec.startsWith("node:") || spec.startsWith("/") || spec.startsWith("@gmail-sync/emulator")) continue;
+        if (
+          spec.startsWith(".") ||
+          spec.startsWith("node:") ||
+          spec.startsWith("/") ||
+          spec.startsWith("@gmail-sync/emulator")
+        )
+          continue;
         const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] as string);
         if (!(name in pkg.dependencies)) missing.add(`${name} (${f})`);
       }

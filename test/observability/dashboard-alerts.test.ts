@@ -5,7 +5,14 @@ import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { registry } from "../../src/metrics.ts";
-import { alertQueries, allPanels, dashboardQueries, loadDashboard, parsePromql, substituteGrafanaMacros } from "./promql.ts";
+import {
+  alertQueries,
+  allPanels,
+  dashboardQueries,
+  loadDashboard,
+  parsePromql,
+  substituteGrafanaMacros,
+} from "./promql.ts";
 import { hasBinary, rel, run, skipNotice } from "./tools.ts";
 
 // Series Prometheus makes itself rather than scraping them from the app.
@@ -43,9 +50,17 @@ describe("PromQL checker", () => {
   it("flags syntax errors, unsubstituted macros and unknown metric names (so the checks below can fail)", () => {
     expect(parsePromql("sum(rate(gmail_sync_messages_total[5m])").errors.length).toBeGreaterThan(0);
     expect(parsePromql("rate(gmail_sync_messages_total[$__rate_interval])").errors.length).toBeGreaterThan(0);
-    expect(parsePromql(substituteGrafanaMacros("rate(gmail_sync_messages_total[$__rate_interval])")).errors).toEqual([]);
-    expect(check([{ where: "t", expr: 'sum(gmail_sync_no_such_metric{a="$var"})' }]).problems).toEqual(["t: unknown metric gmail_sync_no_such_metric"]);
-    expect(parsePromql('histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) / on() y and {__name__="z"}').metricNames.sort()).toEqual(["x_bucket", "y", "z"]);
+    expect(parsePromql(substituteGrafanaMacros("rate(gmail_sync_messages_total[$__rate_interval])")).errors).toEqual(
+      [],
+    );
+    expect(check([{ where: "t", expr: 'sum(gmail_sync_no_such_metric{a="$var"})' }]).problems).toEqual([
+      "t: unknown metric gmail_sync_no_such_metric",
+    ]);
+    expect(
+      parsePromql(
+        'histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) / on() y and {__name__="z"}',
+      ).metricNames.sort(),
+    ).toEqual(["x_bucket", "y", "z"]);
   });
 });
 
@@ -65,7 +80,12 @@ describe("grafana dashboard", () => {
       (m) =>
         !usedBase.has(m) &&
         !used.has(m) &&
-        !["gmail_sync_account_cursor_age_seconds", "gmail_sync_account_last_success_age_seconds", "gmail_sync_metrics_accounts_truncated", "gmail_sync_build_info"].includes(m),
+        ![
+          "gmail_sync_account_cursor_age_seconds",
+          "gmail_sync_account_last_success_age_seconds",
+          "gmail_sync_metrics_accounts_truncated",
+          "gmail_sync_build_info",
+        ].includes(m),
     );
     expect(notShown).toEqual([]);
   });
@@ -95,8 +115,12 @@ describe("grafana dashboard", () => {
   });
 
   it("is provisioned: stable uid, unique panel ids, the provisioned datasource uid, classic schema", () => {
-    const ds = parseYaml(readFileSync(rel("grafana/provisioning/datasources/prometheus.yml"), "utf8")) as { datasources: Array<{ uid: string; type: string }> };
-    const provider = parseYaml(readFileSync(rel("grafana/provisioning/dashboards/provider.yml"), "utf8")) as { providers: Array<{ options: { path: string } }> };
+    const ds = parseYaml(readFileSync(rel("grafana/provisioning/datasources/prometheus.yml"), "utf8")) as {
+      datasources: Array<{ uid: string; type: string }>;
+    };
+    const provider = parseYaml(readFileSync(rel("grafana/provisioning/dashboards/provider.yml"), "utf8")) as {
+      providers: Array<{ options: { path: string } }>;
+    };
     const uid = ds.datasources[0]?.uid;
     expect(ds.datasources[0]?.type).toBe("prometheus");
     expect(provider.providers[0]?.options.path).toBe("/var/lib/grafana/dashboards");
@@ -137,7 +161,11 @@ describe("prometheus config and alert rules", () => {
     const tests = parseYaml(readFileSync(rel("prometheus/alerts.test.yml"), "utf8")) as {
       tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }>;
     };
-    const firing = new Set(tests.tests.flatMap((t) => (t.alert_rule_test ?? []).filter((a) => (a.exp_alerts ?? []).length > 0).map((a) => a.alertname)));
+    const firing = new Set(
+      tests.tests.flatMap((t) =>
+        (t.alert_rule_test ?? []).filter((a) => (a.exp_alerts ?? []).length > 0).map((a) => a.alertname),
+      ),
+    );
     const alerts = alertQueries().map((q) => q.where.replace(/^rule /, ""));
     expect(alerts.filter((a) => !firing.has(a))).toEqual([]);
   });

@@ -26,10 +26,9 @@ export function parseExposition(text: string): Sample[] {
 
 /** The value of the one sample with this name whose labels include `labels`; throws if not exactly one. */
 export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter(
-    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
-  if (found.length !== 1) throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
+  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (found.length !== 1)
+    throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
   return (found[0] as Sample).value;
 }
 

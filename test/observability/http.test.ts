@@ -21,7 +21,12 @@ let tredis: TestRedis;
 let app: FastifyInstance;
 let base: string;
 let queues: { backfill: Queue; incremental: Queue; maintenance: Queue };
-const config = loadConfig({ HTTP_HOST: "127.0.0.1", HTTP_PORT: "0", HTTP_BODY_LIMIT_BYTES: "2048", GMAIL_QUOTA_UNITS_PER_SECOND: "250" });
+const config = loadConfig({
+  HTTP_HOST: "127.0.0.1",
+  HTTP_PORT: "0",
+  HTTP_BODY_LIMIT_BYTES: "2048",
+  GMAIL_QUOTA_UNITS_PER_SECOND: "250",
+});
 
 async function seed(): Promise<void> {
   const db = tdb.db;
@@ -41,10 +46,31 @@ async function seed(): Promise<void> {
   await db
     .insertInto("sync_state")
     .values([
-      { account_id: done, backfill_phase: "done", backfill_listed: 100, backfill_stored: 100, history_id: "900", cursor_advanced_at: ago(600), last_sync_at: ago(120), watch_expiration: ahead(3 * 86400) },
-      { account_id: filling, backfill_phase: "listing", backfill_listed: 50, backfill_stored: 20, watch_expiration: ahead(5 * 3600) },
+      {
+        account_id: done,
+        backfill_phase: "done",
+        backfill_listed: 100,
+        backfill_stored: 100,
+        history_id: "900",
+        cursor_advanced_at: ago(600),
+        last_sync_at: ago(120),
+        watch_expiration: ahead(3 * 86400),
+      },
+      {
+        account_id: filling,
+        backfill_phase: "listing",
+        backfill_listed: 50,
+        backfill_stored: 20,
+        watch_expiration: ahead(5 * 3600),
+      },
       { account_id: revoked, backfill_phase: "done", history_id: "5", cursor_advanced_at: ago(6 * 86400) },
-      { account_id: off, backfill_phase: "done", history_id: "7", cursor_advanced_at: ago(30 * 86400), watch_expiration: ago(86400) },
+      {
+        account_id: off,
+        backfill_phase: "done",
+        history_id: "7",
+        cursor_advanced_at: ago(30 * 86400),
+        watch_expiration: ago(86400),
+      },
     ])
     .execute();
   await db
@@ -62,7 +88,11 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   tredis = await createTestRedis();
   const opts = { connection: tredis.redis, prefix: tredis.prefix };
-  queues = { backfill: new Queue("backfill", opts), incremental: new Queue("incremental", opts), maintenance: new Queue("maintenance", opts) };
+  queues = {
+    backfill: new Queue("backfill", opts),
+    incremental: new Queue("incremental", opts),
+    maintenance: new Queue("maintenance", opts),
+  };
   await queues.backfill.add("page", { accountId: 1 });
   await queues.backfill.add("page", { accountId: 2 });
   await queues.incremental.add("sync", { accountId: 1 }, { delay: 60_000 });
@@ -116,7 +146,11 @@ describe("probes", () => {
     try {
       const res = await other.inject({ method: "GET", url: "/readyz" });
       expect(res.statusCode).toBe(503);
-      expect(res.json().checks).toMatchObject({ postgres: "ok", redis: "ok", migrations: expect.stringMatching(/pending migrations/) });
+      expect(res.json().checks).toMatchObject({
+        postgres: "ok",
+        redis: "ok",
+        migrations: expect.stringMatching(/pending migrations/),
+      });
     } finally {
       await other.close();
       await empty.drop();
@@ -124,7 +158,11 @@ describe("probes", () => {
   });
 
   it("/readyz is 503 naming redis when Redis is unreachable", async () => {
-    const redis = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const redis = new Redis("redis://127.0.0.1:1", {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     redis.on("error", () => {});
     const other = buildHttpServer({ config, log, db: tdb.db, redis });
     try {
@@ -146,7 +184,11 @@ describe("request logging", () => {
     const other = buildHttpServer({ config, log: capture, db: tdb.db, redis: tredis.redis });
     other.post("/pubsub/push", async () => ({ ok: true }));
     try {
-      const res = await other.inject({ method: "POST", url: "/pubsub/push?token=s3cret-push-token", payload: { message: { data: "Ym9keS1zZWNyZXQ=" } } });
+      const res = await other.inject({
+        method: "POST",
+        url: "/pubsub/push?token=s3cret-push-token",
+        payload: { message: { data: "Ym9keS1zZWNyZXQ=" } },
+      });
       expect(res.statusCode).toBe(200);
       const text = lines.join("");
       expect(text).toContain('"url":"/pubsub/push"');
@@ -160,9 +202,17 @@ describe("request logging", () => {
 
 describe("body limit", () => {
   it("accepts a body under HTTP_BODY_LIMIT_BYTES and answers 413 over it", async () => {
-    const small = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "a".repeat(1000) }) });
+    const small = await fetch(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ x: "a".repeat(1000) }),
+    });
     expect(small.status).toBe(200);
-    const big = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "a".repeat(4000) }) });
+    const big = await fetch(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ x: "a".repeat(4000) }),
+    });
     expect(big.status).toBe(413);
   });
 });
@@ -177,7 +227,15 @@ describe("/metrics", () => {
   });
 
   it("exports the seed's five names and default process metrics", () => {
-    for (const name of ["gmail_sync_messages_total", "gmail_sync_errors_total", "gmail_attachment_processing_seconds", "temp_file_cleanup_total", "orphaned_temp_files_gauge", "process_cpu_seconds_total", "nodejs_eventloop_lag_seconds"]) {
+    for (const name of [
+      "gmail_sync_messages_total",
+      "gmail_sync_errors_total",
+      "gmail_attachment_processing_seconds",
+      "temp_file_cleanup_total",
+      "orphaned_temp_files_gauge",
+      "process_cpu_seconds_total",
+      "nodejs_eventloop_lag_seconds",
+    ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
   });
@@ -209,7 +267,12 @@ describe("/metrics", () => {
     expect(sampleValue(s, "gmail_sync_quota_limit_units_per_second", { scope: "user" })).toBe(250);
     expect(sampleValue(s, "gmail_sync_metrics_collect_errors_total", { collector: "database" })).toBe(0);
     expect(s.some((x) => x.name === "gmail_sync_account_cursor_age_seconds")).toBe(false); // per-account off by default
-    expect(sampleValue(s, "gmail_sync_build_info", { version: JSON.parse(readFileSync(rel("package.json"), "utf8")).version, node_version: process.version })).toBe(1);
+    expect(
+      sampleValue(s, "gmail_sync_build_info", {
+        version: JSON.parse(readFileSync(rel("package.json"), "utf8")).version,
+        node_version: process.version,
+      }),
+    ).toBe(1);
   });
 
   it("exports BullMQ job counts by queue and state", () => {
@@ -239,9 +302,16 @@ describe("/metrics", () => {
       const ids = await tdb.db.selectFrom("accounts").select(["id", "email"]).execute();
       const id = (email: string) => String(ids.find((r) => r.email === email)?.id);
       // The never-advanced cursor has no age; the disabled account has no series at all.
-      expect(s.filter((x) => x.name === "gmail_sync_account_cursor_age_seconds").map((x) => x.labels.account_id).sort()).toEqual([id("done@example.com"), id("revoked@example.com")].sort());
+      expect(
+        s
+          .filter((x) => x.name === "gmail_sync_account_cursor_age_seconds")
+          .map((x) => x.labels.account_id)
+          .sort(),
+      ).toEqual([id("done@example.com"), id("revoked@example.com")].sort());
       expect(s.filter((x) => x.name === "gmail_sync_account_last_success_age_seconds").length).toBe(3);
-      expect(sampleValue(s, "gmail_sync_account_last_success_age_seconds", { account_id: id("filling@example.com") })).toBeGreaterThanOrEqual(7200);
+      expect(
+        sampleValue(s, "gmail_sync_account_last_success_age_seconds", { account_id: id("filling@example.com") }),
+      ).toBeGreaterThanOrEqual(7200);
       expect(sampleValue(s, "gmail_sync_metrics_accounts_truncated")).toBe(0);
       expect(s.some((x) => x.labels.account_id === id("off@example.com"))).toBe(false);
     } finally {
@@ -250,7 +320,11 @@ describe("/metrics", () => {
   });
 
   it("reflects a change on the next scrape and counts a failing collector instead of failing", async () => {
-    await tdb.db.updateTable("accounts").set({ status: "reauth_required" }).where("email", "=", "done@example.com").execute();
+    await tdb.db
+      .updateTable("accounts")
+      .set({ status: "reauth_required" })
+      .where("email", "=", "done@example.com")
+      .execute();
     let s = parseExposition(await (await fetch(`${base}/metrics`)).text());
     expect(sampleValue(s, "gmail_sync_accounts", { status: "reauth_required" })).toBe(2);
 
@@ -260,7 +334,9 @@ describe("/metrics", () => {
       const res = await other.inject({ method: "GET", url: "/metrics" });
       expect(res.statusCode).toBe(200);
       s = parseExposition(res.body);
-      expect(sampleValue(s, "gmail_sync_metrics_collect_errors_total", { collector: "database" })).toBeGreaterThanOrEqual(1);
+      expect(
+        sampleValue(s, "gmail_sync_metrics_collect_errors_total", { collector: "database" }),
+      ).toBeGreaterThanOrEqual(1);
       expect(sampleValue(s, "gmail_sync_accounts", { status: "reauth_required" })).toBe(2); // previous values kept
     } finally {
       await other.close();

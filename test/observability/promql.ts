@@ -31,7 +31,8 @@ export function parsePromql(expr: string): Parsed {
   const names = new Set<string>();
   tree.iterate({
     enter(node) {
-      if (node.type.isError) errors.push(`syntax error at ${node.from}: …${expr.slice(Math.max(0, node.from - 10), node.to + 10)}…`);
+      if (node.type.isError)
+        errors.push(`syntax error at ${node.from}: …${expr.slice(Math.max(0, node.from - 10), node.to + 10)}…`);
       if (node.type.name === "Identifier" && node.node.parent?.type.name === "VectorSelector") {
         names.add(expr.slice(node.from, node.to));
       }
@@ -71,11 +72,17 @@ export function allPanels(d: { panels?: Panel[] }): Panel[] {
 
 export function dashboardQueries(d: Dashboard = loadDashboard()): Query[] {
   return allPanels(d).flatMap((p) =>
-    (p.targets ?? []).filter((t) => t.expr !== undefined).map((t) => ({ where: `panel "${p.title}"`, expr: t.expr as string })),
+    (p.targets ?? [])
+      .filter((t) => t.expr !== undefined)
+      .map((t) => ({ where: `panel "${p.title}"`, expr: t.expr as string })),
   );
 }
 
 export function alertQueries(file = "prometheus/alerts.yml"): Query[] {
-  const doc = parseYaml(readFileSync(rel(file), "utf8")) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> };
-  return doc.groups.flatMap((g) => g.rules.map((r) => ({ where: `rule ${r.alert ?? r.record}`, expr: String(r.expr) })));
+  const doc = parseYaml(readFileSync(rel(file), "utf8")) as {
+    groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }>;
+  };
+  return doc.groups.flatMap((g) =>
+    g.rules.map((r) => ({ where: `rule ${r.alert ?? r.record}`, expr: String(r.expr) })),
+  );
 }

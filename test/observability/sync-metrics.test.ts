@@ -11,7 +11,16 @@ import { createPushAuthenticator } from "../../src/pubsub.ts";
 import { registerPushRoute } from "../../src/push-route.ts";
 import { renewWatch } from "../../src/watch.ts";
 import type { RunningWorkers } from "../../src/worker.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "../sync/harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "../sync/harness.ts";
 import { parseExposition, type Sample, sampleSum, sampleValue } from "./exposition.ts";
 import { alertQueries, dashboardQueries, parsePromql, substituteGrafanaMacros } from "./promql.ts";
 import { freePort, hasBinary, promtoolLint, skipNotice } from "./tools.ts";
@@ -19,7 +28,9 @@ import { freePort, hasBinary, promtoolLint, skipNotice } from "./tools.ts";
 const EMAIL = "alice@example.com";
 const t0 = Date.now();
 // OBS_DEBUG=1 prints how long each stage of the run took.
-const step = (what: string) => { if (process.env.OBS_DEBUG) console.log(`${Date.now() - t0} ms: ${what}`); };
+const step = (what: string) => {
+  if (process.env.OBS_DEBUG) console.log(`${Date.now() - t0} ms: ${what}`);
+};
 let h: Harness;
 let server: FastifyInstance;
 let base: string;
@@ -36,10 +47,14 @@ async function scrape(): Promise<{ text: string; samples: Sample[] }> {
 /** Waits until the database has caught up with the mailbox's history id and the queues are idle. */
 async function caughtUp(): Promise<void> {
   const target = BigInt((await h.emulator.control.mailbox(EMAIL)).historyId);
-  await waitFor("cursor to reach the mailbox", async () => {
-    const s = await syncState(h, accountId);
-    return s.history_id !== null && BigInt(s.history_id) >= target && (await queuesIdle(h));
-  }, 60_000);
+  await waitFor(
+    "cursor to reach the mailbox",
+    async () => {
+      const s = await syncState(h, accountId);
+      return s.history_id !== null && BigInt(s.history_id) >= target && (await queuesIdle(h));
+    },
+    60_000,
+  );
 }
 
 beforeAll(async () => {
@@ -96,15 +111,25 @@ describe("metrics after a small sync", () => {
     await waitFor("queues to drain", () => queuesIdle(h), 30_000);
 
     step("backfill done");
-    const watch = await renewWatch({ db: h.app.db, config: h.app.config, log: createLogger("silent"), gmailFactory: h.app.gmailFactory }, accountId);
+    const watch = await renewWatch(
+      { db: h.app.db, config: h.app.config, log: createLogger("silent"), gmailFactory: h.app.gmailFactory },
+      accountId,
+    );
     expect(watch).toBe("renewed");
 
     // New mail: the emulator pushes a signed notification to our route, which enqueues the sync.
     for (let i = 0; i < 3; i++) await h.emulator.control.deliver(EMAIL);
-    await waitFor("a push to be accepted", async () => {
-      const s = (await scrape()).samples;
-      return s.some((x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0);
-    }, 30_000, 200);
+    await waitFor(
+      "a push to be accepted",
+      async () => {
+        const s = (await scrape()).samples;
+        return s.some(
+          (x) => x.name === "gmail_sync_push_requests_total" && x.labels.outcome === "accepted" && x.value > 0,
+        );
+      },
+      30_000,
+      200,
+    );
     step("push accepted");
     await caughtUp();
     step("caught up");
@@ -115,19 +140,32 @@ describe("metrics after a small sync", () => {
     await h.emulator.control.expireHistory(EMAIL);
     await h.emulator.control.deliver(EMAIL);
     await h.app.enqueueIncremental(accountId, { reason: "manual" });
-    await waitFor("the expired-history error", async () => (await scrape()).samples.some((x) => x.name === "gmail_sync_errors_total" && x.labels.error_type === "history_expired" && x.value > 0), 30_000, 200);
+    await waitFor(
+      "the expired-history error",
+      async () =>
+        (await scrape()).samples.some(
+          (x) => x.name === "gmail_sync_errors_total" && x.labels.error_type === "history_expired" && x.value > 0,
+        ),
+      30_000,
+      200,
+    );
     step("history_expired seen");
     // The resync resets the cursor to a fresh pin at once, so "caught up" is not enough: wait for
     // the database to equal the mailbox again.
-    await waitFor("the resync to finish", async () => {
-      if (!(await backfillDone(h, accountId)) || !(await queuesIdle(h))) return false;
-      try {
-        await expectDbEqualsMailbox(h, accountId, EMAIL);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 60_000, 250);
+    await waitFor(
+      "the resync to finish",
+      async () => {
+        if (!(await backfillDone(h, accountId)) || !(await queuesIdle(h))) return false;
+        try {
+          await expectDbEqualsMailbox(h, accountId, EMAIL);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      250,
+    );
   }, 180_000);
 
   it("shows non-zero samples for the seed's five names (the orphan gauge stays 0) and every family the run exercised", async () => {
@@ -150,8 +188,12 @@ describe("metrics after a small sync", () => {
     expect(positive("gmail_api_quota_units_total")).toBeGreaterThan(0);
     expect(sampleValue(s, "gmail_sync_quota_limit_units_per_second", { scope: "user" })).toBe(1_000_000);
     // Queues and jobs.
-    expect(positive("gmail_sync_job_duration_seconds_count", { queue: "backfill", outcome: "completed" })).toBeGreaterThan(0);
-    expect(positive("gmail_sync_job_duration_seconds_count", { queue: "incremental", outcome: "completed" })).toBeGreaterThan(0);
+    expect(
+      positive("gmail_sync_job_duration_seconds_count", { queue: "backfill", outcome: "completed" }),
+    ).toBeGreaterThan(0);
+    expect(
+      positive("gmail_sync_job_duration_seconds_count", { queue: "incremental", outcome: "completed" }),
+    ).toBeGreaterThan(0);
     expect(positive("gmail_sync_job_wait_seconds_count")).toBeGreaterThan(0);
     expect(s.filter((x) => x.name === "gmail_sync_queue_jobs").length).toBeGreaterThanOrEqual(3 * 7);
     expect(positive("gmail_sync_queue_jobs", { queue: "backfill", state: "completed" })).toBeGreaterThan(0);

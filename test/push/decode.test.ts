@@ -36,7 +36,11 @@ describe("decodePushEnvelope", () => {
     ["historyId beyond uint64", envelope({ emailAddress: "a@b.c", historyId: "18446744073709551616" }), /uint64/],
     ["historyId as float", envelope({ emailAddress: "a@b.c", historyId: 1.5 }), /historyId/],
     ["not an email", envelope({ emailAddress: "nobody", historyId: 1 }), /emailAddress/],
-    ["no messageId", { message: { data: Buffer.from('{"emailAddress":"a@b.c","historyId":1}').toString("base64") } }, /messageId/],
+    [
+      "no messageId",
+      { message: { data: Buffer.from('{"emailAddress":"a@b.c","historyId":1}').toString("base64") } },
+      /messageId/,
+    ],
   ])("rejects %s as malformed", (_name, body, pattern) => {
     expect(() => decodePushEnvelope(body)).toThrow(MalformedPushError);
     expect(() => decodePushEnvelope(body)).toThrow(pattern);
@@ -47,11 +51,23 @@ describe("decodePushEnvelope", () => {
       fc.string(),
       fc.base64String(),
       fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v)).toString("base64")),
-      fc.record({ emailAddress: fc.oneof(fc.emailAddress(), fc.string()), historyId: fc.oneof(fc.bigInt({ min: -5n, max: 2n ** 65n }).map(String), fc.integer(), fc.double(), fc.string()) }).map((v) => Buffer.from(JSON.stringify(v)).toString("base64")),
+      fc
+        .record({
+          emailAddress: fc.oneof(fc.emailAddress(), fc.string()),
+          historyId: fc.oneof(
+            fc.bigInt({ min: -5n, max: 2n ** 65n }).map(String),
+            fc.integer(),
+            fc.double(),
+            fc.string(),
+          ),
+        })
+        .map((v) => Buffer.from(JSON.stringify(v)).toString("base64")),
     );
     const body = fc.oneof(
       fc.anything(),
-      fc.record({ message: fc.record({ data, messageId: fc.oneof(fc.string(), fc.constant(undefined)) }, { requiredKeys: [] }) }),
+      fc.record({
+        message: fc.record({ data, messageId: fc.oneof(fc.string(), fc.constant(undefined)) }, { requiredKeys: [] }),
+      }),
     );
     fc.assert(
       fc.property(body, (b) => {

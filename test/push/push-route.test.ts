@@ -54,14 +54,20 @@ beforeAll(async () => {
   const log = createLogger("silent");
   app = buildHttpServer({ config, log, db: t.db, redis: r.redis });
   app.addHook("onRequest", async (req) => {
-    if (req.url.startsWith("/pubsub/push") && req.headers.authorization) seenAuthorization.push(req.headers.authorization);
+    if (req.url.startsWith("/pubsub/push") && req.headers.authorization)
+      seenAuthorization.push(req.headers.authorization);
   });
   registerPushRoute(app, {
     db: t.db,
     redis: r.redis,
     log,
     keyPrefix: r.prefix,
-    authenticate: createPushAuthenticator({ certsUrl: config.GOOGLE_CERTS_URL, audience: config.PUBSUB_AUDIENCE, serviceAccount: config.PUBSUB_SERVICE_ACCOUNT, verificationToken: undefined }),
+    authenticate: createPushAuthenticator({
+      certsUrl: config.GOOGLE_CERTS_URL,
+      audience: config.PUBSUB_AUDIENCE,
+      serviceAccount: config.PUBSUB_SERVICE_ACCOUNT,
+      verificationToken: undefined,
+    }),
     enqueueIncremental: async (accountId, opts) => {
       if (enqueueFails) throw new Error("queue unavailable");
       enqueued.push({ accountId, historyId: opts.historyId });
@@ -79,9 +85,16 @@ afterAll(async () => {
 });
 
 async function watch(email: string): Promise<void> {
-  const auth = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, endpoints: { oauth2TokenUrl: emu.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    endpoints: { oauth2TokenUrl: emu.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: await emu.control.issueRefreshToken(email) });
-  await gmail({ version: "v1", auth, rootUrl: emu.gmailRootUrl }).users.watch({ userId: "me", requestBody: { topicName: "projects/p/topics/gmail" } });
+  await gmail({ version: "v1", auth, rootUrl: emu.gmailRootUrl }).users.watch({
+    userId: "me",
+    requestBody: { topicName: "projects/p/topics/gmail" },
+  });
 }
 
 async function until<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -96,7 +109,10 @@ async function until<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Pr
 
 function envelope(data: unknown, messageId = randomBytes(6).toString("hex")) {
   const encoded = typeof data === "string" ? data : Buffer.from(JSON.stringify(data)).toString("base64");
-  return { message: { data: encoded, messageId, message_id: messageId, publishTime: new Date().toISOString() }, subscription: "projects/p/subscriptions/s" };
+  return {
+    message: { data: encoded, messageId, message_id: messageId, publishTime: new Date().toISOString() },
+    subscription: "projects/p/subscriptions/s",
+  };
 }
 
 async function post(body: unknown, authorization: string | undefined, query = ""): Promise<number> {
@@ -110,7 +126,9 @@ async function post(body: unknown, authorization: string | undefined, query = ""
 }
 
 function pushCount(outcome: string): Promise<number> {
-  return import("../../src/metrics.ts").then(async (m) => (await m.pushRequestsTotal.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0);
+  return import("../../src/metrics.ts").then(
+    async (m) => (await m.pushRequestsTotal.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0,
+  );
 }
 
 /** A JWT with the emulator's claims but signed by a key nobody trusts. */
@@ -132,7 +150,11 @@ describe("push from the emulator's Pub/Sub", () => {
     expect(job.accountId).toBe(aliceId);
     validAuth = seenAuthorization.at(-1) as string;
     expect(validAuth).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
-    const state = await t.db.selectFrom("sync_state").select("last_push_at").where("account_id", "=", aliceId).executeTakeFirstOrThrow();
+    const state = await t.db
+      .selectFrom("sync_state")
+      .select("last_push_at")
+      .where("account_id", "=", aliceId)
+      .executeTakeFirstOrThrow();
     expect(state.last_push_at).not.toBeNull();
     // Acknowledged: the emulator does not redeliver.
     const { pushes } = await emu.control.stats();
@@ -170,7 +192,11 @@ describe("push from the emulator's Pub/Sub", () => {
   it("acknowledges unknown and deleted accounts without enqueuing", async () => {
     const before = enqueued.length;
     expect(await post(envelope({ emailAddress: CAROL, historyId: 5000 }), validAuth)).toBe(204);
-    const { id } = await t.db.insertInto("accounts").values({ email: "dave@example.com" }).returning("id").executeTakeFirstOrThrow();
+    const { id } = await t.db
+      .insertInto("accounts")
+      .values({ email: "dave@example.com" })
+      .returning("id")
+      .executeTakeFirstOrThrow();
     await t.db.deleteFrom("accounts").where("id", "=", id).execute();
     expect(await post(envelope({ emailAddress: "dave@example.com", historyId: 5000 }), validAuth)).toBe(204);
     expect(enqueued.length).toBe(before);
@@ -189,12 +215,33 @@ describe("bad input and attacks", () => {
     ["no Authorization header", () => undefined],
     ["a non-Bearer scheme", () => "Basic dXNlcjpwYXNz"],
     ["garbage in place of a JWT", () => "Bearer not.a.jwt"],
-    ["a token signed by another key", () => forge({ iss: "https://accounts.google.com", aud: AUDIENCE, email: emu.pushServiceAccount, email_verified: true, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })],
-    ["a real token with its payload swapped", () => {
-      const [head, , sig] = (validAuth.slice(7)).split(".");
-      const claims = { iss: "https://accounts.google.com", aud: AUDIENCE, email: "attacker@evil.test", email_verified: true, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 };
-      return `Bearer ${head}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
-    }],
+    [
+      "a token signed by another key",
+      () =>
+        forge({
+          iss: "https://accounts.google.com",
+          aud: AUDIENCE,
+          email: emu.pushServiceAccount,
+          email_verified: true,
+          iat: Math.floor(Date.now() / 1000),
+          exp: Math.floor(Date.now() / 1000) + 3600,
+        }),
+    ],
+    [
+      "a real token with its payload swapped",
+      () => {
+        const [head, , sig] = validAuth.slice(7).split(".");
+        const claims = {
+          iss: "https://accounts.google.com",
+          aud: AUDIENCE,
+          email: "attacker@evil.test",
+          email_verified: true,
+          iat: Math.floor(Date.now() / 1000),
+          exp: Math.floor(Date.now() / 1000) + 3600,
+        };
+        return `Bearer ${head}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
+      },
+    ],
   ])("401 and nothing enqueued for %s", async (_name, auth) => {
     const before = enqueued.length;
     expect(await post(body(), auth())).toBe(401);
@@ -214,25 +261,44 @@ describe("bad input and attacks", () => {
 
   it("401 for real tokens meant for another audience or another service account", async () => {
     // Same emulator key, but this server expects a different audience / service account.
-    for (const [audience, serviceAccount] of [["https://other.test/push", emu.pushServiceAccount], [AUDIENCE, "someone-else@project.iam.gserviceaccount.com"]]) {
-      const auth = createPushAuthenticator({ certsUrl: emu.certsUrl, audience, serviceAccount, verificationToken: undefined });
+    for (const [audience, serviceAccount] of [
+      ["https://other.test/push", emu.pushServiceAccount],
+      [AUDIENCE, "someone-else@project.iam.gserviceaccount.com"],
+    ]) {
+      const auth = createPushAuthenticator({
+        certsUrl: emu.certsUrl,
+        audience,
+        serviceAccount,
+        verificationToken: undefined,
+      });
       expect(await auth(validAuth, undefined)).toEqual({ ok: false, why: expect.any(String) });
     }
-    expect(await createPushAuthenticator({ certsUrl: emu.certsUrl, audience: AUDIENCE, serviceAccount: emu.pushServiceAccount, verificationToken: undefined })(validAuth, undefined)).toMatchObject({ ok: true });
+    expect(
+      await createPushAuthenticator({
+        certsUrl: emu.certsUrl,
+        audience: AUDIENCE,
+        serviceAccount: emu.pushServiceAccount,
+        verificationToken: undefined,
+      })(validAuth, undefined),
+    ).toMatchObject({ ok: true });
   });
 
   it.each<[string, unknown]>([
     ["base64 garbage", envelope("%%%not base64%%%")],
     ["JSON without historyId", envelope({ emailAddress: ALICE })],
     ["no message at all", { subscription: "x" }],
-  ])("an authenticated but malformed push is acknowledged (204, not redelivered for a week), counted, and enqueues nothing: %s", async (_name, payload) => {
-    const before = enqueued.length;
-    const counted = async () => (await pushRequestsTotal.get()).values.find((v) => v.labels.outcome === "malformed")?.value ?? 0;
-    const malformedBefore = await counted();
-    expect(await post(payload, validAuth)).toBe(204);
-    expect(enqueued.length).toBe(before);
-    expect(await counted()).toBe(malformedBefore + 1);
-  });
+  ])(
+    "an authenticated but malformed push is acknowledged (204, not redelivered for a week), counted, and enqueues nothing: %s",
+    async (_name, payload) => {
+      const before = enqueued.length;
+      const counted = async () =>
+        (await pushRequestsTotal.get()).values.find((v) => v.labels.outcome === "malformed")?.value ?? 0;
+      const malformedBefore = await counted();
+      expect(await post(payload, validAuth)).toBe(204);
+      expect(enqueued.length).toBe(before);
+      expect(await counted()).toBe(malformedBefore + 1);
+    },
+  );
 
   it("400 for a body that is not JSON at all (no Pub/Sub push looks like that)", async () => {
     const before = enqueued.length;
@@ -248,7 +314,12 @@ describe("bad input and attacks", () => {
   it("the legacy ?token= mode is off unless configured", async () => {
     const before = enqueued.length;
     expect(await post(body(), undefined, "?token=anything")).toBe(401);
-    const legacy = createPushAuthenticator({ certsUrl: emu.certsUrl, audience: AUDIENCE, serviceAccount: emu.pushServiceAccount, verificationToken: "s3cret" });
+    const legacy = createPushAuthenticator({
+      certsUrl: emu.certsUrl,
+      audience: AUDIENCE,
+      serviceAccount: emu.pushServiceAccount,
+      verificationToken: "s3cret",
+    });
     expect(await legacy(undefined, "s3cret")).toMatchObject({ ok: true, via: "token" });
     expect(await legacy(undefined, "s3cret-not")).toMatchObject({ ok: false });
     expect(enqueued.length).toBe(before);

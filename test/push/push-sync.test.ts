@@ -28,16 +28,24 @@ let server: RunningServer;
 let aliceId: number;
 const _seenAuthorization: string[] = [];
 
-
-const equal = async () => (await compareWithMailbox(t.db, aliceId, await emu.control.mailbox(ALICE), { includeSpamTrash: false })).match;
-const historyCalls = async () => Object.values((await emu.control.stats()).requests["gmail.users.history.list"] ?? {}).reduce((a, b) => a + b, 0);
+const equal = async () =>
+  (await compareWithMailbox(t.db, aliceId, await emu.control.mailbox(ALICE), { includeSpamTrash: false })).match;
+const historyCalls = async () =>
+  Object.values((await emu.control.stats()).requests["gmail.users.history.list"] ?? {}).reduce((a, b) => a + b, 0);
 
 beforeAll(async () => {
   [t, r] = await Promise.all([createTestDatabase(), createTestRedis()]);
   // A free port first: the OAuth redirect URI and the push audience name it.
   const probe = await freePort();
   const base = `http://127.0.0.1:${probe}`;
-  emu = await startEmulator({ accounts: [ALICE], messages: 30, attachments: false, seed: 11, pushEndpoint: `${base}/pubsub/push`, pushAudience: `${base}/pubsub/push` });
+  emu = await startEmulator({
+    accounts: [ALICE],
+    messages: 30,
+    attachments: false,
+    seed: 11,
+    pushEndpoint: `${base}/pubsub/push`,
+    pushAudience: `${base}/pubsub/push`,
+  });
   const config = loadConfig({
     DATABASE_URL: t.url,
     REDIS_URL: r.url,
@@ -65,12 +73,20 @@ afterAll(async () => {
 describe("push-driven sync through serve", () => {
   it("backfills after consent, watches, and stores new mail from pushes alone", async () => {
     await waitFor("the backfill", async () => {
-      const s = await app.db.selectFrom("sync_state").select(["backfill_phase", "watch_expiration"]).where("account_id", "=", aliceId).executeTakeFirst();
+      const s = await app.db
+        .selectFrom("sync_state")
+        .select(["backfill_phase", "watch_expiration"])
+        .where("account_id", "=", aliceId)
+        .executeTakeFirst();
       return s?.backfill_phase === "done" && s.watch_expiration !== null && (await equal());
     });
     const delivered = await emu.control.deliver(ALICE, {});
     const row = await waitFor("the pushed message", () =>
-      app.db.selectFrom("messages").select(["gmail_id", "label_ids"]).where("gmail_id", "=", delivered.id).executeTakeFirst(),
+      app.db
+        .selectFrom("messages")
+        .select(["gmail_id", "label_ids"])
+        .where("gmail_id", "=", delivered.id)
+        .executeTakeFirst(),
     );
     expect(row.gmail_id).toBe(delivered.id);
     expect((await emu.control.stats()).pushes.acked).toBeGreaterThanOrEqual(1);
@@ -99,22 +115,31 @@ describe("push-driven sync through serve", () => {
     const started = Date.now();
     const answers = await Promise.all(
       Array.from({ length: 100 }, (_, i) => {
-        const data = Buffer.from(JSON.stringify({ emailAddress: ALICE, historyId: Number(top) - 99 + i })).toString("base64");
+        const data = Buffer.from(JSON.stringify({ emailAddress: ALICE, historyId: Number(top) - 99 + i })).toString(
+          "base64",
+        );
         return fetch(`${server.url}/pubsub/push`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: token },
-          body: JSON.stringify({ message: { data, messageId: `storm-${i}`, publishTime: new Date().toISOString() }, subscription: "s" }),
+          body: JSON.stringify({
+            message: { data, messageId: `storm-${i}`, publishTime: new Date().toISOString() },
+            subscription: "s",
+          }),
         }).then((res) => res.status);
       }),
     );
     expect(Date.now() - started).toBeLessThan(5000);
     expect(answers.every((s) => s === 204)).toBe(true);
     for (const n of news) {
-      await waitFor(`message ${n.id}`, () => app.db.selectFrom("messages").select("gmail_id").where("gmail_id", "=", n.id).executeTakeFirst());
+      await waitFor(`message ${n.id}`, () =>
+        app.db.selectFrom("messages").select("gmail_id").where("gmail_id", "=", n.id).executeTakeFirst(),
+      );
     }
     await waitFor("equality", equal);
     // Let any queued rerun finish before counting.
-    await waitFor("idle queue", async () => ((await app.queues.incremental.getJobCounts("active", "waiting", "delayed")).active === 0 ? true : undefined));
+    await waitFor("idle queue", async () =>
+      (await app.queues.incremental.getJobCounts("active", "waiting", "delayed")).active === 0 ? true : undefined,
+    );
     const syncs = (await historyCalls()) - callsBefore;
     expect(syncs).toBeGreaterThanOrEqual(1);
     expect(syncs).toBeLessThanOrEqual(2);

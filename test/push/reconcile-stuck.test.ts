@@ -22,7 +22,11 @@ it("reconciles synced accounts and restarts runs stuck in listing for days, not 
     const { id } = await t.db.insertInto("accounts").values({ email }).returning("id").executeTakeFirstOrThrow();
     await t.db
       .insertInto("sync_state")
-      .values({ account_id: id, backfill_phase: phase, backfill_started_at: sql<Date>`now() - make_interval(days => ${startedDaysAgo})` })
+      .values({
+        account_id: id,
+        backfill_phase: phase,
+        backfill_started_at: sql<Date>`now() - make_interval(days => ${startedDaysAgo})`,
+      })
       .execute();
     return id;
   };
@@ -34,7 +38,8 @@ it("reconciles synced accounts and restarts runs stuck in listing for days, not 
     db: t.db,
     config: loadConfig({ DATABASE_URL: t.url }),
     log: createLogger("silent"),
-    enqueueBackfill: async (id: number, opts: { reason: "reconcile"; restart?: boolean }) => void calls.push([id, opts]),
+    enqueueBackfill: async (id: number, opts: { reason: "reconcile"; restart?: boolean }) =>
+      void calls.push([id, opts]),
     enqueueRetry: async () => {},
   } as unknown as MaintenanceDeps;
   const result = await processMaintenanceJob({ name: TICKS.reconcile, data: {} }, deps);

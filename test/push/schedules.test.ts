@@ -51,7 +51,9 @@ describe("ensureSchedules", () => {
     for (const s of await queue.getJobSchedulers()) await queue.removeJobScheduler(s.key);
     await queue.obliterate({ force: true });
     const log = { warn: () => {} };
-    const outcomes = await Promise.all([1, 2, 3].map(() => ensureSchedules(queue, r.redis, { ...config, QUEUE_PREFIX: `{${r.prefix}}` }, log)));
+    const outcomes = await Promise.all(
+      [1, 2, 3].map(() => ensureSchedules(queue, r.redis, { ...config, QUEUE_PREFIX: `{${r.prefix}}` }, log)),
+    );
     expect(outcomes.filter((o) => o === "recreated")).toHaveLength(1);
     expect((await queue.getJobSchedulers()).map((s) => s.key).sort()).toEqual(Object.values(TICKS).sort());
     const pending = await queue.getJobs(["delayed", "waiting", "prioritized"]);
@@ -61,18 +63,41 @@ describe("ensureSchedules", () => {
 });
 
 describe("fan-out queries", () => {
-  async function account(email: string, state: Record<string, unknown>, status: "active" | "reauth_required" = "active"): Promise<number> {
-    const { id } = await t.db.insertInto("accounts").values({ email, status }).returning("id").executeTakeFirstOrThrow();
-    await t.db.insertInto("sync_state").values({ account_id: id, ...state }).execute();
+  async function account(
+    email: string,
+    state: Record<string, unknown>,
+    status: "active" | "reauth_required" = "active",
+  ): Promise<number> {
+    const { id } = await t.db
+      .insertInto("accounts")
+      .values({ email, status })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await t.db
+      .insertInto("sync_state")
+      .values({ account_id: id, ...state })
+      .execute();
     return id;
   }
   const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
 
   it("polls active accounts with a cursor that no push or sync touched recently", async () => {
-    const silent = await account("silent@example.com", { history_id: "100", last_push_at: minutesAgo(30), last_sync_at: minutesAgo(30) });
+    const silent = await account("silent@example.com", {
+      history_id: "100",
+      last_push_at: minutesAgo(30),
+      last_sync_at: minutesAgo(30),
+    });
     const neverPushed = await account("never@example.com", { history_id: "100", last_sync_at: minutesAgo(11) });
-    await account("pushed@example.com", { history_id: "100", last_push_at: minutesAgo(1), last_sync_at: minutesAgo(30) });
-    await account("synced@example.com", { history_id: "100", last_push_at: minutesAgo(30), last_sync_at: minutesAgo(2) });
+    await account("pushed@example.com", {
+      history_id: "100",
+      last_push_at: minutesAgo(1),
+      last_sync_at: minutesAgo(30),
+    });
+    await account("synced@example.com", {
+      history_id: "100",
+      last_push_at: minutesAgo(30),
+      last_sync_at: minutesAgo(2),
+    });
     await account("nocursor@example.com", { history_id: null });
     await account("revoked@example.com", { history_id: "100", last_sync_at: minutesAgo(60) }, "reauth_required");
     expect((await silentAccounts(t.db, 10)).sort()).toEqual([silent, neverPushed].sort());

@@ -22,7 +22,15 @@ beforeAll(async () => {
   });
   await new Promise<void>((res) => capture.listen(0, "127.0.0.1", res));
   const pushEndpoint = `http://127.0.0.1:${(capture.address() as AddressInfo).port}/push`;
-  h = await startHarness({ emulator: { accounts: ["alice@example.com", "bob@example.com", "carol@example.com"], messages: 2, attachments: false, pushEndpoint }, env: { PUBSUB_TOPIC: "projects/p/topics/gmail" } });
+  h = await startHarness({
+    emulator: {
+      accounts: ["alice@example.com", "bob@example.com", "carol@example.com"],
+      messages: 2,
+      attachments: false,
+      pushEndpoint,
+    },
+    env: { PUBSUB_TOPIC: "projects/p/topics/gmail" },
+  });
   deps = { db: h.app.db, config: h.app.config, log: h.app.log, gmailFactory: h.app.gmailFactory };
 });
 afterAll(async () => {
@@ -30,7 +38,8 @@ afterAll(async () => {
   capture?.close();
 });
 
-const failedRenewals = async () => (await watchRenewalsTotal.get()).values.find((v) => v.labels.outcome === "failed")?.value ?? 0;
+const failedRenewals = async () =>
+  (await watchRenewalsTotal.get()).values.find((v) => v.labels.outcome === "failed")?.value ?? 0;
 
 describe("watch lifecycle", () => {
   it("does nothing without PUBSUB_TOPIC", async () => {
@@ -43,7 +52,11 @@ describe("watch lifecycle", () => {
     const id = await connectTestAccount(h, "alice@example.com");
     await h.app.db.deleteFrom("sync_state").where("account_id", "=", id).execute();
     expect(await renewWatch(deps, id)).toBe("renewed");
-    const state = await h.app.db.selectFrom("sync_state").select(["watch_expiration", "watch_history_id"]).where("account_id", "=", id).executeTakeFirstOrThrow();
+    const state = await h.app.db
+      .selectFrom("sync_state")
+      .select(["watch_expiration", "watch_history_id"])
+      .where("account_id", "=", id)
+      .executeTakeFirstOrThrow();
     const days = ((state.watch_expiration?.getTime() ?? 0) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(6.9);
     expect(days).toBeLessThanOrEqual(7);
@@ -54,7 +67,15 @@ describe("watch lifecycle", () => {
     await waitFor("a push", async () => pushes > before);
 
     await stopWatch(deps, id);
-    expect((await h.app.db.selectFrom("sync_state").select("watch_expiration").where("account_id", "=", id).executeTakeFirstOrThrow()).watch_expiration).toBeNull();
+    expect(
+      (
+        await h.app.db
+          .selectFrom("sync_state")
+          .select("watch_expiration")
+          .where("account_id", "=", id)
+          .executeTakeFirstOrThrow()
+      ).watch_expiration,
+    ).toBeNull();
     const sentBefore = (await h.emulator.control.stats()).pushes.sent;
     await h.emulator.control.deliver("alice@example.com", {});
     await new Promise((r) => setTimeout(r, 1500)); // past the emulator's one-push-per-second window
@@ -64,7 +85,8 @@ describe("watch lifecycle", () => {
   it("never watches an account that is not active", async () => {
     const id = await connectTestAccount(h, "bob@example.com");
     await h.app.db.updateTable("accounts").set({ status: "disabled" }).where("id", "=", id).execute();
-    const calls = async () => Object.values((await h.emulator.control.stats()).requests["gmail.users.watch"] ?? {}).reduce((a, b) => a + b, 0);
+    const calls = async () =>
+      Object.values((await h.emulator.control.stats()).requests["gmail.users.watch"] ?? {}).reduce((a, b) => a + b, 0);
     const before = await calls();
     expect(await renewWatch(deps, id)).toBe("inactive");
     expect(await calls()).toBe(before);
@@ -72,12 +94,22 @@ describe("watch lifecycle", () => {
   });
 
   it("a revoked token: renewal fails cleanly and the account turns reauth_required", async () => {
-    const id = (await h.app.db.selectFrom("accounts").select("id").where("email", "=", "bob@example.com").executeTakeFirstOrThrow()).id;
+    const id = (
+      await h.app.db
+        .selectFrom("accounts")
+        .select("id")
+        .where("email", "=", "bob@example.com")
+        .executeTakeFirstOrThrow()
+    ).id;
     await h.emulator.control.revoke("bob@example.com");
     const failedBefore = await failedRenewals();
     expect(await renewWatch(deps, id)).toBe("failed");
     expect(await failedRenewals()).toBe(failedBefore + 1);
-    const account = await h.app.db.selectFrom("accounts").select(["status", "status_reason"]).where("id", "=", id).executeTakeFirstOrThrow();
+    const account = await h.app.db
+      .selectFrom("accounts")
+      .select(["status", "status_reason"])
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
     expect(account.status).toBe("reauth_required");
     // …and from then on it is left alone.
     expect(await renewWatch(deps, id)).toBe("inactive");

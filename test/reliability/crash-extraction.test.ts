@@ -9,7 +9,15 @@ import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { makeLoopingPdf } from "@gmail-sync/emulator/generate";
 import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness } from "../sync/harness.ts";
-import { alive, expectConverged, extractionChildrenOf, killAllWorkerChildren, poll, startWorkerChild, tempFiles } from "./helpers/crash.ts";
+import {
+  alive,
+  expectConverged,
+  extractionChildrenOf,
+  killAllWorkerChildren,
+  poll,
+  startWorkerChild,
+  tempFiles,
+} from "./helpers/crash.ts";
 
 const EMAIL = "judy@example.com";
 let h: Harness;
@@ -19,7 +27,10 @@ const extractionPids: number[] = [];
 const ATTACHMENT_ENV = { ATTACHMENT_MEMORY_MAX_BYTES: "1024", TEMP_FILE_ORPHAN_MINUTES: "1", EXTRACT_POOL_SIZE: "1" };
 
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 40, seed: 33, attachments: false }, env: { INCLUDE_SPAM_TRASH: "true", ...ATTACHMENT_ENV } });
+  h = await startHarness({
+    emulator: { accounts: [EMAIL], messages: 40, seed: 33, attachments: false },
+    env: { INCLUDE_SPAM_TRASH: "true", ...ATTACHMENT_ENV },
+  });
 });
 afterAll(async () => {
   killAllWorkerChildren();
@@ -28,7 +39,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-it("SIGKILL during an attachment extraction, restart: no orphan child, temp file swept, message stored with a skip reason", { timeout: 90_000 }, async () => {
+it("SIGKILL during an attachment extraction, restart: no orphan child, temp file swept, message stored with a skip reason", {
+  timeout: 90_000,
+}, async () => {
   const raw = await new MailComposer({
     from: "Ledger <ledger@example.net>",
     to: EMAIL,
@@ -88,5 +101,10 @@ it("SIGKILL during an attachment extraction, restart: no orphan child, temp file
   extractionPids.push(...secondChildren);
   second.child.kill("SIGTERM");
   expect((await second.exited).code, second.output()).toBe(0);
-  await poll("the second worker's extraction children to exit", async () => (await alive(secondChildren)).length === 0, 10_000, 100);
+  await poll(
+    "the second worker's extraction children to exit",
+    async () => (await alive(secondChildren)).length === 0,
+    10_000,
+    100,
+  );
 });

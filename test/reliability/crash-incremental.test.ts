@@ -4,7 +4,15 @@
 // job and applies the rest from the slice's cursor. Ends converged: database = mailbox, no
 // duplicate, no temp file, no stuck or failed job.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness, syncState, waitFor } from "../sync/harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "../sync/harness.ts";
 import { countRequests, expectConverged, killAllWorkerChildren, poll, startWorkerChild } from "./helpers/crash.ts";
 
 const EMAIL = "ivan@example.com";
@@ -13,7 +21,10 @@ const DELIVERED = 1200; // > 2 slices of 500 additions
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: INITIAL, seed: 21, attachments: false }, env: { INCLUDE_SPAM_TRASH: "true" } });
+  h = await startHarness({
+    emulator: { accounts: [EMAIL], messages: INITIAL, seed: 21, attachments: false },
+    env: { INCLUDE_SPAM_TRASH: "true" },
+  });
 });
 afterAll(async () => {
   killAllWorkerChildren();
@@ -25,7 +36,9 @@ async function inBatches<T>(items: T[], n: number, fn: (item: T) => Promise<unkn
   for (let i = 0; i < items.length; i += n) await Promise.all(items.slice(i, i + n).map(fn));
 }
 
-it("SIGKILL while an incremental sync is active, restart: resumes from the last committed slice and converges", { timeout: 90_000 }, async () => {
+it("SIGKILL while an incremental sync is active, restart: resumes from the last committed slice and converges", {
+  timeout: 90_000,
+}, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   // The backfill runs in this process (fast); the incremental sync is the child's.
   const inProcess = h.app.startWorkers({ maintenance: false });
@@ -38,12 +51,26 @@ it("SIGKILL while an incremental sync is active, restart: resumes from the last 
   // A long window: deliveries, deletions of old and of just-delivered messages, label changes.
   const before = (await h.emulator.control.mailbox(EMAIL)).messages.map((m) => m.id);
   const delivered: string[] = [];
-  await inBatches(Array.from({ length: DELIVERED }, (_, i) => i), 50, async () => delivered.push((await h.emulator.control.deliver(EMAIL, { attachments: false })).id));
+  await inBatches(
+    Array.from({ length: DELIVERED }, (_, i) => i),
+    50,
+    async () => delivered.push((await h.emulator.control.deliver(EMAIL, { attachments: false })).id),
+  );
   delivered.sort(); // deliveries finish in any order; the picks below must not depend on it
   await inBatches(before.slice(0, 60), 20, (id) => h.emulator.control.deleteMessage(EMAIL, id));
-  await inBatches(delivered.filter((_, i) => i % 10 === 3), 20, (id) => h.emulator.control.deleteMessage(EMAIL, id));
-  await inBatches(before.slice(60, 160), 20, (id) => h.emulator.control.modifyLabels(EMAIL, id, { add: ["STARRED"], remove: ["UNREAD"] }));
-  await inBatches(delivered.filter((_, i) => i % 10 === 5), 20, (id) => h.emulator.control.modifyLabels(EMAIL, id, { add: ["TRASH"], remove: ["INBOX"] }));
+  await inBatches(
+    delivered.filter((_, i) => i % 10 === 3),
+    20,
+    (id) => h.emulator.control.deleteMessage(EMAIL, id),
+  );
+  await inBatches(before.slice(60, 160), 20, (id) =>
+    h.emulator.control.modifyLabels(EMAIL, id, { add: ["STARRED"], remove: ["UNREAD"] }),
+  );
+  await inBatches(
+    delivered.filter((_, i) => i % 10 === 5),
+    20,
+    (id) => h.emulator.control.modifyLabels(EMAIL, id, { add: ["TRASH"], remove: ["INBOX"] }),
+  );
   const target = BigInt((await h.emulator.control.mailbox(EMAIL)).historyId);
   const getsBefore = countRequests(await h.emulator.control.stats(), "messages.get");
 
@@ -84,7 +111,12 @@ it("SIGKILL while an incremental sync is active, restart: resumes from the last 
 
   const counts = await expectConverged(h, accountId, EMAIL);
   expect(counts.messages).toBe(INITIAL + DELIVERED - 60 - DELIVERED / 10);
-  const labelled = await h.app.db.selectFrom("messages").select("label_ids").where("account_id", "=", accountId).where("gmail_id", "=", before[100] as string).executeTakeFirstOrThrow();
+  const labelled = await h.app.db
+    .selectFrom("messages")
+    .select("label_ids")
+    .where("account_id", "=", accountId)
+    .where("gmail_id", "=", before[100] as string)
+    .executeTakeFirstOrThrow();
   expect(labelled.label_ids).toContain("STARRED");
   second.child.kill("SIGKILL");
 });

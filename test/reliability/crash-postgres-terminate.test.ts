@@ -39,7 +39,9 @@ async function terminate(where: string): Promise<number> {
   return r.rows[0]?.n ?? 0;
 }
 
-it("pg_terminate_backend mid-transaction and on every connection during a backfill: jobs retry and converge", { timeout: 90_000 }, async () => {
+it("pg_terminate_backend mid-transaction and on every connection during a backfill: jobs retry and converge", {
+  timeout: 90_000,
+}, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   const worker = startWorkerChild(h);
   await h.app.enqueueBackfill(accountId, { reason: "connect" });

@@ -8,7 +8,14 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { backfillDone, connectTestAccount, type Harness, startHarness, syncState } from "../sync/harness.ts";
-import { countRequests, expectConverged, killAllWorkerChildren, poll, startWorkerChild, syncQueueCounts } from "./helpers/crash.ts";
+import {
+  countRequests,
+  expectConverged,
+  killAllWorkerChildren,
+  poll,
+  startWorkerChild,
+  syncQueueCounts,
+} from "./helpers/crash.ts";
 import { type OwnRedis, startOwnRedis } from "./helpers/redis-server.ts";
 
 const EMAIL = "max@example.com";
@@ -23,7 +30,12 @@ beforeAll(async () => {
     emulator: { accounts: [EMAIL], messages: MESSAGES, seed: 66, attachments: false },
     // About a second per page: the loss lands mid-backfill. The poll fallback treats an account
     // as silent after a minute (the smallest setting); this one has never synced, so it is.
-    env: { INCLUDE_SPAM_TRASH: "true", REDIS_URL: redis.url, GMAIL_QUOTA_UNITS_PER_SECOND: "2500", POLL_FALLBACK_MINUTES: "1" },
+    env: {
+      INCLUDE_SPAM_TRASH: "true",
+      REDIS_URL: redis.url,
+      GMAIL_QUOTA_UNITS_PER_SECOND: "2500",
+      POLL_FALLBACK_MINUTES: "1",
+    },
   });
 });
 afterAll(async () => {
@@ -32,7 +44,9 @@ afterAll(async () => {
   await redis?.destroy();
 });
 
-it("Redis loses all its data mid-backfill: after init recreates the schedules, the poll fallback resumes the backfill", { timeout: 90_000 }, async () => {
+it("Redis loses all its data mid-backfill: after init recreates the schedules, the poll fallback resumes the backfill", {
+  timeout: 90_000,
+}, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   const first = startWorkerChild(h);
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
@@ -57,7 +71,9 @@ it("Redis loses all its data mid-backfill: after init recreates the schedules, t
   expect((await syncState(h, accountId)).backfill_pages).toBe(PAGES);
   // Resumed from the Postgres checkpoint, not restarted: only the pages not yet committed (plus
   // the one in flight at the loss) were listed again.
-  expect(countRequests(await h.emulator.control.stats(), "messages.list") - listsBefore).toBeLessThanOrEqual(PAGES - atLoss.backfill_pages + 1);
+  expect(countRequests(await h.emulator.control.stats(), "messages.list") - listsBefore).toBeLessThanOrEqual(
+    PAGES - atLoss.backfill_pages + 1,
+  );
   await expectConverged(h, accountId, EMAIL);
   second.child.kill("SIGTERM");
   expect((await second.exited).code, second.output()).toBe(0);

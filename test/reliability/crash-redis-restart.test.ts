@@ -60,7 +60,9 @@ async function restartMidBackfill(email: string, stop: () => Promise<void>): Pro
   }
 }
 
-it("Redis SHUTDOWN and restart mid-backfill: workers reconnect, the backfill resumes and converges", { timeout: 90_000 }, async () => {
+it("Redis SHUTDOWN and restart mid-backfill: workers reconnect, the backfill resumes and converges", {
+  timeout: 90_000,
+}, async () => {
   await restartMidBackfill(SHUTDOWN_EMAIL, () => redis.shutdown());
 });
 

@@ -7,7 +7,16 @@
 // dead letter (every fault here is transient), no failed or stuck job, no temp file left.
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";
+import {
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  syncToMailbox,
+  waitFor,
+} from "../sync/harness.ts";
 
 const EMAIL = "faulty@example.com";
 let h: Harness;
@@ -23,13 +32,24 @@ afterAll(async () => {
   await h?.close();
 });
 
-function faultCounts(stats: { requests: Record<string, Record<string, number>> }): { errors5xx: number; dropped: number; rateLimited: number; forbidden: number } {
+function faultCounts(stats: { requests: Record<string, Record<string, number>> }): {
+  errors5xx: number;
+  dropped: number;
+  rateLimited: number;
+  forbidden: number;
+} {
   let errors5xx = 0;
   let forbidden = 0;
   let dropped = 0;
   let rateLimited = 0;
   for (const [method, byStatus] of Object.entries(stats.requests)) {
-    if (method.startsWith("oauth") || method.startsWith("POST /emulator") || method.startsWith("GET /emulator") || method.startsWith("PUT /emulator")) continue;
+    if (
+      method.startsWith("oauth") ||
+      method.startsWith("POST /emulator") ||
+      method.startsWith("GET /emulator") ||
+      method.startsWith("PUT /emulator")
+    )
+      continue;
     for (const [status, n] of Object.entries(byStatus)) {
       if (status === "500" || status === "503") errors5xx += n;
       if (status === "dropped") dropped += n;
@@ -49,14 +69,32 @@ async function deliverManyAttachments(): Promise<void> {
   const pngMagic = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   for (let m = 0; m < 30; m++) {
     const boundary = `many-${m}`;
-    const lines = ["From: Camera <cam@example.net>", `To: ${EMAIL}`, `Subject: photos ${m}`, `Message-ID: <photos-${m}@example.net>`, "MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="${boundary}"`, ""];
+    const lines = [
+      "From: Camera <cam@example.net>",
+      `To: ${EMAIL}`,
+      `Subject: photos ${m}`,
+      `Message-ID: <photos-${m}@example.net>`,
+      "MIME-Version: 1.0",
+      `Content-Type: multipart/mixed; boundary="${boundary}"`,
+      "",
+    ];
     lines.push(`--${boundary}`, "Content-Type: text/plain", "", `Photos batch ${m}.`);
     for (let a = 0; a < 10; a++) {
       const bytes = Buffer.concat([pngMagic, Buffer.from(`image ${m}.${a} `.repeat(20))]);
-      lines.push(`--${boundary}`, "Content-Type: image/png", `Content-Disposition: attachment; filename="img-${m}-${a}.png"`, "Content-Transfer-Encoding: base64", "", bytes.toString("base64"));
+      lines.push(
+        `--${boundary}`,
+        "Content-Type: image/png",
+        `Content-Disposition: attachment; filename="img-${m}-${a}.png"`,
+        "Content-Transfer-Encoding: base64",
+        "",
+        bytes.toString("base64"),
+      );
     }
     lines.push(`--${boundary}--`, "");
-    await h.emulator.control.deliver(EMAIL, { raw: Buffer.from(lines.join(CRLF)).toString("base64url"), internalDate: Date.now() - (m + 1) * 3_600_000 });
+    await h.emulator.control.deliver(EMAIL, {
+      raw: Buffer.from(lines.join(CRLF)).toString("base64url"),
+      internalDate: Date.now() - (m + 1) * 3_600_000,
+    });
   }
 }
 
@@ -64,14 +102,23 @@ async function mutate(n: number): Promise<void> {
   const box = await h.emulator.control.mailbox(EMAIL);
   for (let i = 0; i < n; i++) await h.emulator.control.deliver(EMAIL, { attachments: i % 2 === 0 });
   for (const m of box.messages.slice(3 * n, 3 * n + 2)) await h.emulator.control.deleteMessage(EMAIL, m.id);
-  for (const m of box.messages.slice(5 * n, 5 * n + 3)) await h.emulator.control.modifyLabels(EMAIL, m.id, { add: ["STARRED"], remove: ["UNREAD", "INBOX"] });
+  for (const m of box.messages.slice(5 * n, 5 * n + 3))
+    await h.emulator.control.modifyLabels(EMAIL, m.id, { add: ["STARRED"], remove: ["UNREAD", "INBOX"] });
 }
 
-it("10% faults, a 2 s latency window, a 429 burst and an expired history: converges with nothing lost", { timeout: 100_000 }, async () => {
+it("10% faults, a 2 s latency window, a 429 burst and an expired history: converges with nothing lost", {
+  timeout: 100_000,
+}, async () => {
   await deliverManyAttachments();
   const accountId = await connectTestAccount(h, EMAIL);
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
-  await waitFor("first backfill page", async () => (await syncState(h, accountId)).backfill_pages >= 1 || (await syncState(h, accountId)).backfill_phase === "done", 40_000, 50);
+  await waitFor(
+    "first backfill page",
+    async () =>
+      (await syncState(h, accountId)).backfill_pages >= 1 || (await syncState(h, accountId)).backfill_phase === "done",
+    40_000,
+    50,
+  );
 
   // Changes during the backfill, then a 2 s latency window on every Gmail request.
   await mutate(2);
@@ -84,23 +131,47 @@ it("10% faults, a 2 s latency window, a 429 burst and an expired history: conver
   await mutate(3);
   await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 15 });
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
-  await waitFor("a 429 from the emulator", async () => faultCounts(await h.emulator.control.stats()).rateLimited > 0, 20_000, 50);
+  await waitFor(
+    "a 429 from the emulator",
+    async () => faultCounts(await h.emulator.control.stats()).rateLimited > 0,
+    20_000,
+    50,
+  );
   await new Promise((r) => setTimeout(r, 1000));
   // Refusals without a retry time park the account's jobs with a growing backoff; let the quota
   // recover until a job completes (which resets it) before the next burst.
   await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
-  await waitFor("a job to complete after the burst", async () => (await syncState(h, accountId)).throttled_until === null, 40_000, 100);
+  await waitFor(
+    "a job to complete after the burst",
+    async () => (await syncState(h, accountId)).throttled_until === null,
+    40_000,
+    100,
+  );
   // The same with Gmail's legacy answer: 403 userRateLimitExceeded is a rate limit, not a refusal.
   // (The first burst got Gmail's usual mixed forms; the legacy 403 is its own form by name.) A
   // bucket of 5 units refuses the second request of any sync (history.list 2 + messages.get 5),
   // whether or not the backfill is still running to use it up.
-  await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorForms: "retry-after", quotaErrorStatus: 403 });
+  await h.emulator.control.updateSettings({
+    quotaUnitsPerSecond: 5,
+    quotaErrorForms: "retry-after",
+    quotaErrorStatus: 403,
+  });
   await mutate(1);
   await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
-  await waitFor("a 403 rate limit from the emulator", async () => faultCounts(await h.emulator.control.stats()).forbidden > 0, 20_000, 50);
+  await waitFor(
+    "a 403 rate limit from the emulator",
+    async () => faultCounts(await h.emulator.control.stats()).forbidden > 0,
+    20_000,
+    50,
+  );
   await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0, quotaErrorForms: "gmail", quotaErrorStatus: 429 });
 
-  await waitFor("backfill to finish", async () => (await syncState(h, accountId)).backfill_phase === "done", 60_000, 100);
+  await waitFor(
+    "backfill to finish",
+    async () => (await syncState(h, accountId)).backfill_phase === "done",
+    60_000,
+    100,
+  );
   await waitFor("queues to drain", () => queuesIdle(h), 40_000);
 
   // History expiry with unsynced changes: deletions made now are only found by the resync's sweep.
@@ -108,7 +179,11 @@ it("10% faults, a 2 s latency window, a 429 burst and an expired history: conver
   await h.emulator.control.expireHistory(EMAIL);
   const resyncsBefore = (await syncState(h, accountId)).backfill_started_at;
   await syncToMailbox(h, accountId, EMAIL);
-  await waitFor("resync to finish", async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)), 60_000);
+  await waitFor(
+    "resync to finish",
+    async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)),
+    60_000,
+  );
   await syncToMailbox(h, accountId, EMAIL);
   expect((await syncState(h, accountId)).backfill_started_at).not.toEqual(resyncsBefore);
 
@@ -126,7 +201,11 @@ async function expectConverged(accountId: number): Promise<void> {
   expect(counts.messages).toBeGreaterThan(140);
   expect(counts.attachments).toBeGreaterThan(250);
   // Transient faults never park a message.
-  const dead = await h.app.db.selectFrom("dead_letters").select(["gmail_id", "reason", "detail", "parked_at", "resolved_at"]).where("account_id", "=", accountId).execute();
+  const dead = await h.app.db
+    .selectFrom("dead_letters")
+    .select(["gmail_id", "reason", "detail", "parked_at", "resolved_at"])
+    .where("account_id", "=", accountId)
+    .execute();
   expect(dead.filter((d) => d.resolved_at === null)).toEqual([]);
   // Every job finished: none failed, none stuck active/waiting/delayed.
   for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {

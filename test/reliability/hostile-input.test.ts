@@ -11,7 +11,16 @@ import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { makeLoopingPdf, makeZipBombDocx } from "@gmail-sync/emulator/generate";
 import { cliPath } from "../helpers/cli.ts";
-import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";
+import {
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  syncToMailbox,
+  waitFor,
+} from "../sync/harness.ts";
 
 const EMAIL = "hostile@example.com";
 let h: Harness;
@@ -45,15 +54,33 @@ const CRLF = "\r\n";
 let seq = 0;
 function envelope(subject: string, extra: string[] = []): string[] {
   seq++;
-  return [`From: Mallory <mallory@example.net>`, `To: ${EMAIL}`, `Subject: ${subject}`, `Message-ID: <hostile-${seq}@example.net>`, `Date: Mon, 23 Nov 2026 10:00:${String(seq % 60).padStart(2, "0")} +0000`, "MIME-Version: 1.0", ...extra];
+  return [
+    `From: Mallory <mallory@example.net>`,
+    `To: ${EMAIL}`,
+    `Subject: ${subject}`,
+    `Message-ID: <hostile-${seq}@example.net>`,
+    `Date: Mon, 23 Nov 2026 10:00:${String(seq % 60).padStart(2, "0")} +0000`,
+    "MIME-Version: 1.0",
+    ...extra,
+  ];
 }
 function b64lines(bytes: Buffer): string {
   return bytes.toString("base64").replace(/.{76}/g, `$&${CRLF}`);
 }
 function attachmentPart(filenameHeader: string, type: string, bytes: Buffer): string {
-  return [`Content-Type: ${type}`, `Content-Disposition: attachment; ${filenameHeader}`, "Content-Transfer-Encoding: base64", "", b64lines(bytes)].join(CRLF);
+  return [
+    `Content-Type: ${type}`,
+    `Content-Disposition: attachment; ${filenameHeader}`,
+    "Content-Transfer-Encoding: base64",
+    "",
+    b64lines(bytes),
+  ].join(CRLF);
 }
-function multipart(headers: string[], parts: string[], boundary = `b${seq}x${Math.random().toString(36).slice(2)}`): Buffer {
+function multipart(
+  headers: string[],
+  parts: string[],
+  boundary = `b${seq}x${Math.random().toString(36).slice(2)}`,
+): Buffer {
   const lines = [...headers, `Content-Type: multipart/mixed; boundary="${boundary}"`, ""];
   for (const p of parts) lines.push(`--${boundary}`, p);
   lines.push(`--${boundary}--`, "");
@@ -75,7 +102,7 @@ async function hostileCases(): Promise<Case[]> {
     name: "malformed headers",
     raw: Buffer.from(
       [
-        "From: <<<@@@>>>, \"unterminated <x@y",
+        'From: <<<@@@>>>, "unterminated <x@y',
         `To: ${EMAIL}`,
         "Subject: broken \u0007 header",
         "This line has no colon at all",
@@ -107,20 +134,55 @@ async function hostileCases(): Promise<Case[]> {
   cases.push({
     name: "invalid base64 bodies",
     raw: multipart(envelope("invalid base64"), [
-      ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: base64", "", "!!!! this is *** not base64 ~~~~ ===="].join(CRLF),
-      ["Content-Type: application/pdf", "Content-Disposition: attachment; filename=garbage.pdf", "Content-Transfer-Encoding: base64", "", "%%%%&&&&****====\u0000\u0001"].join(CRLF),
+      [
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "!!!! this is *** not base64 ~~~~ ====",
+      ].join(CRLF),
+      [
+        "Content-Type: application/pdf",
+        "Content-Disposition: attachment; filename=garbage.pdf",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "%%%%&&&&****====\u0000\u0001",
+      ].join(CRLF),
     ]),
   });
   {
     const parts = [textPart("first of five thousand")];
     for (let i = 1; i < 5000; i++) parts.push(textPart(`part ${i}`));
-    cases.push({ name: "5,000 parts", raw: multipart(envelope("five thousand parts"), parts), check: (r) => expect(r.body_text).toContain("first of five thousand") });
+    cases.push({
+      name: "5,000 parts",
+      raw: multipart(envelope("five thousand parts"), parts),
+      check: (r) => expect(r.body_text).toContain("first of five thousand"),
+    });
   }
   {
     // 200 levels of multipart/mixed, a text part and a small attachment at the bottom.
-    let inner = ["Content-Type: multipart/mixed; boundary=\"L200\"", "", "--L200", textPart("at the bottom"), "--L200", attachmentPart("filename=deep.txt", "text/plain", Buffer.from("deep")), "--L200--", ""].join(CRLF);
-    for (let level = 199; level >= 1; level--) inner = [`Content-Type: multipart/mixed; boundary="L${level}"`, "", `--L${level}`, inner, `--L${level}--`, ""].join(CRLF);
-    cases.push({ name: "200 nested multiparts", raw: Buffer.from([...envelope("deeply nested"), inner].join(CRLF), "latin1") });
+    let inner = [
+      'Content-Type: multipart/mixed; boundary="L200"',
+      "",
+      "--L200",
+      textPart("at the bottom"),
+      "--L200",
+      attachmentPart("filename=deep.txt", "text/plain", Buffer.from("deep")),
+      "--L200--",
+      "",
+    ].join(CRLF);
+    for (let level = 199; level >= 1; level--)
+      inner = [
+        `Content-Type: multipart/mixed; boundary="L${level}"`,
+        "",
+        `--L${level}`,
+        inner,
+        `--L${level}--`,
+        "",
+      ].join(CRLF);
+    cases.push({
+      name: "200 nested multiparts",
+      raw: Buffer.from([...envelope("deeply nested"), inner].join(CRLF), "latin1"),
+    });
   }
   cases.push({
     name: "filenames with path separators, NUL and control characters",
@@ -135,17 +197,30 @@ async function hostileCases(): Promise<Case[]> {
   });
   cases.push({
     name: "0-byte attachment",
-    raw: multipart(envelope("empty attachment"), [textPart("an empty file"), attachmentPart('filename="empty.bin"', "application/octet-stream", Buffer.alloc(0))]),
+    raw: multipart(envelope("empty attachment"), [
+      textPart("an empty file"),
+      attachmentPart('filename="empty.bin"', "application/octet-stream", Buffer.alloc(0)),
+    ]),
     expectAttachments: { "empty.bin": /^empty$/ },
   });
   cases.push({
     name: "zip-bomb DOCX",
-    raw: multipart(envelope("zip bomb"), [textPart("open me"), attachmentPart('filename="bomb.docx"', "application/vnd.openxmlformats-officedocument.wordprocessingml.document", await makeZipBombDocx())]),
+    raw: multipart(envelope("zip bomb"), [
+      textPart("open me"),
+      attachmentPart(
+        'filename="bomb.docx"',
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        await makeZipBombDocx(),
+      ),
+    ]),
     expectAttachments: { "bomb.docx": /^too_complex$/ },
   });
   cases.push({
     name: "looping PDF",
-    raw: multipart(envelope("looping pdf"), [textPart("a pdf"), attachmentPart('filename="loop.pdf"', "application/pdf", await makeLoopingPdf())]),
+    raw: multipart(envelope("looping pdf"), [
+      textPart("a pdf"),
+      attachmentPart('filename="loop.pdf"', "application/pdf", await makeLoopingPdf()),
+    ]),
     expectAttachments: { "loop.pdf": /^(timeout|too_complex)$/ },
   });
   cases.push({
@@ -165,7 +240,8 @@ async function hostileCases(): Promise<Case[]> {
 
 function requestsOf(stats: { requests: Record<string, Record<string, number>> }, method: string): number {
   let n = 0;
-  for (const [name, byStatus] of Object.entries(stats.requests)) if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
+  for (const [name, byStatus] of Object.entries(stats.requests))
+    if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
   return n;
 }
 
@@ -178,20 +254,34 @@ let accountId: number;
 
 it("a 60 MB attachment is skipped as too_large and never downloaded", { timeout: 60_000 }, async () => {
   const big = Buffer.alloc(60_000_000, "0123456789abcdef");
-  const raw = multipart(envelope("sixty megabytes"), [textPart("a big one"), attachmentPart('filename="huge.bin"', "application/octet-stream", big)]);
+  const raw = multipart(envelope("sixty megabytes"), [
+    textPart("a big one"),
+    attachmentPart('filename="huge.bin"', "application/octet-stream", big),
+  ]);
   const { id } = await h.emulator.control.deliver(EMAIL, { raw: raw.toString("base64url") });
   accountId = await connectTestAccount(h, EMAIL);
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
-  await waitFor("backfill", async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)), 45_000);
+  await waitFor(
+    "backfill",
+    async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)),
+    45_000,
+  );
   const rows = await attachmentRows(id);
   expect(rows).toHaveLength(1);
-  expect(rows[0]).toMatchObject({ filename: "huge.bin", skipped_reason: "too_large", checksum: null, extracted_text: null });
+  expect(rows[0]).toMatchObject({
+    filename: "huge.bin",
+    skipped_reason: "too_large",
+    checksum: null,
+    extracted_text: null,
+  });
   expect(Number(rows[0]?.size_bytes)).toBeGreaterThanOrEqual(60_000_000);
   expect(requestsOf(await h.emulator.control.stats(), "attachments.get"), "messages.attachments.get calls").toBe(0);
   expectWorkerAlive();
 });
 
-it("every hostile message ends stored with clear attachment outcomes or as a dead letter; the worker survives", { timeout: 90_000 }, async () => {
+it("every hostile message ends stored with clear attachment outcomes or as a dead letter; the worker survives", {
+  timeout: 90_000,
+}, async () => {
   const cases = await hostileCases();
   const ids = new Map<string, Case>();
   for (const c of cases) ids.set((await h.emulator.control.deliver(EMAIL, { raw: c.raw.toString("base64url") })).id, c);
@@ -199,7 +289,12 @@ it("every hostile message ends stored with clear attachment outcomes or as a dea
   await waitFor("queues idle", () => queuesIdle(h), 30_000);
   expectWorkerAlive();
 
-  const dead = await h.app.db.selectFrom("dead_letters").selectAll().where("account_id", "=", accountId).where("resolved_at", "is", null).execute();
+  const dead = await h.app.db
+    .selectFrom("dead_letters")
+    .selectAll()
+    .where("account_id", "=", accountId)
+    .where("resolved_at", "is", null)
+    .execute();
   for (const d of dead) {
     // A parked message says why; none may still be blocking the cursor.
     expect(d.parked_at, `dead letter ${d.gmail_id} parked`).not.toBeNull();
@@ -209,13 +304,21 @@ it("every hostile message ends stored with clear attachment outcomes or as a dea
 
   for (const [id, c] of ids) {
     if (deadIds.has(id)) continue;
-    const msg = await h.app.db.selectFrom("messages").select(["subject", "body_text", "from_address", "deleted_at"]).where("account_id", "=", accountId).where("gmail_id", "=", id).executeTakeFirst();
+    const msg = await h.app.db
+      .selectFrom("messages")
+      .select(["subject", "body_text", "from_address", "deleted_at"])
+      .where("account_id", "=", accountId)
+      .where("gmail_id", "=", id)
+      .executeTakeFirst();
     expect(msg, `${c.name}: stored or dead-lettered`).toBeDefined();
     expect(msg?.deleted_at).toBeNull();
     if (msg) c.check?.(msg);
     for (const a of await attachmentRows(id)) {
       // Either text came out of it or it says why not.
-      expect(a.extracted_text !== null || a.skipped_reason !== null, `${c.name}: attachment ${a.part_id} (${JSON.stringify(a.filename)}) has text or a skipped_reason`).toBe(true);
+      expect(
+        a.extracted_text !== null || a.skipped_reason !== null,
+        `${c.name}: attachment ${a.part_id} (${JSON.stringify(a.filename)}) has text or a skipped_reason`,
+      ).toBe(true);
       expect(a.filename ?? "", `${c.name}: filename stored without NUL`).not.toContain("\u0000");
     }
     // The looping PDF: the wall-clock cap normally stops it, the RSS cap may win on a loaded machine.
@@ -225,7 +328,9 @@ it("every hostile message ends stored with clear attachment outcomes or as a dea
     }
   }
   // These must have been stored, not parked: they are hostile, not broken.
-  for (const [id, c] of ids) if (["5,000 parts", "NUL bytes in bodies", "zip-bomb DOCX", "looping PDF", "0-byte attachment"].includes(c.name)) expect(deadIds.has(id), c.name).toBe(false);
+  for (const [id, c] of ids)
+    if (["5,000 parts", "NUL bytes in bodies", "zip-bomb DOCX", "looping PDF", "0-byte attachment"].includes(c.name))
+      expect(deadIds.has(id), c.name).toBe(false);
 
   // The database equals the mailbox (dead-lettered ones would show as missing), no failed or stuck
   // job, no temp file; path-like filenames never became paths.
@@ -242,7 +347,14 @@ function attachmentRows(gmailId: string) {
   return h.app.db
     .selectFrom("attachments")
     .innerJoin("messages", "messages.id", "attachments.message_id")
-    .select(["attachments.part_id", "attachments.filename", "attachments.skipped_reason", "attachments.checksum", "attachments.extracted_text", "attachments.size_bytes"])
+    .select([
+      "attachments.part_id",
+      "attachments.filename",
+      "attachments.skipped_reason",
+      "attachments.checksum",
+      "attachments.extracted_text",
+      "attachments.size_bytes",
+    ])
     .where("messages.account_id", "=", accountId)
     .where("messages.gmail_id", "=", gmailId)
     .execute();

@@ -10,7 +10,15 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { cliPath } from "../helpers/cli.ts";
-import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "../sync/harness.ts";
+import {
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "../sync/harness.ts";
 
 const QUOTA = 50;
 const ACCOUNTS = Array.from({ length: 10 }, (_, i) => `quota${i}@example.com`);
@@ -48,7 +56,9 @@ function startWorker(): void {
   workers.push({ child, output: () => out });
 }
 
-it("3 workers, 10 accounts at 50 units/s: no account over its quota, every account finishes", { timeout: 90_000 }, async () => {
+it("3 workers, 10 accounts at 50 units/s: no account over its quota, every account finishes", {
+  timeout: 90_000,
+}, async () => {
   const ids = new Map<string, number>();
   for (const email of ACCOUNTS) ids.set(email, await connectTestAccount(h, email));
   for (let i = 0; i < WORKERS; i++) startWorker();
@@ -70,7 +80,8 @@ it("3 workers, 10 accounts at 50 units/s: no account over its quota, every accou
   const seconds = (Date.now() - started) / 1000;
   const stats = await h.emulator.control.stats();
 
-  for (const [i, w] of workers.entries()) expect(w.child.exitCode, `worker ${i} exited:\n${w.output().slice(-2000)}`).toBeNull();
+  for (const [i, w] of workers.entries())
+    expect(w.child.exitCode, `worker ${i} exited:\n${w.output().slice(-2000)}`).toBeNull();
   for (const [email, id] of ids) {
     const counts = await expectDbEqualsMailbox(h, id, email);
     expect(counts.messages, email).toBeGreaterThan(0);
@@ -82,12 +93,16 @@ it("3 workers, 10 accounts at 50 units/s: no account over its quota, every accou
   // happen (1–5% of the ~210 messages.get, more when the machine is busier); batches bigger than
   // the burst gave ~200 (40%) here. The limit is 10%.
   const gets = Object.values(stats.requests["gmail.users.messages.get"] ?? {}).reduce((a, b) => a + b, 0);
-  expect(stats.rateLimited, `429s from the emulator: ${JSON.stringify(stats.requests)}`).toBeLessThanOrEqual(Math.ceil(0.1 * gets));
+  expect(stats.rateLimited, `429s from the emulator: ${JSON.stringify(stats.requests)}`).toBeLessThanOrEqual(
+    Math.ceil(0.1 * gets),
+  );
   let busiest = { email: "", units: 0, windowS: 0 };
   for (const email of ACCOUNTS) {
     const units = stats.quotaUnits[email] ?? 0;
     expect(units, `${email} spent quota`).toBeGreaterThan(0);
-    expect(units / seconds, `${email}: ${units} units in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(QUOTA + QUOTA / seconds);
+    expect(units / seconds, `${email}: ${units} units in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(
+      QUOTA + QUOTA / seconds,
+    );
     // Every window between two samples: at most 50 units/s plus the one second of burst (and a
     // fifth of a second of slack: a sample's clock is read after the stats call returns). The
     // emulator only counts units it accepted, so this is its view; the 429 count above is ours.
@@ -95,17 +110,26 @@ it("3 workers, 10 accounts at 50 units/s: no account over its quota, every accou
       for (let j = i + 1; j < samples.length; j++) {
         const spent = (samples[j]!.units[email] ?? 0) - (samples[i]!.units[email] ?? 0);
         const windowS = (samples[j]!.at - samples[i]!.at) / 1000;
-        if (spent - QUOTA * windowS > busiest.units - QUOTA * busiest.windowS) busiest = { email, units: spent, windowS };
-        expect(spent, `${email}: ${spent} units in ${windowS.toFixed(2)} s`).toBeLessThanOrEqual(QUOTA * windowS + QUOTA + QUOTA / 5);
+        if (spent - QUOTA * windowS > busiest.units - QUOTA * busiest.windowS)
+          busiest = { email, units: spent, windowS };
+        expect(spent, `${email}: ${spent} units in ${windowS.toFixed(2)} s`).toBeLessThanOrEqual(
+          QUOTA * windowS + QUOTA + QUOTA / 5,
+        );
       }
     }
   }
-  console.log(`quota pressure: ${ACCOUNTS.length} accounts, ${WORKERS} workers, ${seconds.toFixed(1)} s, ${stats.rateLimited} x 429; busiest window ${busiest.email} ${busiest.units} units in ${busiest.windowS.toFixed(2)} s`);
+  console.log(
+    `quota pressure: ${ACCOUNTS.length} accounts, ${WORKERS} workers, ${seconds.toFixed(1)} s, ${stats.rateLimited} x 429; busiest window ${busiest.email} ${busiest.units} units in ${busiest.windowS.toFixed(2)} s`,
+  );
   for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {
     const c = await q.getJobCounts("failed", "active", "waiting", "delayed");
     expect(c, q.name).toEqual({ failed: 0, active: 0, waiting: 0, delayed: 0 });
   }
-  const dead = await h.app.db.selectFrom("dead_letters").select(["gmail_id", "reason"]).where("resolved_at", "is", null).execute();
+  const dead = await h.app.db
+    .selectFrom("dead_letters")
+    .select(["gmail_id", "reason"])
+    .where("resolved_at", "is", null)
+    .execute();
   expect(dead).toEqual([]);
   expect(await readdir(h.app.config.ATTACHMENT_TEMP_DIR).catch((): string[] => [])).toEqual([]);
 });

@@ -19,7 +19,16 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { makeDocx, makePdf, makePng } from "@gmail-sync/emulator/generate";
 import { decryptToken, parseKeyRing } from "../../src/token-crypto.ts";
 import { cliPath } from "../helpers/cli.ts";
-import { connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, syncToMailbox, waitFor } from "../sync/harness.ts";
+import {
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  syncToMailbox,
+  waitFor,
+} from "../sync/harness.ts";
 
 const EMAIL = "secretive@example.com";
 let h: Harness;
@@ -54,10 +63,25 @@ async function stopWorker(): Promise<void> {
 const CRLF = "\r\n";
 function withAttachments(subject: string, files: Array<{ name: string; type: string; bytes: Buffer }>): string {
   const boundary = `sec-${subject.replace(/\W/g, "")}`;
-  const lines = [`From: Sender <s@example.net>`, `To: ${EMAIL}`, `Subject: ${subject}`, `Message-ID: <${boundary}@example.net>`, "MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="${boundary}"`, ""];
+  const lines = [
+    `From: Sender <s@example.net>`,
+    `To: ${EMAIL}`,
+    `Subject: ${subject}`,
+    `Message-ID: <${boundary}@example.net>`,
+    "MIME-Version: 1.0",
+    `Content-Type: multipart/mixed; boundary="${boundary}"`,
+    "",
+  ];
   lines.push(`--${boundary}`, "Content-Type: text/plain; charset=utf-8", "", `Files for ${subject}.`);
   for (const f of files) {
-    lines.push(`--${boundary}`, `Content-Type: ${f.type}`, `Content-Disposition: attachment; filename="${f.name}"`, "Content-Transfer-Encoding: base64", "", f.bytes.toString("base64").replace(/.{76}/g, `$&${CRLF}`));
+    lines.push(
+      `--${boundary}`,
+      `Content-Type: ${f.type}`,
+      `Content-Disposition: attachment; filename="${f.name}"`,
+      "Content-Transfer-Encoding: base64",
+      "",
+      f.bytes.toString("base64").replace(/.{76}/g, `$&${CRLF}`),
+    );
   }
   lines.push(`--${boundary}--`, "");
   return Buffer.from(lines.join(CRLF)).toString("base64url");
@@ -65,14 +89,26 @@ function withAttachments(subject: string, files: Array<{ name: string; type: str
 
 /** Attachment bytes as Gmail serves them, fetched with our own token (not the worker's). */
 async function attachmentBodies(): Promise<Buffer[]> {
-  const auth = new OAuth2Client({ clientId: h.emulator.clientId, clientSecret: h.emulator.clientSecret, endpoints: { oauth2TokenUrl: h.emulator.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: h.emulator.clientId,
+    clientSecret: h.emulator.clientSecret,
+    endpoints: { oauth2TokenUrl: h.emulator.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: await h.emulator.control.issueRefreshToken(EMAIL) });
   const api = gmail({ version: "v1", rootUrl: h.emulator.gmailRootUrl, auth });
   const box = await h.emulator.control.mailbox(EMAIL);
   const out: Buffer[] = [];
   for (const m of box.messages.filter((x) => x.attachments.length > 0)) {
     const full = await api.users.messages.get({ userId: "me", id: m.id, format: "full" });
-    const walk = async (p: { parts?: unknown[] | null; body?: { attachmentId?: string | null; data?: string | null } | null; mimeType?: string | null } | undefined): Promise<void> => {
+    const walk = async (
+      p:
+        | {
+            parts?: unknown[] | null;
+            body?: { attachmentId?: string | null; data?: string | null } | null;
+            mimeType?: string | null;
+          }
+        | undefined,
+    ): Promise<void> => {
       if (!p) return;
       for (const c of (p.parts ?? []) as Array<typeof p>) await walk(c);
       if (p.body?.attachmentId) {
@@ -90,7 +126,11 @@ function distinctiveWindows(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];
   const isBinary = (w: Buffer) => w.filter((b) => b < 0x20 || b > 0x7e).length >= 8 && new Set(w).size >= 12;
   for (const frac of [0.25, 0.5, 0.75]) {
-    for (let o = Math.floor((bytes.length * frac) / 3) * 3; o + 33 <= bytes.length && o < bytes.length * frac + 3000; o += 3) {
+    for (
+      let o = Math.floor((bytes.length * frac) / 3) * 3;
+      o + 33 <= bytes.length && o < bytes.length * frac + 3000;
+      o += 3
+    ) {
       const w = bytes.subarray(o, o + 33);
       if (isBinary(w)) {
         out.push(Buffer.from(w));
@@ -106,20 +146,32 @@ interface Needle {
   forms: Buffer[];
 }
 function tokenNeedle(what: string, token: string): Needle {
-  return { what, forms: [Buffer.from(token), Buffer.from(token).toString("base64"), encodeURIComponent(token)].map((f) => (typeof f === "string" ? Buffer.from(f) : f)) };
+  return {
+    what,
+    forms: [Buffer.from(token), Buffer.from(token).toString("base64"), encodeURIComponent(token)].map((f) =>
+      typeof f === "string" ? Buffer.from(f) : f,
+    ),
+  };
 }
 function bytesNeedle(what: string, w: Buffer): Needle {
-  return { what, forms: [w, Buffer.from(w.toString("hex")), Buffer.from(w.toString("base64")), Buffer.from(w.toString("base64url"))] };
+  return {
+    what,
+    forms: [w, Buffer.from(w.toString("hex")), Buffer.from(w.toString("base64")), Buffer.from(w.toString("base64url"))],
+  };
 }
 function findIn(haystacks: Array<{ where: string; data: Buffer }>, needles: Needle[]): string[] {
   const hits: string[] = [];
-  for (const hs of haystacks) for (const n of needles) for (const f of n.forms) if (hs.data.indexOf(f) !== -1) hits.push(`${n.what} in ${hs.where}`);
+  for (const hs of haystacks)
+    for (const n of needles)
+      for (const f of n.forms) if (hs.data.indexOf(f) !== -1) hits.push(`${n.what} in ${hs.where}`);
   return [...new Set(hits)];
 }
 
 async function postgresDump(): Promise<Array<{ where: string; data: Buffer }>> {
   const cols = await sql<{ table_name: string; column_name: string }>`
-    SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`.execute(h.app.db);
+    SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`.execute(
+    h.app.db,
+  );
   const byTable = new Map<string, string[]>();
   for (const c of cols.rows) {
     if (c.table_name === "accounts" && c.column_name.endsWith("_encrypted")) continue;
@@ -128,7 +180,9 @@ async function postgresDump(): Promise<Array<{ where: string; data: Buffer }>> {
   const out: Array<{ where: string; data: Buffer }> = [];
   for (const [table, columns] of byTable) {
     const list = sql.join(columns.map((c) => sql.ref(c)));
-    const rows = await sql<{ j: string }>`SELECT row_to_json(t)::text AS j FROM (SELECT ${list} FROM ${sql.table(table)}) t`.execute(h.app.db);
+    const rows = await sql<{
+      j: string;
+    }>`SELECT row_to_json(t)::text AS j FROM (SELECT ${list} FROM ${sql.table(table)}) t`.execute(h.app.db);
     out.push({ where: `postgres ${table}`, data: Buffer.from(rows.rows.map((r) => r.j).join("\n")) });
   }
   return out;
@@ -145,12 +199,16 @@ async function redisDump(): Promise<Array<{ where: string; data: Buffer }>> {
       const type = await r.type(key);
       const parts: Buffer[] = [Buffer.from(key)];
       if (type === "string") parts.push((await r.getBuffer(key)) ?? Buffer.alloc(0));
-      else if (type === "hash") for (const [k, v] of Object.entries(await r.hgetallBuffer(key))) parts.push(Buffer.from(k), v);
+      else if (type === "hash")
+        for (const [k, v] of Object.entries(await r.hgetallBuffer(key))) parts.push(Buffer.from(k), v);
       else if (type === "list") parts.push(...(await r.lrangeBuffer(key, 0, -1)));
       else if (type === "set") parts.push(...(await r.smembersBuffer(key)));
       else if (type === "zset") parts.push(...(await r.zrangeBuffer(key, 0, -1, "WITHSCORES")));
       else if (type === "stream") parts.push(Buffer.from(JSON.stringify(await r.xrange(key, "-", "+"))));
-      out.push({ where: `redis ${key} (${type})`, data: Buffer.concat(parts.map((p, i) => (i === 0 ? p : Buffer.concat([Buffer.from("\n"), p])))) });
+      out.push({
+        where: `redis ${key} (${type})`,
+        data: Buffer.concat(parts.map((p, i) => (i === 0 ? p : Buffer.concat([Buffer.from("\n"), p])))),
+      });
     }
   } while (cursor !== "0");
   return out;
@@ -178,13 +236,19 @@ async function filesSince(dir: string, sinceMs: number, depth = 4): Promise<stri
   return out;
 }
 
-it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a full run", { timeout: 90_000 }, async () => {
+it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a full run", {
+  timeout: 90_000,
+}, async () => {
   // Binary attachments we know the bytes of, on top of the generated mail's.
   await h.emulator.control.deliver(EMAIL, {
     raw: withAttachments("binary files", [
       { name: "report.pdf", type: "application/pdf", bytes: await makePdf({ pages: 2 }) },
       { name: "pixels.png", type: "image/png", bytes: makePng({ width: 64, height: 64, seed: 9 }) },
-      { name: "memo.docx", type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", bytes: await makeDocx({ paragraphs: ["Confidential memo body.", "Second paragraph."] }) },
+      {
+        name: "memo.docx",
+        type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        bytes: await makeDocx({ paragraphs: ["Confidential memo body.", "Second paragraph."] }),
+      },
     ]),
   });
   const accountId = await connectTestAccount(h, EMAIL);
@@ -199,22 +263,41 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   worker.stderr?.on("data", (d: Buffer) => logs.push(d));
 
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
-  await waitFor("backfill", async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)), 60_000);
+  await waitFor(
+    "backfill",
+    async () => (await syncState(h, accountId)).backfill_phase === "done" && (await queuesIdle(h)),
+    60_000,
+  );
   // The incremental path too: more mail with attachments.
   await h.emulator.control.deliver(EMAIL, { attachments: true });
   await h.emulator.control.deliver(EMAIL, {
-    raw: withAttachments("more binary", [{ name: "second.pdf", type: "application/pdf", bytes: await makePdf({ pages: 1, text: () => "Another document entirely." }) }]),
+    raw: withAttachments("more binary", [
+      {
+        name: "second.pdf",
+        type: "application/pdf",
+        bytes: await makePdf({ pages: 1, text: () => "Another document entirely." }),
+      },
+    ]),
   });
   await syncToMailbox(h, accountId, EMAIL);
   const counts = await expectDbEqualsMailbox(h, accountId, EMAIL);
   expect(counts.attachments).toBeGreaterThanOrEqual(4);
   for (const q of [h.app.queues.backfill, h.app.queues.incremental]) {
-    expect(await q.getJobCounts("failed", "active", "waiting", "delayed"), q.name).toEqual({ failed: 0, active: 0, waiting: 0, delayed: 0 });
+    expect(await q.getJobCounts("failed", "active", "waiting", "delayed"), q.name).toEqual({
+      failed: 0,
+      active: 0,
+      waiting: 0,
+      delayed: 0,
+    });
   }
 
   // The secrets: the tokens the worker held (decrypted from their one column) and attachment bytes.
   const keyRing = parseKeyRing(h.env.TOKEN_ENCRYPTION_KEY);
-  const account = await h.app.db.selectFrom("accounts").select(["refresh_token_encrypted", "access_token_encrypted"]).where("id", "=", accountId).executeTakeFirstOrThrow();
+  const account = await h.app.db
+    .selectFrom("accounts")
+    .select(["refresh_token_encrypted", "access_token_encrypted"])
+    .where("id", "=", accountId)
+    .executeTakeFirstOrThrow();
   expect(account.access_token_encrypted, "the worker stored the access token it used").not.toBeNull();
   const refreshToken = decryptToken(keyRing, "refresh_token", accountId, account.refresh_token_encrypted ?? "");
   const accessToken = decryptToken(keyRing, "access_token", accountId, account.access_token_encrypted ?? "");
@@ -224,13 +307,21 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
   await h.emulator.control.revoke(EMAIL);
   await h.emulator.control.deliver(EMAIL);
   await h.app.enqueueIncremental(accountId, { reason: "manual" });
-  await waitFor("reauth_required", async () => (await h.app.db.selectFrom("accounts").select("status").where("id", "=", accountId).executeTakeFirstOrThrow()).status === "reauth_required", 30_000);
+  await waitFor(
+    "reauth_required",
+    async () =>
+      (await h.app.db.selectFrom("accounts").select("status").where("id", "=", accountId).executeTakeFirstOrThrow())
+        .status === "reauth_required",
+    30_000,
+  );
   await waitFor("queues idle", () => queuesIdle(h), 20_000);
   await stopWorker();
   expect(refreshToken.length).toBeGreaterThan(16);
   expect(accessToken.length).toBeGreaterThan(16);
   const bodies = await attachmentBodies();
-  const windows = bodies.flatMap((b, i) => distinctiveWindows(b).map((w, j) => bytesNeedle(`attachment ${i} window ${j}`, w)));
+  const windows = bodies.flatMap((b, i) =>
+    distinctiveWindows(b).map((w, j) => bytesNeedle(`attachment ${i} window ${j}`, w)),
+  );
   expect(windows.length, "binary windows to look for").toBeGreaterThanOrEqual(6);
   const needles = [tokenNeedle("refresh token", refreshToken), tokenNeedle("access token", accessToken), ...windows];
 
@@ -250,14 +341,26 @@ it("no token or attachment bytes in Postgres, Redis, the logs or on disk after a
 
   // The search can find what it looks for: the places searched are not empty, and a planted
   // secret would be found in each of their forms.
-  expect(pg.some((x) => x.data.includes(EMAIL)), "Postgres dump holds the account").toBe(true);
+  expect(
+    pg.some((x) => x.data.includes(EMAIL)),
+    "Postgres dump holds the account",
+  ).toBe(true);
   expect(redis.length, "Redis keys under the test prefix").toBeGreaterThan(0);
-  expect(logText.toString().split("\n").filter((l) => /"level":(10|20),/.test(l)).length, "debug/trace lines logged").toBeGreaterThan(0);
+  expect(
+    logText
+      .toString()
+      .split("\n")
+      .filter((l) => /"level":(10|20),/.test(l)).length,
+    "debug/trace lines logged",
+  ).toBeGreaterThan(0);
   expect(logText.toString()).toContain("attachment processed");
   expect(logText.toString(), "the revoked grant was logged").toMatch(/grant revoked|re-authori[sz]ation/);
   expect(logText.toString(), "retries were logged").toMatch(/retrying|retry/);
   const planted = windows[0] as Needle;
-  for (const form of planted.forms) expect(findIn([{ where: "planted", data: Buffer.concat([Buffer.from("x"), form, Buffer.from("y")]) }], [planted])).toHaveLength(1);
+  for (const form of planted.forms)
+    expect(
+      findIn([{ where: "planted", data: Buffer.concat([Buffer.from("x"), form, Buffer.from("y")]) }], [planted]),
+    ).toHaveLength(1);
 
   expect(findIn(pg, needles), "Postgres").toEqual([]);
   expect(findIn(redis, needles), "Redis").toEqual([]);

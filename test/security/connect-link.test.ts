@@ -62,7 +62,11 @@ function recording(redis: Redis): Redis {
 const prefixKeys = () => r.redis.keys(`${r.prefix}*`);
 
 beforeAll(async () => {
-  [emu, t, r] = await Promise.all([startEmulator({ accounts: [ALICE, BOB, CAROL, DAVE, ERIN, FRANK], messages: 3, seed: 17 }), createTestDatabase(), createTestRedis()]);
+  [emu, t, r] = await Promise.all([
+    startEmulator({ accounts: [ALICE, BOB, CAROL, DAVE, ERIN, FRANK], messages: 3, seed: 17 }),
+    createTestDatabase(),
+    createTestRedis(),
+  ]);
   env = {
     DATABASE_URL: t.url,
     REDIS_URL: r.url,
@@ -74,7 +78,14 @@ beforeAll(async () => {
   config = loadConfig(env);
   keyRing = parseKeyRing(config.TOKEN_ENCRYPTION_KEY);
   app = Fastify();
-  registerOAuthRoutes(app, { db: t.db, redis: recording(r.redis), config, keyRing, log: createLogger("silent"), onConnected: async () => {} });
+  registerOAuthRoutes(app, {
+    db: t.db,
+    redis: recording(r.redis),
+    config,
+    keyRing,
+    log: createLogger("silent"),
+    onConnected: async () => {},
+  });
   await app.ready();
 });
 
@@ -85,7 +96,8 @@ afterAll(async () => {
 
 const get = (url: string, ip: string) => app.inject({ method: "GET", url, remoteAddress: ip });
 const startUrl = (token: string) => `/oauth2/start?link=${encodeURIComponent(token)}`;
-const mint = (loginHint?: string, expiresInSeconds = 600) => mintConnectLink({ redis: r.redis, config, keyRing }, { expiresInSeconds, loginHint });
+const mint = (loginHint?: string, expiresInSeconds = 600) =>
+  mintConnectLink({ redis: r.redis, config, keyRing }, { expiresInSeconds, loginHint });
 
 /** /oauth2/start with the link, then the consent page (its URL edited by `edit` first, as a user could). */
 async function throughConsent(token: string, ip: string, edit: (consent: URL) => void = () => {}): Promise<string> {
@@ -103,7 +115,11 @@ describe("/oauth2/start needs a connect link", () => {
     const before = await prefixKeys();
     redisCalls.length = 0;
     const ip = freshIp();
-    for (const url of ["/oauth2/start", `/oauth2/start?login_hint=${encodeURIComponent(ALICE)}`, "/oauth2/start?link="]) {
+    for (const url of [
+      "/oauth2/start",
+      `/oauth2/start?login_hint=${encodeURIComponent(ALICE)}`,
+      "/oauth2/start?link=",
+    ]) {
       const res = await get(url, ip);
       expect(res.statusCode, url).toBe(403);
       expect(res.headers.location).toBeUndefined();
@@ -116,7 +132,11 @@ describe("/oauth2/start needs a connect link", () => {
   it("refuses forged links: garbage, an edited payload, another key's signature", async () => {
     const link = await mint(ALICE);
     const [payload, sig] = link.token.split(".") as [string, string];
-    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as { id: string; exp: number; hint: string };
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as {
+      id: string;
+      exp: number;
+      hint: string;
+    };
     const edited = Buffer.from(JSON.stringify({ ...claims, hint: BOB })).toString("base64url");
     const otherRing = parseKeyRing(randomBytes(32).toString("base64"));
     const forged = [
@@ -201,10 +221,20 @@ describe("the code exchange", () => {
   });
 
   it("the emulator checks the verifier as Google does: wrong or missing → invalid_grant, right → tokens", async () => {
-    const client = new OAuth2Client({ clientId: emu.clientId, clientSecret: emu.clientSecret, redirectUri: "http://127.0.0.1:9/cb", endpoints: { oauth2AuthBaseUrl: emu.authUrl, oauth2TokenUrl: emu.tokenUrl } });
+    const client = new OAuth2Client({
+      clientId: emu.clientId,
+      clientSecret: emu.clientSecret,
+      redirectUri: "http://127.0.0.1:9/cb",
+      endpoints: { oauth2AuthBaseUrl: emu.authUrl, oauth2TokenUrl: emu.tokenUrl },
+    });
     const { codeVerifier, codeChallenge } = await client.generateCodeVerifierAsync();
     const code = async () => {
-      const url = client.generateAuthUrl({ scope: [READONLY], login_hint: DAVE, code_challenge: codeChallenge as string, code_challenge_method: "S256" as never });
+      const url = client.generateAuthUrl({
+        scope: [READONLY],
+        login_hint: DAVE,
+        code_challenge: codeChallenge as string,
+        code_challenge_method: "S256" as never,
+      });
       const res = await fetch(url, { redirect: "manual" });
       return new URL(res.headers.get("location") ?? "").searchParams.get("code") ?? "";
     };
@@ -266,7 +296,10 @@ describe("disconnected accounts", () => {
 
 describe("gmail-sync auth --link", () => {
   it("prints a one-use link to /oauth2/start next to the callback, for the hinted address only", async () => {
-    const printed = await runCli(["auth", "--link", "--login-hint", "Alice@Example.com", "--expires", "2h", "--json"], env);
+    const printed = await runCli(
+      ["auth", "--link", "--login-hint", "Alice@Example.com", "--expires", "2h", "--json"],
+      env,
+    );
     expect(printed.code, printed.stderr).toBe(0);
     const out = JSON.parse(printed.stdout) as { url: string; expiresAt: string; loginHint: string };
     const url = new URL(out.url);
@@ -319,7 +352,10 @@ describe("unauthenticated routes under load or outage", () => {
       rateLimitPerMinute: 20,
     });
     const statuses: number[] = [];
-    for (let i = 0; i < 30; i++) statuses.push((await push.inject({ method: "POST", url: "/pubsub/push", payload: {}, remoteAddress: "10.1.1.1" })).statusCode);
+    for (let i = 0; i < 30; i++)
+      statuses.push(
+        (await push.inject({ method: "POST", url: "/pubsub/push", payload: {}, remoteAddress: "10.1.1.1" })).statusCode,
+      );
     await push.close();
     expect(statuses.filter((s) => s === 401)).toHaveLength(20);
     expect(statuses.filter((s) => s === 429)).toHaveLength(10);
@@ -330,9 +366,19 @@ describe("unauthenticated routes under load or outage", () => {
     const down = new Redis(`redis://127.0.0.1:${await freePort()}`, { maxRetriesPerRequest: null, lazyConnect: false });
     down.on("error", () => {});
     const offline = Fastify();
-    registerOAuthRoutes(offline, { db: t.db, redis: down, config, keyRing, log: createLogger("silent"), onConnected: async () => {} });
+    registerOAuthRoutes(offline, {
+      db: t.db,
+      redis: down,
+      config,
+      keyRing,
+      log: createLogger("silent"),
+      onConnected: async () => {},
+    });
     try {
-      const token = signConnectLink(connectLinkKeys(keyRing)[0] as Buffer, { id: "some-id", exp: Math.floor(Date.now() / 1000) + 600 });
+      const token = signConnectLink(connectLinkKeys(keyRing)[0] as Buffer, {
+        id: "some-id",
+        exp: Math.floor(Date.now() / 1000) + 600,
+      });
       for (const url of [startUrl(token), "/oauth2/callback?state=abc&code=def"]) {
         const began = Date.now();
         const res = await offline.inject({ method: "GET", url });

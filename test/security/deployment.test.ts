@@ -67,7 +67,9 @@ describe("docker-compose.yml", () => {
   it("has no default Grafana admin password: compose refuses without GRAFANA_ADMIN_PASSWORD", () => {
     const env = svc("grafana").environment ?? {};
     expect(env.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
-    expect(Object.keys(env).filter((k) => k.startsWith("GF_SECURITY_ADMIN_PASSWORD"))).toEqual(["GF_SECURITY_ADMIN_PASSWORD"]);
+    expect(Object.keys(env).filter((k) => k.startsWith("GF_SECURITY_ADMIN_PASSWORD"))).toEqual([
+      "GF_SECURITY_ADMIN_PASSWORD",
+    ]);
     expect(composeText).not.toMatch(/GRAFANA_ADMIN_PASSWORD:-/);
   });
 
@@ -93,7 +95,9 @@ describe("docker-compose.yml", () => {
   it("keeps the secret files out of git and out of the image's build context", () => {
     expect(run("git", ["check-ignore", "-q", "secrets/token_encryption_key"]).status).toBe(0);
     expect(run("git", ["check-ignore", "-q", ".env"]).status).toBe(0);
-    const dockerignore = readFileSync(rel(".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    const dockerignore = readFileSync(rel(".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim());
     expect(dockerignore).toContain("secrets");
     expect(dockerignore).toContain(".env");
   });
@@ -110,7 +114,9 @@ describe("docker-compose.yml", () => {
     expect(readdirSync(rel("deploy/postgres-init")).some((f) => f.endsWith(".sql"))).toBe(true);
     // The generated DATABASE_URL logs in as that role, its password the one the role gets.
     const script = readFileSync(rel("deploy/make-secrets.sh"), "utf8");
-    expect(script).toContain(`put database_url "postgres://${appUser}:$(cat "$dir/postgres_app_password")@postgres:5432/${pgEnv.POSTGRES_DB}"`);
+    expect(script).toContain(
+      `put database_url "postgres://${appUser}:$(cat "$dir/postgres_app_password")@postgres:5432/${pgEnv.POSTGRES_DB}"`,
+    );
   });
 
   it("builds migrate and the worker from the production target, the demo services from the demo one", () => {
@@ -125,7 +131,11 @@ describe("docker-compose.yml", () => {
 
 describe("the production image", () => {
   const dockerfile = readFileSync(rel("Dockerfile"), "utf8");
-  const pkg = JSON.parse(readFileSync(rel("package.json"), "utf8")) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; workspaces: string[] };
+  const pkg = JSON.parse(readFileSync(rel("package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+    workspaces: string[];
+  };
   const REMOVED_DIRS = ["src/demo"];
   const GENERATOR_PACKAGES = ["pdf-lib", "docx", "nodemailer", "cli-progress", "@gmail-sync/emulator"];
 
@@ -148,7 +158,9 @@ describe("the production image", () => {
 
   it("lints clean (dockerfile-utils), and both targets build from stages defined before them", () => {
     // No Docker engine here: the lint and this stage graph stand in for a build.
-    const lint = spawnSync(rel("node_modules/.bin/dockerfile-utils"), ["lint", rel("Dockerfile")], { encoding: "utf8" });
+    const lint = spawnSync(rel("node_modules/.bin/dockerfile-utils"), ["lint", rel("Dockerfile")], {
+      encoding: "utf8",
+    });
     expect(lint.stdout + lint.stderr).toBe("");
     expect(lint.status).toBe(0);
     const defined: string[] = [];
@@ -166,7 +178,11 @@ describe("the production image", () => {
 
   it("needs nothing it drops: product code imports only its own dependencies statically", () => {
     const offenders: string[] = [];
-    const files = ["src", "bin"].flatMap((d) => (readdirSync(rel(d), { recursive: true }) as string[]).filter((f) => /\.(ts|js)$/.test(f)).map((f) => path.join(d, f)));
+    const files = ["src", "bin"].flatMap((d) =>
+      (readdirSync(rel(d), { recursive: true }) as string[])
+        .filter((f) => /\.(ts|js)$/.test(f))
+        .map((f) => path.join(d, f)),
+    );
     for (const f of files) {
       if (REMOVED_DIRS.some((d) => f.startsWith(`${d}/`))) continue;
       const text = readFileSync(rel(f), "utf8");
@@ -198,7 +214,7 @@ describe.skipIf(!hasBinary("psql"))("deploy/postgres-init: the application role"
   const dbs: string[] = [];
   let upgraded: TestDatabase | undefined;
 
-  const admin = async <T,>(fn: (c: pg.Client) => Promise<T>, url = adminUrl): Promise<T> => {
+  const admin = async <T>(fn: (c: pg.Client) => Promise<T>, url = adminUrl): Promise<T> => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
@@ -248,13 +264,26 @@ describe.skipIf(!hasBinary("psql"))("deploy/postgres-init: the application role"
     expect(migrated.code).toBe(0);
 
     await admin(async (c) => {
-      const r = await c.query("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = current_user");
-      expect(r.rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false });
+      const r = await c.query(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+      );
+      expect(r.rows[0]).toEqual({
+        rolsuper: false,
+        rolcreatedb: false,
+        rolcreaterole: false,
+        rolreplication: false,
+        rolbypassrls: false,
+      });
       const tables = await c.query("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'");
       expect(tables.rows.length).toBeGreaterThan(3);
       expect(tables.rows.filter((t) => t.tableowner !== role)).toEqual([]);
       // What a superuser could do and this role must not: run programs, read server files, make roles.
-      for (const q of ["COPY (SELECT 1) TO PROGRAM 'true'", "SELECT pg_read_file('/etc/passwd')", "CREATE ROLE intruder", `CREATE DATABASE ${db}_2`]) {
+      for (const q of [
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "SELECT pg_read_file('/etc/passwd')",
+        "CREATE ROLE intruder",
+        `CREATE DATABASE ${db}_2`,
+      ]) {
         await expect(c.query(q), q).rejects.toMatchObject({ code: "42501" });
       }
     }, appUrl(db));
@@ -287,11 +316,18 @@ describe.skipIf(!hasBinary("psql"))("deploy/postgres-init: the application role"
 // `docker compose config` (v2) when the plugin is there, else Debian's docker-compose 1.29; both
 // interpolate and validate without an engine. An empty --env-file keeps a developer's .env out.
 const composeCli: string[] | undefined =
-  spawnSync("docker", ["compose", "version"], { stdio: "ignore" }).status === 0 ? ["docker", "compose"] : hasBinary("docker-compose") ? ["docker-compose"] : undefined;
+  spawnSync("docker", ["compose", "version"], { stdio: "ignore" }).status === 0
+    ? ["docker", "compose"]
+    : hasBinary("docker-compose")
+      ? ["docker-compose"]
+      : undefined;
 
 describe("compose config", () => {
   beforeAll(() => {
-    if (composeCli === undefined) console.warn("SKIPPED: neither `docker compose` nor docker-compose is installed (apt-get install docker-compose, or run .ci/run)");
+    if (composeCli === undefined)
+      console.warn(
+        "SKIPPED: neither `docker compose` nor docker-compose is installed (apt-get install docker-compose, or run .ci/run)",
+      );
   });
 
   const config = (env: Record<string, string>) => {
@@ -300,7 +336,9 @@ describe("compose config", () => {
       const envFile = path.join(dir, "empty.env");
       writeFileSync(envFile, "");
       const [cmd, ...pre] = composeCli as [string, ...string[]];
-      return run(cmd, [...pre, "--env-file", envFile, "-f", "docker-compose.yml", "config"], { env: { DOCKER_HOST: "unix:///nonexistent/docker.sock", ...env } });
+      return run(cmd, [...pre, "--env-file", envFile, "-f", "docker-compose.yml", "config"], {
+        env: { DOCKER_HOST: "unix:///nonexistent/docker.sock", ...env },
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

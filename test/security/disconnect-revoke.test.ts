@@ -9,19 +9,34 @@ import { connectTestAccount, type Harness, startHarness } from "../sync/harness.
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: ["kept@example.com", "revoked@example.com"], messages: 2, seed: 9, attachments: false } });
+  h = await startHarness({
+    emulator: { accounts: ["kept@example.com", "revoked@example.com"], messages: 2, seed: 9, attachments: false },
+  });
 }, 60_000);
 afterAll(async () => {
   await h?.close();
 });
 
 async function storedRefreshToken(accountId: number): Promise<string> {
-  const row = await h.app.db.selectFrom("accounts").select("refresh_token_encrypted").where("id", "=", accountId).executeTakeFirstOrThrow();
-  return decryptToken(parseKeyRing(h.env.TOKEN_ENCRYPTION_KEY), "refresh_token", accountId, row.refresh_token_encrypted as string);
+  const row = await h.app.db
+    .selectFrom("accounts")
+    .select("refresh_token_encrypted")
+    .where("id", "=", accountId)
+    .executeTakeFirstOrThrow();
+  return decryptToken(
+    parseKeyRing(h.env.TOKEN_ENCRYPTION_KEY),
+    "refresh_token",
+    accountId,
+    row.refresh_token_encrypted as string,
+  );
 }
 
 async function mintsAccessToken(refreshToken: string): Promise<boolean> {
-  const auth = new OAuth2Client({ clientId: h.emulator.clientId, clientSecret: h.emulator.clientSecret, endpoints: { oauth2TokenUrl: h.emulator.tokenUrl } });
+  const auth = new OAuth2Client({
+    clientId: h.emulator.clientId,
+    clientSecret: h.emulator.clientSecret,
+    endpoints: { oauth2TokenUrl: h.emulator.tokenUrl },
+  });
   auth.setCredentials({ refresh_token: refreshToken });
   return auth.getAccessToken().then(
     (r) => typeof r.token === "string",
@@ -44,6 +59,10 @@ it("revokes the grant with --revoke, and only then", { timeout: 60_000 }, async 
   expect(await mintsAccessToken(keptToken)).toBe(true);
   expect(await mintsAccessToken(revokedToken)).toBe(false);
   // Both forgot their tokens and stopped.
-  const rows = await h.app.db.selectFrom("accounts").select(["status", "refresh_token_encrypted"]).where("id", "in", [kept, revoked]).execute();
+  const rows = await h.app.db
+    .selectFrom("accounts")
+    .select(["status", "refresh_token_encrypted"])
+    .where("id", "in", [kept, revoked])
+    .execute();
   expect(rows.every((r) => r.status === "disabled" && r.refresh_token_encrypted === null)).toBe(true);
 });

@@ -63,7 +63,14 @@ beforeAll(async () => {
   const tcpPort = (server.address() as net.AddressInfo).port;
 
   const child = forkExtractChild(childSpawnSpec({ rssLimitMb: 256, tempDir, entry: probe }));
-  const request: ProbeRequest = { parentPid: process.pid, keyFile, projectFile, tempFile, tcpPort, addonFile: canvasAddon() };
+  const request: ProbeRequest = {
+    parentPid: process.pid,
+    keyFile,
+    projectFile,
+    tempFile,
+    tcpPort,
+    addonFile: canvasAddon(),
+  };
   report = await new Promise<ProbeReport>((resolve, reject) => {
     child.once("message", (m) => resolve(m as ProbeReport));
     child.once("exit", (code, signal) => reject(new Error(`probe exited (${signal ?? code}) without a report`)));
@@ -86,11 +93,22 @@ describe("extraction child sandbox", () => {
     const values = Object.values(report.env);
     for (const [name, value] of Object.entries(SECRETS)) {
       expect(names).not.toContain(name);
-      expect(values.some((v) => v?.includes(value)), `a value carries ${name}`).toBe(false);
+      expect(
+        values.some((v) => v?.includes(value)),
+        `a value carries ${name}`,
+      ).toBe(false);
     }
     expect(names).not.toContain("TOKEN_ENCRYPTION_KEY_FILE");
     // Only the allow-listed names plus what fork adds for the IPC channel.
-    const allowed = new Set(["PATH", "TMPDIR", "NODE_ENV", "TZ", "LANG", "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"]);
+    const allowed = new Set([
+      "PATH",
+      "TMPDIR",
+      "NODE_ENV",
+      "TZ",
+      "LANG",
+      "NODE_CHANNEL_FD",
+      "NODE_CHANNEL_SERIALIZATION_MODE",
+    ]);
     expect(names.filter((k) => !allowed.has(k))).toEqual([]);
   });
 

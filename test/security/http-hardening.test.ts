@@ -14,13 +14,21 @@ import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 let tdb: TestDatabase;
 let tredis: TestRedis;
 const logged: string[] = [];
-const log = pino({ level: "info" }, new Writable({
+const log = pino(
+  { level: "info" },
+  new Writable({
     write(chunk, _enc, cb) {
       logged.push(String(chunk));
       cb();
     },
-  })) as unknown as Logger;
-const config = loadConfig({ HTTP_HOST: "127.0.0.1", HTTP_PORT: "0", INTERNAL_HTTP_PORT: "0", HTTP_REQUEST_TIMEOUT_MS: "1000" });
+  }),
+) as unknown as Logger;
+const config = loadConfig({
+  HTTP_HOST: "127.0.0.1",
+  HTTP_PORT: "0",
+  INTERNAL_HTTP_PORT: "0",
+  HTTP_REQUEST_TIMEOUT_MS: "1000",
+});
 let publicUrl: string;
 let internalUrl: string;
 const servers: Array<{ close(): Promise<unknown> }> = [];
@@ -78,7 +86,11 @@ describe("two listeners", () => {
   });
 
   it("a client error still says what was wrong with the request", async () => {
-    const r = await fetch(`${publicUrl}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    const r = await fetch(`${publicUrl}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
     expect(r.status).toBe(400);
     expect((await r.json()) as { error: string }).toMatchObject({ error: expect.stringMatching(/JSON/i) });
   });
@@ -88,7 +100,11 @@ describe("two listeners", () => {
     const started = Date.now();
     let answer = "";
     const closedAfter = await new Promise<number>((resolve, reject) => {
-      const socket = net.connect(Number(port), "127.0.0.1", () => socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"));
+      const socket = net.connect(Number(port), "127.0.0.1", () =>
+        socket.write(
+          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        ),
+      );
       socket.on("data", (d) => (answer += String(d)));
       socket.on("close", () => resolve(Date.now() - started));
       socket.on("error", reject);

@@ -18,20 +18,34 @@ it("re-encrypts every token under the first key; the old key can then go", { tim
   const id = await connectTestAccount(h, "rotate@example.com");
   const oldKey = h.env.TOKEN_ENCRYPTION_KEY as string;
   const newKey = randomBytes(32).toString("base64");
-  const stored = async () => (await h.app.db.selectFrom("accounts").select(["refresh_token_encrypted", "token_key_id"]).where("id", "=", id).executeTakeFirstOrThrow());
+  const stored = async () =>
+    await h.app.db
+      .selectFrom("accounts")
+      .select(["refresh_token_encrypted", "token_key_id"])
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
   const before = await stored();
   const plaintext = decryptToken(parseKeyRing(oldKey), "refresh_token", id, before.refresh_token_encrypted as string);
   const onlyNew = parseKeyRing(newKey);
-  expect(() => decryptToken(onlyNew, "refresh_token", id, before.refresh_token_encrypted as string)).toThrow(/not in TOKEN_ENCRYPTION_KEY/);
+  expect(() => decryptToken(onlyNew, "refresh_token", id, before.refresh_token_encrypted as string)).toThrow(
+    /not in TOKEN_ENCRYPTION_KEY/,
+  );
 
   const r = await runCli(["keys", "rewrap", "--json"], { ...h.env, TOKEN_ENCRYPTION_KEY: `${newKey},${oldKey}` });
   expect(r.code, r.stderr).toBe(0);
-  expect(JSON.parse(r.stdout.trim().split("\n").pop() as string)).toMatchObject({ accounts: 1, rewrapped: 1, alreadyCurrent: 0 });
+  expect(JSON.parse(r.stdout.trim().split("\n").pop() as string)).toMatchObject({
+    accounts: 1,
+    rewrapped: 1,
+    alreadyCurrent: 0,
+  });
   const after = await stored();
   expect(keyIdOfCiphertext(after.refresh_token_encrypted as string)).toBe(onlyNew.activeKeyId);
   expect(after.token_key_id).toBe(onlyNew.activeKeyId);
   expect(decryptToken(onlyNew, "refresh_token", id, after.refresh_token_encrypted as string)).toBe(plaintext);
 
   const again = await runCli(["keys", "rewrap", "--json"], { ...h.env, TOKEN_ENCRYPTION_KEY: `${newKey},${oldKey}` });
-  expect(JSON.parse(again.stdout.trim().split("\n").pop() as string)).toMatchObject({ rewrapped: 0, alreadyCurrent: 1 });
+  expect(JSON.parse(again.stdout.trim().split("\n").pop() as string)).toMatchObject({
+    rewrapped: 0,
+    alreadyCurrent: 1,
+  });
 });

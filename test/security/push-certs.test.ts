@@ -17,7 +17,9 @@ beforeAll(async () => {
     // Slow enough that concurrent verifications overlap with the fetch in flight.
     setTimeout(() => {
       if (!up) return void res.writeHead(503).end("down");
-      res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=600" }).end(JSON.stringify({ k1: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" }));
+      res
+        .writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=600" })
+        .end(JSON.stringify({ k1: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" }));
     }, 50);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -29,7 +31,12 @@ describe("Google's certificates", () => {
   it("with the certificate URL down, 20 concurrent junk pushes make one fetch, and a burst right after makes none", async () => {
     up = false;
     hits = 0;
-    const auth = createPushAuthenticator({ certsUrl: url, audience: "https://example.test/push", serviceAccount: "push@example.iam.gserviceaccount.com", verificationToken: undefined });
+    const auth = createPushAuthenticator({
+      certsUrl: url,
+      audience: "https://example.test/push",
+      serviceAccount: "push@example.iam.gserviceaccount.com",
+      verificationToken: undefined,
+    });
     const junk = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
     const results = await Promise.all(Array.from({ length: 20 }, () => auth(`Bearer ${junk}`, undefined)));
     expect(results.every((r) => !r.ok)).toBe(true);

@@ -15,7 +15,20 @@ describe("printable", () => {
     expect(printable("a\u001b[2Jb\u0007c\u009bd")).toBe("a\ufffd[2Jb\ufffdc\ufffdd");
     // "evil\u202Emoc.elgoog" would display as "evilgoogle.com".
     expect(printable("evil\u202emoc.elgoog@x")).toBe("evil\ufffdmoc.elgoog@x");
-    for (const c of ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u061c"]) expect(printable(`x${c}y`)).toBe("x\ufffdy");
+    for (const c of [
+      "\u200e",
+      "\u200f",
+      "\u202a",
+      "\u202b",
+      "\u202c",
+      "\u202d",
+      "\u2066",
+      "\u2067",
+      "\u2068",
+      "\u2069",
+      "\u061c",
+    ])
+      expect(printable(`x${c}y`)).toBe("x\ufffdy");
   });
 
   it("leaves ordinary text of any script alone", () => {

@@ -53,7 +53,10 @@ describe("X_FILE", () => {
   });
 
   it("refuses the variable and its _FILE together, naming the variable", () => {
-    const msg = configError({ TOKEN_ENCRYPTION_KEY: values.TOKEN_ENCRYPTION_KEY, TOKEN_ENCRYPTION_KEY_FILE: secretFile(values.TOKEN_ENCRYPTION_KEY) });
+    const msg = configError({
+      TOKEN_ENCRYPTION_KEY: values.TOKEN_ENCRYPTION_KEY,
+      TOKEN_ENCRYPTION_KEY_FILE: secretFile(values.TOKEN_ENCRYPTION_KEY),
+    });
     expect(msg).toMatch(/TOKEN_ENCRYPTION_KEY and TOKEN_ENCRYPTION_KEY_FILE are both set/);
     expect(msg).not.toContain(values.TOKEN_ENCRYPTION_KEY);
   });
@@ -74,11 +77,15 @@ describe("X_FILE", () => {
   });
 
   it("refuses a directory (what Docker mounts when the secret's source file is missing)", () => {
-    expect(configError({ GOOGLE_CLIENT_SECRET_FILE: dir })).toMatch(/GOOGLE_CLIENT_SECRET_FILE cannot be read .*EISDIR/);
+    expect(configError({ GOOGLE_CLIENT_SECRET_FILE: dir })).toMatch(
+      /GOOGLE_CLIENT_SECRET_FILE cannot be read .*EISDIR/,
+    );
   });
 
   it("refuses an empty file", () => {
-    expect(configError({ TOKEN_ENCRYPTION_KEY_FILE: secretFile("\n") })).toMatch(/TOKEN_ENCRYPTION_KEY_FILE names an empty file/);
+    expect(configError({ TOKEN_ENCRYPTION_KEY_FILE: secretFile("\n") })).toMatch(
+      /TOKEN_ENCRYPTION_KEY_FILE names an empty file/,
+    );
   });
 
   it("validates a value read from a file like any other, without printing it", () => {

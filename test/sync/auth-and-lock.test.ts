@@ -8,7 +8,15 @@ import { runIncremental } from "../../src/sync/incremental.ts";
 import { SyncBusyError } from "../../src/errors.ts";
 import { withSyncLock } from "../../src/sync/lock.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
-import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness, syncToMailbox, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncToMailbox,
+  waitFor,
+} from "./harness.ts";
 
 const ALICE = "alice@example.com";
 const DAN = "dan@example.com";
@@ -32,17 +40,27 @@ function callsFor(stats: { requests: Record<string, Record<string, number>> }): 
   return n;
 }
 
-it("revoked refresh token → reauth_required within one job, then no more Gmail or token calls", { timeout: 60_000 }, async () => {
+it("revoked refresh token → reauth_required within one job, then no more Gmail or token calls", {
+  timeout: 60_000,
+}, async () => {
   const alice = await connectTestAccount(h, ALICE);
   const dan = await connectTestAccount(h, DAN);
   await h.app.enqueueBackfill(alice, { reason: "connect" });
   await h.app.enqueueBackfill(dan, { reason: "connect" });
-  await waitFor("backfills", async () => (await backfillDone(h, alice)) && (await backfillDone(h, dan)) && (await queuesIdle(h)), 30_000);
+  await waitFor(
+    "backfills",
+    async () => (await backfillDone(h, alice)) && (await backfillDone(h, dan)) && (await queuesIdle(h)),
+    30_000,
+  );
 
   await h.emulator.control.revoke(ALICE);
   await h.emulator.control.deliver(ALICE, { labelIds: ["INBOX"] });
   await h.app.enqueueIncremental(alice, { reason: "manual" });
-  await waitFor("reauth_required", async () => (await accountStatuses(h.app.db, { email: ALICE }))[0]?.status === "reauth_required", 20_000);
+  await waitFor(
+    "reauth_required",
+    async () => (await accountStatuses(h.app.db, { email: ALICE }))[0]?.status === "reauth_required",
+    20_000,
+  );
   await waitFor("queues idle", () => queuesIdle(h), 10_000);
   const failed = await h.app.queues.incremental.getFailed();
   expect(failed).toHaveLength(1);
@@ -67,24 +85,45 @@ it("two runs of one kind for one account never overlap", async () => {
   let release!: () => void;
   const held = withSyncLock(h.app.db, "incremental", dan, () => new Promise<void>((r) => (release = r)));
   await new Promise((r) => setTimeout(r, 50));
-  const deps = { db: h.app.db, redis: h.app.redis, queues: h.app.queues, gmailFactory: h.app.gmailFactory, pipeline: h.app.pipeline, log: h.app.log, config: h.app.config };
+  const deps = {
+    db: h.app.db,
+    redis: h.app.redis,
+    queues: h.app.queues,
+    gmailFactory: h.app.gmailFactory,
+    pipeline: h.app.pipeline,
+    log: h.app.log,
+    config: h.app.config,
+  };
   const cursor = (await getSyncState(h.app.db, dan))?.history_id;
   await expect(runIncremental(deps, { accountId: dan, reason: "manual" })).rejects.toBeInstanceOf(SyncBusyError);
   // A different kind is a different lock: backfill may page while incremental runs.
   await expect(withSyncLock(h.app.db, "backfill", dan, async () => "ok")).resolves.toBe("ok");
   release();
   await held;
-  await expect(runIncremental(deps, { accountId: dan, reason: "manual" })).resolves.toMatchObject({ cursor: expect.any(String) });
-  expect(BigInt((await getSyncState(h.app.db, dan))?.history_id as string)).toBeGreaterThanOrEqual(BigInt(cursor as string));
+  await expect(runIncremental(deps, { accountId: dan, reason: "manual" })).resolves.toMatchObject({
+    cursor: expect.any(String),
+  });
+  expect(BigInt((await getSyncState(h.app.db, dan))?.history_id as string)).toBeGreaterThanOrEqual(
+    BigInt(cursor as string),
+  );
 });
 
-it("a backfill whose job chain broke is resumed by the next sync (resume only, never a new run)", { timeout: 30_000 }, async () => {
+it("a backfill whose job chain broke is resumed by the next sync (resume only, never a new run)", {
+  timeout: 30_000,
+}, async () => {
   const dan = (await accountStatuses(h.app.db, { email: DAN }))[0]?.id as number;
   await waitFor("idle", () => queuesIdle(h), 10_000);
   // A run left mid-listing with no job (as after its job failed all its attempts).
   await h.app.db
     .updateTable("sync_state")
-    .set({ backfill_phase: "listing", backfill_page_token: null, backfill_started_at: new Date(Date.now() - 1000), backfill_pages: 0, backfill_listed: 0, backfill_stored: 0 })
+    .set({
+      backfill_phase: "listing",
+      backfill_page_token: null,
+      backfill_started_at: new Date(Date.now() - 1000),
+      backfill_pages: 0,
+      backfill_listed: 0,
+      backfill_stored: 0,
+    })
     .where("account_id", "=", dan)
     .execute();
   await h.app.enqueueIncremental(dan, { reason: "poll" });

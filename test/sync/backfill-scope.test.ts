@@ -21,7 +21,14 @@ let h: Harness;
 beforeAll(async () => {
   // Several full listings of 1,400 messages within a minute: Gmail's per-minute user limit is off by name.
   h = await startHarness({
-    emulator: { accounts: [LABELS, QUERY, SCOPED_RESYNC, UNSCOPED_RESYNC, SPAM_TRASH, CLI], messages: 1400, seed: 1515, attachments: false, hostile: false, userQuotaUnitsPerMinute: 0 },
+    emulator: {
+      accounts: [LABELS, QUERY, SCOPED_RESYNC, UNSCOPED_RESYNC, SPAM_TRASH, CLI],
+      messages: 1400,
+      seed: 1515,
+      attachments: false,
+      hostile: false,
+      userQuotaUnitsPerMinute: 0,
+    },
   });
 });
 afterAll(async () => {
@@ -33,43 +40,75 @@ type ScopeConfig = Pick<SyncDeps["config"], "BACKFILL_QUERY" | "BACKFILL_LABEL_I
 /** The deps of a worker whose configuration is the app's with `change` applied. */
 function depsWith(change: Partial<ScopeConfig> = {}): SyncDeps {
   const { app } = h;
-  return { db: app.db, redis: app.redis, queues: app.queues, gmailFactory: app.gmailFactory, pipeline: app.pipeline, log: app.log, config: { ...app.config, ...change } };
+  return {
+    db: app.db,
+    redis: app.redis,
+    queues: app.queues,
+    gmailFactory: app.gmailFactory,
+    pipeline: app.pipeline,
+    log: app.log,
+    config: { ...app.config, ...change },
+  };
 }
 
 /** Runs the rest of the run in progress, page by page, with `deps`. */
 async function finishRun(deps: SyncDeps, accountId: number, reason: BackfillJob["reason"]): Promise<void> {
-  for (let i = 0; i < 10 && (await syncState(h, accountId)).backfill_phase === "listing"; i++) await runBackfillPage(deps, { accountId, reason, resumeOnly: true });
+  for (let i = 0; i < 10 && (await syncState(h, accountId)).backfill_phase === "listing"; i++)
+    await runBackfillPage(deps, { accountId, reason, resumeOnly: true });
   expect((await syncState(h, accountId)).backfill_phase).toBe("done");
 }
 
 async function listable(email: string, filter: (labels: string[]) => boolean = () => true): Promise<string[]> {
   const box = await h.emulator.control.mailbox(email);
-  return box.messages.filter((m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH") && filter(m.labelIds)).map((m) => m.id);
+  return box.messages
+    .filter((m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH") && filter(m.labelIds))
+    .map((m) => m.id);
 }
 
 async function liveIds(accountId: number): Promise<Set<string>> {
-  const rows = await h.app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is", null).execute();
+  const rows = await h.app.db
+    .selectFrom("messages")
+    .select("gmail_id")
+    .where("account_id", "=", accountId)
+    .where("deleted_at", "is", null)
+    .execute();
   return new Set(rows.map((r) => r.gmail_id));
 }
 
 async function softDeletedIds(accountId: number): Promise<string[]> {
-  const rows = await h.app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is not", null).execute();
+  const rows = await h.app.db
+    .selectFrom("messages")
+    .select("gmail_id")
+    .where("account_id", "=", accountId)
+    .where("deleted_at", "is not", null)
+    .execute();
   return rows.map((r) => r.gmail_id).sort();
 }
 
-it("a run started with one label scope keeps listing it after BACKFILL_LABEL_IDS changes mid-run", { timeout: 120_000 }, async () => {
+it("a run started with one label scope keeps listing it after BACKFILL_LABEL_IDS changes mid-run", {
+  timeout: 120_000,
+}, async () => {
   const accountId = await connectTestAccount(h, LABELS);
   const inbox = await listable(LABELS, (l) => l.includes("INBOX"));
   expect(inbox.length, "the INBOX scope spans two pages or more").toBeGreaterThan(500);
-  expect(await runBackfillPage(depsWith({ BACKFILL_LABEL_IDS: ["INBOX"] }), { accountId, reason: "connect" })).toMatchObject({ page: 1, done: false });
+  expect(
+    await runBackfillPage(depsWith({ BACKFILL_LABEL_IDS: ["INBOX"] }), { accountId, reason: "connect" }),
+  ).toMatchObject({ page: 1, done: false });
   // The configuration now says SENT: the run started on INBOX lists INBOX to its end.
   await finishRun(depsWith({ BACKFILL_LABEL_IDS: ["SENT"] }), accountId, "connect");
   expect(await liveIds(accountId)).toEqual(new Set(inbox));
   const state = await syncState(h, accountId);
-  expect(state).toMatchObject({ backfill_label_ids: ["INBOX"], backfill_include_spam_trash: false, backfill_query: null, backfill_may_sweep: false });
+  expect(state).toMatchObject({
+    backfill_label_ids: ["INBOX"],
+    backfill_include_spam_trash: false,
+    backfill_query: null,
+    backfill_may_sweep: false,
+  });
 });
 
-it("BACKFILL_QUERY is resolved into the run when it starts: a later change does not reach the run", { timeout: 120_000 }, async () => {
+it("BACKFILL_QUERY is resolved into the run when it starts: a later change does not reach the run", {
+  timeout: 120_000,
+}, async () => {
   const accountId = await connectTestAccount(h, QUERY);
   const inbox = await listable(QUERY, (l) => l.includes("INBOX"));
   expect(inbox.length, "the query spans two pages or more").toBeGreaterThan(500);
@@ -80,7 +119,9 @@ it("BACKFILL_QUERY is resolved into the run when it starts: a later change does 
   expect((await syncState(h, accountId)).backfill_query).toBe("in:inbox");
 });
 
-it("a resync started scoped never sweeps, even when the configuration becomes unscoped mid-run: mail outside its scope stays", { timeout: 150_000 }, async () => {
+it("a resync started scoped never sweeps, even when the configuration becomes unscoped mid-run: mail outside its scope stays", {
+  timeout: 150_000,
+}, async () => {
   const accountId = await connectTestAccount(h, SCOPED_RESYNC);
   await runBackfillPage(depsWith(), { accountId, reason: "connect" });
   await finishRun(depsWith(), accountId, "connect");
@@ -88,15 +129,23 @@ it("a resync started scoped never sweeps, even when the configuration becomes un
   expect(await liveIds(accountId)).toEqual(new Set(all));
 
   // A manual re-listing of INBOX only (a resync: the mailbox is held), then the scope is dropped.
-  expect(await runBackfillPage(depsWith({ BACKFILL_LABEL_IDS: ["INBOX"] }), { accountId, reason: "manual" })).toMatchObject({ page: 1, done: false });
-  expect(await syncState(h, accountId)).toMatchObject({ resync_reason: "manual", backfill_label_ids: ["INBOX"], backfill_may_sweep: false });
+  expect(
+    await runBackfillPage(depsWith({ BACKFILL_LABEL_IDS: ["INBOX"] }), { accountId, reason: "manual" }),
+  ).toMatchObject({ page: 1, done: false });
+  expect(await syncState(h, accountId)).toMatchObject({
+    resync_reason: "manual",
+    backfill_label_ids: ["INBOX"],
+    backfill_may_sweep: false,
+  });
   await finishRun(depsWith({ BACKFILL_LABEL_IDS: [] }), accountId, "manual");
   // Nothing was deleted in Gmail, and the run listed INBOX only: SENT and the rest are untouched.
   expect(await softDeletedIds(accountId)).toEqual([]);
   expect(await liveIds(accountId)).toEqual(new Set(all));
 });
 
-it("a resync started unscoped still sweeps when the configuration becomes scoped mid-run: exactly the mail deleted in Gmail goes", { timeout: 150_000 }, async () => {
+it("a resync started unscoped still sweeps when the configuration becomes scoped mid-run: exactly the mail deleted in Gmail goes", {
+  timeout: 150_000,
+}, async () => {
   const accountId = await connectTestAccount(h, UNSCOPED_RESYNC);
   await runBackfillPage(depsWith(), { accountId, reason: "connect" });
   await finishRun(depsWith(), accountId, "connect");
@@ -106,13 +155,19 @@ it("a resync started unscoped still sweeps when the configuration becomes scoped
   for (const id of gone) await h.emulator.control.deleteMessage(UNSCOPED_RESYNC, id);
 
   expect(await runBackfillPage(depsWith(), { accountId, reason: "manual" })).toMatchObject({ page: 1, done: false });
-  expect(await syncState(h, accountId)).toMatchObject({ resync_reason: "manual", backfill_label_ids: [], backfill_may_sweep: true });
+  expect(await syncState(h, accountId)).toMatchObject({
+    resync_reason: "manual",
+    backfill_label_ids: [],
+    backfill_may_sweep: true,
+  });
   await finishRun(depsWith({ BACKFILL_LABEL_IDS: ["INBOX"] }), accountId, "manual");
   expect(await softDeletedIds(accountId)).toEqual([...gone].sort());
   expect(await liveIds(accountId)).toEqual(new Set(await listable(UNSCOPED_RESYNC)));
 });
 
-it("the sweep leaves out spam and trash as the run listed them, not as INCLUDE_SPAM_TRASH says at its end", { timeout: 150_000 }, async () => {
+it("the sweep leaves out spam and trash as the run listed them, not as INCLUDE_SPAM_TRASH says at its end", {
+  timeout: 150_000,
+}, async () => {
   const accountId = await connectTestAccount(h, SPAM_TRASH);
   await runBackfillPage(depsWith(), { accountId, reason: "connect" });
   await finishRun(depsWith(), accountId, "connect");
@@ -135,18 +190,25 @@ it("the sweep leaves out spam and trash as the run listed them, not as INCLUDE_S
   expect((await liveIds(accountId)).has(newest)).toBe(true);
 });
 
-it("`backfill` continues a run in progress; `--query` and `--restart` start a new run even while one is listing", { timeout: 120_000 }, async () => {
+it("`backfill` continues a run in progress; `--query` and `--restart` start a new run even while one is listing", {
+  timeout: 120_000,
+}, async () => {
   const { app } = h;
   const accountId = await connectTestAccount(h, CLI);
   expect(await runBackfillPage(depsWith(), { accountId, reason: "connect" })).toMatchObject({ page: 1, done: false });
   const first = await syncState(h, accountId);
-  const queued = async () => (await app.queues.backfill.getJobs(["waiting", "delayed", "prioritized"])).filter((j) => j.data.accountId === accountId);
+  const queued = async () =>
+    (await app.queues.backfill.getJobs(["waiting", "delayed", "prioritized"])).filter(
+      (j) => j.data.accountId === accountId,
+    );
   // The page queued its successor, as in production: the run is in progress.
   expect((await queued()).map((j) => j.data)).toEqual([{ accountId, reason: "connect", resumeOnly: true }]);
 
   const plain = await runCli(["backfill", CLI], h.env);
   expect(plain.code, plain.stderr).toBe(0);
-  expect(plain.stdout).toMatch(/^backfill of cli@example\.com: continuing the run in progress \(started .*, 1 page\(s\) listed, no query\); --restart or --query starts a new run$/m);
+  expect(plain.stdout).toMatch(
+    /^backfill of cli@example\.com: continuing the run in progress \(started .*, 1 page\(s\) listed, no query\); --restart or --query starts a new run$/m,
+  );
   expect((await queued()).filter((j) => j.data.restart === true)).toEqual([]);
 
   /** Runs the one restart job the CLI queued, as the worker would, and returns the run it started. */
@@ -162,14 +224,18 @@ it("`backfill` continues a run in progress; `--query` and `--restart` start a ne
 
   const withQuery = await runCli(["backfill", CLI, "--query", "in:inbox"], h.env);
   expect(withQuery.code, withQuery.stderr).toBe(0);
-  expect(withQuery.stdout).toMatch(/^backfill of cli@example\.com: restart queued: a new run \(query "in:inbox"\) replaces the run in progress/m);
+  expect(withQuery.stdout).toMatch(
+    /^backfill of cli@example\.com: restart queued: a new run \(query "in:inbox"\) replaces the run in progress/m,
+  );
   const second = await runRestartJob({ query: "in:inbox" });
   expect(second.backfill_started_at?.getTime()).toBeGreaterThan(first.backfill_started_at?.getTime() ?? Infinity);
   expect(second).toMatchObject({ backfill_phase: "listing", backfill_query: "in:inbox", backfill_pages: 1 });
 
   const restart = await runCli(["backfill", CLI, "--restart"], h.env);
   expect(restart.code, restart.stderr).toBe(0);
-  expect(restart.stdout).toMatch(/restart queued: a new run \(the configured scope\) replaces the run in progress \(.*query "in:inbox"\)/);
+  expect(restart.stdout).toMatch(
+    /restart queued: a new run \(the configured scope\) replaces the run in progress \(.*query "in:inbox"\)/,
+  );
   const third = await runRestartJob({});
   expect(third.backfill_started_at?.getTime()).toBeGreaterThan(second.backfill_started_at?.getTime() ?? Infinity);
   // A restart without --query takes the configured scope (here none), not the previous run's.

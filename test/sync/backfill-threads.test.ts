@@ -19,7 +19,16 @@ let h: Harness;
 beforeAll(async () => {
   // This file backfills the same 1,200 messages several times within a minute to compare quota
   // spent per strategy (tens of thousands of units): Gmail's per-minute user limit is off by name.
-  h = await startHarness({ emulator: { accounts: [ALICE, BOB], messages: 1200, seed: 23, attachments: true, hostile: false, userQuotaUnitsPerMinute: 0 } });
+  h = await startHarness({
+    emulator: {
+      accounts: [ALICE, BOB],
+      messages: 1200,
+      seed: 23,
+      attachments: true,
+      hostile: false,
+      userQuotaUnitsPerMinute: 0,
+    },
+  });
 }, 60_000);
 afterAll(async () => {
   await h?.close();
@@ -27,7 +36,15 @@ afterAll(async () => {
 
 function deps(overrides: Partial<SyncDeps["config"]> = {}): SyncDeps {
   const { app } = h;
-  return { db: app.db, redis: app.redis, queues: app.queues, gmailFactory: app.gmailFactory, pipeline: app.pipeline, log: app.log, config: { ...app.config, ...overrides } };
+  return {
+    db: app.db,
+    redis: app.redis,
+    queues: app.queues,
+    gmailFactory: app.gmailFactory,
+    pipeline: app.pipeline,
+    log: app.log,
+    config: { ...app.config, ...overrides },
+  };
 }
 
 type Page = Exclude<BackfillPageResult, { skipped: unknown }>;
@@ -38,7 +55,12 @@ async function listed(accountId: number, email: string, q?: string): Promise<Map
   const out = new Map<string, string>();
   let pageToken: string | undefined;
   do {
-    const page = await gmail.listMessages({ maxResults: 500, includeSpamTrash: false, ...(q ? { q } : {}), ...(pageToken ? { pageToken } : {}) });
+    const page = await gmail.listMessages({
+      maxResults: 500,
+      includeSpamTrash: false,
+      ...(q ? { q } : {}),
+      ...(pageToken ? { pageToken } : {}),
+    });
     for (const m of page.messages) out.set(m.id, m.threadId);
     pageToken = page.nextPageToken;
   } while (pageToken);
@@ -47,7 +69,12 @@ async function listed(accountId: number, email: string, q?: string): Promise<Map
 
 /** The account's live rows are exactly `ids`, each in its thread. */
 async function expectRows(accountId: number, ids: Map<string, string>): Promise<void> {
-  const rows = await h.app.db.selectFrom("messages").select(["gmail_id", "thread_id"]).where("account_id", "=", accountId).where("deleted_at", "is", null).execute();
+  const rows = await h.app.db
+    .selectFrom("messages")
+    .select(["gmail_id", "thread_id"])
+    .where("account_id", "=", accountId)
+    .where("deleted_at", "is", null)
+    .execute();
   expect(rows.length).toBe(ids.size);
   expect(new Map(rows.map((r) => [r.gmail_id, r.thread_id]))).toEqual(ids);
 }
@@ -57,7 +84,12 @@ async function backfillRun(d: SyncDeps, accountId: number, email: string, query?
   const before = await h.emulator.control.stats();
   const pages: Page[] = [];
   for (let i = 0; ; i++) {
-    const r = await runBackfillPage(d, { accountId, reason: "manual", ...(query ? { query } : {}), ...(i > 0 ? { resumeOnly: true } : {}) });
+    const r = await runBackfillPage(d, {
+      accountId,
+      reason: "manual",
+      ...(query ? { query } : {}),
+      ...(i > 0 ? { resumeOnly: true } : {}),
+    });
     if ("skipped" in r) throw new Error(`page skipped: ${r.skipped}`);
     pages.push(r);
     if (r.done) break;
@@ -78,13 +110,18 @@ describe("unscoped", () => {
     accountId = await connectTestAccount(h, ALICE);
   });
 
-  it("stores exactly the listing for less quota than messages.get alone; later pages count members stored ahead", { timeout: 120_000 }, async () => {
+  it("stores exactly the listing for less quota than messages.get alone; later pages count members stored ahead", {
+    timeout: 120_000,
+  }, async () => {
     const want = await listed(accountId, ALICE);
     const box = await h.emulator.control.mailbox(ALICE);
     expect(box.messages.length, "the mailbox has spam or trash the listing leaves out").toBeGreaterThan(want.size);
     const sizes = new Map<string, number>();
     for (const t of want.values()) sizes.set(t, (sizes.get(t) ?? 0) + 1);
-    expect([...sizes.values()].some((n) => n >= 2), "the generated mailbox has multi-message threads").toBe(true);
+    expect(
+      [...sizes.values()].some((n) => n >= 2),
+      "the generated mailbox has multi-message threads",
+    ).toBe(true);
 
     const threads = await backfillRun(deps(), accountId, ALICE);
     // Exactly the listing: no thread member outside it (spam, trash) came along.
@@ -93,9 +130,16 @@ describe("unscoped", () => {
     expect(threads.messageGets).toBeLessThan(want.size);
     // Members of a thread listed on a later page came with it, and their page counted them as held.
     expect(threads.pages.length).toBeGreaterThan(1);
-    expect(threads.pages.some((p) => p.stored > p.fetched), "some page stored a later page's thread members").toBe(true);
+    expect(
+      threads.pages.some((p) => p.stored > p.fetched),
+      "some page stored a later page's thread members",
+    ).toBe(true);
     expect(threads.pages.reduce((a, p) => a + p.listed, 0)).toBe(want.size);
-    const held = await h.app.db.selectFrom("sync_state").select(["backfill_listed", "backfill_stored"]).where("account_id", "=", accountId).executeTakeFirstOrThrow();
+    const held = await h.app.db
+      .selectFrom("sync_state")
+      .select(["backfill_listed", "backfill_stored"])
+      .where("account_id", "=", accountId)
+      .executeTakeFirstOrThrow();
     expect(held).toEqual({ backfill_listed: want.size, backfill_stored: want.size });
 
     // The same mailbox again, messages.get only (a new run refetches everything).

@@ -31,16 +31,31 @@ it("a 70,000-message bulk relabel converges with one incremental sync", { timeou
     const chunk = box.messages.slice(i, i + 10_000);
     await sql`INSERT INTO messages (account_id, gmail_id, thread_id, history_id, label_ids)
       SELECT ${accountId}, g, t, ${box.historyId}::numeric, string_to_array(l, ',')
-      FROM unnest(${chunk.map((m) => m.id)}::text[], ${chunk.map((m) => m.threadId)}::text[], ${chunk.map((m) => m.labelIds.join(","))}::text[]) AS x(g, t, l)`.execute(h.app.db);
+      FROM unnest(${chunk.map((m) => m.id)}::text[], ${chunk.map((m) => m.threadId)}::text[], ${chunk.map((m) => m.labelIds.join(","))}::text[]) AS x(g, t, l)`.execute(
+      h.app.db,
+    );
   }
-  await h.app.db.updateTable("sync_state").set({ history_id: box.historyId, pinned_history_id: box.historyId, backfill_phase: "done" }).where("account_id", "=", accountId).execute();
+  await h.app.db
+    .updateTable("sync_state")
+    .set({ history_id: box.historyId, pinned_history_id: box.historyId, backfill_phase: "done" })
+    .where("account_id", "=", accountId)
+    .execute();
 
-  const { changed } = await h.emulator.control.bulkModifyLabels(EMAIL, { all: true, add: ["STARRED"], remove: ["UNREAD"] });
+  const { changed } = await h.emulator.control.bulkModifyLabels(EMAIL, {
+    all: true,
+    add: ["STARRED"],
+    remove: ["UNREAD"],
+  });
   expect(changed).toBeGreaterThan(65_535);
   await syncToMailbox(h, accountId, EMAIL);
 
   const after = await h.emulator.control.mailbox(EMAIL);
-  const rows = await h.app.db.selectFrom("messages").select(["gmail_id", "label_ids"]).where("account_id", "=", accountId).where("deleted_at", "is", null).execute();
+  const rows = await h.app.db
+    .selectFrom("messages")
+    .select(["gmail_id", "label_ids"])
+    .where("account_id", "=", accountId)
+    .where("deleted_at", "is", null)
+    .execute();
   const stored = new Map(rows.map((r) => [r.gmail_id, [...r.label_ids].sort().join(",")]));
   const wrong = after.messages.filter((m) => stored.get(m.id) !== [...m.labelIds].sort().join(","));
   expect(wrong.slice(0, 3)).toEqual([]);

@@ -4,7 +4,16 @@
 // success resolves; failing again starts a new count.
 import { sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { accountsWithDueMessages, dueMessages, listDeadLetters, MAX_MESSAGE_ATTEMPTS, MIN_PARK_AGE_MINUTES, nextRetryAt, recordMessageFailure, resolveDeadLetters } from "../../src/db/dead-letters.ts";
+import {
+  accountsWithDueMessages,
+  dueMessages,
+  listDeadLetters,
+  MAX_MESSAGE_ATTEMPTS,
+  MIN_PARK_AGE_MINUTES,
+  nextRetryAt,
+  recordMessageFailure,
+  resolveDeadLetters,
+} from "../../src/db/dead-letters.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 let tdb: TestDatabase;
@@ -12,7 +21,9 @@ let accountId: number;
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  accountId = (await tdb.db.insertInto("accounts").values({ email: "erin@example.com" }).returning("id").executeTakeFirstOrThrow()).id;
+  accountId = (
+    await tdb.db.insertInto("accounts").values({ email: "erin@example.com" }).returning("id").executeTakeFirstOrThrow()
+  ).id;
 });
 afterAll(async () => {
   await tdb?.drop();
@@ -35,7 +46,9 @@ it("backs a transiently failing message off and parks it only after MAX_MESSAGE_
   expect(secondsFromNow(await nextRetryAt(tdb.db, accountId))).toBeGreaterThan(0);
   expect(await dueMessages(tdb.db, accountId, { limit: 10 })).toEqual([]);
 
-  await sql`UPDATE dead_letters SET first_failed_at = now() - make_interval(mins => ${MIN_PARK_AGE_MINUTES + 1}) WHERE gmail_id = 'm1'`.execute(tdb.db);
+  await sql`UPDATE dead_letters SET first_failed_at = now() - make_interval(mins => ${MIN_PARK_AGE_MINUTES + 1}) WHERE gmail_id = 'm1'`.execute(
+    tdb.db,
+  );
   const r = await recordMessageFailure(tdb.db, accountId, "m1", failure);
   expect(r.parked).toBe(true);
   // Parked rows are tried hourly, not on the backoff; nextRetryAt (the job schedule) leaves them to the tick.
@@ -49,16 +62,29 @@ it("backs a transiently failing message off and parks it only after MAX_MESSAGE_
   // Due: listed for the retry step and by the hourly tick's account query.
   expect(await accountsWithDueMessages(tdb.db)).toEqual([]);
   await sql`UPDATE dead_letters SET next_attempt_at = now() WHERE gmail_id = 'm1'`.execute(tdb.db);
-  expect(await dueMessages(tdb.db, accountId, { limit: 10 })).toEqual([{ gmailId: "m1", reason: "fetch_transient", parked: true }]);
+  expect(await dueMessages(tdb.db, accountId, { limit: 10 })).toEqual([
+    { gmailId: "m1", reason: "fetch_transient", parked: true },
+  ]);
   expect(await accountsWithDueMessages(tdb.db)).toEqual([accountId]);
 });
 
 it("parks a permanent failure at once; success resolves; a new failure counts from one", async () => {
-  expect((await recordMessageFailure(tdb.db, accountId, "m2", { reason: "parse", detail: "unparsable", permanent: true })).parked).toBe(true);
+  expect(
+    (await recordMessageFailure(tdb.db, accountId, "m2", { reason: "parse", detail: "unparsable", permanent: true }))
+      .parked,
+  ).toBe(true);
   await resolveDeadLetters(tdb.db, accountId, ["m1", "m2"]);
   expect(await listDeadLetters(tdb.db)).toHaveLength(0);
   expect(await accountsWithDueMessages(tdb.db)).toEqual([]);
-  expect((await recordMessageFailure(tdb.db, accountId, "m1", { reason: "fetch_transient", detail: "503", permanent: false })).parked).toBe(false);
+  expect(
+    (
+      await recordMessageFailure(tdb.db, accountId, "m1", {
+        reason: "fetch_transient",
+        detail: "503",
+        permanent: false,
+      })
+    ).parked,
+  ).toBe(false);
   const open = await listDeadLetters(tdb.db);
   expect(open).toHaveLength(1);
   expect(open[0]).toMatchObject({ gmailId: "m1", attempts: 1, parkedAt: null });

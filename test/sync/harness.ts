@@ -30,7 +30,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { emulator: EmulatorOptions; env?: Record<string, string> }): Promise<Harness> {
+export async function startHarness(opts: {
+  emulator: EmulatorOptions;
+  env?: Record<string, string>;
+}): Promise<Harness> {
   const emulator = await startEmulator(opts.emulator);
   const tdb = await createTestDatabase();
   const tredis = await createTestRedis();
@@ -75,13 +78,22 @@ export async function connectTestAccount(h: Harness, email: string): Promise<num
     email,
     scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
     accessTokenExpiresAt: null,
-    encrypt: (accountId) => ({ refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", accountId, refreshToken), accessTokenEncrypted: null, keyId: keyRing.activeKeyId }),
+    encrypt: (accountId) => ({
+      refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", accountId, refreshToken),
+      accessTokenEncrypted: null,
+      keyId: keyRing.activeKeyId,
+    }),
   });
   await ensureSyncState(h.app.db, row.id);
   return row.id;
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false | null>,
+  timeoutMs = 60_000,
+  everyMs = 100,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -119,7 +131,11 @@ export async function syncToMailbox(h: Harness, accountId: number, email: string
 }
 
 /** The database equals the mailbox: same live ids, thread ids, labels, one attachment row per part; no duplicates. */
-export async function expectDbEqualsMailbox(h: Harness, accountId: number, email: string): Promise<{ messages: number; attachments: number }> {
+export async function expectDbEqualsMailbox(
+  h: Harness,
+  accountId: number,
+  email: string,
+): Promise<{ messages: number; attachments: number }> {
   const box = await h.emulator.control.mailbox(email);
   const rows = await h.app.db
     .selectFrom("messages")
@@ -135,7 +151,9 @@ export async function expectDbEqualsMailbox(h: Harness, accountId: number, email
   if (missing.length > 0 || extra.length > 0) {
     const dead = await h.app.db.selectFrom("dead_letters").selectAll().where("account_id", "=", accountId).execute();
     const softDeleted = rows.filter((r) => r.deleted_at !== null && missing.includes(r.gmail_id)).length;
-    expect.fail(`db != mailbox: ${missing.length} missing (${softDeleted} of them soft-deleted), ${extra.length} extra; first missing ${missing.slice(0, 3).join(",")}, extra ${extra.slice(0, 3).join(",")}; dead letters: ${JSON.stringify(dead.slice(0, 3))}`);
+    expect.fail(
+      `db != mailbox: ${missing.length} missing (${softDeleted} of them soft-deleted), ${extra.length} extra; first missing ${missing.slice(0, 3).join(",")}, extra ${extra.slice(0, 3).join(",")}; dead letters: ${JSON.stringify(dead.slice(0, 3))}`,
+    );
   }
   const attachments = await h.app.db
     .selectFrom("attachments")
@@ -151,7 +169,9 @@ export async function expectDbEqualsMailbox(h: Harness, accountId: number, email
     const r = dbById.get(m.id);
     expect(r?.thread_id, `thread of ${m.id}`).toBe(m.threadId);
     expect([...(r?.label_ids ?? [])].sort(), `labels of ${m.id}`).toEqual([...m.labelIds].sort());
-    expect((partsByMessage.get(m.id) ?? []).sort(), `attachment parts of ${m.id}`).toEqual(m.attachments.map((a) => a.partId).sort());
+    expect((partsByMessage.get(m.id) ?? []).sort(), `attachment parts of ${m.id}`).toEqual(
+      m.attachments.map((a) => a.partId).sort(),
+    );
     attachmentCount += m.attachments.length;
   }
   return { messages: box.messages.length, attachments: attachmentCount };
@@ -167,7 +187,22 @@ export async function directSyncDeps(h: Harness, email: string): Promise<SyncDep
   const gmailFactory: GmailFactory = async (account) => {
     const auth = createOAuthClient(h.app.config);
     auth.setCredentials({ refresh_token: refreshToken });
-    return createGmailPort({ auth, accountId: account.id, quota: h.app.quota, rootUrl: h.app.config.GMAIL_API_ROOT_URL, log: h.app.log, retry: { baseDelayMs: 20, maxDelayMs: 200 } });
+    return createGmailPort({
+      auth,
+      accountId: account.id,
+      quota: h.app.quota,
+      rootUrl: h.app.config.GMAIL_API_ROOT_URL,
+      log: h.app.log,
+      retry: { baseDelayMs: 20, maxDelayMs: 200 },
+    });
   };
-  return { db: h.app.db, redis: h.app.redis, queues: h.app.queues, gmailFactory, pipeline: h.app.pipeline, log: h.app.log, config: h.app.config };
+  return {
+    db: h.app.db,
+    redis: h.app.redis,
+    queues: h.app.queues,
+    gmailFactory,
+    pipeline: h.app.pipeline,
+    log: h.app.log,
+    config: h.app.config,
+  };
 }

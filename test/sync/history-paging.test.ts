@@ -39,17 +39,27 @@ function depsWith(listHistory: (n: number) => HistoryPage): SyncDeps {
 it("a repeated nextPageToken or an endless run of empty pages fails the run transiently, cursor unmoved", async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   const historyId = (await h.emulator.control.mailbox(EMAIL)).historyId;
-  await h.app.db.updateTable("sync_state").set({ history_id: historyId, backfill_phase: "done" }).where("account_id", "=", accountId).execute();
+  await h.app.db
+    .updateTable("sync_state")
+    .set({ history_id: historyId, backfill_phase: "done" })
+    .where("account_id", "=", accountId)
+    .execute();
 
-  const looping = await runIncremental(depsWith((n) => ({ history: [], historyId, nextPageToken: n % 2 === 0 ? "A" : "B" })), { accountId, reason: "manual" }).catch((e: unknown) => e);
+  const looping = await runIncremental(
+    depsWith((n) => ({ history: [], historyId, nextPageToken: n % 2 === 0 ? "A" : "B" })),
+    { accountId, reason: "manual" },
+  ).catch((e: unknown) => e);
   expect(isGmailError(looping, "transient")).toBe(true);
   expect((looping as Error).message).toMatch(/same nextPageToken/);
 
   let pages = 0;
-  const endless = await runIncremental(depsWith((n) => {
-    pages = n;
-    return { history: [], historyId, nextPageToken: `t${n}` };
-  }), { accountId, reason: "manual" }).catch((e: unknown) => e);
+  const endless = await runIncremental(
+    depsWith((n) => {
+      pages = n;
+      return { history: [], historyId, nextPageToken: `t${n}` };
+    }),
+    { accountId, reason: "manual" },
+  ).catch((e: unknown) => e);
   expect(isGmailError(endless, "transient")).toBe(true);
   expect(pages).toBe(50);
   expect((await syncState(h, accountId)).history_id).toBe(historyId);

@@ -2,7 +2,14 @@
 // fold into it (earliest push time kept); pushes while one runs cause exactly one more run.
 import { Worker } from "bullmq";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createQueues, enqueueBackfill, enqueueIncremental, type Queues, pushTimeKey, QUEUE_NAMES } from "../../src/jobs.ts";
+import {
+  createQueues,
+  enqueueBackfill,
+  enqueueIncremental,
+  type Queues,
+  pushTimeKey,
+  QUEUE_NAMES,
+} from "../../src/jobs.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 
 let tr: TestRedis;
@@ -20,7 +27,10 @@ afterAll(async () => {
 
 it("folds queued pushes into one job and keeps the earliest push time", async () => {
   const results = [];
-  for (let i = 0; i < 5; i++) results.push(await enqueueIncremental(queues, 1, { reason: "push", pushReceivedAt: 1000 + i, historyId: String(50 + i) }));
+  for (let i = 0; i < 5; i++)
+    results.push(
+      await enqueueIncremental(queues, 1, { reason: "push", pushReceivedAt: 1000 + i, historyId: String(50 + i) }),
+    );
   expect(results.map((r) => r.coalesced)).toEqual([false, true, true, true, true]);
   expect(await queues.incremental.getWaitingCount()).toBe(1);
   expect(await tr.redis.get(pushTimeKey(prefix(), 1))).toBe("1000");
@@ -50,14 +60,16 @@ it("a push during a running sync leads to exactly one more run, and payloads hol
     await enqueueIncremental(queues, 7, { reason: "push", pushReceivedAt: 1 });
     await startedP;
     startedP = new Promise<void>((r) => (started = r));
-    for (let i = 0; i < 3; i++) expect((await enqueueIncremental(queues, 7, { reason: "push", pushReceivedAt: 10 + i })).coalesced).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect((await enqueueIncremental(queues, 7, { reason: "push", pushReceivedAt: 10 + i })).coalesced).toBe(true);
     expect(runs).toHaveLength(1); // not run in parallel although concurrency allows it
     release();
     await startedP; // the one follow-up run
     release();
     await new Promise((r) => setTimeout(r, 300));
     expect(runs).toHaveLength(2);
-    for (const data of runs) expect(Object.keys(data as object).sort()).toEqual(expect.arrayContaining(["accountId", "reason"]));
+    for (const data of runs)
+      expect(Object.keys(data as object).sort()).toEqual(expect.arrayContaining(["accountId", "reason"]));
     expect(JSON.stringify(runs)).not.toMatch(/token|raw|body/i);
   } finally {
     await worker.close();

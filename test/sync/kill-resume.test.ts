@@ -5,7 +5,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { cliPath, runCli } from "../helpers/cli.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "./harness.ts";
 
 const EMAIL = "carol@example.com";
 const MESSAGES = 2000; // 4 pages of 500
@@ -13,34 +22,52 @@ let h: Harness;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: MESSAGES, seed: 5, attachments: false }, env: { INCLUDE_SPAM_TRASH: "true" } });
+  h = await startHarness({
+    emulator: { accounts: [EMAIL], messages: MESSAGES, seed: 5, attachments: false },
+    env: { INCLUDE_SPAM_TRASH: "true" },
+  });
 });
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await h?.close();
 });
 
-function startWorker(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string } {
+function startWorker(): {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: () => string;
+} {
   let out = "";
   const child = spawn(process.execPath, [cliPath, "worker", "--concurrency", "2"], {
     // A quota low enough that a page takes about a second: the kill lands mid-backfill.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...h.env, GMAIL_QUOTA_UNITS_PER_SECOND: "2000", LOG_LEVEL: "warn" },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...h.env,
+      GMAIL_QUOTA_UNITS_PER_SECOND: "2000",
+      LOG_LEVEL: "warn",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (d) => (out += d));
   child.stderr?.on("data", (d) => (out += d));
   children.push(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on("exit", (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on("exit", (code, signal) => r({ code, signal })),
+  );
   return { child, exited, output: () => out };
 }
 
 function countRequests(stats: { requests: Record<string, Record<string, number>> }, method: string): number {
   let n = 0;
-  for (const [name, byStatus] of Object.entries(stats.requests)) if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
+  for (const [name, byStatus] of Object.entries(stats.requests))
+    if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
   return n;
 }
 
-it("SIGKILL mid-backfill, restart: resumes from the checkpoint, no duplicate, none missing; SIGTERM exits 0", { timeout: 100_000 }, async () => {
+it("SIGKILL mid-backfill, restart: resumes from the checkpoint, no duplicate, none missing; SIGTERM exits 0", {
+  timeout: 100_000,
+}, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
 
@@ -55,7 +82,12 @@ it("SIGKILL mid-backfill, restart: resumes from the checkpoint, no duplicate, no
   // The second worker takes the orphaned job over; SIGTERM it while it pages: it finishes (or
   // abandons to its checkpoint) the page in flight and exits 0 within 30 s.
   const second = startWorker();
-  await waitFor("progress after the restart", async () => (await syncState(h, accountId)).backfill_pages > committedPages, 60_000, 10);
+  await waitFor(
+    "progress after the restart",
+    async () => (await syncState(h, accountId)).backfill_pages > committedPages,
+    60_000,
+    10,
+  );
   const busy = await syncState(h, accountId);
   if (busy.backfill_phase === "listing") {
     const t = Date.now();

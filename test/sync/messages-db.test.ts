@@ -3,7 +3,15 @@
 // stored leaves a tombstone that the older fetch cannot resurrect, labels apply in history order.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { resolveDeadLetters } from "../../src/db/dead-letters.ts";
-import { applyLabelChange, knownIds, type MessageRecord, recordDeletion, softDeleteMessages, storedCurrentIds, upsertMessages } from "../../src/db/messages.ts";
+import {
+  applyLabelChange,
+  knownIds,
+  type MessageRecord,
+  recordDeletion,
+  softDeleteMessages,
+  storedCurrentIds,
+  upsertMessages,
+} from "../../src/db/messages.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 
 let tdb: TestDatabase;
@@ -25,16 +33,36 @@ const record = (gmailId: string, historyId: string, labelIds: string[]): Message
   bodyText: "body",
   sizeEstimate: 10,
   attachments: [
-    { partId: "1", filename: "a.txt", mimeType: "text/plain", contentId: null, size: 3, detectedType: "text/plain", checksum: null, text: "abc", textTruncated: false, route: "memory", skippedReason: null, metadata: {} },
+    {
+      partId: "1",
+      filename: "a.txt",
+      mimeType: "text/plain",
+      contentId: null,
+      size: 3,
+      detectedType: "text/plain",
+      checksum: null,
+      text: "abc",
+      textTruncated: false,
+      route: "memory",
+      skippedReason: null,
+      metadata: {},
+    },
   ],
 });
 
 const row = (gmailId: string) =>
-  tdb.db.selectFrom("messages").selectAll().where("account_id", "=", accountId).where("gmail_id", "=", gmailId).executeTakeFirstOrThrow();
+  tdb.db
+    .selectFrom("messages")
+    .selectAll()
+    .where("account_id", "=", accountId)
+    .where("gmail_id", "=", gmailId)
+    .executeTakeFirstOrThrow();
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  accountId = (await tdb.db.insertInto("accounts").values({ email: "fay@example.com" }).returning("id").executeTakeFirstOrThrow()).id;
+  accountId = (
+    await tdb.db.insertInto("accounts").values({ email: "fay@example.com" }).returning("id").executeTakeFirstOrThrow()
+  ).id;
 });
 afterAll(async () => {
   await tdb?.drop();
@@ -43,8 +71,17 @@ afterAll(async () => {
 it("upserts idempotently and never lets an older fetch overwrite a newer state", async () => {
   expect(await upsertMessages(tdb.db, accountId, [record("m1", "100", ["INBOX"])])).toBe(1);
   expect(await upsertMessages(tdb.db, accountId, [record("m1", "100", ["INBOX"])])).toBe(1); // same again: one row
-  expect(await applyLabelChange(tdb.db, accountId, { gmailId: "m1", historyId: "120", added: ["STARRED"], removed: ["INBOX"] })).toBe(true);
-  expect(await applyLabelChange(tdb.db, accountId, { gmailId: "m1", historyId: "110", added: ["SPAM"], removed: [] })).toBe(false); // older record
+  expect(
+    await applyLabelChange(tdb.db, accountId, {
+      gmailId: "m1",
+      historyId: "120",
+      added: ["STARRED"],
+      removed: ["INBOX"],
+    }),
+  ).toBe(true);
+  expect(
+    await applyLabelChange(tdb.db, accountId, { gmailId: "m1", historyId: "110", added: ["SPAM"], removed: [] }),
+  ).toBe(false); // older record
   expect(await upsertMessages(tdb.db, accountId, [record("m1", "105", ["INBOX"])])).toBe(0); // fetched before the change
   const r = await row("m1");
   expect(r.label_ids).toEqual(["STARRED"]);
@@ -64,15 +101,26 @@ it("a deletion seen before the message was stored leaves a tombstone an older fe
   expect((await row("m3")).deleted_at).not.toBeNull();
   await upsertMessages(tdb.db, accountId, [record("m3", "400", ["INBOX"])]);
   expect((await row("m3")).deleted_at).toBeNull();
-  const count = await tdb.db.selectFrom("messages").select((eb) => eb.fn.countAll<number>().as("n")).where("account_id", "=", accountId).executeTakeFirstOrThrow();
+  const count = await tdb.db
+    .selectFrom("messages")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("account_id", "=", accountId)
+    .executeTakeFirstOrThrow();
   expect(Number(count.n)).toBe(3);
 });
 
 it("id lists of any length reach Postgres as one parameter (a 70,000-message window does not exceed the 65,535 bind limit)", async () => {
   const ids = Array.from({ length: 70_000 }, (_, i) => `bulk${i.toString(16).padStart(8, "0")}`);
-  await upsertMessages(tdb.db, accountId, [record(ids[0] as string, "500", ["INBOX"]), record(ids[69_999] as string, "500", ["INBOX"])]);
+  await upsertMessages(tdb.db, accountId, [
+    record(ids[0] as string, "500", ["INBOX"]),
+    record(ids[69_999] as string, "500", ["INBOX"]),
+  ]);
   expect(await knownIds(tdb.db, accountId, ids)).toEqual(new Set([ids[0], ids[69_999]]));
-  expect((await storedCurrentIds(tdb.db, accountId, ids, { minHistoryId: new Map([[ids[0] as string, "400"]]) })).has(ids[0] as string)).toBe(true);
+  expect(
+    (await storedCurrentIds(tdb.db, accountId, ids, { minHistoryId: new Map([[ids[0] as string, "400"]]) })).has(
+      ids[0] as string,
+    ),
+  ).toBe(true);
   await resolveDeadLetters(tdb.db, accountId, ids);
   expect(await softDeleteMessages(tdb.db, accountId, ids, "600")).toBe(2);
 });

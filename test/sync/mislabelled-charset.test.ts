@@ -14,7 +14,15 @@ import { compareWithMailbox } from "../../src/demo/compare.ts";
 import { legacySentences } from "@gmail-sync/emulator/generate";
 import { encodedTextPart, multipart } from "@gmail-sync/emulator/generate";
 import type { RunningWorkers } from "../../src/worker.ts";
-import { backfillDone, connectTestAccount, type Harness, queuesIdle, startHarness, syncToMailbox, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncToMailbox,
+  waitFor,
+} from "./harness.ts";
 
 const EMAIL = "mislabel@example.com";
 // Low, so the long mislabelled body below is served by reference.
@@ -34,8 +42,14 @@ type Cte = "7bit" | "quoted-printable" | "base64";
 /** A message whose body parts are `parts` (multipart/alternative when several), bytes as given. */
 function message(subject: string, parts: Array<{ type: string; charset: string; bytes: Buffer; cte: Cte }>): Buffer {
   const encoded = parts.map((p) => encodedTextPart(p.type, p.charset, p.bytes, p.cte));
-  const body = encoded.length === 1 ? (encoded[0] as string) : multipart("alternative", `alt-${subject.replace(/\W/g, "")}`, encoded);
-  return Buffer.from(`From: Shop <news@shop.example>\r\nTo: ${EMAIL}\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\n${body}\r\n`, "latin1");
+  const body =
+    encoded.length === 1
+      ? (encoded[0] as string)
+      : multipart("alternative", `alt-${subject.replace(/\W/g, "")}`, encoded);
+  return Buffer.from(
+    `From: Shop <news@shop.example>\r\nTo: ${EMAIL}\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\n${body}\r\n`,
+    "latin1",
+  );
 }
 
 const utf8 = (s: string) => Buffer.from(s, "utf8");
@@ -56,45 +70,77 @@ const CASES: Case[] = [
   {
     name: "UTF-8 declared iso-8859-1, quoted-printable, text and HTML",
     raw: message("iso", [
-      { type: "text/plain", charset: "iso-8859-1", bytes: utf8(`Hello,\r\n\r\n${offers}\r\n${cafe}\r\n`), cte: "quoted-printable" },
-      { type: "text/html", charset: "iso-8859-1", bytes: utf8(`<p>Hello,</p><p>${offers}</p><p>${cafe}</p>`), cte: "quoted-printable" },
+      {
+        type: "text/plain",
+        charset: "iso-8859-1",
+        bytes: utf8(`Hello,\r\n\r\n${offers}\r\n${cafe}\r\n`),
+        cte: "quoted-printable",
+      },
+      {
+        type: "text/html",
+        charset: "iso-8859-1",
+        bytes: utf8(`<p>Hello,</p><p>${offers}</p><p>${cafe}</p>`),
+        cte: "quoted-printable",
+      },
     ]),
     expected: `Hello,\n\n${offers}\n${cafe}`,
     truth: `Hello,\n\n${offers}\n${cafe}`,
   },
   {
     name: "UTF-8 declared windows-1252, base64",
-    raw: message("w1252", [{ type: "text/plain", charset: '"Windows-1252"', bytes: utf8(`${shipped}\r\n${prices}\r\n`), cte: "base64" }]),
+    raw: message("w1252", [
+      { type: "text/plain", charset: '"Windows-1252"', bytes: utf8(`${shipped}\r\n${prices}\r\n`), cte: "base64" },
+    ]),
     expected: `${shipped}\n${prices}`,
     truth: `${shipped}\n${prices}`,
   },
   {
     name: "UTF-8 declared us-ascii, base64",
-    raw: message("ascii", [{ type: "text/plain", charset: "us-ascii", bytes: utf8("Zoë’s naïve café — 12 € ✓\r\n"), cte: "base64" }]),
+    raw: message("ascii", [
+      { type: "text/plain", charset: "us-ascii", bytes: utf8("Zoë’s naïve café — 12 € ✓\r\n"), cte: "base64" },
+    ]),
     expected: "Zoë’s naïve café — 12 € ✓",
     truth: "Zoë’s naïve café — 12 € ✓",
   },
   {
     name: "HTML only, UTF-8 declared iso-8859-1",
-    raw: message("html", [{ type: "text/html", charset: "iso-8859-1", bytes: utf8(`<html><body><p>${cafe}</p></body></html>`), cte: "quoted-printable" }]),
+    raw: message("html", [
+      {
+        type: "text/html",
+        charset: "iso-8859-1",
+        bytes: utf8(`<html><body><p>${cafe}</p></body></html>`),
+        cte: "quoted-printable",
+      },
+    ]),
     expected: cafe,
     truth: null,
   },
   {
     name: "a long body served by reference, UTF-8 declared iso-8859-1",
-    raw: message("long", [{ type: "text/plain", charset: "iso-8859-1", bytes: utf8(`${LONG}\r\n`), cte: "quoted-printable" }]),
+    raw: message("long", [
+      { type: "text/plain", charset: "iso-8859-1", bytes: utf8(`${LONG}\r\n`), cte: "quoted-printable" },
+    ]),
     expected: LONG.replace(/\r\n/g, "\n"),
     truth: LONG.replace(/\r\n/g, "\n"),
   },
   {
     name: "genuine Latin-1 with Ã and Â stays as written",
-    raw: message("latin", [{ type: "text/plain", charset: "iso-8859-1", bytes: iconv.encode("Ã la carte, NÃO, Â bientôt, naïve, Grüße – 5 €\r\n", "windows-1252"), cte: "quoted-printable" }]),
+    raw: message("latin", [
+      {
+        type: "text/plain",
+        charset: "iso-8859-1",
+        bytes: iconv.encode("Ã la carte, NÃO, Â bientôt, naïve, Grüße – 5 €\r\n", "windows-1252"),
+        cte: "quoted-printable",
+      },
+    ]),
     expected: "Ã la carte, NÃO, Â bientôt, naïve, Grüße – 5 €",
     truth: "Ã la carte, NÃO, Â bientôt, naïve, Grüße – 5 €",
   },
   {
     name: "unrecoverable: windows-1252 bytes declared UTF-8 are served with U+FFFD, and stored so",
-    raw: message("rev", [{ type: "text/plain", charset: "utf-8", bytes: iconv.encode("Café crème\r\n", "windows-1252"), cte: "base64" }]),
+    raw: message("rev", [
+      { type: "text/plain", charset: "utf-8", bytes: iconv.encode("Café crème\r\n", "windows-1252"), cte: "base64" },
+    ]),
     expected: "Caf\ufffd cr\ufffdme",
     truth: "Caf\ufffd cr\ufffdme",
   },
@@ -102,7 +148,15 @@ const CASES: Case[] = [
 
 beforeAll(async () => {
   // 200 generated messages hold every legacy variant, mislabelled UTF-8 included (asserted below).
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 200, seed: 7373, hostile: false, bodyByReferenceBytes: BY_REFERENCE_BYTES } });
+  h = await startHarness({
+    emulator: {
+      accounts: [EMAIL],
+      messages: 200,
+      seed: 7373,
+      hostile: false,
+      bodyByReferenceBytes: BY_REFERENCE_BYTES,
+    },
+  });
   workers = h.app.startWorkers({ maintenance: false });
   for (const c of CASES.slice(0, 4)) c.id = (await h.emulator.control.deliver(EMAIL, { raw: c.raw })).id;
   accountId = await connectTestAccount(h, EMAIL);
@@ -119,7 +173,12 @@ afterAll(async () => {
 });
 
 async function storedBody(id: string): Promise<string | null> {
-  const row = await h.app.db.selectFrom("messages").select("body_text").where("account_id", "=", accountId).where("gmail_id", "=", id).executeTakeFirst();
+  const row = await h.app.db
+    .selectFrom("messages")
+    .select("body_text")
+    .where("account_id", "=", accountId)
+    .where("gmail_id", "=", id)
+    .executeTakeFirst();
   expect(row, `message ${id} stored`).toBeDefined();
   return row?.body_text ?? null;
 }
@@ -128,16 +187,23 @@ describe("mislabelled mail reaches the database as the sender wrote it", () => {
   for (const c of CASES) {
     it(c.name, async () => {
       expect(norm(await storedBody(c.id as string))).toBe(norm(c.expected));
-      const truth = (await h.emulator.control.mailbox(EMAIL, { bodies: true })).messages.find((m) => m.id === c.id)?.bodyText;
+      const truth = (await h.emulator.control.mailbox(EMAIL, { bodies: true })).messages.find(
+        (m) => m.id === c.id,
+      )?.bodyText;
       expect(truth === null ? null : norm(truth), "ground truth").toBe(c.truth === null ? null : norm(c.truth));
     });
   }
 
   it("the long body really was served by reference, and the others inline", async () => {
-    const auth = new OAuth2Client({ clientId: h.emulator.clientId, clientSecret: h.emulator.clientSecret, endpoints: { oauth2TokenUrl: h.emulator.tokenUrl } });
+    const auth = new OAuth2Client({
+      clientId: h.emulator.clientId,
+      clientSecret: h.emulator.clientSecret,
+      endpoints: { oauth2TokenUrl: h.emulator.tokenUrl },
+    });
     auth.setCredentials({ refresh_token: await h.emulator.control.issueRefreshToken(EMAIL) });
     const api = gmail({ version: "v1", auth, rootUrl: h.emulator.gmailRootUrl });
-    const body = async (id: string) => (await api.users.messages.get({ userId: "me", id, format: "full" })).data.payload?.body;
+    const body = async (id: string) =>
+      (await api.users.messages.get({ userId: "me", id, format: "full" })).data.payload?.body;
     expect(await body(CASES[4]?.id as string)).toMatchObject({ attachmentId: expect.any(String) });
     expect(await body(CASES[2]?.id as string)).toMatchObject({ data: expect.any(String) });
   });
@@ -145,7 +211,9 @@ describe("mislabelled mail reaches the database as the sender wrote it", () => {
   it("the demo's verdict: every stored body equals the ground truth, generated mislabelled mail included", async () => {
     const box = await h.emulator.control.mailbox(EMAIL, { bodies: true });
     const delivered = new Set(CASES.map((c) => c.id));
-    const generated = box.messages.filter((m) => !delivered.has(m.id) && legacySentences("mislabelled-utf8").some((s) => m.bodyText?.includes(s)));
+    const generated = box.messages.filter(
+      (m) => !delivered.has(m.id) && legacySentences("mislabelled-utf8").some((s) => m.bodyText?.includes(s)),
+    );
     expect(generated.length, "generated mislabelled messages, their truth the sender's UTF-8").toBeGreaterThan(0);
     const verdict = await compareWithMailbox(h.app.db, accountId, box, { includeSpamTrash: false });
     expect(verdict.bodyMismatches).toEqual([]);

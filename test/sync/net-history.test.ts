@@ -24,7 +24,13 @@ describe("netHistory", () => {
   it("keeps label records in history order, except for deleted messages", () => {
     const net = netHistory([
       { id: "7", labelsRemoved: [{ ...msg("x"), labelIds: ["UNREAD"] }] },
-      { id: "5", labelsAdded: [{ ...msg("x"), labelIds: ["STARRED"] }, { ...msg("gone"), labelIds: ["INBOX"] }] },
+      {
+        id: "5",
+        labelsAdded: [
+          { ...msg("x"), labelIds: ["STARRED"] },
+          { ...msg("gone"), labelIds: ["INBOX"] },
+        ],
+      },
       { id: "6", messagesAdded: [msg("y")], labelsAdded: [{ ...msg("y"), labelIds: ["IMPORTANT"] }] },
       { id: "8", messagesDeleted: [msg("gone")] },
     ]);
@@ -42,8 +48,14 @@ describe("netHistory", () => {
       {
         id: "40",
         messages: [msg("m1").message, msg("m2").message],
-        labelsAdded: [{ ...msg("m1"), labelIds: ["Label_7"] }, { ...msg("m2"), labelIds: ["Label_7"] }],
-        labelsRemoved: [{ ...msg("m1"), labelIds: ["INBOX"] }, { ...msg("m2"), labelIds: ["INBOX", "UNREAD"] }],
+        labelsAdded: [
+          { ...msg("m1"), labelIds: ["Label_7"] },
+          { ...msg("m2"), labelIds: ["Label_7"] },
+        ],
+        labelsRemoved: [
+          { ...msg("m1"), labelIds: ["INBOX"] },
+          { ...msg("m2"), labelIds: ["INBOX", "UNREAD"] },
+        ],
       },
       { id: "41", messages: [msg("m1").message] },
     ]);
@@ -55,7 +67,10 @@ describe("netHistory", () => {
   });
 
   it("compares history ids as integers, not strings, beyond 2^53", () => {
-    const net = netHistory([{ id: "18446744073709551610", messagesAdded: [msg("big")] }, { id: "9", messagesAdded: [msg("small")] }]);
+    const net = netHistory([
+      { id: "18446744073709551610", messagesAdded: [msg("big")] },
+      { id: "9", messagesAdded: [msg("small")] },
+    ]);
     expect(net.maxRecordId).toBe(18446744073709551610n);
   });
 
@@ -68,13 +83,29 @@ describe("netHistory", () => {
 
 describe("sliceWindow", () => {
   it("cuts a window into history-ordered slices of bounded additions", () => {
-    const adds = (id: string, n: number) => ({ id, messagesAdded: Array.from({ length: n }, (_, i) => msg(`${id}-${i}`)) });
+    const adds = (id: string, n: number) => ({
+      id,
+      messagesAdded: Array.from({ length: n }, (_, i) => msg(`${id}-${i}`)),
+    });
     const slices = sliceWindow([adds("3", 2), adds("1", 3), { id: "2", messagesDeleted: [msg("d")] }, adds("4", 4)], 5);
     expect(slices.map((s) => s.map((r) => r.id))).toEqual([["1", "2", "3"], ["4"]]);
   });
   it("also bounds a slice by entries of any kind (a bulk change), never splitting a record", () => {
-    const labels = (id: string, n: number) => ({ id, labelsRemoved: Array.from({ length: n }, (_, i) => ({ ...msg(`${id}-${i}`), labelIds: ["UNREAD"] })) });
-    const slices = sliceWindow([labels("1", 1000), labels("2", 1000), labels("3", 1000), { id: "4", messagesAdded: [msg("a")] }, labels("5", 3000)], 500, 2500);
+    const labels = (id: string, n: number) => ({
+      id,
+      labelsRemoved: Array.from({ length: n }, (_, i) => ({ ...msg(`${id}-${i}`), labelIds: ["UNREAD"] })),
+    });
+    const slices = sliceWindow(
+      [
+        labels("1", 1000),
+        labels("2", 1000),
+        labels("3", 1000),
+        { id: "4", messagesAdded: [msg("a")] },
+        labels("5", 3000),
+      ],
+      500,
+      2500,
+    );
     expect(slices.map((sl) => sl.map((r) => r.id))).toEqual([["1", "2"], ["3", "4"], ["5"]]);
   });
   it("keeps an empty window as one empty slice", () => {
@@ -84,7 +115,12 @@ describe("sliceWindow", () => {
 
 describe("groupLabelChanges", () => {
   it("groups consecutive changes of one record with one delta, keeping history order", () => {
-    const change = (gmailId: string, historyId: string, added: string[], removed: string[]) => ({ gmailId, historyId, added, removed });
+    const change = (gmailId: string, historyId: string, added: string[], removed: string[]) => ({
+      gmailId,
+      historyId,
+      added,
+      removed,
+    });
     expect(
       groupLabelChanges([
         change("a", "10", [], ["UNREAD"]),

@@ -12,7 +12,12 @@
 // instead of 1 s.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { sql } from "kysely";
-import { listDeadLetters, MAX_MESSAGE_ATTEMPTS, MIN_PARK_AGE_MINUTES, recordMessageFailure } from "../../src/db/dead-letters.ts";
+import {
+  listDeadLetters,
+  MAX_MESSAGE_ATTEMPTS,
+  MIN_PARK_AGE_MINUTES,
+  recordMessageFailure,
+} from "../../src/db/dead-letters.ts";
 import { DEFAULT_RETRY } from "../../src/gmail/retry.ts";
 import { JOB_NAMES } from "../../src/jobs.ts";
 import { type MaintenanceDeps, processMaintenanceJob } from "../../src/maintenance.ts";
@@ -21,7 +26,17 @@ import { runRetryJob } from "../../src/sync/retry-messages.ts";
 import type { SyncDeps } from "../../src/sync/deps.ts";
 import { runIncremental } from "../../src/sync/incremental.ts";
 import { runCli } from "../helpers/cli.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, directSyncDeps, startHarness, syncState, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  directSyncDeps,
+  startHarness,
+  syncState,
+  waitFor,
+} from "./harness.ts";
 
 const EMAIL = "alice@example.com";
 let h: Harness;
@@ -31,7 +46,9 @@ let deps: SyncDeps;
 beforeAll(async () => {
   // Gmail's defaults, less the random post-push 404: this test drives single runs and asserts what
   // each stored; a raced delivery would (rightly) wait in the ledger instead (retry-ledger.test.ts).
-  h = await startHarness({ emulator: { accounts: [EMAIL], messages: 30, seed: 11, attachments: false, addedNotFoundRate: 0 } });
+  h = await startHarness({
+    emulator: { accounts: [EMAIL], messages: 30, seed: 11, attachments: false, addedNotFoundRate: 0 },
+  });
   accountId = await connectTestAccount(h, EMAIL);
   const workers = h.app.startWorkers({ maintenance: false });
   await h.app.enqueueBackfill(accountId, { reason: "connect" });
@@ -45,9 +62,21 @@ afterAll(async () => {
 });
 
 const cursor = async () => BigInt((await syncState(h, accountId)).history_id ?? "0");
-const storedIds = async () => new Set((await h.app.db.selectFrom("messages").select("gmail_id").where("account_id", "=", accountId).where("deleted_at", "is", null).execute()).map((r) => r.gmail_id));
+const storedIds = async () =>
+  new Set(
+    (
+      await h.app.db
+        .selectFrom("messages")
+        .select("gmail_id")
+        .where("account_id", "=", accountId)
+        .where("deleted_at", "is", null)
+        .execute()
+    ).map((r) => r.gmail_id),
+  );
 
-it("a 500-forever message never holds the cursor: ledger, backoff, parked only after MAX attempts over 30 minutes, hourly retry, CLI", { timeout: 60_000 }, async () => {
+it("a 500-forever message never holds the cursor: ledger, backoff, parked only after MAX attempts over 30 minutes, hourly retry, CLI", {
+  timeout: 60_000,
+}, async () => {
   const start = await cursor();
   const before = await h.emulator.control.deliver(EMAIL, { attachments: false });
   // The failure is set before the delivery shows up in history, so no run ever sees it succeed.
@@ -69,21 +98,31 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
   expect(await open()).toMatchObject({ gmailId: poisonId, attempts: 1, parkedAt: null });
   expect((await open())?.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now() - 1000);
   // …and its retry is scheduled as a job of its own (the cursor does not wait for it).
-  const retryJobs = (await h.app.queues.incremental.getJobs(["delayed", "waiting"])).filter((j) => j.name === JOB_NAMES.retryMessages);
+  const retryJobs = (await h.app.queues.incremental.getJobs(["delayed", "waiting"])).filter(
+    (j) => j.name === JOB_NAMES.retryMessages,
+  );
   expect(retryJobs.map((j) => j.data)).toContainEqual({ accountId });
 
   // The retry step tries it again each time it is due: five quick failures park nothing (a short
   // outage is not a dead letter)…
-  const makeDue = () => sql`UPDATE dead_letters SET next_attempt_at = now() WHERE account_id = ${accountId}`.execute(h.app.db);
+  const makeDue = () =>
+    sql`UPDATE dead_letters SET next_attempt_at = now() WHERE account_id = ${accountId}`.execute(h.app.db);
   for (let attempt = 2; attempt <= MAX_MESSAGE_ATTEMPTS; attempt++) {
     await makeDue();
-    await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 1, stored: 0, retrying: 1, parked: 0 });
+    await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({
+      retried: 1,
+      stored: 0,
+      retrying: 1,
+      parked: 0,
+    });
     expect(await open()).toMatchObject({ attempts: attempt, parkedAt: null });
   }
   // …nor does a job that finds nothing due fetch anything.
   await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 0 });
   // Failing for over MIN_PARK_AGE_MINUTES as well: parked, and next tried an hour later.
-  await sql`UPDATE dead_letters SET first_failed_at = now() - make_interval(mins => ${MIN_PARK_AGE_MINUTES + 1}), next_attempt_at = now() WHERE account_id = ${accountId}`.execute(h.app.db);
+  await sql`UPDATE dead_letters SET first_failed_at = now() - make_interval(mins => ${MIN_PARK_AGE_MINUTES + 1}), next_attempt_at = now() WHERE account_id = ${accountId}`.execute(
+    h.app.db,
+  );
   await expect(runRetryJob(deps, { accountId })).resolves.toMatchObject({ retried: 1, parked: 1 });
   const [parked] = await listDeadLetters(h.app.db, { parkedOnly: true });
   expect(parked).toMatchObject({ gmailId: poisonId, attempts: MAX_MESSAGE_ATTEMPTS + 1, email: EMAIL });
@@ -93,7 +132,12 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
   // The hourly tick asks for a retry of every account with a due row, parked ones included.
   const tick = async () => {
     const asked: number[] = [];
-    const mdeps = { db: h.app.db, config: h.app.config, log: h.app.log, enqueueRetry: async (id: number) => void asked.push(id) } as unknown as MaintenanceDeps;
+    const mdeps = {
+      db: h.app.db,
+      config: h.app.config,
+      log: h.app.log,
+      enqueueRetry: async (id: number) => void asked.push(id),
+    } as unknown as MaintenanceDeps;
     await processMaintenanceJob({ name: TICKS.retryLedger, data: {} }, mdeps);
     return asked;
   };
@@ -115,13 +159,23 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
   // The CLI lists it; once Gmail answers again, --retry stores it and the database equals the mailbox.
   const listed = await runCli(["dead-letters", "--json"], h.env);
   expect(listed.code, listed.stderr).toBe(0);
-  const rows = JSON.parse(listed.stdout.trim().split("\n").pop() as string) as Array<{ gmailId: string; email: string; attempts: number }>;
-  expect(rows).toEqual([expect.objectContaining({ gmailId: poisonId, email: EMAIL, attempts: MAX_MESSAGE_ATTEMPTS + 1 })]);
+  const rows = JSON.parse(listed.stdout.trim().split("\n").pop() as string) as Array<{
+    gmailId: string;
+    email: string;
+    attempts: number;
+  }>;
+  expect(rows).toEqual([
+    expect.objectContaining({ gmailId: poisonId, email: EMAIL, attempts: MAX_MESSAGE_ATTEMPTS + 1 }),
+  ]);
 
   await h.emulator.control.failMessage(EMAIL, poisonId, { status: 0 });
   const retried = await runCli(["dead-letters", "--retry", "--json"], h.env);
   expect(retried.code, retried.stderr).toBe(0);
-  expect(JSON.parse(retried.stdout.trim().split("\n").pop() as string)).toMatchObject({ retried: 1, stored: 1, failed: 0 });
+  expect(JSON.parse(retried.stdout.trim().split("\n").pop() as string)).toMatchObject({
+    retried: 1,
+    stored: 1,
+    failed: 0,
+  });
   expect((await storedIds()).has(poisonId)).toBe(true);
   expect(await listDeadLetters(h.app.db)).toHaveLength(0);
   await expectDbEqualsMailbox(h, accountId, EMAIL);
@@ -130,11 +184,24 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
 it("dead-letters --retry stores through the sync's store step: a parked message Gmail no longer has is soft-deleted and resolved", async () => {
   const [victim] = [...(await storedIds())];
   expect(victim).toBeDefined();
-  await h.app.db.transaction().execute((trx) => recordMessageFailure(trx, accountId, victim as string, { reason: "test", detail: "parked by hand", permanent: true }));
+  await h.app.db
+    .transaction()
+    .execute((trx) =>
+      recordMessageFailure(trx, accountId, victim as string, {
+        reason: "test",
+        detail: "parked by hand",
+        permanent: true,
+      }),
+    );
   await h.emulator.control.deleteMessage(EMAIL, victim as string);
   const retried = await runCli(["dead-letters", "--retry", "--json"], h.env);
   expect(retried.code, retried.stderr).toBe(0);
-  expect(JSON.parse(retried.stdout.trim().split("\n").pop() as string)).toMatchObject({ retried: 1, stored: 0, gone: 1, failed: 0 });
+  expect(JSON.parse(retried.stdout.trim().split("\n").pop() as string)).toMatchObject({
+    retried: 1,
+    stored: 0,
+    gone: 1,
+    failed: 0,
+  });
   expect((await storedIds()).has(victim as string)).toBe(false);
   expect(await listDeadLetters(h.app.db)).toHaveLength(0);
 });

@@ -5,7 +5,16 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { quotaDelayedJobsTotal } from "../../src/metrics.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "./harness.ts";
 
 const GUS = "gus@example.com";
 const HAL = "hal@example.com";
@@ -26,16 +35,25 @@ async function delayed(): Promise<number> {
   return (await quotaDelayedJobsTotal.get()).values.reduce((n, v) => n + v.value, 0);
 }
 
-it("a rate-limited account is parked (not an attempt, not failed), shows throttled, and completes once Gmail relents", { timeout: 90_000 }, async () => {
+it("a rate-limited account is parked (not an attempt, not failed), shows throttled, and completes once Gmail relents", {
+  timeout: 90_000,
+}, async () => {
   const gus = await connectTestAccount(h, GUS);
   await h.app.enqueueBackfill(gus, { reason: "connect" });
   let sawThrottled = false;
-  await waitFor("gus parked", async () => {
-    const [view] = await accountStatuses(h.app.db, { email: GUS });
-    if (view?.status === "throttled" || (await syncState(h, gus)).throttled_until !== null) sawThrottled = true;
-    return (await delayed()) > 0 && sawThrottled;
-  }, 60_000, 50);
-  const parked = (await h.app.queues.backfill.getJobs(["delayed", "active", "waiting"])).filter((j) => j.data.accountId === gus);
+  await waitFor(
+    "gus parked",
+    async () => {
+      const [view] = await accountStatuses(h.app.db, { email: GUS });
+      if (view?.status === "throttled" || (await syncState(h, gus)).throttled_until !== null) sawThrottled = true;
+      return (await delayed()) > 0 && sawThrottled;
+    },
+    60_000,
+    50,
+  );
+  const parked = (await h.app.queues.backfill.getJobs(["delayed", "active", "waiting"])).filter(
+    (j) => j.data.accountId === gus,
+  );
   expect(parked.length).toBeGreaterThan(0);
   expect(parked.every((j) => j.attemptsMade === 0)).toBe(true); // parking is not an attempt
 
@@ -43,7 +61,11 @@ it("a rate-limited account is parked (not an attempt, not failed), shows throttl
   await h.emulator.control.updateSettings({ quotaUnitsPerSecond: 0 });
   const hal = await connectTestAccount(h, HAL);
   await h.app.enqueueBackfill(hal, { reason: "connect" });
-  await waitFor("both backfills", async () => (await backfillDone(h, hal)) && (await backfillDone(h, gus)) && (await queuesIdle(h)), 60_000);
+  await waitFor(
+    "both backfills",
+    async () => (await backfillDone(h, hal)) && (await backfillDone(h, gus)) && (await queuesIdle(h)),
+    60_000,
+  );
   expect(await h.app.queues.backfill.getFailed()).toHaveLength(0);
   await expectDbEqualsMailbox(h, gus, GUS);
   await expectDbEqualsMailbox(h, hal, HAL);

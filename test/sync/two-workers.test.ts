@@ -14,7 +14,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { cliPath } from "../helpers/cli.ts";
-import { backfillDone, connectTestAccount, expectDbEqualsMailbox, type Harness, queuesIdle, startHarness, syncState, waitFor } from "./harness.ts";
+import {
+  backfillDone,
+  connectTestAccount,
+  expectDbEqualsMailbox,
+  type Harness,
+  queuesIdle,
+  startHarness,
+  syncState,
+  waitFor,
+} from "./harness.ts";
 
 const EMAIL = "wendy@example.com";
 const QUOTA = 100;
@@ -62,7 +71,9 @@ function startWorker(): WorkerChild {
 
 const sum = (o: Record<string, number> | undefined) => Object.values(o ?? {}).reduce((a, b) => a + b, 0);
 
-it("two workers on one account: under the quota (no 429 after the first second), never two syncs at once", { timeout: 90_000 }, async () => {
+it("two workers on one account: under the quota (no 429 after the first second), never two syncs at once", {
+  timeout: 90_000,
+}, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
   const a = startWorker();
   const b = startWorker();
@@ -70,7 +81,12 @@ it("two workers on one account: under the quota (no 429 after the first second),
   const started = Date.now();
   // "The first second" starts with the first message fetch (the job is picked up, the token
   // refreshed, the profile read and the page listed before that).
-  await waitFor("the first fetch", async () => sum((await h.emulator.control.stats()).requests["gmail.users.messages.get"]) > 0, 20_000, 10);
+  await waitFor(
+    "the first fetch",
+    async () => sum((await h.emulator.control.stats()).requests["gmail.users.messages.get"]) > 0,
+    20_000,
+    10,
+  );
   await new Promise((r) => setTimeout(r, 1000));
   const afterFirstSecond = await h.emulator.control.stats();
   await waitFor("backfill", async () => (await backfillDone(h, accountId)) && (await queuesIdle(h)), 40_000, 100);
@@ -82,7 +98,13 @@ it("two workers on one account: under the quota (no 429 after the first second),
     await h.app.enqueueIncremental(accountId, { reason: "push", pushReceivedAt: Date.now() });
     await new Promise((r) => setTimeout(r, 150));
   }
-  await waitFor("steady-state syncs", async () => (await syncState(h, accountId)).history_id === (await h.emulator.control.mailbox(EMAIL)).historyId && (await queuesIdle(h)), 20_000);
+  await waitFor(
+    "steady-state syncs",
+    async () =>
+      (await syncState(h, accountId)).history_id === (await h.emulator.control.mailbox(EMAIL)).historyId &&
+      (await queuesIdle(h)),
+    20_000,
+  );
 
   const afterSteady = await h.emulator.control.stats();
 
@@ -109,17 +131,30 @@ it("two workers on one account: under the quota (no 429 after the first second),
   // B's stall check hands it A's job (A cannot renew its 2 s job lock); B's run must be refused
   // by the account's sync lock and parked (delayed), not run.
   await waitFor("B to take over the stalled job", async () => b.output().includes("job stalled"), 20_000, 50);
-  await waitFor("B's run to be refused and parked", async () => ((await h.app.queues.incremental.getJobCounts("delayed")).delayed ?? 0) > 0, 10_000, 50);
+  await waitFor(
+    "B's run to be refused and parked",
+    async () => ((await h.app.queues.incremental.getJobCounts("delayed")).delayed ?? 0) > 0,
+    10_000,
+    50,
+  );
   await new Promise((r) => setTimeout(r, 2500)); // B tries again (busy retry is 2 s): still refused
-  expect((await syncState(h, accountId)).history_id, "no second sync committed while A held the account").toBe(cursorBefore);
+  expect((await syncState(h, accountId)).history_id, "no second sync committed while A held the account").toBe(
+    cursorBefore,
+  );
   a.child.kill("SIGCONT");
 
   const mailbox = await h.emulator.control.mailbox(EMAIL);
-  await waitFor("the window to be synced", async () => BigInt((await syncState(h, accountId)).history_id ?? "0") >= BigInt(mailbox.historyId) && (await queuesIdle(h)), 30_000);
+  await waitFor(
+    "the window to be synced",
+    async () =>
+      BigInt((await syncState(h, accountId)).history_id ?? "0") >= BigInt(mailbox.historyId) && (await queuesIdle(h)),
+    30_000,
+  );
   const end = await h.emulator.control.stats();
   const seconds = (Date.now() - started) / 1000;
 
-  for (const [i, w] of workers.entries()) expect(w.child.exitCode, `worker ${i} exited:\n${w.output().slice(-2000)}`).toBeNull();
+  for (const [i, w] of workers.entries())
+    expect(w.child.exitCode, `worker ${i} exited:\n${w.output().slice(-2000)}`).toBeNull();
   const counts = await expectDbEqualsMailbox(h, accountId, EMAIL);
   expect(counts.messages).toBe(MESSAGES + 20 + 60);
   // Nothing fetched twice: no two syncs of the account overlapped (backfill, steady state, the
@@ -139,9 +174,13 @@ it("two workers on one account: under the quota (no 429 after the first second),
   const rateLimitedSteady = afterSteady.rateLimited - afterFirstSecond.rateLimited;
   const rateLimitedLater = end.rateLimited - afterFirstSecond.rateLimited;
   const units = end.quotaUnits[EMAIL] ?? 0;
-  console.log(`two workers: ${seconds.toFixed(1)} s, ${units} units (${(units / seconds).toFixed(1)}/s), 429s: ${afterFirstSecond.rateLimited} in the first second, ${rateLimitedLater} after (backfill ${afterBackfill.rateLimited - afterFirstSecond.rateLimited}, steady ${afterSteady.rateLimited - afterBackfill.rateLimited}, stalled job ${end.rateLimited - afterSteady.rateLimited}); A frozen after ${fetchedAtFreeze} of ${window.length} fetches`);
+  console.log(
+    `two workers: ${seconds.toFixed(1)} s, ${units} units (${(units / seconds).toFixed(1)}/s), 429s: ${afterFirstSecond.rateLimited} in the first second, ${rateLimitedLater} after (backfill ${afterBackfill.rateLimited - afterFirstSecond.rateLimited}, steady ${afterSteady.rateLimited - afterBackfill.rateLimited}, stalled job ${end.rateLimited - afterSteady.rateLimited}); A frozen after ${fetchedAtFreeze} of ${window.length} fetches`,
+  );
   expect(rateLimitedSteady, `429s after the first second: ${JSON.stringify(afterSteady.requests)}`).toBe(0);
-  expect(end.rateLimited - afterSteady.rateLimited, "429s around the frozen worker").toBeLessThanOrEqual(2 * (QUOTA / 10));
+  expect(end.rateLimited - afterSteady.rateLimited, "429s around the frozen worker").toBeLessThanOrEqual(
+    2 * (QUOTA / 10),
+  );
   expect(units / seconds).toBeLessThanOrEqual(QUOTA + QUOTA / seconds);
   const failed = await h.app.queues.incremental.getJobCounts("failed");
   expect(failed.failed).toBe(0);

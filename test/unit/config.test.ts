@@ -28,7 +28,11 @@ describe("config", () => {
   });
 
   it("parses numbers, booleans and lists", () => {
-    const c = loadConfig({ GMAIL_QUOTA_UNITS_PER_SECOND: "50", INCLUDE_SPAM_TRASH: "true", WATCH_LABEL_IDS: "INBOX, UNREAD," });
+    const c = loadConfig({
+      GMAIL_QUOTA_UNITS_PER_SECOND: "50",
+      INCLUDE_SPAM_TRASH: "true",
+      WATCH_LABEL_IDS: "INBOX, UNREAD,",
+    });
     expect(c.GMAIL_QUOTA_UNITS_PER_SECOND).toBe(50);
     expect(c.INCLUDE_SPAM_TRASH).toBe(true);
     expect(c.WATCH_LABEL_IDS).toEqual(["INBOX", "UNREAD"]);

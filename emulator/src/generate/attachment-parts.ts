@@ -75,7 +75,12 @@ export const FIXED_FILENAMES = {
 export const PDF_KEYWORDS = ["aubergine", "brontosaur", "cardamom", "dulcimer", "escarpment", "fjordland"] as const;
 const PDF_PAGES = [2, 3, 5, 8, 12, 40];
 export const DOCX_KEYWORDS = ["gazpacho", "hornbill", "isthmus", "jacaranda"] as const;
-const PNG_SIZES: readonly [number, number][] = [[64, 48], [320, 240], [120, 120], [640, 400]];
+const PNG_SIZES: readonly [number, number][] = [
+  [64, 48],
+  [320, 240],
+  [120, 120],
+  [640, 400],
+];
 export const LARGE_ATTACHMENT_BYTES = 60_000_000;
 
 interface EncodedBody {
@@ -118,7 +123,10 @@ function pdfVariant(v: number): Promise<Buffer> {
 function docxVariant(v: number): Promise<Buffer> {
   const keyword = DOCX_KEYWORDS[v]!;
   return makeDocx({
-    paragraphs: Array.from({ length: 3 + v * 3 }, (_, i) => `${REPORT_SENTENCES[(i + v) % REPORT_SENTENCES.length]} (${keyword} ${i + 1})`),
+    paragraphs: Array.from(
+      { length: 3 + v * 3 },
+      (_, i) => `${REPORT_SENTENCES[(i + v) % REPORT_SENTENCES.length]} (${keyword} ${i + 1})`,
+    ),
     table: [
       ["Item", "Owner", "Due"],
       [`${keyword} milestone`, "Ana", "2024-03-01"],
@@ -130,7 +138,14 @@ function docxVariant(v: number): Promise<Buffer> {
 
 function largeCsv(): Buffer {
   const rows: string[][] = [["id", "date", "account", "amount", "memo"]];
-  for (let i = 0; i < 20_000; i++) rows.push([String(i), "2024-01-15", `ACC-${(i * 7919) % 100_000}`, ((i * 37) % 10_000 / 100).toFixed(2), "bulk export row"]);
+  for (let i = 0; i < 20_000; i++)
+    rows.push([
+      String(i),
+      "2024-01-15",
+      `ACC-${(i * 7919) % 100_000}`,
+      (((i * 37) % 10_000) / 100).toFixed(2),
+      "bulk export row",
+    ]);
   const block = makeCsv(rows);
   const out = Buffer.alloc(LARGE_ATTACHMENT_BYTES);
   for (let at = 0; at < out.length; at += block.length) block.copy(out, at);
@@ -141,9 +156,12 @@ function largeCsv(): Buffer {
 async function fixtures(kinds: ReadonlySet<AttachmentKind>): Promise<Map<string, EncodedBody>> {
   const wanted: [string, () => Promise<Buffer> | Buffer][] = [];
   const want = (key: string, build: () => Promise<Buffer> | Buffer): void => void wanted.push([key, build]);
-  if (kinds.has("pdf") || kinds.has("pdf-as-octet-stream")) for (const v of PDF_KEYWORDS.keys()) want(`pdf:${v}`, () => pdfVariant(v));
+  if (kinds.has("pdf") || kinds.has("pdf-as-octet-stream"))
+    for (const v of PDF_KEYWORDS.keys()) want(`pdf:${v}`, () => pdfVariant(v));
   if (kinds.has("docx")) for (const v of DOCX_KEYWORDS.keys()) want(`docx:${v}`, () => docxVariant(v));
-  if (kinds.has("png") || kinds.has("inline-image")) for (const [v, [w, h]] of PNG_SIZES.entries()) want(`png:${v}`, () => makePng({ width: w, height: h, seed: v + 1 }));
+  if (kinds.has("png") || kinds.has("inline-image"))
+    for (const [v, [w, h]] of PNG_SIZES.entries())
+      want(`png:${v}`, () => makePng({ width: w, height: h, seed: v + 1 }));
   if (kinds.has("scanned-pdf")) want("scanned-pdf", makeImageOnlyPdf);
   if (kinds.has("owner-protected-pdf")) want("owner-protected-pdf", () => makeEncryptedPdf({ ownerOnly: true }));
   if (kinds.has("encrypted-pdf")) want("encrypted-pdf", () => makeEncryptedPdf());
@@ -152,7 +170,10 @@ async function fixtures(kinds: ReadonlySet<AttachmentKind>): Promise<Map<string,
   if (kinds.has("zip-bomb-docx")) want("zip-bomb-docx", () => makeZipBombDocx());
   if (kinds.has("entity-bomb-docx")) want("entity-bomb-docx", makeEntityBombDocx);
   if (kinds.has("encrypted-docx")) want("encrypted-docx", makeEncryptedDocx);
-  if (kinds.has("exe-named-pdf")) want("exe-named-pdf", () => Buffer.concat([Buffer.from("MZ\x90\x00\x03\x00\x00\x00", "latin1"), Buffer.alloc(2040, 0x90)]));
+  if (kinds.has("exe-named-pdf"))
+    want("exe-named-pdf", () =>
+      Buffer.concat([Buffer.from("MZ\x90\x00\x03\x00\x00\x00", "latin1"), Buffer.alloc(2040, 0x90)]),
+    );
   if (kinds.has("large-csv")) want("large-csv", largeCsv);
   const bodies = await Promise.all(wanted.map(([key, build]) => encodeOnce(key, build)));
   return new Map(wanted.map(([key], i) => [key, bodies[i]!]));
@@ -182,7 +203,13 @@ const CONTENT_TYPES: Record<string, string> = {
   png: "image/png",
 };
 
-function binaryPart(mimeType: string, filename: string, body: EncodedBody, disposition = "attachment", extra = ""): string {
+function binaryPart(
+  mimeType: string,
+  filename: string,
+  body: EncodedBody,
+  disposition = "attachment",
+  extra = "",
+): string {
   const params = fileParams(filename);
   return (
     `Content-Type: ${mimeType}; ${params.name}\r\nContent-Disposition: ${disposition}; ${params.filename}\r\n` +
@@ -223,14 +250,22 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
         const v = rng.int(0, PNG_SIZES.length - 1);
         const contentId = `ii_${ctx.uid}@generator.gmail-sync.test`;
         return {
-          part: binaryPart(CONTENT_TYPES.png!, `chart-${v + 1}.png`, body(`png:${v}`), "inline", `Content-ID: <${contentId}>\r\nX-Attachment-Id: ii_${ctx.uid}\r\n`),
+          part: binaryPart(
+            CONTENT_TYPES.png!,
+            `chart-${v + 1}.png`,
+            body(`png:${v}`),
+            "inline",
+            `Content-ID: <${contentId}>\r\nX-Attachment-Id: ii_${ctx.uid}\r\n`,
+          ),
           contentId,
         };
       }
       case "scanned-pdf":
         return plain(binaryPart(CONTENT_TYPES.pdf!, FIXED_FILENAMES["scanned-pdf"], body("scanned-pdf")));
       case "owner-protected-pdf":
-        return plain(binaryPart(CONTENT_TYPES.pdf!, FIXED_FILENAMES["owner-protected-pdf"], body("owner-protected-pdf")));
+        return plain(
+          binaryPart(CONTENT_TYPES.pdf!, FIXED_FILENAMES["owner-protected-pdf"], body("owner-protected-pdf")),
+        );
       case "encrypted-pdf":
         return plain(binaryPart(CONTENT_TYPES.pdf!, FIXED_FILENAMES["encrypted-pdf"], body("encrypted-pdf")));
       case "corrupt-pdf":
@@ -255,9 +290,11 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
         const csv = makeCsv([
           ["date", "description", "amount"],
           ["2024-02-01", `Order ${word}`, "12.50"],
-          ["2024-02-03", "Café, \"special\" blend", "4.20"],
+          ["2024-02-03", 'Café, "special" blend', "4.20"],
         ]);
-        return plain(binaryPart('text/csv; charset="UTF-8"', FIXED_FILENAMES.csv, { base64: base64Lines(csv), size: csv.length }));
+        return plain(
+          binaryPart('text/csv; charset="UTF-8"', FIXED_FILENAMES.csv, { base64: base64Lines(csv), size: csv.length }),
+        );
       }
       case "csv-utf16": {
         const csv = makeCsv(
@@ -268,7 +305,12 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
           ],
           { encoding: "utf16le" },
         );
-        return plain(binaryPart('text/csv; charset="UTF-16"', FIXED_FILENAMES["csv-utf16"], { base64: base64Lines(csv), size: csv.length }));
+        return plain(
+          binaryPart('text/csv; charset="UTF-16"', FIXED_FILENAMES["csv-utf16"], {
+            base64: base64Lines(csv),
+            size: csv.length,
+          }),
+        );
       }
       case "html": {
         const html = makeHtml({
@@ -276,27 +318,57 @@ export async function attachmentRenderer(kinds: Iterable<AttachmentKind>): Promi
           paragraphs: ["This week in the project.", `Featured: ${word}.`],
           withScript: rng.chance(0.5),
         });
-        return plain(binaryPart('text/html; charset="UTF-8"', FIXED_FILENAMES.html, { base64: base64Lines(html), size: html.length }));
+        return plain(
+          binaryPart('text/html; charset="UTF-8"', FIXED_FILENAMES.html, {
+            base64: base64Lines(html),
+            size: html.length,
+          }),
+        );
       }
       case "calendar-invite": {
         const start = new Date(ctx.time + 7 * 86_400_000).toISOString().replace(/[-:]|\.\d+/g, "");
         const ics = [
-          "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//gmail-sync//generator//EN", "METHOD:REQUEST", "BEGIN:VEVENT",
-          `UID:${ctx.uid}@generator.gmail-sync.test`, `DTSTAMP:${start}`, `DTSTART:${start}`,
-          `SUMMARY:Planning session ${word}`, "LOCATION:Room Ølstykke", "END:VEVENT", "END:VCALENDAR", "",
+          "BEGIN:VCALENDAR",
+          "VERSION:2.0",
+          "PRODID:-//gmail-sync//generator//EN",
+          "METHOD:REQUEST",
+          "BEGIN:VEVENT",
+          `UID:${ctx.uid}@generator.gmail-sync.test`,
+          `DTSTAMP:${start}`,
+          `DTSTART:${start}`,
+          `SUMMARY:Planning session ${word}`,
+          "LOCATION:Room Ølstykke",
+          "END:VEVENT",
+          "END:VCALENDAR",
+          "",
         ].join("\r\n");
         const bytes = Buffer.from(ics, "utf8");
-        return plain(binaryPart('text/calendar; charset="UTF-8"; method=REQUEST', FIXED_FILENAMES["calendar-invite"], { base64: base64Lines(bytes), size: bytes.length }));
+        return plain(
+          binaryPart('text/calendar; charset="UTF-8"; method=REQUEST', FIXED_FILENAMES["calendar-invite"], {
+            base64: base64Lines(bytes),
+            size: bytes.length,
+          }),
+        );
       }
       case "empty-file":
         return plain(binaryPart("text/plain", FIXED_FILENAMES["empty-file"], { base64: "", size: 0 }));
       case "path-traversal-name": {
         const bytes = Buffer.from(`root:x:0:0:not really:/root:/bin/false\nmarker ${word}\n`);
-        return plain(binaryPart("text/plain", FIXED_FILENAMES["path-traversal-name"], { base64: base64Lines(bytes), size: bytes.length }));
+        return plain(
+          binaryPart("text/plain", FIXED_FILENAMES["path-traversal-name"], {
+            base64: base64Lines(bytes),
+            size: bytes.length,
+          }),
+        );
       }
       case "nul-bytes-text": {
         const bytes = Buffer.from(`before\0the\0nul bytes ${word}\0\0after\n`, "latin1");
-        return plain(binaryPart("text/plain", FIXED_FILENAMES["nul-bytes-text"], { base64: base64Lines(bytes), size: bytes.length }));
+        return plain(
+          binaryPart("text/plain", FIXED_FILENAMES["nul-bytes-text"], {
+            base64: base64Lines(bytes),
+            size: bytes.length,
+          }),
+        );
       }
       case "forwarded-message": {
         const inner = forwardedMessage(ctx);

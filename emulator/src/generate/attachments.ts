@@ -4,7 +4,18 @@
 // deterministic (same options → same bytes) and memoised per options, because a 20,000-message
 // mailbox reuses a few dozen bodies; each call returns its own copy, so callers may mutate it.
 import { createHash } from "node:crypto";
-import { AlignmentType, Document, FootnoteReferenceRun, Packer, Paragraph, Table, TableCell, TableRow, TextRun, WidthType } from "docx";
+import {
+  AlignmentType,
+  Document,
+  FootnoteReferenceRun,
+  Packer,
+  Paragraph,
+  Table,
+  TableCell,
+  TableRow,
+  TextRun,
+  WidthType,
+} from "docx";
 import JSZip from "jszip";
 import { PDFDocument, StandardFonts } from "pdf-lib";
 import { buildPng } from "./png.ts";
@@ -194,7 +205,12 @@ async function normalizeZip(bytes: Buffer): Promise<Buffer> {
     let data = await file.async("nodebuffer");
     if (file.name === "docProps/core.xml") {
       data = Buffer.from(
-        data.toString("utf8").replace(/(<dcterms:(?:created|modified)[^>]*>)[^<]*/g, `$1${FIXED_DATE.toISOString().replace(/\.\d+Z$/, "Z")}`),
+        data
+          .toString("utf8")
+          .replace(
+            /(<dcterms:(?:created|modified)[^>]*>)[^<]*/g,
+            `$1${FIXED_DATE.toISOString().replace(/\.\d+Z$/, "Z")}`,
+          ),
       );
     }
     entries.push(deflatedEntry(file.name, data));
@@ -325,7 +341,15 @@ export function makeEncryptedDocx(): Buffer {
     chain(2, infoSectors);
     chain(2 + infoSectors, packageSectors);
     const dir = Buffer.alloc(sector);
-    const entry = (index: number, name: string, type: number, start: number, size: number, child = 0xffffffff, right = 0xffffffff): void => {
+    const entry = (
+      index: number,
+      name: string,
+      type: number,
+      start: number,
+      size: number,
+      child = 0xffffffff,
+      right = 0xffffffff,
+    ): void => {
       const at = index * 128;
       const utf16 = Buffer.from(`${name}\0`, "utf16le");
       utf16.copy(dir, at);
@@ -350,7 +374,9 @@ export function makeEncryptedDocx(): Buffer {
     // EncryptionInfo starts with its version (4.4 = agile encryption) and an XML descriptor.
     const info = Buffer.concat([
       Buffer.from([4, 0, 4, 0, 0x40, 0, 0, 0]),
-      Buffer.from('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><encryption xmlns="http://schemas.microsoft.com/office/2006/encryption"><keyData saltSize="16" blockSize="16" keyBits="256" hashSize="64" cipherAlgorithm="AES" cipherChaining="ChainingModeCBC" hashAlgorithm="SHA512"/></encryption>'),
+      Buffer.from(
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><encryption xmlns="http://schemas.microsoft.com/office/2006/encryption"><keyData saltSize="16" blockSize="16" keyBits="256" hashSize="64" cipherAlgorithm="AES" cipherChaining="ChainingModeCBC" hashAlgorithm="SHA512"/></encryption>',
+      ),
     ]);
     info.copy(noise, 0);
     noise.writeUInt32LE(7 * 1024, infoSectors * sector); // EncryptedPackage: plaintext size

@@ -10,7 +10,15 @@ import iconv from "iconv-lite";
 import { encodedTextPart, escapeHtml, multipart } from "./mime.ts";
 import type { Rng } from "./prng.ts";
 
-export const LEGACY_CHARSETS = ["iso-8859-1", "windows-1252", "iso-2022-jp", "shift_jis", "gb2312", "koi8-r", "mislabelled-utf8"] as const;
+export const LEGACY_CHARSETS = [
+  "iso-8859-1",
+  "windows-1252",
+  "iso-2022-jp",
+  "shift_jis",
+  "gb2312",
+  "koi8-r",
+  "mislabelled-utf8",
+] as const;
 export type LegacyCharset = (typeof LEGACY_CHARSETS)[number];
 
 const WESTERN = [
@@ -66,13 +74,62 @@ const iconvEncoder = (name: string) => (text: string) => iconv.encode(text, name
 
 const VARIANTS: Record<LegacyCharset, Variant> = {
   // Labelled iso-8859-1 but written by a Windows mailer: € and curly quotes are windows-1252 bytes.
-  "iso-8859-1": { label: "iso-8859-1", sentences: WESTERN, greetings: ["Bonjour,", "Hola,"], closings: ["Cordialement", "Saludos"], encode: iconvEncoder("windows-1252"), encodings: ["quoted-printable"] },
-  "windows-1252": { label: "Windows-1252", sentences: WESTERN, greetings: ["Sehr geehrte Damen und Herren,", "Hello,"], closings: ["Mit freundlichen Grüßen", "Best regards"], encode: iconvEncoder("windows-1252"), encodings: ["quoted-printable", "base64"] },
-  "iso-2022-jp": { label: "ISO-2022-JP", sentences: JAPANESE, greetings: ["山田様", "各位"], closings: ["以上、よろしくお願いいたします。"], encode: encodeIso2022Jp, encodings: ["7bit"] },
-  shift_jis: { label: "Shift_JIS", sentences: JAPANESE, greetings: ["田中様", "皆様"], closings: ["今後ともよろしくお願いいたします。"], encode: iconvEncoder("shift_jis"), encodings: ["base64"] },
-  gb2312: { label: "GB2312", sentences: CHINESE, greetings: ["您好！", "各位同事："], closings: ["谢谢！", "此致敬礼"], encode: iconvEncoder("gb2312"), encodings: ["base64"] },
-  "koi8-r": { label: "KOI8-R", sentences: RUSSIAN, greetings: ["Здравствуйте!", "Коллеги, добрый день."], closings: ["С уважением"], encode: iconvEncoder("koi8-r"), encodings: ["quoted-printable", "base64"] },
-  "mislabelled-utf8": { label: "iso-8859-1", sentences: MISLABELLED, greetings: ["Hello,"], closings: ["The team"], encode: (text) => Buffer.from(text, "utf8"), encodings: ["quoted-printable", "base64"] },
+  "iso-8859-1": {
+    label: "iso-8859-1",
+    sentences: WESTERN,
+    greetings: ["Bonjour,", "Hola,"],
+    closings: ["Cordialement", "Saludos"],
+    encode: iconvEncoder("windows-1252"),
+    encodings: ["quoted-printable"],
+  },
+  "windows-1252": {
+    label: "Windows-1252",
+    sentences: WESTERN,
+    greetings: ["Sehr geehrte Damen und Herren,", "Hello,"],
+    closings: ["Mit freundlichen Grüßen", "Best regards"],
+    encode: iconvEncoder("windows-1252"),
+    encodings: ["quoted-printable", "base64"],
+  },
+  "iso-2022-jp": {
+    label: "ISO-2022-JP",
+    sentences: JAPANESE,
+    greetings: ["山田様", "各位"],
+    closings: ["以上、よろしくお願いいたします。"],
+    encode: encodeIso2022Jp,
+    encodings: ["7bit"],
+  },
+  shift_jis: {
+    label: "Shift_JIS",
+    sentences: JAPANESE,
+    greetings: ["田中様", "皆様"],
+    closings: ["今後ともよろしくお願いいたします。"],
+    encode: iconvEncoder("shift_jis"),
+    encodings: ["base64"],
+  },
+  gb2312: {
+    label: "GB2312",
+    sentences: CHINESE,
+    greetings: ["您好！", "各位同事："],
+    closings: ["谢谢！", "此致敬礼"],
+    encode: iconvEncoder("gb2312"),
+    encodings: ["base64"],
+  },
+  "koi8-r": {
+    label: "KOI8-R",
+    sentences: RUSSIAN,
+    greetings: ["Здравствуйте!", "Коллеги, добрый день."],
+    closings: ["С уважением"],
+    encode: iconvEncoder("koi8-r"),
+    encodings: ["quoted-printable", "base64"],
+  },
+  "mislabelled-utf8": {
+    label: "iso-8859-1",
+    sentences: MISLABELLED,
+    greetings: ["Hello,"],
+    closings: ["The team"],
+    encode: (text) => Buffer.from(text, "utf8"),
+    encodings: ["quoted-printable", "base64"],
+  },
 };
 
 /** The sentences a variant's bodies are made of (tests recognise served text by them). */
@@ -128,11 +185,13 @@ function encodable(variant: Variant, text: string): boolean {
  */
 export function legacySubject(charset: LegacyCharset, subject: string): string | undefined {
   const variant = VARIANTS[charset];
-  if (charset === "mislabelled-utf8" || /^[\x20-\x7e]*$/.test(subject) || !encodable(variant, subject)) return undefined;
+  if (charset === "mislabelled-utf8" || /^[\x20-\x7e]*$/.test(subject) || !encodable(variant, subject))
+    return undefined;
   // Short chunks, each a complete encoded word (an ISO-2022-JP word must end in ASCII mode).
   const chars = [...subject];
   const words: string[] = [];
-  for (let i = 0; i < chars.length; i += 12) words.push(`=?${variant.label}?B?${variant.encode(chars.slice(i, i + 12).join("")).toString("base64")}?=`);
+  for (let i = 0; i < chars.length; i += 12)
+    words.push(`=?${variant.label}?B?${variant.encode(chars.slice(i, i + 12).join("")).toString("base64")}?=`);
   return words.join("\r\n ");
 }
 

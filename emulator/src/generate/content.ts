@@ -3,15 +3,67 @@
 import type { Rng } from "./prng.ts";
 
 const FIRST_NAMES = [
-  "Alice", "Bob", "Carmen", "David", "Emma", "Farid", "Grace", "Hiroshi", "Ingrid", "Jonas",
-  "Zoë", "José", "Søren", "Łukasz", "Élodie", "Björn", "Ana", "Mateo", "Priya", "Chen",
-  "Ελένη", "Иван", "太郎", "Nguyễn", "François", "Ayşe", "Dvořák", "Siobhán", "Kwame", "Olga",
+  "Alice",
+  "Bob",
+  "Carmen",
+  "David",
+  "Emma",
+  "Farid",
+  "Grace",
+  "Hiroshi",
+  "Ingrid",
+  "Jonas",
+  "Zoë",
+  "José",
+  "Søren",
+  "Łukasz",
+  "Élodie",
+  "Björn",
+  "Ana",
+  "Mateo",
+  "Priya",
+  "Chen",
+  "Ελένη",
+  "Иван",
+  "太郎",
+  "Nguyễn",
+  "François",
+  "Ayşe",
+  "Dvořák",
+  "Siobhán",
+  "Kwame",
+  "Olga",
 ];
 const LAST_NAMES = [
-  "Smith", "Johnson", "García", "Müller", "Dubois", "Rossi", "Kowalski", "Nakamura", "Olsen", "Silva",
-  "Núñez", "Østergaard", "Παπαδοπούλου", "Петров", "田中", "Öztürk", "Fernández", "O'Brien", "Lee", "Patel",
+  "Smith",
+  "Johnson",
+  "García",
+  "Müller",
+  "Dubois",
+  "Rossi",
+  "Kowalski",
+  "Nakamura",
+  "Olsen",
+  "Silva",
+  "Núñez",
+  "Østergaard",
+  "Παπαδοπούλου",
+  "Петров",
+  "田中",
+  "Öztürk",
+  "Fernández",
+  "O'Brien",
+  "Lee",
+  "Patel",
 ];
-const DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com", "corp.example.org", "lists.example.net"];
+const DOMAINS = [
+  "example.com",
+  "example.org",
+  "example.net",
+  "mail.example.com",
+  "corp.example.org",
+  "lists.example.net",
+];
 const ZONES = [0, 60, 120, -300, -240, -480, 330, 540, 600, -180];
 
 export interface Contact {
@@ -50,8 +102,21 @@ export function ownerName(email: string): string {
 }
 
 const TOPICS = [
-  "budget", "roadmap", "offsite", "migration", "invoice", "contract", "hiring plan", "release", "audit",
-  "design review", "quarterly report", "onboarding", "server upgrade", "newsletter", "workshop",
+  "budget",
+  "roadmap",
+  "offsite",
+  "migration",
+  "invoice",
+  "contract",
+  "hiring plan",
+  "release",
+  "audit",
+  "design review",
+  "quarterly report",
+  "onboarding",
+  "server upgrade",
+  "newsletter",
+  "workshop",
 ];
 const PLACES = ["Lisbon", "Kyoto", "München", "Reykjavík", "São Paulo", "Zürich", "Kraków", "Montréal"];
 const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
@@ -105,8 +170,30 @@ export function makeParagraphs(rng: Rng, token: string): string[] {
 export const closing = (rng: Rng): string => rng.pick(CLOSINGS);
 
 const SYLLABLES = [
-  "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "bre", "dra", "fli", "gro", "plu", "qua", "stra", "tho",
-  "vel", "wim", "xan", "yor", "zep", "mar", "nix", "oph",
+  "ka",
+  "lo",
+  "mi",
+  "ne",
+  "ru",
+  "ta",
+  "vo",
+  "zi",
+  "bre",
+  "dra",
+  "fli",
+  "gro",
+  "plu",
+  "qua",
+  "stra",
+  "tho",
+  "vel",
+  "wim",
+  "xan",
+  "yor",
+  "zep",
+  "mar",
+  "nix",
+  "oph",
 ];
 
 /** A made-up word, unique per `index`: the search tests' handle on one message. */

@@ -65,7 +65,11 @@ export function planDrafts(rng: Rng, messages: Planned[], me: Person): void {
 
 /** Headers a draft has before the usual ones (an API-made draft's Received line). */
 export function draftHeaders(m: Planned): string[] {
-  return m.draft?.style === "api" ? [`Received: from 336000000000 named unknown by gmailapi.google.com with HTTPREST; ${formatDate(m.time, m.from.zone)}`] : [];
+  return m.draft?.style === "api"
+    ? [
+        `Received: from 336000000000 named unknown by gmailapi.google.com with HTTPREST; ${formatDate(m.time, m.from.zone)}`,
+      ]
+    : [];
 }
 
 /**
@@ -74,7 +78,11 @@ export function draftHeaders(m: Planned): string[] {
  */
 export function draftBody(m: Planned, text: string, uid: string): string | undefined {
   if (!m.draft) return undefined;
-  if (m.draft.empty) return multipart("alternative", `----=_Draft_${uid}`, [textPart("text/plain", "\r\n"), textPart("text/html", '<div dir="ltr"><br></div>\r\n')]);
+  if (m.draft.empty)
+    return multipart("alternative", `----=_Draft_${uid}`, [
+      textPart("text/plain", "\r\n"),
+      textPart("text/html", '<div dir="ltr"><br></div>\r\n'),
+    ]);
   if (m.draft.style === "api") return textPart("text/plain", text);
   return undefined;
 }

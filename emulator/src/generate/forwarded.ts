@@ -38,7 +38,10 @@ export interface ForwardContext {
 export function forwardNote(plan: ForwardPlan, referenceSentence: string, uid: string): string {
   const html = `<div dir="ltr"><p>${escapeHtml(FORWARD_NOTE)}</p><p>${escapeHtml(referenceSentence)}</p></div>\r\n`;
   if (plan.htmlOnly) return textPart("text/html", html);
-  return multipart("alternative", `----=_FwdAlt_${uid}`, [textPart("text/plain", `${FORWARD_NOTE}\n\n${referenceSentence}\n`), textPart("text/html", html)]);
+  return multipart("alternative", `----=_FwdAlt_${uid}`, [
+    textPart("text/plain", `${FORWARD_NOTE}\n\n${referenceSentence}\n`),
+    textPart("text/html", html),
+  ]);
 }
 
 /** The attached original: a message/rfc822 part (headers, blank line, the whole message). */
@@ -46,7 +49,10 @@ export function forwardedPart(plan: ForwardPlan, ctx: ForwardContext): string {
   const date = ctx.time - ctx.rng.int(1, 30) * 86_400_000;
   const text = `Hello,\n\nThe original message says hello. The forwarded word is ${ctx.innerWord}.\n\n${plan.original.name}\n`;
   const html = `<div><p>Hello,</p><p>The original message says hello. The forwarded word is ${escapeHtml(ctx.innerWord)}.</p><p>${escapeHtml(plan.original.name)}</p></div>\r\n`;
-  let body = multipart("alternative", `----=_OrigAlt_${ctx.uid}`, [textPart("text/plain", text), textPart("text/html", html)]);
+  let body = multipart("alternative", `----=_OrigAlt_${ctx.uid}`, [
+    textPart("text/plain", text),
+    textPart("text/html", html),
+  ]);
   if (plan.innerAttachment) {
     const attachment = ctx.render(plan.innerAttachment, {
       rng: ctx.rng,

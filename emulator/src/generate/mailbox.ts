@@ -14,7 +14,17 @@ import {
   type RenderAttachment,
 } from "./attachment-parts.ts";
 import { LEGACY_CHARSETS, legacyBody, legacySubject, type LegacyCharset } from "./charsets.ts";
-import { CATEGORIES, GENERATED_USER_LABELS, closing, makeContacts, makeParagraphs, makeSubject, makeToken, ownerName, type Contact } from "./content.ts";
+import {
+  CATEGORIES,
+  GENERATED_USER_LABELS,
+  closing,
+  makeContacts,
+  makeParagraphs,
+  makeSubject,
+  makeToken,
+  ownerName,
+  type Contact,
+} from "./content.ts";
 import { type DraftPlan, draftBody, draftHeaders, planDrafts } from "./drafts.ts";
 import { type ForwardPlan, forwardNote, forwardedPart } from "./forwarded.ts";
 import { largeHtmlPart } from "./large-body.ts";
@@ -146,7 +156,7 @@ function planThreads(opts: GenerateMailboxOptions, contacts: Contact[]): Planned
     const important = rng.chance(0.2);
     const spam = size === 1 && rng.chance(0.03);
     const trash = !spam && rng.chance(0.02);
-    let time = start + Math.floor(rng.next() * SPAN_MS / 1000) * 1000;
+    let time = start + Math.floor((rng.next() * SPAN_MS) / 1000) * 1000;
     const thread: Planned[] = [];
     for (let i = 0; i < size; i++) {
       const prev = thread[i - 1];
@@ -214,7 +224,9 @@ function planAttachments(opts: GenerateMailboxOptions, messages: Planned[]): Set
   const hostile = opts.hostile ?? true;
   // Hostile files sit at fixed spots spread over the mailbox, so a 300-message mailbox has each.
   const hostileAt = new Map<number, AttachmentKind>();
-  if (hostile) for (const [i, kind] of HOSTILE_KINDS.entries()) hostileAt.set(Math.floor(((i + 0.5) * count) / HOSTILE_KINDS.length), kind);
+  if (hostile)
+    for (const [i, kind] of HOSTILE_KINDS.entries())
+      hostileAt.set(Math.floor(((i + 0.5) * count) / HOSTILE_KINDS.length), kind);
   // Error diffusion rather than a coin per message: random placement, but the share of messages
   // with attachments stays at ATTACHMENT_RATE even in a small mailbox.
   let due = rng.next();
@@ -266,7 +278,13 @@ function planSpecial(opts: GenerateMailboxOptions, messages: Planned[], contacts
       const innerAttachment = rng.chance(FORWARD_INNER_ATTACHMENT_RATE) ? rng.pick(FORWARD_INNER_KINDS) : null;
       if (innerAttachment) kinds.add(innerAttachment);
       const original = rng.pick(contacts);
-      m.forward = { innerSubject, named: rng.chance(FORWARD_NAMED_RATE), htmlOnly: rng.chance(FORWARD_HTML_ONLY_RATE), innerAttachment, original };
+      m.forward = {
+        innerSubject,
+        named: rng.chance(FORWARD_NAMED_RATE),
+        htmlOnly: rng.chance(FORWARD_HTML_ONLY_RATE),
+        innerAttachment,
+        original,
+      };
       m.subject = `Fwd: ${innerSubject}`;
     }
   }
@@ -316,7 +334,14 @@ function addressList(people: Person[]): string {
 }
 
 /** `index` makes the message's searchable words unique within a mailbox. */
-function buildRaw(message: Planned, uid: string, index: number, ownerEmail: string, rng: Rng, render: RenderAttachment): string {
+function buildRaw(
+  message: Planned,
+  uid: string,
+  index: number,
+  ownerEmail: string,
+  rng: Rng,
+  render: RenderAttachment,
+): string {
   const token = makeToken(rng, index);
   const attachmentWord = `${makeToken(rng, index)}z`;
   const paragraphs = makeParagraphs(rng, token);
@@ -324,7 +349,9 @@ function buildRaw(message: Planned, uid: string, index: number, ownerEmail: stri
   const greeting = `Hi ${firstName(message.to[0] ?? message.from)},`;
   const signOff = `${closing(rng)},`;
   const parent = message.ancestors[message.ancestors.length - 1];
-  const quoteHeader = parent ? `On ${formatDate(parent.time, parent.from.zone)}, ${parent.from.name} <${parent.from.email}> wrote:` : "";
+  const quoteHeader = parent
+    ? `On ${formatDate(parent.time, parent.from.zone)}, ${parent.from.name} <${parent.from.email}> wrote:`
+    : "";
 
   const text =
     [greeting, ...paragraphs, `${signOff}\n${message.from.name}`].join("\n\n") +
@@ -354,7 +381,15 @@ function buildRaw(message: Planned, uid: string, index: number, ownerEmail: stri
   } else if (message.forward) {
     body = forwardNote(message.forward, reference, uid);
     attached.unshift(
-      forwardedPart(message.forward, { rng, uid, time: message.time, forwarderName: message.from.name, forwarderEmail: message.from.email, innerWord: `${attachmentWord}f`, render }),
+      forwardedPart(message.forward, {
+        rng,
+        uid,
+        time: message.time,
+        forwarderName: message.from.name,
+        forwarderEmail: message.from.email,
+        innerWord: `${attachmentWord}f`,
+        render,
+      }),
     );
   } else {
     const html = message.largeBody
@@ -367,19 +402,29 @@ function buildRaw(message: Planned, uid: string, index: number, ownerEmail: stri
           ? `<div class="gmail_quote"><div class="gmail_attr">${escapeHtml(quoteHeader)}</div>` +
             `<blockquote class="gmail_quote">${escapeHtml(parent.quotable)}</blockquote></div>\n`
           : "");
-    body = draftBody(message, text, uid) ?? multipart("alternative", `----=_Alt_${uid}`, [textPart("text/plain", text), html === undefined ? largeHtmlPart() : textPart("text/html", html)]);
+    body =
+      draftBody(message, text, uid) ??
+      multipart("alternative", `----=_Alt_${uid}`, [
+        textPart("text/plain", text),
+        html === undefined ? largeHtmlPart() : textPart("text/html", html),
+      ]);
   }
   if (inline.length > 0) body = multipart("related", `----=_Rel_${uid}`, [body, ...inline.map((r) => r.part)]);
   if (attached.length > 0) body = multipart("mixed", `----=_Mix_${uid}`, [body, ...attached]);
 
   const headers: string[] = draftHeaders(message);
   if (!message.fromOwner) headers.push(`Delivered-To: ${ownerEmail}`);
-  headers.push("MIME-Version: 1.0", `Date: ${formatDate(message.time, message.from.zone)}`, `Message-ID: ${message.messageId}`);
+  headers.push(
+    "MIME-Version: 1.0",
+    `Date: ${formatDate(message.time, message.from.zone)}`,
+    `Message-ID: ${message.messageId}`,
+  );
   if (parent) {
     headers.push(`In-Reply-To: ${parent.messageId}`);
     headers.push(`References: ${message.ancestors.map((a) => a.messageId).join("\r\n ")}`);
   }
-  const subject = (message.legacy ? legacySubject(message.legacy, message.subject) : undefined) ?? encodeWords(message.subject);
+  const subject =
+    (message.legacy ? legacySubject(message.legacy, message.subject) : undefined) ?? encodeWords(message.subject);
   headers.push(`Subject: ${subject}`, `From: ${formatAddress(message.from.name, message.from.email)}`);
   if (message.to.length > 0) headers.push(`To: ${addressList(message.to)}`);
   if (message.cc.length > 0) headers.push(`Cc: ${addressList(message.cc)}`);
@@ -387,7 +432,8 @@ function buildRaw(message: Planned, uid: string, index: number, ownerEmail: stri
 }
 
 export async function generateMailbox(opts: GenerateMailboxOptions): Promise<GeneratedMessage[]> {
-  if (!Number.isInteger(opts.count) || opts.count < 0) throw new Error(`count must be a non-negative integer, got ${opts.count}`);
+  if (!Number.isInteger(opts.count) || opts.count < 0)
+    throw new Error(`count must be a non-negative integer, got ${opts.count}`);
   const contacts = makeContacts(createRng(mixSeed(opts.seed, 0xc0)), 40);
   const messages = planThreads(opts, contacts);
   for (const [n, message] of messages.entries()) message.messageId = `<${opts.seed}-${n}@${MESSAGE_ID_DOMAIN}>`;
@@ -396,7 +442,10 @@ export async function generateMailbox(opts: GenerateMailboxOptions): Promise<Gen
   const render = await attachmentRenderer(kinds);
   // Oldest first, so every parent's quotable paragraph exists before its replies are written.
   return messages.map((message, n) => ({
-    raw: Buffer.from(buildRaw(message, `${opts.seed}_${n}`, n, opts.email, createRng(mixSeed(opts.seed, n, 0xb0d7)), render), "latin1"),
+    raw: Buffer.from(
+      buildRaw(message, `${opts.seed}_${n}`, n, opts.email, createRng(mixSeed(opts.seed, n, 0xb0d7)), render),
+      "latin1",
+    ),
     labelIds: message.labelIds,
     internalDate: message.time,
   }));

@@ -61,7 +61,10 @@ export function fileParams(filename: string): { name: string; filename: string }
   if (ASCII_PRINTABLE.test(filename) && !/["\\]/.test(filename)) {
     return { name: `name="${filename}"`, filename: `filename="${filename}"` };
   }
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(filename).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return { name: `name="${encodeWords(filename, " ")}"`, filename: `filename*=UTF-8''${encoded}` };
 }
 
@@ -144,7 +147,12 @@ export const escapeHtml = (text: string): string =>
   text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
 
 /** A text part whose bytes are already in `charset`, written with the given transfer encoding. */
-export function encodedTextPart(contentType: string, charset: string, bytes: Buffer, cte: "7bit" | "quoted-printable" | "base64"): string {
+export function encodedTextPart(
+  contentType: string,
+  charset: string,
+  bytes: Buffer,
+  cte: "7bit" | "quoted-printable" | "base64",
+): string {
   const head = `Content-Type: ${contentType}; charset=${charset}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n`;
   if (cte === "7bit") return head + bytes.toString("latin1");
   return head + (cte === "base64" ? base64Lines(bytes) : quotedPrintableBytes(bytes));

@@ -3,10 +3,7 @@
 // provider (absent from Node 24 by default), so RC4 is written out here; MD5 comes from node:crypto.
 import { createHash } from "node:crypto";
 
-const PADDING = Buffer.from(
-  "28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a",
-  "hex",
-);
+const PADDING = Buffer.from("28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a", "hex");
 const KEY_BYTES = 16;
 
 export function rc4(key: Buffer, data: Buffer): Buffer {
@@ -80,13 +77,7 @@ export function standardSecurity(opts: {
   return {
     encryptDict: `<< /Filter /Standard /V 2 /R 3 /Length 128 /O <${o.toString("hex")}> /U <${u.toString("hex")}> /P ${opts.permissions} >>`,
     encrypt(objectNumber, data) {
-      const salt = Buffer.from([
-        objectNumber & 0xff,
-        (objectNumber >> 8) & 0xff,
-        (objectNumber >> 16) & 0xff,
-        0,
-        0,
-      ]);
+      const salt = Buffer.from([objectNumber & 0xff, (objectNumber >> 8) & 0xff, (objectNumber >> 16) & 0xff, 0, 0]);
       return rc4(md5(key, salt).subarray(0, Math.min(KEY_BYTES + 5, 16)), data);
     },
   };

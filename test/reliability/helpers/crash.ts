@@ -28,7 +28,9 @@ export function startWorkerChild(h: Harness, env: Record<string, string> = {}, c
   child.stdout?.on("data", (d) => (out += d));
   child.stderr?.on("data", (d) => (out += d));
   children.push(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on("exit", (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on("exit", (code, signal) => r({ code, signal })),
+  );
   if (child.pid === undefined) throw new Error("worker child did not start");
   return { child, pid: child.pid, exited, output: () => out };
 }
@@ -42,7 +44,12 @@ export function killAllWorkerChildren(): void {
  * waitFor that counts a thrown error as "not yet": the database or Redis connection the check uses
  * may be the one the test just killed.
  */
-export async function poll<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+export async function poll<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false | null>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -52,7 +59,10 @@ export async function poll<T>(what: string, fn: () => Promise<T | undefined | fa
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -63,7 +73,10 @@ export async function processTable(): Promise<Array<{ pid: number; ppid: number;
   for (const name of await readdir("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const [stat, cmdline] = await Promise.all([readFile(`/proc/${name}/stat`, "utf8"), readFile(`/proc/${name}/cmdline`, "utf8")]);
+      const [stat, cmdline] = await Promise.all([
+        readFile(`/proc/${name}/stat`, "utf8"),
+        readFile(`/proc/${name}/cmdline`, "utf8"),
+      ]);
       // Field 4 of /proc/PID/stat, after the parenthesised command name (which may hold spaces).
       const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (rest[0] === "Z") continue; // a zombie has exited already
@@ -77,7 +90,9 @@ export async function processTable(): Promise<Array<{ pid: number; ppid: number;
 
 /** Pids of the extraction children (src/extract/child.ts) whose parent is `parentPid`. */
 export async function extractionChildrenOf(parentPid: number): Promise<number[]> {
-  return (await processTable()).filter((p) => p.ppid === parentPid && p.cmdline.includes("extract/child.ts")).map((p) => p.pid);
+  return (await processTable())
+    .filter((p) => p.ppid === parentPid && p.cmdline.includes("extract/child.ts"))
+    .map((p) => p.pid);
 }
 
 export async function alive(pids: number[]): Promise<number[]> {
@@ -97,7 +112,9 @@ export async function tempFiles(dir: string): Promise<string[]> {
 const STUCK_STATES = ["waiting", "active", "delayed", "prioritized", "waiting-children"] as const;
 
 /** Job counts of the sync queues that would mean a stuck job, plus failed ones. */
-export async function syncQueueCounts(h: Harness): Promise<{ stuck: number; failed: number; byQueue: Record<string, Record<string, number>> }> {
+export async function syncQueueCounts(
+  h: Harness,
+): Promise<{ stuck: number; failed: number; byQueue: Record<string, Record<string, number>> }> {
   const byQueue: Record<string, Record<string, number>> = {};
   let stuck = 0;
   let failed = 0;
@@ -116,14 +133,22 @@ export async function syncQueueCounts(h: Harness): Promise<{ stuck: number; fail
  * and hold), no file left in ATTACHMENT_TEMP_DIR, no job waiting/running/delayed and none failed.
  * The harness must run with INCLUDE_SPAM_TRASH=true (its mailbox comparison includes them).
  */
-export async function expectConverged(h: Harness, accountId: number, email: string): Promise<{ messages: number; attachments: number }> {
+export async function expectConverged(
+  h: Harness,
+  accountId: number,
+  email: string,
+): Promise<{ messages: number; attachments: number }> {
   expect(h.app.config.INCLUDE_SPAM_TRASH, "crash tests compare spam and trash too").toBe(true);
   const counts = await expectDbEqualsMailbox(h, accountId, email);
 
   // Deletions: every stored row of a message Gmail no longer has is soft-deleted.
   const box = await h.emulator.control.mailbox(email);
   const liveIds = new Set(box.messages.map((m) => m.id));
-  const rows = await h.app.db.selectFrom("messages").select(["gmail_id", "deleted_at"]).where("account_id", "=", accountId).execute();
+  const rows = await h.app.db
+    .selectFrom("messages")
+    .select(["gmail_id", "deleted_at"])
+    .where("account_id", "=", accountId)
+    .execute();
   const notDeleted = rows.filter((r) => !liveIds.has(r.gmail_id) && r.deleted_at === null).map((r) => r.gmail_id);
   expect(notDeleted, "rows of deleted messages still live").toEqual([]);
 
@@ -135,7 +160,9 @@ export async function expectConverged(h: Harness, accountId: number, email: stri
   expect(defs).toContain("UNIQUE (account_id, gmail_id)");
   expect(defs).toContain("UNIQUE (message_id, part_id)");
   const dupMessages = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM (SELECT gmail_id FROM messages WHERE account_id = ${accountId} GROUP BY gmail_id HAVING count(*) > 1) d`.execute(h.app.db);
+    SELECT count(*)::int AS n FROM (SELECT gmail_id FROM messages WHERE account_id = ${accountId} GROUP BY gmail_id HAVING count(*) > 1) d`.execute(
+    h.app.db,
+  );
   expect(dupMessages.rows[0]?.n).toBe(0);
   const attachmentRows = await sql<{ n: number }>`
     SELECT count(*)::int AS n FROM attachments a JOIN messages m ON m.id = a.message_id
@@ -161,6 +188,7 @@ export async function expectConverged(h: Harness, accountId: number, email: stri
 /** Total requests the emulator served for the Gmail methods whose name contains `method`. */
 export function countRequests(stats: { requests: Record<string, Record<string, number>> }, method: string): number {
   let n = 0;
-  for (const [name, byStatus] of Object.entries(stats.requests)) if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
+  for (const [name, byStatus] of Object.entries(stats.requests))
+    if (name.includes(method)) for (const c of Object.values(byStatus)) n += c;
   return n;
 }

@@ -24,7 +24,6 @@ export interface OwnRedis {
   destroy(): Promise<void>;
 }
 
-
 async function ping(port: number): Promise<boolean> {
   try {
     const { stdout } = await run("redis-cli", ["-p", String(port), "ping"], { timeout: 2000 });
@@ -35,14 +34,32 @@ async function ping(port: number): Promise<boolean> {
 }
 
 /** `appendfsync: "always"` makes a SIGKILL lose nothing acknowledged (the default everysec may lose ~1 s). */
-export async function startOwnRedis(opts: { appendonly: boolean; appendfsync?: "always" | "everysec" }): Promise<OwnRedis> {
+export async function startOwnRedis(opts: {
+  appendonly: boolean;
+  appendfsync?: "always" | "everysec";
+}): Promise<OwnRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), "gmail-sync-redis-"));
   let proc: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
   async function start(): Promise<void> {
-    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--appendonly", opts.appendonly ? "yes" : "no", "--appendfsync", opts.appendfsync ?? "everysec", "--daemonize", "no"];
+    const args = [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--dir",
+      dir,
+      "--appendonly",
+      opts.appendonly ? "yes" : "no",
+      "--appendfsync",
+      opts.appendfsync ?? "everysec",
+      "--daemonize",
+      "no",
+    ];
     const child = spawn("redis-server", args, { stdio: "ignore" });
     proc = child;
     exited = new Promise((r) => child.once("exit", () => r()));
