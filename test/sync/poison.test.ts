@@ -184,15 +184,13 @@ it("a 500-forever message never holds the cursor: ledger, backoff, parked only a
 it("dead-letters --retry stores through the sync's store step: a parked message Gmail no longer has is soft-deleted and resolved", async () => {
   const [victim] = [...(await storedIds())];
   expect(victim).toBeDefined();
-  await h.app.db
-    .transaction()
-    .execute((trx) =>
-      recordMessageFailure(trx, accountId, victim as string, {
-        reason: "test",
-        detail: "parked by hand",
-        permanent: true,
-      }),
-    );
+  await h.app.db.transaction().execute((trx) =>
+    recordMessageFailure(trx, accountId, victim as string, {
+      reason: "test",
+      detail: "parked by hand",
+      permanent: true,
+    }),
+  );
   await h.emulator.control.deleteMessage(EMAIL, victim as string);
   const retried = await runCli(["dead-letters", "--retry", "--json"], h.env);
   expect(retried.code, retried.stderr).toBe(0);
