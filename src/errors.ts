@@ -106,3 +106,14 @@ export class TokenKeyError extends Error {
 export class TokenDecryptError extends Error {
   override name = "TokenDecryptError";
 }
+
+/**
+ * A Gmail message that cannot be parsed at all (no id, a malformed payload): thrown by
+ * src/gmail/parse-message.ts; a permanent GmailError, so the message is parked as a dead letter.
+ */
+export class ParseError extends GmailError {
+  override name = "ParseError";
+  constructor(message: string) {
+    super("permanent", message, { reason: "unparsable" });
+  }
+}

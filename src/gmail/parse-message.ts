@@ -19,7 +19,7 @@ import { convert as htmlToText } from "html-to-text";
 import iconv from "iconv-lite";
 import { addressParser, decodeWords } from "postal-mime";
 import type { AttachmentRef } from "../attachments/types.ts";
-import { GmailError } from "../errors.ts";
+import { ParseError } from "../errors.ts";
 import { repairMislabelledUtf8 } from "./mojibake.ts";
 import type { GmailMessage } from "./port.ts";
 
@@ -48,13 +48,6 @@ export interface BodyRef {
   attachmentId: string;
   charset: string | null;
   html: boolean;
-}
-
-export class ParseError extends GmailError {
-  override name = "ParseError";
-  constructor(message: string) {
-    super("permanent", message, { reason: "unparsable" });
-  }
 }
 
 interface Part {

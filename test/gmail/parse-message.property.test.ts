@@ -6,7 +6,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isGmailError } from "../../src/errors.ts";
-import { type ParsedMessage, ParseError, parseGmailMessage } from "../../src/gmail/parse-message.ts";
+import { ParseError } from "../../src/errors.ts";
+import { type ParsedMessage, parseGmailMessage } from "../../src/gmail/parse-message.ts";
 import type { GmailMessage } from "../../src/gmail/port.ts";
 
 const SEED = 20261123;
