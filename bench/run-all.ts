@@ -5,7 +5,7 @@
 // absolute times on a shared machine drift: the 1-minute load average is printed per step.
 // The children's own progress goes to stderr.
 //   BENCH_SKIP=a,b skips steps by name (emulator, storage, extract, push, backfill-2k,
-//   backfill-20k, scale); each step's sizes can be overridden with the child's own env variables.
+//   backfill-20k, scale, feed, fleet); each step's sizes can be overridden with the child's own env variables.
 // Backfill and scale mailboxes hold ordinary attachments (their benches' default); BENCH_HOSTILE=true
 // and BENCH_SCALE_HOSTILE=true add the generator's hostile files (a timeout PDF holds its page for
 // EXTRACT_TIMEOUT_MS); the table marks such rows "hostile".
@@ -69,6 +69,22 @@ const steps: Step[] = [
     timeoutS: 420,
   },
   { name: "scale", script: "scale.ts", args: ["--json"], env: { BENCH_SCALE_MESSAGES: "100" }, timeoutS: 300 },
+  // Issue 20, small: 30 accounts under a 100 units/s project; the 10,000-account overhead and the
+  // 20,000-message reconcile at full size (`npm run bench:fleet` alone: 150 accounts by default).
+  {
+    name: "fleet",
+    script: "fleet.ts",
+    args: ["--json"],
+    env: { BENCH_FLEET_ACCOUNTS: "30", BENCH_FLEET_PROJECT_UNITS: "100", BENCH_FLEET_PROBE_RUNNING: "15" },
+    timeoutS: 420,
+  },
+  {
+    name: "feed",
+    script: "change-feed.ts",
+    args: ["--json"],
+    env: { BENCH_FEED_MESSAGES: "1000", BENCH_FEED_ROUNDS: "5", BENCH_FEED_COMMITS: "200" },
+    timeoutS: 300,
+  },
 ];
 
 /** The last top-level JSON object in `out` (a one-line object, or a pretty-printed one starting at column 0). */
@@ -215,6 +231,8 @@ const summary = {
     },
   },
   scale: get("scale", "scale"),
+  // Issue 20: many accounts under one project quota (bench/fleet.ts; `details` holds the rest).
+  fleet: results.get("fleet")?.data ?? null,
   push: get("push", "push"),
   extract: {
     mbPerSecond: num(get("extract", "mbPerSecond")),
@@ -231,6 +249,13 @@ const summary = {
   },
   storage: get("storage", "storage"),
   emulator: get("emulator", "emulator"),
+  // Issue 19: backfill throughput with the change feed on vs off, and commit → follower latency.
+  changeFeed: {
+    throughputRatio: num(get("feed", "changeFeed", "throughputRatio")),
+    followerP99Ms: num(get("feed", "changeFeed", "followerP99Ms")),
+    throughput: get("feed", "changeFeed", "throughput"),
+    follower: get("feed", "changeFeed", "follower"),
+  },
   run: {
     totalSeconds,
     cpus: os.availableParallelism(),
@@ -326,7 +351,7 @@ row(
   "extract",
   "ratio vs pdftotext",
   fmt(summary.extract.ratioVsPdftotext, "x"),
-  `>= 0.4 (issue 6): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 0.4)}`,
+  `>= 1.0 (issue 16): ${verdict(summary.extract.ratioVsPdftotext === null ? null : summary.extract.ratioVsPdftotext >= 1)}`,
   "extract",
 );
 row(
@@ -358,6 +383,79 @@ row(
   "",
   "emulator",
 );
+{
+  const cf = summary.changeFeed;
+  const t = (cf.throughput ?? {}) as Obj;
+  const f = (cf.follower ?? {}) as Obj;
+  row(
+    "change feed",
+    "backfill throughput, feed on / off",
+    `${fmt(cf.throughputRatio)} (median of ${fmt(t.rounds)} on/off rounds, ${fmt(t.messages)} msgs, Gmail quota off; CPU per message off/on ${fmt(t.cpuRatio)})`,
+    `>= 0.95: ${verdict(cf.throughputRatio === null ? null : cf.throughputRatio >= 0.95)}`,
+    "feed",
+  );
+  row(
+    "change feed",
+    "commit → --follow line p50 / p99 / max",
+    `${fmt(f.p50Ms, " ms")} / ${fmt(cf.followerP99Ms, " ms")} / ${fmt(f.maxMs, " ms")} (${fmt(f.probes)} commits during 2 backfills at 250 units/s + live mail; the sync's own commits p99 ${fmt(f.syncCommitP99Ms, " ms")})`,
+    `p99 < 100 ms: ${verdict(cf.followerP99Ms === null ? null : cf.followerP99Ms < 100)}`,
+    "feed",
+  );
+}
+{
+  const fl = (summary.fleet ?? {}) as Obj;
+  const det = ((fl.details ?? {}) as Obj).fleet as Obj | undefined;
+  const lt = (v: unknown, max: number) => (num(v) === null ? null : (v as number) < max);
+  row(
+    "fleet",
+    `${fmt(fl.accounts)} accts x ${fmt(det?.messagesPerAccount)} msgs, ${fmt(det?.workers)} workers`,
+    `${fmt(fl.messagesPerSecond)} msg/s = ${fmt(fl.projectCeilingFraction)} of the ${fmt(det?.projectUnitsPerSecond)} u/s project ceiling`,
+    "",
+    "fleet",
+  );
+  row(
+    "fleet",
+    "Jain per minute, served accounts (backlog view)",
+    `min ${fmt(fl.fairnessIndex)} (${fmt(det?.backlogFairnessIndexMean)})`,
+    `>= 0.9: ${verdict(num(fl.fairnessIndex) === null ? null : (fl.fairnessIndex as number) >= 0.9)}`,
+    "fleet",
+  );
+  row(
+    "fleet",
+    "late account's first message",
+    `${fmt(fl.firstMessageSeconds, " s")} (${fmt(det?.probeConnectedWhileRunning)} backfills running)`,
+    `< 10 s: ${verdict(lt(fl.firstMessageSeconds, 10))}`,
+    "fleet",
+  );
+  row(
+    "fleet",
+    "live push → row p99 (served at once)",
+    `${fmt(fl.livePushP99Ms, " ms")} (${fmt(det?.livePushServedAtOnceP99Ms, " ms")})`,
+    `< 2000 ms: ${verdict(lt(fl.livePushP99Ms, 2000))}`,
+    "fleet",
+  );
+  row(
+    "fleet",
+    "Redis B/account idle (mid-run) · Postgres B/message",
+    `${fmt(fl.redisBytesPerAccount)} (${fmt(det?.redisBytesPerAccountMidRun)}) · ${fmt(fl.postgresBytesPerMessage)}`,
+    "",
+    "fleet",
+  );
+  row(
+    "fleet",
+    "at 10k accounts: scrape · poll-tick (ms)",
+    `${fmt(fl.scrapeMs10k)} · ${fmt(fl.pollTickMs10k)} (watch-renew ${fmt(fl.watchRenewTickMs10k)}, reconcile ${fmt(fl.reconcileTickMs10k)})`,
+    "",
+    "fleet",
+  );
+  row(
+    "fleet",
+    "reconcile units per listing unit",
+    fmt(fl.reconcileUnitsPerListingUnit),
+    `<= 1.2: ${verdict(num(fl.reconcileUnitsPerListingUnit) === null ? null : (fl.reconcileUnitsPerListingUnit as number) <= 1.2)}`,
+    "fleet",
+  );
+}
 for (const [name, r] of results) if (!r.ok) row(name, "STEP FAILED", r.error ?? "", "", name);
 
 const header: [string, string, string, string, string] = ["area", "figure", "value", "target", "load 1m"];

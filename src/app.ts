@@ -9,6 +9,7 @@ import type { AttachmentPipeline, AttachmentResult, ReusableText, SkippedReason 
 import type { Config } from "./config.ts";
 import { findReusableText } from "./db/attachments.ts";
 import { createDb, type Db } from "./db/database.ts";
+import { enqueueIncrementals, enqueueReconciles } from "./fan-out.ts";
 import { sweepOrphanTempFiles } from "./attachments/temp-files.ts";
 import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
@@ -20,7 +21,9 @@ import {
   enqueueBackfill,
   enqueueIncremental,
   enqueueRetry,
+  type CatalogJob,
   type IncrementalJob,
+  type QUEUE_NAMES,
   type Queues,
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -51,6 +54,8 @@ export interface App {
     opts: { reason: BackfillJob["reason"]; query?: string; restart?: boolean },
   ): Promise<void>;
   enqueueIncremental(accountId: number, opts: Omit<IncrementalJob, "accountId">): Promise<{ coalesced: boolean }>;
+  /** Runs one maintenance job (a tick) here, with the deps the maintenance worker gives it (benches time ticks so). */
+  runMaintenanceJob(job: CatalogJob<typeof QUEUE_NAMES.maintenance>): Promise<unknown>;
   /**
    * Runs the backfill, incremental and maintenance workers in this process. The maintenance
    * processor defaults to src/maintenance.ts wired to this app; `maintenance: false` leaves it out.
@@ -118,16 +123,34 @@ export function createApp(config: Config, deps: AppOptions): App {
   };
   let realPipeline: Promise<AttachmentPipeline> | undefined;
   const pipeline: AttachmentPipeline = {
-    async process(ref, fetchBytes) {
+    async process(ref, fetchBytes, opts) {
       realPipeline ??= createAttachmentPipeline(config, { log, findReusable });
-      const result = await (await realPipeline).process(ref, fetchBytes);
+      const result = await (await realPipeline).process(ref, fetchBytes, opts);
       remember(result);
       return result;
+    },
+    async htmlBodyText(html) {
+      realPipeline ??= createAttachmentPipeline(config, { log, findReusable });
+      return (await realPipeline).htmlBodyText(html);
     },
     async close() {
       if (realPipeline !== undefined) await (await realPipeline).close();
     },
   };
+
+  const runMaintenanceJob = (job: Parameters<typeof processMaintenanceJob>[0]) =>
+    processMaintenanceJob(job, {
+      db,
+      config,
+      log,
+      gmailFactory,
+      maintenance: queues.maintenance,
+      enqueueIncrementals: (accountIds, o) => enqueueIncrementals(queues, accountIds, o),
+      enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
+      enqueueReconciles: (accountIds, o) => enqueueReconciles(queues, accountIds, o),
+      enqueueRetry: (accountId) => enqueueRetry(queues, accountId, new Date()),
+      sweepTempFiles: () => sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
+    });
 
   const running: RunningWorkers[] = [];
   let closing: Promise<void> | undefined;
@@ -144,26 +167,12 @@ export function createApp(config: Config, deps: AppOptions): App {
     queues,
     enqueueBackfill: (accountId, opts) => enqueueBackfill(queues, accountId, opts),
     enqueueIncremental: (accountId, opts) => enqueueIncremental(queues, accountId, opts),
+    runMaintenanceJob,
     startWorkers(opts = {}) {
       const workerConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
       workerConnection.on("error", (err) => log.warn({ err: err.message }, "worker redis connection error"));
       const maintenanceProcessor =
-        opts.maintenanceProcessor ??
-        (opts.maintenance === false
-          ? undefined
-          : (job: Parameters<typeof processMaintenanceJob>[0]) =>
-              processMaintenanceJob(job, {
-                db,
-                config,
-                log,
-                gmailFactory,
-                maintenance: queues.maintenance,
-                enqueueIncremental: (accountId, o) => enqueueIncremental(queues, accountId, o),
-                enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
-                enqueueRetry: (accountId) => enqueueRetry(queues, accountId, new Date()),
-                sweepTempFiles: () =>
-                  sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
-              }));
+        opts.maintenanceProcessor ?? (opts.maintenance === false ? undefined : runMaintenanceJob);
       const workers = startWorkers(
         {
           db,

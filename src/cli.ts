@@ -20,6 +20,7 @@ import { registerExtractCommand } from "./commands/extract.ts";
 import { registerAuthCommand } from "./commands/auth.ts";
 import { registerEmulatorCommand } from "./commands/emulator.ts";
 import { registerKeysCommand } from "./commands/keys.ts";
+import { registerChangesCommand } from "./commands/changes.ts";
 import { stderrLogger } from "./commands/cli-app.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
   registerDeadLettersCommand(program);
   registerKeysCommand(program);
   registerDisconnectCommand(program);
+  registerChangesCommand(program);
   registerExtractCommand(program);
   registerAuthCommand(program);
   registerEmulatorCommand(program);

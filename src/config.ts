@@ -66,6 +66,14 @@ const schema = z.object({
   // container sets 0.0.0.0 and publishes nothing); 0 = any free port.
   INTERNAL_HTTP_HOST: z.string().default("127.0.0.1"),
   INTERNAL_HTTP_PORT: int(0, 65535).default(9465),
+  // The operator page on the internal listener (/operator/accounts, /operator/queues): mounted only
+  // when credentials are set — a bearer token, and/or a user and password (see src/operator/).
+  OPERATOR_TOKEN: z.string().min(32, "must be at least 32 characters (e.g. `openssl rand -base64 32`)").optional(),
+  OPERATOR_USER: z
+    .string()
+    .regex(/^[^\s:]{1,100}$/, "must be 1-100 characters without spaces or ':'")
+    .optional(),
+  OPERATOR_PASSWORD: z.string().min(16, "must be at least 16 characters").max(1024).optional(),
   // How long one request may take before the connection is closed (slow-loris, stuck clients).
   HTTP_REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   HTTP_BODY_LIMIT_BYTES: int(1024).default(64 * 1024),
@@ -104,6 +112,9 @@ const schema = z.object({
   BACKFILL_FETCH_THREADS: bool.default(true),
   POLL_FALLBACK_MINUTES: int(1).default(10),
   RECONCILE_CRON: z.string().default("0 3 * * 0"),
+  // The reconcile tick spreads its accounts over this many hours (a stable hash of each account
+  // picks its moment), so a fleet never re-lists at one cron minute; 0 = all at the tick.
+  RECONCILE_SPREAD_HOURS: int(0, 24 * 7).default(24),
   WORKER_CONCURRENCY: int(1, 256).default(8),
   // BullMQ job lock: a killed worker's job is taken over by another after about this long.
   WORKER_LOCK_DURATION_MS: int(1000).default(30_000),
@@ -118,8 +129,29 @@ const schema = z.object({
   EXTRACT_MAX_PAGES: int(1).default(500),
   EXTRACT_MAX_TEXT_BYTES: int(1024).default(1024 * 1024),
   EXTRACT_RECYCLE_AFTER: int(1).default(200),
+  // PDF text engine in the extraction children: PDFium (WebAssembly, default) or pdf-parse (pdf.js).
+  PDF_ENGINE: z.enum(["pdfium", "pdf-parse"]).default("pdfium"),
+  // Attachment parts handled per message; the rest get a row (too_many_parts) and no download.
+  ATTACHMENT_MAX_PER_MESSAGE: int(1).default(100),
+  // OCR of image attachments and of PDF pages without a text layer, in a pool of its own. Sized from
+  // bench/extract.ts on 2 shared cores: a dense 300-DPI page takes ~3.7 s (a scanned PDF page, with
+  // rendering, ~5.3 s) and the child peaks near 300 MB; so 10 pages fit the 120 s with 2× to spare.
+  EXTRACT_OCR: bool.default(false),
+  EXTRACT_OCR_LANGUAGES: list.default(["eng"]),
+  EXTRACT_OCR_POOL_SIZE: int(1, 64).default(1),
+  EXTRACT_OCR_RSS_LIMIT_MB: int(64).default(768),
+  EXTRACT_OCR_TIMEOUT_MS: int(100).default(120_000),
+  EXTRACT_OCR_MAX_PAGES: int(1).default(10),
 
   METRICS_PER_ACCOUNT: bool.default(false),
+
+  // The change feed (issue 19): changes kept this many days, then pruned (a cursor older than
+  // that gets 410 / exit 1). CHANGE_FEED=false stops writing message and attachment changes — a
+  // measuring switch (bench:feed), not an operating mode: a consumer misses what happens meanwhile.
+  CHANGES_RETENTION_DAYS: int(1, 3650).default(14),
+  CHANGE_FEED: bool.default(true),
+  // Bearer token for GET /changes on the internal listener; unset = the route answers 404.
+  CHANGES_API_TOKEN: z.string().min(16, "must be at least 16 characters (e.g. openssl rand -hex 32)").optional(),
 });
 
 export type Config = Readonly<z.output<typeof schema>>;
@@ -143,8 +175,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   if (parsed.success) problems.push(...insecureGoogleEndpoints(parsed.data));
+  if (parsed.success) problems.push(...unpairedOperatorLogin(parsed.data));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   return Object.freeze(parsed.data);
+}
+
+/** A user without a password (or the reverse) would leave the operator believing a login is set. */
+function unpairedOperatorLogin(c: Config): string[] {
+  if ((c.OPERATOR_USER === undefined) === (c.OPERATOR_PASSWORD === undefined)) return [];
+  return ["OPERATOR_USER and OPERATOR_PASSWORD must be set together (or neither)"];
 }
 
 const GOOGLE_ENDPOINTS = [

@@ -117,3 +117,22 @@ export class ParseError extends GmailError {
     super("permanent", message, { reason: "unparsable" });
   }
 }
+
+/**
+ * Thrown by readFeedPage (src/feed/read.ts) for a change-feed cursor older than what retention
+ * kept: changes after it are gone, so resuming would silently skip them. GET /changes answers 410,
+ * `gmail-sync changes` exits 1 with its message; the consumer must re-read the mirror and start
+ * again from the feed's head.
+ */
+export class CursorExpiredError extends Error {
+  override name = "CursorExpiredError";
+  readonly after: number;
+  readonly prunedThrough: number;
+  constructor(after: number, prunedThrough: number) {
+    super(
+      `cursor ${after} is older than the change feed keeps (changes through seq ${prunedThrough} were pruned, CHANGES_RETENTION_DAYS): re-read the mirror, then follow from the head`,
+    );
+    this.after = after;
+    this.prunedThrough = prunedThrough;
+  }
+}

@@ -12,6 +12,7 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
 import { migrationsApplied, pingDb } from "./db/migrate.ts";
 import type { Logger } from "./log.ts";
+import { registerChangesRoute } from "./feed/http-route.ts";
 import { registerScrapeCollectors } from "./metrics-collect.ts";
 import { buildInfo, registry } from "./metrics.ts";
 import net from "node:net";
@@ -161,6 +162,9 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     if (!ready) log.warn({ checks }, "not ready");
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", checks });
   });
+
+  // GET /changes: the change feed, behind its bearer token (404 when none is configured).
+  registerChangesRoute(app, { config, db: deps.db, log });
 
   return app;
 }

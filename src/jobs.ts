@@ -14,6 +14,8 @@ export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
 export const JOB_NAMES = {
   backfillPage: "backfill-page",
+  /** After a history-expired resync: labels of held messages that changed while history was lost. */
+  labelRepair: "label-repair",
   incremental: "incremental",
   retryMessages: "retry-messages",
   // Maintenance: the scheduled ticks (src/schedules.ts) and the per-account watch renewal they fan out to.
@@ -23,6 +25,8 @@ export const JOB_NAMES = {
   reconcileTick: "reconcile-tick",
   tempSweep: "temp-sweep",
   retryLedgerTick: "retry-ledger-tick",
+  // The change feed's retention (src/db/changes.ts pruneChanges, CHANGES_RETENTION_DAYS).
+  changesPruneTick: "changes-prune-tick",
 } as const;
 
 const accountId = z.number().int().positive();
@@ -46,6 +50,8 @@ const incrementalPayload = z.strictObject({
     .regex(/^\d{1,20}$/)
     .optional(),
 });
+/** One threads.list page of the account's label repair (src/sync/label-repair.ts; its page token waits in Redis). */
+const labelRepairPayload = z.strictObject({ accountId });
 /** Fetch again the account's due rows of the retry ledger (src/sync/retry-messages.ts). */
 const retryPayload = z.strictObject({ accountId });
 const tickPayload = z.strictObject({});
@@ -53,10 +59,13 @@ const tickPayload = z.strictObject({});
 export type BackfillJob = z.infer<typeof backfillPayload>;
 export type IncrementalJob = z.infer<typeof incrementalPayload>;
 export type RetryJob = z.infer<typeof retryPayload>;
+export type LabelRepairJob = z.infer<typeof labelRepairPayload>;
 
 /** Each job name: the queue it runs on and its payload's schema. */
 export const JOBS = {
   [JOB_NAMES.backfillPage]: { queue: QUEUE_NAMES.backfill, payload: backfillPayload },
+  // Bulk work under the account's backfill lock, like the pages.
+  [JOB_NAMES.labelRepair]: { queue: QUEUE_NAMES.backfill, payload: labelRepairPayload },
   [JOB_NAMES.incremental]: { queue: QUEUE_NAMES.incremental, payload: incrementalPayload },
   // Ledger retries share the incremental queue: both run under the account's incremental lock.
   [JOB_NAMES.retryMessages]: { queue: QUEUE_NAMES.incremental, payload: retryPayload },
@@ -70,6 +79,7 @@ export const JOBS = {
   [JOB_NAMES.reconcileTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
   [JOB_NAMES.tempSweep]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
   [JOB_NAMES.retryLedgerTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
+  [JOB_NAMES.changesPruneTick]: { queue: QUEUE_NAMES.maintenance, payload: tickPayload },
 } as const satisfies Record<(typeof JOB_NAMES)[keyof typeof JOB_NAMES], { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;
@@ -122,6 +132,7 @@ export function dispatchJob<Q extends QueueName, Ctx>(
 }
 
 export interface Queues {
+  /** Backfill slices (and label-repair pages: enqueueLabelRepair). */
   backfill: Queue<BackfillJob>;
   /** Incremental syncs and ledger retries: both run under the account's incremental lock. */
   incremental: Queue<IncrementalJob | RetryJob>;
@@ -203,7 +214,15 @@ export async function enqueueIncremental(
 export async function enqueueBackfill(
   queues: Queues,
   accountId: number,
-  opts: { reason: BackfillJob["reason"]; query?: string; delayMs?: number; resumeOnly?: boolean; restart?: boolean },
+  opts: {
+    reason: BackfillJob["reason"];
+    query?: string;
+    delayMs?: number;
+    resumeOnly?: boolean;
+    restart?: boolean;
+    /** BullMQ priority (1 runs first); none: before every prioritized job (a run's first turn). */
+    priority?: number;
+  },
 ): Promise<void> {
   const data: BackfillJob = {
     accountId,
@@ -218,7 +237,22 @@ export async function enqueueBackfill(
     // de-duplication id; the account's backfill lock still runs the two one after the other.
     deduplication: { id: opts.restart ? `bf-restart-${accountId}` : `bf-${accountId}`, keepLastIfActive: true },
     ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
+    ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
   });
+}
+
+/** The account's next label-repair page (one queued per account), at backfill priority `priority`. */
+export async function enqueueLabelRepair(queues: Queues, accountId: number, opts: { priority?: number } = {}) {
+  // The queue is typed by its main job; the worker checks every job against the catalog anyway.
+  await (queues.backfill as unknown as Queue<LabelRepairJob>).add(
+    JOB_NAMES.labelRepair,
+    { accountId },
+    {
+      jobId: `labels-${accountId}-${randomUUID()}`,
+      deduplication: { id: `labels-${accountId}`, keepLastIfActive: true },
+      ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
+    },
+  );
 }
 
 /**

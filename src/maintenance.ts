@@ -4,10 +4,12 @@
 import type { Queue } from "bullmq";
 import type { Config } from "./config.ts";
 import { accountsNeedingWatch, activeAccountsInPhase, silentAccounts } from "./db/account-status.ts";
+import { pruneChanges } from "./db/changes.ts";
 import type { Db } from "./db/database.ts";
 import { accountsWithDueMessages } from "./db/dead-letters.ts";
 import { type CatalogJob, dispatchJob, JOB_NAMES, type JobData, type JobHandlers, type QUEUE_NAMES } from "./jobs.ts";
 import type { Logger } from "./log.ts";
+import { GmailError } from "./errors.ts";
 import { renewWatch, type WatchDeps } from "./watch.ts";
 
 /** A backfill run still listing after this many days is started again by the reconcile tick. */
@@ -18,8 +20,11 @@ export interface MaintenanceDeps extends WatchDeps {
   config: Config;
   log: Logger;
   maintenance: Queue;
-  enqueueIncremental: (accountId: number, opts: { reason: "poll" }) => Promise<unknown>;
+  /** One poll sync per account, all in a few Redis pipelines (src/fan-out.ts). */
+  enqueueIncrementals: (accountIds: number[], opts: { reason: "poll" }) => Promise<unknown>;
   enqueueBackfill: (accountId: number, opts: { reason: "reconcile"; restart?: boolean }) => Promise<unknown>;
+  /** Each account's reconcile at its stable moment within `spreadMs` of the tick (src/fan-out.ts). */
+  enqueueReconciles: (accountIds: number[], opts: { spreadMs: number; tickAt: number }) => Promise<unknown>;
   enqueueRetry: (accountId: number) => Promise<unknown>;
   sweepTempFiles: () => Promise<unknown>;
 }
@@ -55,17 +60,27 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     return { accounts: ids.length };
   },
   async [JOB_NAMES.watchRenew](deps, data) {
-    return { outcome: await renewWatch(deps, data.accountId) };
+    const outcome = await renewWatch(deps, data.accountId);
+    // Retried with the queue's backoff (attempts, exponential): the account must not stay unwatched.
+    if (outcome === "throttled")
+      throw new GmailError("rate_limited", `watch of account ${data.accountId} throttled; retried later`, {
+        reason: "watchThrottled",
+      });
+    return { outcome };
   },
   async [JOB_NAMES.pollTick](deps) {
     const ids = await silentAccounts(deps.db, deps.config.POLL_FALLBACK_MINUTES);
-    for (const accountId of ids) await deps.enqueueIncremental(accountId, { reason: "poll" });
+    if (ids.length > 0) await deps.enqueueIncrementals(ids, { reason: "poll" });
     if (ids.length > 0) deps.log.info({ accounts: ids.length }, "poll fallback: syncing accounts with no push");
     return { accounts: ids.length };
   },
   async [JOB_NAMES.reconcileTick](deps) {
+    // Spread over RECONCILE_SPREAD_HOURS, each account at the same moment every week: never the
+    // whole fleet re-listing at one cron minute. A reconcile lists and fetches only what it lacks.
     const ids = await activeAccountsInPhase(deps.db, "done");
-    for (const accountId of ids) await deps.enqueueBackfill(accountId, { reason: "reconcile" });
+    const spreadMs = deps.config.RECONCILE_SPREAD_HOURS * 3_600_000;
+    if (ids.length > 0)
+      await deps.enqueueReconciles(ids, { spreadMs, tickAt: Math.floor(Date.now() / 60_000) * 60_000 });
     // A run still listing after days (its job chain broken, a page failing every time) never
     // finishes by itself: start it again, pinned afresh.
     const stuck = await activeAccountsInPhase(deps.db, "listing", STUCK_LISTING_DAYS);
@@ -79,6 +94,11 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
   },
   async [JOB_NAMES.tempSweep](deps) {
     return deps.sweepTempFiles();
+  },
+  async [JOB_NAMES.changesPruneTick](deps) {
+    const r = await pruneChanges(deps.db, deps.config.CHANGES_RETENTION_DAYS);
+    if (r.deleted > 0) deps.log.info(r, "change feed: pruned changes past retention");
+    return r;
   },
   async [JOB_NAMES.retryLedgerTick](deps) {
     const ids = await accountsWithDueMessages(deps.db);

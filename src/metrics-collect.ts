@@ -5,6 +5,7 @@
 // failing the whole scrape.
 import type { Queue } from "bullmq";
 import type { Config } from "./config.ts";
+import { changeFeedBounds } from "./db/changes.ts";
 import type { Db } from "./db/database.ts";
 import {
   accountAges,
@@ -21,6 +22,8 @@ import {
   accountsStale,
   accountsWatched,
   backfillMessages,
+  changeFeedHeadSeq,
+  changeFeedOldestSeq,
   cursorAgeMaxSeconds,
   deadLettersOpen,
   messagesRetrying,
@@ -108,6 +111,9 @@ async function collectDatabase(db: Db, config: Config, seenReasons: Set<string>)
   for (const reason of seenReasons) deadLettersOpen.set({ reason }, current.get(reason) ?? 0);
   messagesRetrying.set(num(retrying.n));
   messagesRetryingOldestSeconds.set(retrying.oldest === null ? 0 : num(retrying.oldest));
+  const feed = await changeFeedBounds(db);
+  changeFeedHeadSeq.set(feed.head);
+  changeFeedOldestSeq.set(feed.oldest);
 
   if (config.METRICS_PER_ACCOUNT) {
     const rows = await accountAges(db, PER_ACCOUNT_SERIES_CAP + 1);

@@ -311,6 +311,18 @@ export const accountLastSuccessAgeSeconds = new Gauge({
   labelNames: ["account_id"] as const,
   registers: r,
 });
+// The change feed (src/db/changes.ts), read at scrape time. head - a consumer's cursor is its lag
+// in changes; a cursor below oldest (minus one) is about to get 410.
+export const changeFeedHeadSeq = new Gauge({
+  name: "gmail_sync_change_feed_head_seq",
+  help: "Seq of the newest committed change-feed entry (the pruning horizon when none is kept)",
+  registers: r,
+});
+export const changeFeedOldestSeq = new Gauge({
+  name: "gmail_sync_change_feed_oldest_seq",
+  help: "Seq of the oldest change-feed entry retention kept (0: none kept)",
+  registers: r,
+});
 export const buildInfo = new Gauge({
   name: "gmail_sync_build_info",
   help: "Build metadata; always 1",

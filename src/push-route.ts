@@ -29,8 +29,11 @@ export interface PushRouteDeps {
   rateLimitPerMinute?: number;
 }
 
-// Pub/Sub keeps unacknowledged messages up to 7 days; a redelivery inside that window is ignored.
-const DEDUPE_TTL_SECONDS = 7 * 24 * 3600;
+// A redelivered push inside this window is ignored. Pub/Sub may redeliver for up to 7 days, but a
+// later copy is dropped as stale (our cursor has passed its historyId) before this key is read, and
+// at worst folds into the account's queued sync: an hour bounds Redis at one key per push of the
+// last hour (a week of keys was ~168× that: hundreds of MB at 10,000 busy accounts).
+const DEDUPE_TTL_SECONDS = 3600;
 const ENQUEUE_DEADLINE_MS = 5_000;
 
 export function registerPushRoute(app: FastifyInstance, deps: PushRouteDeps): void {

@@ -14,6 +14,7 @@ export const TICKS = {
   reconcile: JOB_NAMES.reconcileTick,
   tempSweep: JOB_NAMES.tempSweep,
   retryLedger: JOB_NAMES.retryLedgerTick,
+  changesPrune: JOB_NAMES.changesPruneTick,
 } as const;
 export type TickName = (typeof TICKS)[keyof typeof TICKS];
 
@@ -47,6 +48,12 @@ export async function upsertSchedules(maintenance: Queue, config: Config): Promi
     TICKS.retryLedger,
     { every: 3_600_000 },
     { name: TICKS.retryLedger, data: {}, opts: keep },
+  );
+  // Change-feed retention, hourly: a day's worth of changes is pruned in 24 small steps.
+  await maintenance.upsertJobScheduler(
+    TICKS.changesPrune,
+    { every: 3_600_000 },
+    { name: TICKS.changesPrune, data: {}, opts: keep },
   );
 }
 

@@ -9,6 +9,9 @@ export const SECRET_FILE_VARIABLES = [
   "DATABASE_URL",
   "GOOGLE_CLIENT_SECRET",
   "REDIS_URL",
+  "OPERATOR_TOKEN",
+  "OPERATOR_PASSWORD",
+  "CHANGES_API_TOKEN",
 ] as const;
 
 export interface ResolvedSecrets {

@@ -6,6 +6,7 @@ import type { App } from "./app.ts";
 import { buildHttpServer, buildPublicServer, listen } from "./http.ts";
 import { enqueueWatchRenewal } from "./maintenance.ts";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
+import { registerOperatorPage } from "./operator/routes.ts";
 import { createPushAuthenticator } from "./pubsub.ts";
 import { registerPushRoute } from "./push-route.ts";
 import { enqueueStartupTicks, ensureSchedules } from "./schedules.ts";
@@ -31,6 +32,8 @@ export async function startServer(app: App, opts: { worker: boolean; concurrency
   const { config, log, db, redis } = app;
   const http = buildPublicServer({ config, log });
   const internal = buildHttpServer({ config, log, db, redis, queues: app.queues });
+  // The operator page (accounts, queues, actions) on the internal listener: only with credentials.
+  const operator = registerOperatorPage(internal, app);
   registerPushRoute(http, {
     db,
     redis,
@@ -68,7 +71,10 @@ export async function startServer(app: App, opts: { worker: boolean; concurrency
     await http.close();
     throw err;
   });
-  log.info({ url, internalUrl, worker: opts.worker }, "serving");
+  log.info(
+    { url, internalUrl, worker: opts.worker, operatorPage: operator ? `${internalUrl}/operator/accounts` : "off" },
+    "serving",
+  );
 
   return {
     url,

@@ -17,7 +17,8 @@ export interface WatchDeps {
   gmailFactory: GmailFactory;
 }
 
-export type WatchOutcome = "renewed" | "not_configured" | "inactive" | "failed";
+/** "throttled": the quota (ours or Gmail's) refused it for now — the caller retries it later. */
+export type WatchOutcome = "renewed" | "not_configured" | "inactive" | "failed" | "throttled";
 
 // Gmail allows one push client per user and developer project; another project's (or an old
 // topic's) watch makes ours fail with this text. inbox-zero's answer, which we follow: stop, watch.
@@ -59,7 +60,9 @@ export async function renewWatch(deps: WatchDeps, accountId: number): Promise<Wa
     watchRenewalsTotal.inc({ outcome: "failed" });
     const kind = isGmailError(err) ? err.kind : "unknown";
     deps.log.warn({ accountId, kind, err: err instanceof Error ? err.message : String(err) }, "watch renewal failed");
-    return "failed";
+    // A fleet connecting at once spends 100 units a watch: under the project bucket some wait longer
+    // than a call may. That is a "not yet", not a failure to forget until tomorrow's tick.
+    return kind === "rate_limited" ? "throttled" : "failed";
   }
 }
 

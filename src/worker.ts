@@ -25,9 +25,11 @@ import {
   quotaDelayedJobsTotal,
   syncErrorsTotal,
 } from "./metrics.ts";
+import { runInQuotaClass } from "./gmail/quota-class.ts";
 import { runBackfillPage } from "./sync/backfill.ts";
 import type { SyncDeps } from "./sync/deps.ts";
 import { runIncremental } from "./sync/incremental.ts";
+import { runLabelRepairPage } from "./sync/label-repair.ts";
 import { runRetryJob } from "./sync/retry-messages.ts";
 
 export interface StartWorkersOptions {
@@ -57,6 +59,7 @@ const MAX_RATE_LIMIT_DELAY_MS = 15 * 60_000;
 /** The sync jobs of the catalog, one handler each; every one runs inside `guarded`. */
 const syncHandlers: JobHandlers<typeof QUEUE_NAMES.backfill | typeof QUEUE_NAMES.incremental, SyncDeps> = {
   [JOB_NAMES.backfillPage]: runBackfillPage,
+  [JOB_NAMES.labelRepair]: runLabelRepairPage,
   [JOB_NAMES.incremental]: runIncremental,
   [JOB_NAMES.retryMessages]: runRetryJob,
 };
@@ -100,8 +103,11 @@ export function startWorkers(deps: WorkerDeps, opts: StartWorkersOptions = {}): 
     workers.push(w);
   };
 
+  // Backfill slices spend the project's quota only above the reserve live syncs keep (quota-class.ts).
   make(QUEUE_NAMES.backfill, (checked, job, token) =>
-    guarded(deps, QUEUE_NAMES.backfill, job, token, () => dispatchJob(syncHandlers, deps, checked)),
+    guarded(deps, QUEUE_NAMES.backfill, job, token, () =>
+      runInQuotaClass("bulk", () => dispatchJob(syncHandlers, deps, checked)),
+    ),
   );
   make(QUEUE_NAMES.incremental, (checked, job, token) =>
     guarded(deps, QUEUE_NAMES.incremental, job, token, () => dispatchJob(syncHandlers, deps, checked)),

@@ -1,14 +1,20 @@
 // Fetch, hash, extract in isolation, forget: the ephemeral attachment pipeline. Plans the route
 // from the size Gmail reports (memory ≤ ATTACHMENT_MEMORY_MAX_BYTES < temp file ≤
-// ATTACHMENT_TEMP_FILE_MAX_BYTES < not downloaded), reuses text already extracted for the same
-// SHA-256, and hands everything else to the child-process pool. Only checksum, text and metadata
-// leave this module; the bytes are dropped (and any temp file deleted) before process() returns.
+// ATTACHMENT_TEMP_FILE_MAX_BYTES < not downloaded), leaves out parts past
+// ATTACHMENT_MAX_PER_MESSAGE and parts whose declared type no extractor reads (declared-type.ts),
+// reuses text already extracted for the same SHA-256, and hands everything else to the
+// child-process pool; with EXTRACT_OCR, images and PDF pages without a text layer then go to a
+// second pool of OCR children (its own size, limits and a lower CPU priority). Only checksum, text
+// and metadata leave this module; the bytes are dropped (and any temp file deleted) before
+// process() returns. HTML mail bodies are converted here too (htmlBodyText): long ones in a child.
 import { createHash } from "node:crypto";
 import type { Config } from "../config.ts";
 import { isGmailError } from "../errors.ts";
-import { createExtractPool, type ExtractPool, type PoolOutcome } from "../extract/pool.ts";
-import type { ExtractRequest } from "../extract/protocol.ts";
-import { countCharacters, countWords } from "../extract/hygiene.ts";
+import { createExtractPool, type ExtractPool } from "../extract/pool.ts";
+import { HTML_BODY_INLINE_MAX_CHARS, htmlBodyToText, htmlInputCap, stripTags } from "../extract/html.ts";
+import { cleanText, countCharacters, countWords } from "../extract/hygiene.ts";
+import { ocrLanguageDirs } from "../extract/ocr-languages.ts";
+import type { ExtractRequest, OcrOptions } from "../extract/protocol.ts";
 import { sniff } from "../extract/sniff.ts";
 import { docxXmlCap } from "../extract/zip-preflight.ts";
 import type { Logger } from "../log.ts";
@@ -22,6 +28,7 @@ import {
   attachmentsTotal,
   sizeBucket,
 } from "../metrics.ts";
+import { OCR_IMAGE_TYPES, skipBeforeDownload } from "./declared-type.ts";
 import { ensureTempDir, removeTempFile, sweepOrphanTempFiles, writeTempFile } from "./temp-files.ts";
 import type {
   AttachmentPipeline,
@@ -31,6 +38,11 @@ import type {
   ReusableText,
   SkippedReason,
 } from "./types.ts";
+
+/** What the message parser does to body text: no NUL, no lone surrogate (Postgres text). */
+function cleanBody(text: string): string {
+  return text.replace(/\u0000/g, "").toWellFormed();
+}
 
 /** A count the child already reported in its metadata, if it is a plausible one. */
 function countOf(v: unknown): number | undefined {
@@ -54,7 +66,19 @@ type PipelineConfig = Pick<
   | "EXTRACT_MAX_PAGES"
   | "EXTRACT_MAX_TEXT_BYTES"
   | "EXTRACT_RECYCLE_AFTER"
+  | "PDF_ENGINE"
+  | "ATTACHMENT_MAX_PER_MESSAGE"
+  | "EXTRACT_OCR"
+  | "EXTRACT_OCR_LANGUAGES"
+  | "EXTRACT_OCR_POOL_SIZE"
+  | "EXTRACT_OCR_RSS_LIMIT_MB"
+  | "EXTRACT_OCR_TIMEOUT_MS"
+  | "EXTRACT_OCR_MAX_PAGES"
 >;
+
+/** OCR rendering of PDF pages: 300 DPI, as scanners do; pages and images capped at 40 megapixels. */
+const OCR_DPI = 300;
+const OCR_MAX_PIXELS = 40_000_000;
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -123,6 +147,29 @@ export async function createAttachmentPipeline(
     maxTextBytes: config.EXTRACT_MAX_TEXT_BYTES,
     maxXmlBytes: docxXmlCap(config.EXTRACT_RSS_LIMIT_MB),
   };
+  // OCR children: a pool of their own, so a page of OCR (seconds) never holds a text extraction
+  // back, at niceness 10 so that text extraction and the sync keep the CPU when both want it.
+  // The language folders are resolved now: a missing @tesseract.js-data package fails start-up.
+  const ocr: OcrOptions | null = config.EXTRACT_OCR
+    ? {
+        languages: config.EXTRACT_OCR_LANGUAGES,
+        maxPages: config.EXTRACT_OCR_MAX_PAGES,
+        dpi: OCR_DPI,
+        maxPixels: OCR_MAX_PIXELS,
+      }
+    : null;
+  const ocrPool: ExtractPool | null = ocr
+    ? createExtractPool({
+        size: config.EXTRACT_OCR_POOL_SIZE,
+        rssLimitMb: config.EXTRACT_OCR_RSS_LIMIT_MB,
+        timeoutMs: config.EXTRACT_OCR_TIMEOUT_MS,
+        recycleAfter: config.EXTRACT_RECYCLE_AFTER,
+        tempDir: dir,
+        readDirs: ocrLanguageDirs(ocr.languages),
+        nice: 10,
+        log,
+      })
+    : null;
 
   async function findReusable(checksum: string): Promise<ReusableText | null> {
     try {
@@ -134,26 +181,47 @@ export async function createAttachmentPipeline(
     }
   }
 
-  async function extract(
-    request: Omit<ExtractRequest, "source">,
+  async function withSource<T>(
     bytes: Buffer,
     route: "memory" | "temp_file",
-  ): Promise<PoolOutcome> {
-    if (route === "memory") return pool.run({ ...request, source: { type: "bytes", bytes } });
+    fn: (source: ExtractRequest["source"]) => Promise<T>,
+  ): Promise<T> {
+    if (route === "memory") return fn({ type: "bytes", bytes });
     // Mid-size attachments go through a private temp file: the child reads it, the parent does not
     // ship tens of MB over IPC, and the file is gone before this function returns, whatever happened.
     const file = await writeTempFile(dir, bytes);
     try {
-      return await pool.run({ ...request, source: { type: "file", path: file } });
+      return await fn({ type: "file", path: file });
     } finally {
       await removeTempFile(file, log);
     }
+  }
+
+  /** Text extraction, then OCR of what it could not read (PDF pages without text), when on. */
+  async function extractWithOcr(request: Omit<ExtractRequest, "source">, source: ExtractRequest["source"]) {
+    const outcome = await pool.run({ ...request, source });
+    if (
+      ocrPool === null ||
+      ocr === null ||
+      request.kind !== "pdf" ||
+      outcome.skippedReason !== null ||
+      // PDFium counts pages without text; pdf-parse (PDF_ENGINE=pdf-parse) only flags a document without any.
+      !((countOf(outcome.details.pages_without_text) ?? 0) > 0 || outcome.details.no_text_layer === true)
+    )
+      return outcome;
+    const read = await ocrPool.run({ ...request, kind: "ocr-pdf", ocr, source });
+    if (read.skippedReason !== null || read.text === null) {
+      // OCR failed or was cut off: the text layer's result stands, and says why OCR is missing.
+      return { ...outcome, details: { ...outcome.details, ocr_skipped: read.skippedReason ?? "no text" } };
+    }
+    return read;
   }
 
   async function run(
     ref: AttachmentRef,
     fetchBytes: () => Promise<Buffer>,
     started: number,
+    index: number | undefined,
   ): Promise<AttachmentResult> {
     const base = { partId: ref.partId, filename: ref.filename, mimeType: ref.mimeType, contentId: ref.contentId };
     const finish = (
@@ -194,6 +262,15 @@ export async function createAttachmentPipeline(
       };
     };
 
+    if (index !== undefined && index >= config.ATTACHMENT_MAX_PER_MESSAGE) {
+      return finish("skipped", {
+        size: ref.size,
+        checksum: null,
+        detectedType: null,
+        skippedReason: "too_many_parts",
+        metadata: { reason: `part ${index + 1} of a message: only ${config.ATTACHMENT_MAX_PER_MESSAGE} are fetched` },
+      });
+    }
     const plan = planRoute(ref.size, config);
     if (plan.route === "skipped" && plan.reason === "too_large") {
       return finish("skipped", {
@@ -213,6 +290,20 @@ export async function createAttachmentPipeline(
         skippedReason: "empty",
         metadata: { reason: "zero bytes" },
       });
+
+    // Only a download is saved: bytes that came inline with the message (or a local file, for
+    // `gmail-sync extract`) cost nothing more to sniff.
+    const download = ref.attachmentId !== null && ref.inlineData === null;
+    const declared = download ? skipBeforeDownload(ref, ocr !== null) : null;
+    if (declared !== null) {
+      return finish("skipped", {
+        size: ref.size,
+        checksum: null,
+        detectedType: null,
+        skippedReason: declared.reason,
+        metadata: { reason: declared.detail },
+      });
+    }
 
     let bytes: Buffer;
     try {
@@ -247,7 +338,8 @@ export async function createAttachmentPipeline(
     const route = actual.route;
 
     const sniffed = sniff(bytes, ref.mimeType, ref.filename);
-    if (sniffed.kind === "skip") {
+    const ocrImage = ocrPool !== null && sniffed.kind === "skip" && OCR_IMAGE_TYPES.has(sniffed.detectedType);
+    if (sniffed.kind === "skip" && !ocrImage) {
       return finish(route, {
         size,
         checksum,
@@ -258,7 +350,16 @@ export async function createAttachmentPipeline(
     }
 
     const reusable = await findReusable(checksum);
-    if (reusable) {
+    // With OCR on, what an earlier extraction without OCR stored for an image (unsupported_type)
+    // or a scan (pages without text) is not the last word: read it again.
+    const beforeOcr =
+      ocr !== null &&
+      reusable !== null &&
+      reusable.metadata.ocr !== true &&
+      (ocrImage ||
+        (countOf(reusable.metadata.pages_without_text) ?? 0) > 0 ||
+        reusable.metadata.no_text_layer === true);
+    if (reusable && !beforeOcr) {
       attachmentChecksumReuseTotal.inc();
       return finish(route, {
         size,
@@ -271,16 +372,28 @@ export async function createAttachmentPipeline(
       });
     }
 
-    const outcome = await extract(
-      {
-        kind: sniffed.kind,
-        declaredType: ref.mimeType,
-        charset: ref.charset,
-        detectedType: sniffed.detectedType,
-        limits,
-      },
-      bytes,
-      route,
+    const outcome = await withSource(bytes, route, (source) =>
+      ocrImage && ocrPool !== null && ocr !== null
+        ? ocrPool.run({
+            kind: "ocr-image",
+            declaredType: ref.mimeType,
+            charset: null,
+            detectedType: sniffed.detectedType,
+            limits,
+            ocr,
+            source,
+          })
+        : extractWithOcr(
+            {
+              kind: sniffed.kind === "skip" ? "text" : sniffed.kind,
+              declaredType: ref.mimeType,
+              charset: ref.charset,
+              detectedType: sniffed.detectedType,
+              limits,
+              pdfEngine: config.PDF_ENGINE,
+            },
+            source,
+          ),
     );
     return finish(route, {
       size,
@@ -294,9 +407,9 @@ export async function createAttachmentPipeline(
   }
 
   return {
-    async process(ref, fetchBytes) {
+    async process(ref, fetchBytes, opts = {}) {
       const started = performance.now();
-      const result = await run(ref, fetchBytes, started);
+      const result = await run(ref, fetchBytes, started, opts.index);
       // Outcome only: never the filename's content, the text or the bytes.
       log.debug(
         {
@@ -320,9 +433,33 @@ export async function createAttachmentPipeline(
       if (typeof pages === "number" && result.metadata.reused !== true) attachmentExtractedPagesTotal.inc(pages);
       return result;
     },
+    async htmlBodyText(html) {
+      if (html.length <= HTML_BODY_INLINE_MAX_CHARS) return cleanBody(htmlBodyToText(html));
+      // Long bodies: html-to-text's DOM costs ~60× the input in memory (4 M characters: ~0.9 s
+      // and ~300 MB), so they are converted in a child, input capped like an HTML attachment.
+      const cap = htmlInputCap(limits);
+      const input = html.length > cap ? html.slice(0, cap) : html;
+      try {
+        const outcome = await pool.run({
+          kind: "html",
+          htmlStyle: "body",
+          source: { type: "bytes", bytes: Buffer.from(input, "utf8") },
+          declaredType: "text/html",
+          charset: "utf-8",
+          detectedType: "text/html",
+          limits,
+        });
+        if (outcome.text !== null) return outcome.text;
+        log.warn({ reason: outcome.skippedReason }, "HTML body conversion failed in its child; tags stripped instead");
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "HTML body conversion failed; tags stripped instead");
+      }
+      // Linear and DOM-free: bounded time and memory for any input, and the message is stored.
+      return cleanText(stripTags(input), limits.maxTextBytes).text;
+    },
     async close() {
       clearInterval(sweeper);
-      await pool.close();
+      await Promise.all([pool.close(), ocrPool?.close()]);
     },
   };
 }

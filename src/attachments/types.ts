@@ -25,12 +25,14 @@ export type AttachmentRoute = "memory" | "temp_file" | "skipped";
 export type SkippedReason =
   | "too_large" // over ATTACHMENT_TEMP_FILE_MAX_BYTES: never downloaded
   | "encrypted" // password-protected PDF or OOXML
-  | "unsupported_type" // images, archives, audio, legacy .doc ...
+  | "unsupported_type" // images, archives, audio, legacy .doc ... (declared ones are not downloaded: no checksum)
   | "too_complex" // zip/XML bomb refused by pre-flight, or the child hit its RSS cap
   | "timeout" // the child hit its wall-clock cap
   | "corrupt" // the parser rejected the bytes
   | "empty" // zero bytes
-  | "fetch_failed"; // the attachment could not be downloaded (gone, permanent error)
+  | "fetch_failed" // the attachment could not be downloaded (gone, permanent error)
+  | "too_many_parts" // past ATTACHMENT_MAX_PER_MESSAGE in its message: never downloaded
+  | "inline_image"; // an image with a Content-ID (logo, signature, tracking pixel): not downloaded unless OCR is on
 
 /** What the pipeline hands back for one part: a row's worth of checksum, text and metadata. */
 export interface AttachmentResult {
@@ -60,6 +62,11 @@ export interface ReusableText {
   skippedReason?: SkippedReason | null;
 }
 
+export interface ProcessOptions {
+  /** The part's 0-based position among its message's attachments (ATTACHMENT_MAX_PER_MESSAGE). */
+  index?: number;
+}
+
 export interface AttachmentPipeline {
   /**
    * Plans the route from ref.size, fetches (memory or temp file) with fetchBytes unless skipped,
@@ -67,6 +74,11 @@ export interface AttachmentPipeline {
    * input: every failure ends as a result with a skippedReason. Transient fetch errors (GmailError
    * kinds rate_limited/transient/auth_revoked) are rethrown so the sync job can retry.
    */
-  process(ref: AttachmentRef, fetchBytes: () => Promise<Buffer>): Promise<AttachmentResult>;
+  process(ref: AttachmentRef, fetchBytes: () => Promise<Buffer>, opts?: ProcessOptions): Promise<AttachmentResult>;
+  /**
+   * An HTML mail body as text: short ones converted here, long ones in an extraction child, input
+   * and output capped. Never throws: a child that fails leaves a linear tag strip of the same input.
+   */
+  htmlBodyText(html: string): Promise<string>;
   close(): Promise<void>;
 }

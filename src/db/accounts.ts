@@ -2,6 +2,7 @@
 // disconnect and deletion.
 // Tokens arrive here already encrypted (src/token-crypto.ts); this file never sees plaintext.
 import { type Selectable, sql } from "kysely";
+import { appendChanges, inTransaction } from "./changes.ts";
 import type { AccountStatus, AccountsTable, Db, Executor } from "./database.ts";
 
 export type AccountRow = Selectable<AccountsTable>;
@@ -68,11 +69,18 @@ export interface ConnectedAccount {
  * Inserts or reconnects an account: status active, tokens replaced. The row id must exist before
  * the tokens can be encrypted (their associated data names it), so this runs in one transaction:
  * upsert the row, then write the ciphertexts. A reconnect without a new refresh token (Google
- * issues one only on consent) keeps the stored one.
+ * issues one only on consent) keeps the stored one. A new account, or one that was not active,
+ * is an account.status_changed in the change feed (reason connected / reconnected).
  */
 export async function upsertConnectedAccount(db: Db, a: ConnectedAccount): Promise<AccountRow> {
   return db.transaction().execute(async (trx) => {
     const email = normalizeEmail(a.email);
+    const before = await trx
+      .selectFrom("accounts")
+      .select("status")
+      .where("email", "=", email)
+      .forUpdate()
+      .executeTakeFirst();
     const row = await trx
       .insertInto("accounts")
       .values({ email, status: "active", scopes: a.scopes })
@@ -91,7 +99,23 @@ export async function upsertConnectedAccount(db: Db, a: ConnectedAccount): Promi
       updated_at: sql`now()`,
     };
     if (enc.refreshTokenEncrypted !== null) update.refresh_token_encrypted = enc.refreshTokenEncrypted;
-    return trx.updateTable("accounts").set(update).where("id", "=", row.id).returningAll().executeTakeFirstOrThrow();
+    const saved = await trx
+      .updateTable("accounts")
+      .set(update)
+      .where("id", "=", row.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (before?.status !== "active")
+      await appendChanges(trx, [
+        {
+          accountId: row.id,
+          kind: "account.status_changed",
+          historic: false,
+          status: "active",
+          reason: before === undefined ? "connected" : "reconnected",
+        },
+      ]);
+    return saved;
   });
 }
 
@@ -134,34 +158,58 @@ export async function saveAccessToken(
   return Number(res.numUpdatedRows) === 1;
 }
 
-/** The refresh token no longer works (revoked, expired, scope missing): stop using the account. */
+/**
+ * The refresh token no longer works (revoked, expired, scope missing): stop using the account.
+ * The first caller to see it (the worker, a token refresh) changes the status, and reports
+ * account.status_changed to the change feed in the same transaction; later callers change nothing.
+ */
 export async function markReauthRequired(db: Executor, accountId: number, reason: string): Promise<boolean> {
-  const res = await db
-    .updateTable("accounts")
-    .set({
-      status: "reauth_required",
-      status_reason: reason,
-      access_token_encrypted: null,
-      access_token_expires_at: null,
-      updated_at: sql`now()`,
-    })
-    .where("id", "=", accountId)
-    .where("status", "=", "active")
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
+  return inTransaction(db, async (trx) => {
+    const res = await trx
+      .updateTable("accounts")
+      .set({
+        status: "reauth_required",
+        status_reason: reason,
+        access_token_encrypted: null,
+        access_token_expires_at: null,
+        updated_at: sql`now()`,
+      })
+      .where("id", "=", accountId)
+      .where("status", "=", "active")
+      .executeTakeFirst();
+    const changed = Number(res.numUpdatedRows) === 1;
+    if (changed)
+      await appendChanges(trx, [
+        { accountId, kind: "account.status_changed", historic: false, status: "reauth_required", reason },
+      ]);
+    return changed;
+  });
 }
 
+/** Sets the status (and its reason); a status that really changed is an account.status_changed in the feed. */
 export async function setAccountStatus(
   db: Executor,
   id: number,
   status: AccountStatus,
   reason?: string,
 ): Promise<void> {
-  await db
-    .updateTable("accounts")
-    .set({ status, status_reason: reason ?? null, updated_at: sql`now()` })
-    .where("id", "=", id)
-    .execute();
+  await inTransaction(db, async (trx) => {
+    const before = await trx
+      .selectFrom("accounts")
+      .select("status")
+      .where("id", "=", id)
+      .forUpdate()
+      .executeTakeFirst();
+    await trx
+      .updateTable("accounts")
+      .set({ status, status_reason: reason ?? null, updated_at: sql`now()` })
+      .where("id", "=", id)
+      .execute();
+    if (before !== undefined && before.status !== status)
+      await appendChanges(trx, [
+        { accountId: id, kind: "account.status_changed", historic: false, status, reason: reason ?? null },
+      ]);
+  });
 }
 
 export interface StoredTokens {
@@ -213,10 +261,17 @@ export async function replaceTokenCiphertexts(
 
 /**
  * `disconnect`: the account stays (its mail is kept) but is disabled, its tokens forgotten, and its
- * watch with them — both rows in one transaction, so no sync sees tokens gone but a watch kept.
+ * watch with them — both rows in one transaction, so no sync sees tokens gone but a watch kept;
+ * an account that was not disabled yet is an account.status_changed in the change feed.
  */
 export async function disconnectAccount(db: Db, accountId: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
+    const before = await trx
+      .selectFrom("accounts")
+      .select("status")
+      .where("id", "=", accountId)
+      .forUpdate()
+      .executeTakeFirst();
     await trx
       .updateTable("accounts")
       .set({
@@ -234,12 +289,26 @@ export async function disconnectAccount(db: Db, accountId: number): Promise<void
       .set({ watch_expiration: null, watch_history_id: null, updated_at: sql`now()` })
       .where("account_id", "=", accountId)
       .execute();
+    if (before !== undefined && before.status !== "disabled")
+      await appendChanges(trx, [
+        { accountId, kind: "account.status_changed", historic: false, status: "disabled", reason: "disconnected" },
+      ]);
   });
 }
 
-/** Deletes the account; its sync state, messages, attachments and ledger rows go with it (ON DELETE CASCADE). */
+/**
+ * Deletes the account; its sync state, messages, attachments and ledger rows go with it (ON DELETE
+ * CASCADE). The change feed keeps its changes and gets a last one: status `purged` (consumers drop
+ * what they hold of it).
+ */
 export async function deleteAccount(db: Executor, accountId: number): Promise<void> {
-  await db.deleteFrom("accounts").where("id", "=", accountId).execute();
+  await inTransaction(db, async (trx) => {
+    const gone = await trx.deleteFrom("accounts").where("id", "=", accountId).executeTakeFirst();
+    if (Number(gone.numDeletedRows) === 1)
+      await appendChanges(trx, [
+        { accountId, kind: "account.status_changed", historic: false, status: "purged", reason: "purged" },
+      ]);
+  });
 }
 
 /** Deletes the accounts stored under these exact addresses, with everything they own. */

@@ -118,12 +118,44 @@ export interface DeadLettersTable {
   next_attempt_at: Timestamp | null;
 }
 
+/** The change feed (migration 0003, src/db/changes.ts): one row per change, in commit order. */
+export interface ChangesTable {
+  seq: Generated<number>;
+  account_id: number;
+  kind: string;
+  historic: boolean;
+  gmail_id: string | null;
+  thread_id: string | null;
+  labels_added: string[] | null;
+  labels_removed: string[] | null;
+  attachment_id: number | null;
+  part_id: string | null;
+  status: string | null;
+  reason: string | null;
+  created_at: DefaultedTimestamp;
+}
+
+/** One row: how far retention has pruned the change feed. */
+export interface ChangeFeedStateTable {
+  id: Defaulted<boolean>;
+  pruned_through: Defaulted<number>;
+  pruned_at: Timestamp | null;
+}
+
+/** Markers of transactions that staged changes (src/db/changes.ts); deleted before their commit ends. */
+export interface ChangeFeedPendingTable {
+  txid: Defaulted<number>;
+}
+
 export interface Database {
   accounts: AccountsTable;
   sync_state: SyncStateTable;
   messages: MessagesTable;
   attachments: AttachmentsTable;
   dead_letters: DeadLettersTable;
+  changes: ChangesTable;
+  change_feed_state: ChangeFeedStateTable;
+  change_feed_pending: ChangeFeedPendingTable;
 }
 
 export type Db = Kysely<Database>;

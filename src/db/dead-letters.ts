@@ -150,10 +150,10 @@ export interface DeadLetterRow {
   nextAttemptAt: Date | null;
 }
 
-/** Open rows (unresolved); `parkedOnly` leaves out messages still being retried. */
+/** Open rows (unresolved), oldest first; `parkedOnly` leaves out messages still being retried; at most `limit`. */
 export async function listDeadLetters(
   db: Executor,
-  opts: { parkedOnly?: boolean; accountId?: number } = {},
+  opts: { parkedOnly?: boolean; accountId?: number; limit?: number } = {},
 ): Promise<DeadLetterRow[]> {
   const rows = await db
     .selectFrom("dead_letters")
@@ -175,6 +175,7 @@ export async function listDeadLetters(
     .$if(opts.parkedOnly === true, (qb) => qb.where("dead_letters.parked_at", "is not", null))
     .$if(opts.accountId !== undefined, (qb) => qb.where("dead_letters.account_id", "=", opts.accountId as number))
     .orderBy("dead_letters.id")
+    .$if(opts.limit !== undefined, (qb) => qb.limit(opts.limit as number))
     .execute();
   return rows.map((r) => ({
     id: r.id,
@@ -189,4 +190,19 @@ export async function listDeadLetters(
     parkedAt: r.parked_at,
     nextAttemptAt: r.next_attempt_at,
   }));
+}
+
+/**
+ * Makes the account's parked rows due now (the operator page's "retry dead letters"): the next
+ * retry job fetches them again, under the account's lock, as the hourly tick would. Returns how many.
+ */
+export async function makeParkedDue(db: Executor, accountId: number): Promise<number> {
+  const res = await db
+    .updateTable("dead_letters")
+    .set({ next_attempt_at: sql`now()` })
+    .where("account_id", "=", accountId)
+    .where("resolved_at", "is", null)
+    .where("parked_at", "is not", null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
 }

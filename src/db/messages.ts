@@ -4,6 +4,7 @@
 import { sql } from "kysely";
 import type { AttachmentResult } from "../attachments/types.ts";
 import type { ParsedMessage } from "../gmail/parse-message.ts";
+import type { ChangeSink } from "./changes.ts";
 import { type Executor, gmailIdIn, type HistoryId } from "./database.ts";
 
 /** What the sync stores for one message: the parsed message, its attachments already processed. */
@@ -17,17 +18,61 @@ function cleanAll(a: string[]): string[] {
   return a.map((s) => clean(s) ?? "");
 }
 
+/** Labels added and removed between two states of a message (sets: order does not matter). */
+export function labelDelta(
+  before: readonly string[],
+  after: readonly string[],
+): { added: string[]; removed: string[] } {
+  const b = new Set(before);
+  const a = new Set(after);
+  return { added: [...a].filter((l) => !b.has(l)).sort(), removed: [...b].filter((l) => !a.has(l)).sort() };
+}
+
+/**
+ * The stored state of these messages, locked (FOR UPDATE, in id order) until the transaction ends,
+ * so that the write that follows changes exactly the state read here: what the change feed
+ * reports is the difference between the two. Any other write of labels or deletions must do the
+ * same and report to the transaction's ChangeSink (src/db/changes.ts), or the feed misses it.
+ */
+export async function lockStates(trx: Executor, accountId: number, gmailIds: readonly string[]) {
+  if (gmailIds.length === 0) return new Map<string, { id: number; labelIds: string[]; deleted: boolean }>();
+  const rows = await trx
+    .selectFrom("messages")
+    .select(["id", "gmail_id", "label_ids", "deleted_at"])
+    .where("account_id", "=", accountId)
+    .where(gmailIdIn(gmailIds))
+    .orderBy("id")
+    .forUpdate()
+    .execute();
+  return new Map(rows.map((r) => [r.gmail_id, { id: r.id, labelIds: r.label_ids, deleted: r.deleted_at !== null }]));
+}
+
 /**
  * Upserts messages (un-deleting them: they were just seen in the mailbox) and their attachment
  * rows. A row whose stored history_id is newer than the fetched one is left alone. Returns how
- * many messages were written.
+ * many messages were written. With a `changes` sink, reports what actually changed: a message new
+ * or back from deletion (message.added, with its labels), a live message whose labels differ
+ * (message.labels_changed), and attachments stored with text that was not there before
+ * (attachment.extracted). Writing an identical row again reports nothing.
  */
-export async function upsertMessages(trx: Executor, accountId: number, records: MessageRecord[]): Promise<number> {
+export async function upsertMessages(
+  trx: Executor,
+  accountId: number,
+  records: MessageRecord[],
+  changes?: ChangeSink,
+): Promise<number> {
   if (records.length === 0) return 0;
   // One statement per chunk keeps the bind-parameter count well below Postgres's 65,535.
   let written = 0;
   for (let i = 0; i < records.length; i += 200) {
     const chunk = records.slice(i, i + 200);
+    const before = changes
+      ? await lockStates(
+          trx,
+          accountId,
+          chunk.map((m) => m.gmailId),
+        )
+      : undefined;
     const rows = await trx
       .insertInto("messages")
       .values(
@@ -73,10 +118,21 @@ export async function upsertMessages(trx: Executor, accountId: number, records: 
             sql<boolean>`messages.history_id IS NULL OR excluded.history_id IS NULL OR excluded.history_id >= messages.history_id`,
           ),
       )
-      .returning(["id", "gmail_id"])
+      .returning(["id", "gmail_id", "thread_id", "label_ids"])
       .execute();
     written += rows.length;
     const idOf = new Map(rows.map((r) => [r.gmail_id, r.id]));
+    // Attachments of messages that were live before: reported only when their text is new.
+    const liveBefore = before ? [...before.values()].filter((b) => !b.deleted).map((b) => b.id) : [];
+    const attachmentsBefore =
+      changes && liveBefore.length > 0
+        ? await trx
+            .selectFrom("attachments")
+            .select(["message_id", "part_id", "checksum", sql<boolean>`extracted_text IS NOT NULL`.as("has_text")])
+            .where(sql<boolean>`message_id = ANY(${liveBefore}::bigint[])`)
+            .execute()
+        : [];
+    const attachmentIds = new Map<string, number>();
     const attachmentRows = chunk.flatMap((m) => {
       const messageId = idOf.get(m.gmailId);
       if (messageId === undefined) return [];
@@ -97,7 +153,7 @@ export async function upsertMessages(trx: Executor, accountId: number, records: 
       }));
     });
     for (let j = 0; j < attachmentRows.length; j += 500) {
-      await trx
+      const stored = await trx
         .insertInto("attachments")
         .values(attachmentRows.slice(j, j + 500))
         .onConflict((oc) =>
@@ -115,21 +171,69 @@ export async function upsertMessages(trx: Executor, accountId: number, records: 
             extracted_at: eb.ref("excluded.extracted_at"),
           })),
         )
+        .returning(["id", "message_id", "part_id"])
         .execute();
+      for (const a of stored) attachmentIds.set(`${a.message_id}/${a.part_id}`, a.id);
+    }
+    if (changes && before) {
+      const hadText = new Map(attachmentsBefore.map((a) => [`${a.message_id}/${a.part_id}`, a]));
+      const byGmailId = new Map(rows.map((r) => [r.gmail_id, r]));
+      for (const m of chunk) {
+        const row = byGmailId.get(m.gmailId);
+        if (row === undefined) continue; // an older fetch than the stored state: nothing written
+        const prev = before.get(m.gmailId);
+        const fresh = prev === undefined || prev.deleted;
+        if (fresh) {
+          changes.add({
+            kind: "message.added",
+            gmailId: row.gmail_id,
+            threadId: row.thread_id,
+            labelsAdded: [...row.label_ids].sort(),
+          });
+        } else {
+          const d = labelDelta(prev.labelIds, row.label_ids);
+          if (d.added.length > 0 || d.removed.length > 0)
+            changes.add({
+              kind: "message.labels_changed",
+              gmailId: row.gmail_id,
+              threadId: row.thread_id,
+              labelsAdded: d.added,
+              labelsRemoved: d.removed,
+            });
+        }
+        for (const a of m.attachments) {
+          if (a.text === null) continue;
+          const key = `${row.id}/${a.partId}`;
+          const old = fresh ? undefined : hadText.get(key);
+          if (old?.has_text && old.checksum === a.checksum) continue;
+          const attachmentId = attachmentIds.get(key);
+          changes.add({
+            kind: "attachment.extracted",
+            gmailId: row.gmail_id,
+            threadId: row.thread_id,
+            partId: a.partId,
+            ...(attachmentId !== undefined ? { attachmentId } : {}),
+          });
+        }
+      }
     }
   }
   return written;
 }
 
-/** Soft-deletes messages removed in Gmail as of history record `atHistoryId`. Returns rows changed. */
+/**
+ * Soft-deletes messages removed in Gmail as of history record `atHistoryId`. Returns rows changed,
+ * each reported to `changes` as message.deleted.
+ */
 export async function softDeleteMessages(
   trx: Executor,
   accountId: number,
   gmailIds: string[],
   atHistoryId: HistoryId | null,
+  changes?: ChangeSink,
 ): Promise<number> {
   if (gmailIds.length === 0) return 0;
-  const res = await trx
+  const rows = await trx
     .updateTable("messages")
     .set({
       deleted_at: sql`now()`,
@@ -142,8 +246,10 @@ export async function softDeleteMessages(
     .$if(atHistoryId !== null, (qb) =>
       qb.where(sql<boolean>`(history_id IS NULL OR history_id < ${atHistoryId}::numeric)`),
     )
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows);
+    .returning(["gmail_id", "thread_id"])
+    .execute();
+  for (const r of rows) changes?.add({ kind: "message.deleted", gmailId: r.gmail_id, threadId: r.thread_id });
+  return rows.length;
 }
 
 /** Applies one history record's label change; skipped when the row already reflects a newer state. */
@@ -151,29 +257,38 @@ export async function applyLabelChange(
   trx: Executor,
   accountId: number,
   change: { gmailId: string; historyId: HistoryId; added: string[]; removed: string[] },
+  changes?: ChangeSink,
 ): Promise<boolean> {
   return (
-    (await applyLabelChanges(trx, accountId, {
-      gmailIds: [change.gmailId],
-      historyId: change.historyId,
-      added: change.added,
-      removed: change.removed,
-    })) > 0
+    (await applyLabelChanges(
+      trx,
+      accountId,
+      {
+        gmailIds: [change.gmailId],
+        historyId: change.historyId,
+        added: change.added,
+        removed: change.removed,
+      },
+      changes,
+    )) > 0
   );
 }
 
 /**
  * Applies one label delta to many messages in one statement (a history record of a thread
  * operation or a bulk change carries the same delta for up to 1,000 messages): each row is
- * changed only when it does not already reflect a newer state. Returns rows changed.
+ * changed only when it does not already reflect a newer state. Returns rows changed. Reports to
+ * `changes` each live message whose labels really moved (adding a label it has is no change).
  */
 export async function applyLabelChanges(
   trx: Executor,
   accountId: number,
   change: { gmailIds: readonly string[]; historyId: HistoryId; added: string[]; removed: string[] },
+  changes?: ChangeSink,
 ): Promise<number> {
   if (change.gmailIds.length === 0) return 0;
-  const res = await trx
+  const before = changes ? await lockStates(trx, accountId, change.gmailIds) : undefined;
+  const rows = await trx
     .updateTable("messages")
     .set({
       label_ids: sql<
@@ -185,8 +300,24 @@ export async function applyLabelChanges(
     .where("account_id", "=", accountId)
     .where(gmailIdIn(change.gmailIds))
     .where(sql<boolean>`(history_id IS NULL OR history_id < ${change.historyId}::numeric)`)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows);
+    .returning(["gmail_id", "thread_id", "label_ids"])
+    .execute();
+  if (changes && before) {
+    for (const r of rows) {
+      const prev = before.get(r.gmail_id);
+      if (prev === undefined || prev.deleted) continue;
+      const d = labelDelta(prev.labelIds, r.label_ids);
+      if (d.added.length > 0 || d.removed.length > 0)
+        changes.add({
+          kind: "message.labels_changed",
+          gmailId: r.gmail_id,
+          threadId: r.thread_id,
+          labelsAdded: d.added,
+          labelsRemoved: d.removed,
+        });
+    }
+  }
+  return rows.length;
 }
 
 /**
@@ -244,6 +375,7 @@ export async function recordDeletion(
   trx: Executor,
   accountId: number,
   d: { gmailId: string; threadId: string; historyId: HistoryId },
+  changes?: ChangeSink,
 ): Promise<boolean> {
   const row = await trx
     .insertInto("messages")
@@ -262,8 +394,10 @@ export async function recordDeletion(
           sql<boolean>`messages.deleted_at IS NULL AND (messages.history_id IS NULL OR messages.history_id < excluded.history_id)`,
         ),
     )
-    .returning(sql<boolean>`(xmax <> 0)`.as("updated"))
+    .returning(["thread_id", sql<boolean>`(xmax <> 0)`.as("updated")])
     .executeTakeFirst();
+  // A tombstone (inserted) was never a live row a consumer saw: only a live row's deletion is reported.
+  if (row?.updated === true) changes?.add({ kind: "message.deleted", gmailId: d.gmailId, threadId: row.thread_id });
   return row?.updated === true;
 }
 

@@ -9,8 +9,11 @@
 //   `--allow-fs-write`: the child writes nothing anywhere.
 // - no `--allow-child-process`, `--allow-worker`, `--allow-addons`, `--allow-wasi`,
 //   `--allow-inspector`: spawning, worker threads, native addons, WASI and the inspector are refused
-//   (pdf.js runs its "fake worker" on the main thread; plain WebAssembly is not restricted and is
-//   not needed to be). `process.binding()` is refused too.
+//   (pdf.js runs its "fake worker" on the main thread, tesseract.js's worker script runs in the
+//   child's own thread: ocr.ts). Plain WebAssembly (PDFium, tesseract) is not restricted by the
+//   model, compiles under --disallow-code-generation-from-strings, reads its .wasm from the
+//   packages' folders below and needs no WASI (test/security/extract-sandbox-wasm.test.ts).
+//   `process.binding()` is refused too.
 // - network: NOT restricted by the model. Node 24 has no network permission (`--allow-net` arrived
 //   in Node 25, where `--permission` alone then denies the network), and a socket path is not
 //   checked against `--allow-fs-read` (measured). So no-network.ts is preloaded (`--import`): it
@@ -33,7 +36,20 @@ const noNetworkModule = fileURLToPath(new URL("./no-network.ts", import.meta.url
 
 // Packages the child imports (directly, from this folder's extractors). Their node_modules folders
 // are what it may read: code only, nothing an attacker can use.
-const PARSER_PACKAGES = ["pdf-parse", "mammoth", "html-to-text", "chardet", "iconv-lite", "yauzl", "postal-mime"];
+// PDFium and tesseract are WebAssembly: their .wasm files are read from these folders too (plain
+// WebAssembly needs no permission flag; `--allow-wasi` is for node:wasi, which neither uses).
+const PARSER_PACKAGES = [
+  "pdf-parse",
+  "@hyzyla/pdfium",
+  "mammoth",
+  "html-to-text",
+  "chardet",
+  "iconv-lite",
+  "yauzl",
+  "postal-mime",
+  "tesseract.js",
+  "tesseract.js-core",
+];
 
 // Parent variables the child keeps, by name. Everything else (DATABASE_URL, REDIS_URL,
 // TOKEN_ENCRYPTION_KEY, GOOGLE_CLIENT_SECRET, *_FILE paths, NODE_OPTIONS which could re-grant
@@ -45,6 +61,8 @@ export interface ChildSpawnOptions {
   rssLimitMb: number;
   /** ATTACHMENT_TEMP_DIR: the only data directory the child may read (temp-file route). */
   tempDir?: string;
+  /** Further read-only directories (OCR children: the tesseract language data folders). */
+  readDirs?: string[];
   /** The Node binary; the parent's own by default. */
   execPath?: string;
   /** Entry file; child.ts by default. Tests pass a probe (always readable: Node allows the entry). */
@@ -82,7 +100,11 @@ export function childEnv(parent: NodeJS.ProcessEnv = process.env): NodeJS.Proces
 
 export function childSpawnSpec(opts: ChildSpawnOptions): ChildSpawnSpec {
   // Real paths: the permission model compares resolved paths, and the module loader reads through them.
-  const readable = [...codeDirs(), ...(opts.tempDir ? [realpathSync(opts.tempDir)] : [])];
+  const readable = [
+    ...codeDirs(),
+    ...(opts.readDirs ?? []).map((dir) => realpathSync(dir)),
+    ...(opts.tempDir ? [realpathSync(opts.tempDir)] : []),
+  ];
   return {
     execPath: opts.execPath ?? process.execPath,
     entry: opts.entry ?? childEntry,

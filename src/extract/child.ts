@@ -7,7 +7,9 @@ import type { ChildMessage, ExtractOutcome, ExtractRequest, ParentMessage } from
 
 // Each extractor is imported on first use: pdf.js alone costs ~200 ms and ~80 MB to load.
 const extractors = {
+  pdfium: () => import("./pdfium.ts"),
   pdf: () => import("./pdf.ts"),
+  ocr: () => import("./ocr.ts"),
   zip: () => import("./docx.ts"),
   text: () => import("./text.ts"),
   html: () => import("./html.ts"),
@@ -37,13 +39,22 @@ async function run(request: ExtractRequest): Promise<ExtractOutcome> {
     request.source.type === "bytes" ? request.source.bytes : new Uint8Array(await readFile(request.source.path));
   switch (request.kind) {
     case "pdf":
-      return (await extractors.pdf()).extractPdf(bytes, request.limits);
+      if (request.pdfEngine === "pdf-parse") return (await extractors.pdf()).extractPdf(bytes, request.limits);
+      return (await extractors.pdfium()).extractPdfium(bytes, request.limits);
+    case "ocr-image":
+    case "ocr-pdf": {
+      if (!request.ocr) throw new Error("OCR request without OCR options");
+      const ocr = await extractors.ocr();
+      return request.kind === "ocr-image"
+        ? ocr.extractImage(bytes, request.detectedType, request.limits, request.ocr)
+        : ocr.extractPdfOcr(bytes, request.limits, request.ocr);
+    }
     case "zip":
       return (await extractors.zip()).extractZip(bytes, request.limits);
     case "text":
       return (await extractors.text()).extractText(bytes, request.charset, request.detectedType, request.limits);
     case "html":
-      return (await extractors.html()).extractHtml(bytes, request.charset, request.limits);
+      return (await extractors.html()).extractHtml(bytes, request.charset, request.limits, request.htmlStyle);
     case "rfc822":
       return (await extractors.rfc822()).extractRfc822(bytes, request.limits);
   }
@@ -56,8 +67,12 @@ process.on("message", (message: ParentMessage) => {
   }
   const { id, request } = message;
   current = { id, request };
+  let threw = false;
   run(request)
-    .catch((err: unknown) => failure(request, err))
+    .catch((err: unknown) => {
+      threw = true;
+      return failure(request, err);
+    })
     .then((outcome) => {
       // Counted here, where the text was made, so the parent does not walk megabytes of text again.
       if (outcome.text !== null) {
@@ -65,7 +80,11 @@ process.on("message", (message: ParentMessage) => {
         outcome.details.characters ??= countCharacters(outcome.text);
       }
       current = null;
-      send({ type: "result", id, outcome });
+      // A WebAssembly parser that threw (an abort, an allocation failure) may have left its memory
+      // in any state: the parent replaces this child rather than hand it another file.
+      const wasm = (request.kind === "pdf" && request.pdfEngine !== "pdf-parse") || request.kind.startsWith("ocr");
+      const recycle = threw && wasm;
+      send({ type: "result", id, outcome, rssMb: process.memoryUsage.rss() / (1024 * 1024), recycle });
     });
 });
 

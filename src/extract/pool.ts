@@ -6,6 +6,7 @@
 // (scrubbed environment, Node's permission model): see child-spawn.ts.
 import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import os from "node:os";
 import type { Logger } from "../log.ts";
 import { extractChildrenKilledTotal, syncErrorsTotal } from "../metrics.ts";
 import { childSpawnSpec, forkExtractChild } from "./child-spawn.ts";
@@ -23,6 +24,15 @@ export interface PoolOptions {
   execPath?: string;
   /** ATTACHMENT_TEMP_DIR: the one data directory children may read (temp-file route). */
   tempDir?: string;
+  /** More read-only directories for these children (the OCR language data). */
+  readDirs?: string[];
+  /**
+   * A child whose RSS after a job is above this is replaced (half the RSS cap by default):
+   * WebAssembly memory (PDFium, tesseract) grows with the largest document and never shrinks.
+   */
+  recycleAboveMb?: number;
+  /** Scheduling niceness of the children (0 = the worker's own; OCR children run at 10). */
+  nice?: number;
 }
 
 export type PoolOutcome = Omit<ExtractOutcome, "skippedReason"> & {
@@ -80,7 +90,13 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
   const exits = new Set<Promise<void>>();
   // Scrubbed environment and Node's permission model, built once (a missing temp dir fails here):
   // child-spawn.ts says what is and is not restricted.
-  const spec = childSpawnSpec({ rssLimitMb: opts.rssLimitMb, tempDir: opts.tempDir, execPath: opts.execPath });
+  const spec = childSpawnSpec({
+    rssLimitMb: opts.rssLimitMb,
+    tempDir: opts.tempDir,
+    execPath: opts.execPath,
+    readDirs: opts.readDirs,
+  });
+  const recycleAboveMb = opts.recycleAboveMb ?? opts.rssLimitMb / 2;
 
   function outcomeFor(job: Job, skippedReason: PoolOutcome["skippedReason"], reason: string): PoolOutcome {
     return {
@@ -96,6 +112,14 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
 
   function spawn(): void {
     const child = forkExtractChild(spec);
+    if (opts.nice && child.pid !== undefined) {
+      try {
+        // Lower priority only: raising niceness needs no privilege.
+        os.setPriority(child.pid, opts.nice);
+      } catch (err) {
+        opts.log.warn({ err: (err as Error).message }, "could not lower an extraction child's priority");
+      }
+    }
     const slot: Slot = { child, ready: false, job: null, served: 0, retiring: false, kill: null, peakRssMb: 0 };
     slots.add(slot);
     let resolveExit!: () => void;
@@ -121,7 +145,7 @@ export function createExtractPool(opts: PoolOptions): ExtractPool {
       slot.job = null;
       slot.served++;
       job.resolve(message.outcome);
-      if (slot.served >= opts.recycleAfter) retire(slot);
+      if (slot.served >= opts.recycleAfter || message.recycle || (message.rssMb ?? 0) > recycleAboveMb) retire(slot);
       dispatch();
     });
     child.on("error", (err) => {

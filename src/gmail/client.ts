@@ -25,6 +25,7 @@ import type {
   ListHistoryOptions,
   ListMessagesOptions,
   ListMessagesPage,
+  ListThreadsPage,
   Profile,
   WatchRequest,
 } from "./port.ts";
@@ -87,12 +88,16 @@ export function createGmailPort(deps: GmailPortDeps): GmailPort {
   // a batch larger than the cap would have its tail refused with "Too many concurrent requests".
   const batchSize = Math.min(100, deps.inFlight?.cap ?? 100, Math.max(1, deps.batchSize ?? DEFAULT_BATCH_SIZE));
   const messages = messagesById(api, batchSize);
-  const threads = threadsById(api, Math.max(1, Math.floor((batchSize * cost("messages.get")) / cost("threads.get"))));
+  const threadsPerBatch = Math.max(1, Math.floor((batchSize * cost("messages.get")) / cost("threads.get")));
+  const threads = threadsById(api, threadsPerBatch);
+  const threadLabels = threadsById(api, threadsPerBatch, "minimal");
   return {
     getProfile: () => getProfile(ctx, api),
     listMessages: (o) => listMessages(ctx, api, o),
     getMessages: (ids) => getMessages(ctx, plan, messages, ids),
     getThreads: (threadIds) => getThreads(ctx, plan, threads, threadIds),
+    listThreads: (o) => listThreads(ctx, api, o),
+    getThreadLabels: (threadIds) => getThreads(ctx, plan, threadLabels, threadIds),
     getAttachment: (messageId, attachmentId) => getAttachment(ctx, api, messageId, attachmentId),
     listHistory: (o) => listHistory(ctx, api, o),
     watch: (req) => watch(ctx, api, req),
@@ -129,6 +134,29 @@ async function listMessages(ctx: CallContext, api: gmail_v1.Gmail, o: ListMessag
       .map((m) => ({ id: m.id ?? "", threadId: m.threadId ?? "" }))
       .filter((m) => m.id !== ""),
     resultSizeEstimate: d.resultSizeEstimate ?? 0,
+  };
+  if (d.nextPageToken) page.nextPageToken = d.nextPageToken;
+  return page;
+}
+
+async function listThreads(ctx: CallContext, api: gmail_v1.Gmail, o: ListMessagesOptions): Promise<ListThreadsPage> {
+  const d = await callGmail(ctx, "threads.list", () =>
+    api.users.threads.list(
+      {
+        userId: "me",
+        maxResults: o.maxResults ?? 500,
+        ...(o.pageToken ? { pageToken: o.pageToken } : {}),
+        ...(o.q ? { q: o.q } : {}),
+        ...(o.labelIds && o.labelIds.length > 0 ? { labelIds: o.labelIds } : {}),
+        ...(o.includeSpamTrash !== undefined ? { includeSpamTrash: o.includeSpamTrash } : {}),
+      },
+      { retry: false },
+    ),
+  );
+  const page: ListThreadsPage = {
+    threads: (d.threads ?? [])
+      .map((t) => ({ id: t.id ?? "", historyId: t.historyId ?? "" }))
+      .filter((t) => t.id !== "" && /^\d{1,20}$/.test(t.historyId)),
   };
   if (d.nextPageToken) page.nextPageToken = d.nextPageToken;
   return page;

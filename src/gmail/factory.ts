@@ -132,11 +132,16 @@ export function createGmailFactory(deps: GmailFactoryDeps): GmailFactory {
     // Gmail charges a batch sub-request by sub-request against one second of burst, while our
     // bucket lets a batch through whole (leaving a debt): keep a batch within half of that second
     // (25 at the default 250 units/s), or a low per-user quota answers every batch's tail with 429.
+    // The same for the project's bucket (one second of the project's rate), shared by every account:
+    // a batch of at most a quarter of it, or under a small project quota a batch would wait for a
+    // full bucket that the other accounts' smaller calls never leave (no effect at Gmail's default).
+    const perGet = QUOTA_COST["messages.get"] ?? 5;
     opts.batchSize = Math.max(
       1,
       Math.min(
         DEFAULT_BATCH_SIZE,
-        Math.floor(config.GMAIL_QUOTA_UNITS_PER_SECOND / (2 * (QUOTA_COST["messages.get"] ?? 5))),
+        Math.floor(config.GMAIL_QUOTA_UNITS_PER_SECOND / (2 * perGet)),
+        Math.floor(config.GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE / 60 / (4 * perGet)),
       ),
     );
     if (deps.fetchStrategy) opts.fetchStrategy = deps.fetchStrategy;

@@ -37,11 +37,16 @@ export function messagesById(api: gmail_v1.Gmail, perBatch: number): GetById<Gma
   };
 }
 
-export function threadsById(api: gmail_v1.Gmail, perBatch: number): GetById<gmail_v1.Schema$Thread> {
+/** threads.get by id; format minimal gives each message's id, labelIds and historyId only. */
+export function threadsById(
+  api: gmail_v1.Gmail,
+  perBatch: number,
+  format: "full" | "minimal" = "full",
+): GetById<gmail_v1.Schema$Thread> {
   return {
     method: "threads.get",
-    path: (id) => `/gmail/v1/users/me/threads/${encodeURIComponent(id)}?format=full`,
-    get: (id) => api.users.threads.get({ userId: "me", id, format: "full" }, { retry: false }),
+    path: (id) => `/gmail/v1/users/me/threads/${encodeURIComponent(id)}?format=${format}`,
+    get: (id) => api.users.threads.get({ userId: "me", id, format }, { retry: false }),
     perBatch,
   };
 }

@@ -15,11 +15,11 @@
 // by the caller (bodyRef). Addresses are stored as "Name <addr>" (or "addr"), RFC 2047 words
 // decoded. Attachments are leaves with a filename or an attachmentId, plus inline parts with a
 // Content-ID.
-import { convert as htmlToText } from "html-to-text";
 import iconv from "iconv-lite";
 import { addressParser, decodeWords } from "postal-mime";
 import type { AttachmentRef } from "../attachments/types.ts";
 import { ParseError } from "../errors.ts";
+import { HTML_BODY_INLINE_MAX_CHARS, htmlBodyToText } from "../extract/html.ts";
 import { repairMislabelledUtf8 } from "./mojibake.ts";
 import type { GmailMessage } from "./port.ts";
 
@@ -37,6 +37,8 @@ export interface ParsedMessage {
   inReplyTo: string | null;
   snippet: string | null;
   bodyText: string | null;
+  /** An HTML body too long to convert here (> HTML_BODY_INLINE_MAX_CHARS): the caller converts it in an extraction child. */
+  bodyHtml?: string;
   sizeEstimate: number | null;
   attachments: AttachmentRef[];
   /** The body part when Gmail served it by reference: the caller fetches it and fills bodyText. */
@@ -167,8 +169,9 @@ function decodeBody(data: string, charset: string | null): string {
   return decodeTextBytes(Buffer.from(data, "base64url"), charset);
 }
 
+/** A short HTML body as text (depth-capped, falls back to a tag strip: never throws). */
 export function bodyHtmlToText(html: string): string {
-  return clean(htmlToText(html, { wordwrap: false, selectors: [{ selector: "img", format: "skip" }] }));
+  return clean(htmlBodyToText(html));
 }
 
 /**
@@ -232,14 +235,16 @@ function rebuildAttachedMessage(part: Part): string | null {
     if (isAttachment(leaf) || typeof leaf.body?.data !== "string") continue;
     const ct = contentType(leaf);
     if (ct.type === "text/plain" && text === null) text = decodeBody(leaf.body.data, ct.charset);
-    else if (ct.type === "text/html" && html === null) html = bodyHtmlToText(decodeBody(leaf.body.data, ct.charset));
+    else if (ct.type === "text/html" && html === null) html = decodeBody(leaf.body.data, ct.charset);
   }
+  // A long HTML body stays HTML: the extraction child that reads this attachment converts it.
+  const rawHtml = text === null && html !== null && html.length > HTML_BODY_INLINE_MAX_CHARS;
   lines.push(
     "MIME-Version: 1.0",
-    'Content-Type: text/plain; charset="utf-8"',
+    `Content-Type: text/${rawHtml ? "html" : "plain"}; charset="utf-8"`,
     "Content-Transfer-Encoding: 8bit",
     "",
-    text ?? html ?? "",
+    text ?? (html === null ? "" : rawHtml ? html : bodyHtmlToText(html)),
   );
   return Buffer.from(lines.join("\r\n"), "utf8").toString("base64url");
 }
@@ -304,12 +309,15 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
     else if (type === "text/html" && !htmlPart) htmlPart = p;
   }
   let bodyText: string | null = null;
+  let bodyHtml: string | undefined;
   let bodyRef: BodyRef | null = null;
   const bodyPart = textPart ?? htmlPart;
   if (bodyPart?.body?.data) {
     const ct = contentType(bodyPart);
     const decoded = decodeBody(bodyPart.body.data, ct.charset);
-    bodyText = bodyPart === textPart ? decoded : bodyHtmlToText(decoded);
+    if (bodyPart === textPart) bodyText = decoded;
+    else if (decoded.length <= HTML_BODY_INLINE_MAX_CHARS) bodyText = bodyHtmlToText(decoded);
+    else bodyHtml = decoded;
   } else if (bodyPart?.body?.attachmentId) {
     const ct = contentType(bodyPart);
     bodyRef = {
@@ -357,6 +365,7 @@ export function parseGmailMessage(msg: GmailMessage): ParsedMessage {
     inReplyTo: decodeHeader(header(root, "In-Reply-To")),
     snippet: typeof msg.snippet === "string" ? clean(msg.snippet) : null,
     bodyText,
+    ...(bodyHtml !== undefined ? { bodyHtml } : {}),
     sizeEstimate: typeof msg.sizeEstimate === "number" ? msg.sizeEstimate : null,
     attachments,
     bodyRef,

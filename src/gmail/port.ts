@@ -42,6 +42,17 @@ export type FetchedThread =
   | { id: string; messages: GmailMessage[]; error?: undefined }
   | { id: string; messages?: undefined; error: import("../errors.ts").GmailError };
 
+/** A thread as threads.list gives it: its id and the id of the last history record that changed it. */
+export interface ThreadRef {
+  id: string;
+  historyId: string;
+}
+
+export interface ListThreadsPage {
+  threads: ThreadRef[];
+  nextPageToken?: string;
+}
+
 export interface ListHistoryOptions {
   startHistoryId: string;
   pageToken?: string;
@@ -77,6 +88,13 @@ export interface GmailPort {
    * getMessages.
    */
   getThreads(threadIds: string[]): Promise<FetchedThread[]>;
+  /** threads.list (10 units a page of up to 500 threads), in the same scope options as listMessages. */
+  listThreads(opts: ListMessagesOptions): Promise<ListThreadsPage>;
+  /**
+   * Whole threads in format minimal (threads.get, 10 units a thread): each message's id, labelIds
+   * and historyId, no content; per-id outcomes as getThreads.
+   */
+  getThreadLabels(threadIds: string[]): Promise<FetchedThread[]>;
   /** Decoded bytes of one attachment (messages.attachments.get). */
   getAttachment(messageId: string, attachmentId: string): Promise<Buffer>;
   listHistory(opts: ListHistoryOptions): Promise<HistoryPage>;

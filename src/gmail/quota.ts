@@ -8,11 +8,17 @@
 // Retry-After; the rate then grows back additively with time. The bucket capacity is half a second of
 // the current rate, so a penalised account also loses its burst.
 //
+// Quota classes (quota-class.ts): a take must leave its class's reserve of the project bucket, so
+// live syncs come before a new account's first backfill turn, and both before the other backfills.
+// A wait on the project bucket (not the account's) is waited out in-process up to
+// PROJECT_MAX_WAIT_MS: parking the job would only hand its slot to another one waiting for it.
+//
 // Keys: <prefix>:quota:acct:<id> and <prefix>:quota:project. With the default QUEUE_PREFIX
 // "{gmail-sync}" the hash tag puts them in one Redis Cluster slot, which the script needs.
 import type { Redis, Result } from "ioredis";
 import { GmailError } from "../errors.ts";
 import { quotaWaitSeconds } from "../metrics.ts";
+import { currentQuotaClass, PROJECT_RESERVE } from "./quota-class.ts";
 
 /** Documented quota units per method (developers.google.com/workspace/gmail/api/reference/quota). */
 export const QUOTA_COST: Record<string, number> = {
@@ -29,7 +35,16 @@ export const QUOTA_COST: Record<string, number> = {
   "users.stop": 50,
 };
 
-export type TakeResult = { ok: true } | { ok: false; waitMs: number };
+/** Refused: how long until both buckets would have the units, and which one is short longer. */
+export type TakeResult = { ok: true } | { ok: false; waitMs: number; bucket: "account" | "project" };
+
+/**
+ * How long acquire() waits in-process when the project bucket, not the account's, is what binds.
+ * Parking the job then only hands its slot to another account's job that waits for the same
+ * bucket (and pays its start-up again); the account's own bucket, by contrast, refills for nobody
+ * else, so a wait on it still gives up at maxWaitMs and parks.
+ */
+export const PROJECT_MAX_WAIT_MS = 60_000;
 
 export interface QuotaGovernor {
   /** Charges `units` if both buckets have them; otherwise says how long until they would. */
@@ -53,8 +68,9 @@ export interface QuotaOptions {
 }
 
 // KEYS[1] account bucket, KEYS[2] project bucket.
-// ARGV: op ("take" | "penalize" | "inspect"), units, maxRate, floor, recovery/s, projRate/s, projCap, retryAfterMs, ttlSeconds, burstSeconds
-// Returns {allowed(1|0), waitMs, tokens*1000, rate*1000, blockedUntil}.
+// ARGV: op ("take" | "penalize" | "inspect"), units, maxRate, floor, recovery/s, projRate/s, projCap, retryAfterMs, ttlSeconds, burstSeconds,
+// projReserve (project tokens a take must leave: its quota class's reserve for the classes before it, quota-class.ts)
+// Returns {allowed(1|0), waitMs, tokens*1000, rate*1000, blockedUntil, projectBinds(1|0)}.
 const SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -68,6 +84,7 @@ local projCap = tonumber(ARGV[7])
 local retryAfter = tonumber(ARGV[8])
 local ttl = tonumber(ARGV[9])
 local burst = tonumber(ARGV[10])
+local reserve = tonumber(ARGV[11]) or 0
 
 local a = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate', 'blocked')
 local rate = tonumber(a[3]) or maxRate
@@ -88,6 +105,7 @@ ptokens = math.min(projCap, ptokens + projRate * math.max(0, now - pts) / 1000)
 
 local allowed = 0
 local wait = 0
+local projectBinds = 0
 if op == 'penalize' then
   rate = math.max(floor, rate / 2)
   tokens = math.min(tokens, 0)
@@ -95,7 +113,7 @@ if op == 'penalize' then
 elseif op == 'take' then
   -- a charge above the capacity (e.g. watch at a low rate) waits for a full bucket and leaves a debt
   local need = math.min(units, cap)
-  local pneed = math.min(units, projCap)
+  local pneed = math.min(units, projCap - reserve) + reserve
   if now < blocked then
     wait = blocked - now
   elseif tokens < need or ptokens < pneed then
@@ -104,6 +122,7 @@ elseif op == 'take' then
     if tokens < need then w1 = (need - tokens) / rate * 1000 end
     if ptokens < pneed then w2 = (pneed - ptokens) / projRate * 1000 end
     wait = math.ceil(math.max(w1, w2))
+    if w2 > w1 then projectBinds = 1 end
   else
     tokens = tokens - units
     ptokens = ptokens - units
@@ -117,10 +136,10 @@ if op ~= 'inspect' then
   redis.call('HSET', KEYS[2], 'tokens', tostring(ptokens), 'ts', now)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-return {allowed, wait, math.floor(tokens * 1000), math.floor(rate * 1000), blocked}
+return {allowed, wait, math.floor(tokens * 1000), math.floor(rate * 1000), blocked, projectBinds}
 `;
 
-type Reply = [number, number, number, number, number];
+type Reply = [number, number, number, number, number, number];
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -167,13 +186,16 @@ export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGove
       Math.max(0, Math.round(retryAfterMs)),
       ttl,
       BURST_SECONDS,
+      op === "take" ? projCap * PROJECT_RESERVE[currentQuotaClass()] : 0,
     );
   }
 
   const governor: QuotaGovernor = {
     async take(accountId, units) {
-      const [allowed, wait] = await run("take", accountId, units);
-      return allowed === 1 ? { ok: true } : { ok: false, waitMs: Math.max(1, Number(wait)) };
+      const [allowed, wait, , , , projectBinds] = await run("take", accountId, units);
+      return allowed === 1
+        ? { ok: true }
+        : { ok: false, waitMs: Math.max(1, Number(wait)), bucket: Number(projectBinds) === 1 ? "project" : "account" };
     },
     async acquire(accountId, units, o = {}) {
       const maxWaitMs = o.maxWaitMs ?? 2000;
@@ -185,7 +207,8 @@ export function createQuotaGovernor(redis: Redis, opts: QuotaOptions): QuotaGove
           return;
         }
         const waited = Date.now() - started;
-        if (waited + r.waitMs > maxWaitMs) {
+        const limit = r.bucket === "project" ? Math.max(maxWaitMs, PROJECT_MAX_WAIT_MS) : maxWaitMs;
+        if (waited + r.waitMs > limit) {
           quotaWaitSeconds.observe(waited / 1000);
           throw new GmailError(
             "rate_limited",

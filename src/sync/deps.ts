@@ -15,7 +15,10 @@ export interface SyncDeps {
   gmailFactory: GmailFactory;
   pipeline: AttachmentPipeline;
   log: Logger;
-  config: Pick<Config, "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH" | "BACKFILL_FETCH_THREADS">;
+  config: Pick<
+    Config,
+    "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH" | "BACKFILL_FETCH_THREADS" | "CHANGE_FEED"
+  >;
 }
 
 export type SyncSkip = {

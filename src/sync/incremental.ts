@@ -23,7 +23,7 @@ import { LOCK_WAIT_MS, withSyncLock } from "./lock.ts";
 import { assertPlausibleGone } from "./not-found.ts";
 import { startRun } from "./resync.ts";
 import { LABELLED_NOT_HELD, NOT_FOUND_YET, scheduleRetry } from "./retry-messages.ts";
-import { countStored, storePrepared } from "./store-prepared.ts";
+import { countStored, storePrepared, storeTransaction } from "./store-prepared.ts";
 
 const HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"] as const;
 
@@ -424,23 +424,24 @@ async function applySlice(
     advanced: false,
     abort: prepared.abort,
   };
-  await db.transaction().execute(async (trx) => {
+  await storeTransaction(deps, accountId, "incremental", async (trx, feed) => {
     for (const [id, hid] of net.deleted) {
       const threadId = net.threadOf.get(id);
       // A tombstone for a message we do not hold only matters while a listing run may still commit
       // an older fetch of it; otherwise (draft autosaves: every save deletes an id) it is bloat.
       if (threadId !== undefined && listing) {
-        if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid })) r.deleted++;
-      } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid);
+        if (await recordDeletion(trx, accountId, { gmailId: id, threadId, historyId: hid }, feed)) r.deleted++;
+      } else r.deleted += await softDeleteMessages(trx, accountId, [id], hid, feed);
     }
-    const c = await storePrepared(trx, accountId, prepared, { alsoResolved: net.deleted.keys() });
+    const c = await storePrepared(trx, accountId, prepared, { alsoResolved: net.deleted.keys(), feed });
     r.stored = c.stored;
     r.deleted += c.gone;
     r.parked = c.parked;
     r.retrying = c.retrying;
     r.nextRetryAt = c.nextRetryAt;
     // Set-wise, after the rows are in: one statement per distinct delta of a record, in history order.
-    for (const group of groupLabelChanges(net.labels)) r.labelApplied += await applyLabelChanges(trx, accountId, group);
+    for (const group of groupLabelChanges(net.labels))
+      r.labelApplied += await applyLabelChanges(trx, accountId, group, feed);
     // Failures are in the ledger, in this transaction: the cursor moves past them. Only an
     // interrupted slice (rate limit, revoked auth) keeps its rows but not its cursor.
     if (prepared.abort === undefined) r.advanced = await advanceCursor(trx, accountId, cursor);

@@ -6,7 +6,7 @@
 import type { AttachmentPipeline, AttachmentRef, AttachmentResult } from "../attachments/types.ts";
 import type { MessageRecord } from "../db/messages.ts";
 import { GmailError, isGmailError } from "../errors.ts";
-import { bodyHtmlToText, decodeTextBytes, type ParsedMessage, parseGmailMessage } from "../gmail/parse-message.ts";
+import { decodeTextBytes, type ParsedMessage, parseGmailMessage } from "../gmail/parse-message.ts";
 import type { GmailMessage, GmailPort } from "../gmail/port.ts";
 import { attachmentsSkippedTotal, syncErrorsTotal } from "../metrics.ts";
 
@@ -45,12 +45,14 @@ export async function prepareMessage(deps: PrepareDeps, msg: GmailMessage): Prom
     return { failure: { id, kind: "permanent", reason: "parse", detail: (err as Error).message } };
   }
   let bodyText = parsed.bodyText ?? null;
+  // A long HTML body is converted in an extraction child, not in this process (never throws).
+  if (parsed.bodyHtml !== undefined) bodyText = await deps.pipeline.htmlBodyText(parsed.bodyHtml);
   if (parsed.bodyRef !== null) {
     // A body Gmail served by reference (too large to inline): one attachments.get (5 units).
     try {
       const ref = parsed.bodyRef;
       const text = decodeTextBytes(await deps.gmail.getAttachment(id, ref.attachmentId), ref.charset);
-      bodyText = ref.html ? bodyHtmlToText(text) : text;
+      bodyText = ref.html ? await deps.pipeline.htmlBodyText(text) : text;
     } catch (err) {
       rethrowIfJobLevel(err);
       const transient = !(err instanceof GmailError) || err.kind === "transient" || err.kind === "not_found";
@@ -61,9 +63,10 @@ export async function prepareMessage(deps: PrepareDeps, msg: GmailMessage): Prom
   }
   const attachments: AttachmentResult[] = [];
   const unfetched: string[] = [];
-  for (const ref of parsed.attachments as AttachmentRef[]) {
+  for (const [index, ref] of (parsed.attachments as AttachmentRef[]).entries()) {
     try {
-      attachments.push(await deps.pipeline.process(ref, () => attachmentBytes(deps.gmail, id, ref)));
+      // index: parts past ATTACHMENT_MAX_PER_MESSAGE get a row and no download (too_many_parts).
+      attachments.push(await deps.pipeline.process(ref, () => attachmentBytes(deps.gmail, id, ref), { index }));
     } catch (err) {
       rethrowIfJobLevel(err);
       // The pipeline already turns a permanent download failure into a fetch_failed row; what

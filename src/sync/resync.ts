@@ -5,6 +5,7 @@
 // deleted in Gmail while we could not see the history (msgvault PR #697's rule).
 import type { Redis } from "ioredis";
 import type { Transaction } from "kysely";
+import type { ChangeSink } from "../db/changes.ts";
 import type { Database } from "../db/database.ts";
 import { liveIdsUntouchedSince, softDeleteMessages } from "../db/messages.ts";
 import { beginRun, ensureSyncState, getSyncState, getSyncStateForUpdate, type SyncState } from "../db/sync-state.ts";
@@ -91,6 +92,7 @@ export async function sweepUnseen(
   accountId: number,
   key: string,
   runStartedAt: Date,
+  feed?: ChangeSink,
 ): Promise<number> {
   // Spam and trash are not listed unless the run's scope included them; their rows are not
   // evidence of deletion. The row is the one the caller's checkpoint just completed: this run's.
@@ -109,7 +111,7 @@ export async function sweepUnseen(
   }
   let deleted = 0;
   for (let i = 0; i < unseen.length; i += 1000)
-    deleted += await softDeleteMessages(trx, accountId, unseen.slice(i, i + 1000), null);
+    deleted += await softDeleteMessages(trx, accountId, unseen.slice(i, i + 1000), null, feed);
   if (deleted > 0) messageChangesTotal.inc({ kind: "deleted" }, deleted);
   deps.log.info(
     { accountId, checked: candidates.length, deleted },

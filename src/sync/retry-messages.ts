@@ -12,7 +12,7 @@ import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
 import { fetchMessages } from "./fetch-messages.ts";
 import { LOCK_WAIT_MS, withSyncLock } from "./lock.ts";
 import { assertPlausibleGone } from "./not-found.ts";
-import { countStored, storePrepared } from "./store-prepared.ts";
+import { countStored, storePrepared, storeTransaction } from "./store-prepared.ts";
 
 /** Rows fetched per round, and rounds per job (the rest waits for the next job: bounded runs). */
 export const RETRY_BATCH = 500;
@@ -71,9 +71,9 @@ export async function retryMessages(
     const drop = new Set(dropped);
     prepared.records = prepared.records.filter((m) => !drop.has(m.gmailId));
   }
-  const c = await deps.db
-    .transaction()
-    .execute((trx) => storePrepared(trx, accountId, prepared, { alsoResolved: dropped }));
+  const c = await storeTransaction(deps, accountId, "retry", (trx, feed) =>
+    storePrepared(trx, accountId, prepared, { alsoResolved: dropped, feed }),
+  );
   countStored("retry", c);
   if (prepared.abort !== undefined) throw prepared.abort;
   return { ...out, stored: c.stored, gone: c.gone, retrying: c.retrying, parked: c.parked };

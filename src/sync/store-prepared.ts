@@ -5,9 +5,13 @@
 // attachment) counted in the retry ledger (src/db/dead-letters.ts) so the caller may move its cursor
 // or checkpoint past it: the ledger, not the cursor, brings it back. Backfill, incremental sync and
 // the retry step (the retry job and `gmail-sync dead-letters --retry`) all store through it; no
-// other path writes messages.
+// other path writes messages. Each caller opens its transaction with storeTransaction, which
+// collects what the transaction changed for the change feed (src/db/changes.ts) and appends it as
+// the transaction's last statement: a change commits with its row, or neither does.
 import type { Transaction } from "kysely";
-import type { Database } from "../db/database.ts";
+import type { Config } from "../config.ts";
+import { type ChangeSink, changeBuffer, transactionWithChanges } from "../db/changes.ts";
+import type { Database, Db } from "../db/database.ts";
 import { recordMessageFailure, resolveDeadLetters } from "../db/dead-letters.ts";
 import { softDeleteMessages, upsertMessages } from "../db/messages.ts";
 import { deadLettersTotal, syncMessagesTotal } from "../metrics.ts";
@@ -29,12 +33,12 @@ export async function storePrepared(
   trx: Transaction<Database>,
   accountId: number,
   prepared: PreparedBatch,
-  opts: { alsoResolved?: Iterable<string> } = {},
+  opts: { alsoResolved?: Iterable<string>; feed?: ChangeSink } = {},
 ): Promise<StoreOutcome> {
   const out: StoreOutcome = { stored: 0, gone: 0, parked: 0, retrying: 0, nextRetryAt: null };
-  out.stored = await upsertMessages(trx, accountId, prepared.records);
+  out.stored = await upsertMessages(trx, accountId, prepared.records, opts.feed);
   // Already gone when fetched: recorded as deleted (if held), not an error.
-  out.gone = await softDeleteMessages(trx, accountId, prepared.gone, null);
+  out.gone = await softDeleteMessages(trx, accountId, prepared.gone, null, opts.feed);
   const unfinished = new Set([...prepared.failed, ...prepared.incomplete].map((f) => f.id));
   const settled = [...prepared.records.map((m) => m.gmailId), ...prepared.gone, ...(opts.alsoResolved ?? [])];
   const resolved = settled.filter((id) => !unfinished.has(id));
@@ -49,6 +53,27 @@ export async function storePrepared(
     }
   }
   return out;
+}
+
+/**
+ * Whether a caller's changes are `historic` in the feed: a backfill run (first backfill, resync,
+ * reconcile) reports the mailbox as it already was; history (push, poll) and the retry ledger's
+ * late deliveries report live changes.
+ */
+const HISTORIC = { backfill: true, incremental: false, retry: false } as const;
+
+/**
+ * The transaction a caller stores in: `fn` gets the feed to pass to storePrepared and the other
+ * message writes (undefined with CHANGE_FEED=false), and its changes are appended when `fn` is done.
+ */
+export function storeTransaction<T>(
+  deps: { db: Db; config: Pick<Config, "CHANGE_FEED"> },
+  accountId: number,
+  caller: keyof typeof HISTORIC,
+  fn: (trx: Transaction<Database>, feed: ChangeSink | undefined) => Promise<T>,
+): Promise<T> {
+  const feed = deps.config.CHANGE_FEED ? changeBuffer(accountId, HISTORIC[caller]) : undefined;
+  return transactionWithChanges(deps.db, feed, (trx) => fn(trx, feed));
 }
 
 /** The metric labels each caller's stores are counted under. */

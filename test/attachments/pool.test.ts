@@ -1,5 +1,5 @@
 // The extraction pool's limits: RSS watchdog (→ too_complex), a child dying mid-job (→ crash,
-// replaced), recycling after N files. The wall-clock kill is covered in pipeline.test.ts.
+// replaced), recycling after N files or when a job left the child big. The wall-clock kill is covered in pipeline.test.ts.
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeHtml, makeLoopingPdf } from "@gmail-sync/emulator/generate";
@@ -71,8 +71,10 @@ describe("extraction pool", () => {
     expect((await pool.run(textRequest("ready"))).text).toBe("ready");
     const [pid] = pool.pids();
     const before = await killed("crashed");
+    // pdf.js loops on this file at a steady RSS (PDFium would meet the RSS cap on its own).
     const pending = pool.run({
       kind: "pdf",
+      pdfEngine: "pdf-parse",
       source: { type: "bytes", bytes: await makeLoopingPdf() },
       declaredType: "application/pdf",
       charset: null,
@@ -97,6 +99,23 @@ describe("extraction pool", () => {
     expect((await pool.run(textRequest("three"))).text).toBe("three");
     expect(pool.pids()).toHaveLength(1);
     expect(pool.pids()).not.toContain(first);
+  });
+
+  it("replaces a child whose RSS after a job is above recycleAboveMb (WebAssembly memory never shrinks)", async () => {
+    // Any child is above 1 MB: every job retires its child, the next job runs in a new one.
+    pool = createExtractPool({
+      size: 1,
+      rssLimitMb: 512,
+      timeoutMs: 10_000,
+      recycleAfter: 100,
+      recycleAboveMb: 1,
+      log,
+    });
+    await waitFor(() => pool!.pids().length === 1);
+    const [first] = pool.pids();
+    expect((await pool.run(textRequest("one"))).text).toBe("one");
+    await waitFor(() => pool!.pids().length === 1 && !pool!.pids().includes(first as number));
+    expect((await pool.run(textRequest("two"))).text).toBe("two");
   });
 
   it("rejects jobs when children cannot start, and still closes", async () => {

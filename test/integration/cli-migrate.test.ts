@@ -14,12 +14,19 @@ afterAll(() => Promise.all([target.drop(), r?.cleanup()]));
 describe("gmail-sync migrate", () => {
   it("creates the database and schema, is a no-op again, and --down undoes the last step", async () => {
     const env = { DATABASE_URL: target.url, REDIS_URL: r.url, QUEUE_PREFIX: `{${r.prefix}}` };
-    const ticks = ["watch-renew-tick", "poll-tick", "reconcile-tick", "temp-sweep", "retry-ledger-tick"];
+    const ticks = [
+      "watch-renew-tick",
+      "poll-tick",
+      "reconcile-tick",
+      "temp-sweep",
+      "retry-ledger-tick",
+      "changes-prune-tick",
+    ];
     const first = await runCli(["migrate", "--json"], env);
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual({
       databaseCreated: true,
-      applied: ["0001_initial_schema", "0002_retry_ledger_and_run_scope"],
+      applied: ["0001_initial_schema", "0002_retry_ledger_and_run_scope", "0003_change_feed"],
       schedules: ticks,
     });
 
@@ -42,13 +49,16 @@ describe("gmail-sync migrate", () => {
     expect(rows.map((r) => [r.name, r.executedAt !== null])).toEqual([
       ["0001_initial_schema", true],
       ["0002_retry_ledger_and_run_scope", true],
+      ["0003_change_feed", true],
     ]);
 
     const down = await runCli(["migrate", "--down"], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toContain("reverted  0002_retry_ledger_and_run_scope");
+    expect(down.stdout).toContain("reverted  0003_change_feed");
     const after = await runCli(["migrate", "--status"], env);
-    expect(after.stdout.trim()).toBe("applied  0001_initial_schema\npending  0002_retry_ledger_and_run_scope");
+    expect(after.stdout.trim()).toBe(
+      "applied  0001_initial_schema\napplied  0002_retry_ledger_and_run_scope\npending  0003_change_feed",
+    );
   });
 
   it("prints --version and --help", async () => {

@@ -123,6 +123,29 @@ const catalog: Catalog = {
     resolved_at: "timestamp with time zone",
     next_attempt_at: "timestamp with time zone",
   },
+  changes: {
+    seq: "bigint",
+    account_id: "integer",
+    kind: "text",
+    historic: "boolean",
+    gmail_id: "text",
+    thread_id: "text",
+    labels_added: "ARRAY",
+    labels_removed: "ARRAY",
+    attachment_id: "bigint",
+    part_id: "text",
+    status: "text",
+    reason: "text",
+    created_at: "timestamp with time zone",
+  },
+  change_feed_state: {
+    id: "boolean",
+    pruned_through: "bigint",
+    pruned_at: "timestamp with time zone",
+  },
+  change_feed_pending: {
+    txid: "bigint",
+  },
 };
 
 let t: TestDatabase;
@@ -195,11 +218,17 @@ describe("migrations", () => {
   it("apply to an empty database, are a no-op the second time, and come down one step", async () => {
     const empty = await createTestDatabase({ empty: true });
     try {
-      expect(await migrateToLatest(empty.db)).toEqual(["0001_initial_schema", "0002_retry_ledger_and_run_scope"]);
+      expect(await migrateToLatest(empty.db)).toEqual([
+        "0001_initial_schema",
+        "0002_retry_ledger_and_run_scope",
+        "0003_change_feed",
+      ]);
       expect(await migrateToLatest(empty.db)).toEqual([]);
       expect((await migrationStatus(empty.db)).every((m) => m.executedAt !== null)).toBe(true);
       expect(await columns(empty.db)).toEqual(await columns());
       const names = async () => (await columns(empty.db)).map((c) => `${c.table_name}.${c.column_name}`);
+      expect(await migrateDown(empty.db)).toEqual(["0003_change_feed"]);
+      expect((await names()).filter((c) => c.startsWith("change"))).toEqual([]);
       const latest = await names();
       expect(await migrateDown(empty.db)).toEqual(["0002_retry_ledger_and_run_scope"]);
       const first = await names();
@@ -221,7 +250,7 @@ describe("migrations", () => {
     const dbs = Array.from({ length: 4 }, () => createDb(empty.url, 1));
     try {
       const results = await Promise.all(dbs.map((db) => migrateToLatest(db)));
-      expect(results.flat()).toEqual(["0001_initial_schema", "0002_retry_ledger_and_run_scope"]);
+      expect(results.flat()).toEqual(["0001_initial_schema", "0002_retry_ledger_and_run_scope", "0003_change_feed"]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
       await empty.drop();

@@ -217,6 +217,11 @@ describe("metrics after a small sync", () => {
     expect(sampleValue(s, "gmail_sync_accounts_by_cursor_age", { age: "lt_5m" })).toBe(1);
     expect(sampleValue(s, "gmail_sync_accounts_stale")).toBe(0);
     expect(sampleSum(s, "gmail_sync_metrics_collect_errors_total")).toBe(0);
+    // The change feed: a head past the oldest kept change (nothing pruned yet).
+    expect(sampleValue(s, "gmail_sync_change_feed_oldest_seq")).toBeGreaterThan(0);
+    expect(sampleValue(s, "gmail_sync_change_feed_head_seq")).toBeGreaterThan(
+      sampleValue(s, "gmail_sync_change_feed_oldest_seq"),
+    );
   });
 
   it("exports every metric the dashboard and the alerts name, and passes promtool's lint", async (ctx) => {

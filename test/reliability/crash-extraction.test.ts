@@ -24,7 +24,15 @@ let h: Harness;
 const extractionPids: number[] = [];
 
 // Attachments over 1 KB go through a temp file (the looping PDF is ~5 KB; the note stays in memory).
-const ATTACHMENT_ENV = { ATTACHMENT_MEMORY_MAX_BYTES: "1024", TEMP_FILE_ORPHAN_MINUTES: "1", EXTRACT_POOL_SIZE: "1" };
+// pdf.js (PDF_ENGINE=pdf-parse) loops on the generator's looping PDF until the wall clock stops it:
+// the extraction that never finishes this test needs. PDFium, the default, meets the RSS cap instead
+// within about a second (test/attachments/pdfium.test.ts).
+const ATTACHMENT_ENV = {
+  ATTACHMENT_MEMORY_MAX_BYTES: "1024",
+  TEMP_FILE_ORPHAN_MINUTES: "1",
+  EXTRACT_POOL_SIZE: "1",
+  PDF_ENGINE: "pdf-parse",
+};
 
 beforeAll(async () => {
   h = await startHarness({

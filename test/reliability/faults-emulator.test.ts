@@ -63,7 +63,8 @@ function faultCounts(stats: { requests: Record<string, Record<string, number>> }
 // Dropped connections are injected only on plain requests (not inside an HTTP batch, where
 // messages.get goes): 30 messages with 10 small image attachments each make ~300
 // messages.attachments.get calls, enough for a 2% chance per call (10% faults, one kind in five)
-// to hit several times. Images are skipped as unsupported_type after download: no extraction cost.
+// to hit several times. The images are declared application/octet-stream, so they are downloaded
+// (an image/png part is skipped before download) and then skipped as unsupported_type by their bytes.
 async function deliverManyAttachments(): Promise<void> {
   const CRLF = "\r\n";
   const pngMagic = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -83,7 +84,7 @@ async function deliverManyAttachments(): Promise<void> {
       const bytes = Buffer.concat([pngMagic, Buffer.from(`image ${m}.${a} `.repeat(20))]);
       lines.push(
         `--${boundary}`,
-        "Content-Type: image/png",
+        "Content-Type: application/octet-stream",
         `Content-Disposition: attachment; filename="img-${m}-${a}.png"`,
         "Content-Transfer-Encoding: base64",
         "",

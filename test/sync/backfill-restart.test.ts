@@ -49,7 +49,8 @@ it("a rejected page token restarts the run instead of wedging it", { timeout: 90
   expect(restarted.backfill_page_token).toBeNull();
   expect(restarted.backfill_started_at?.getTime()).toBeGreaterThan(runStarted?.getTime() ?? 0);
 
-  for (let i = 0; i < 10 && (await syncState(h, accountId)).backfill_phase === "listing"; i++)
+  // One slice of a page per turn (src/sync/page-slices.ts).
+  for (let i = 0; i < 100 && (await syncState(h, accountId)).backfill_phase === "listing"; i++)
     await runBackfillPage(deps, { accountId, reason: "connect", resumeOnly: true });
   expect((await syncState(h, accountId)).backfill_phase).toBe("done");
   const listable = (await h.emulator.control.mailbox(EMAIL)).messages.filter(
@@ -80,11 +81,12 @@ it("tripwire: a page where most listed messages answer 404 is not committed (not
   const accountId = (
     await app.db.selectFrom("accounts").select("id").where("email", "=", EMAIL).executeTakeFirstOrThrow()
   ).id;
-  // The newest 400 listable messages answer 404 (a broken endpoint or proxy, not a mass deletion).
+  // The first page's listable messages answer 404 (a broken endpoint or proxy, not a mass deletion):
+  // whatever slice of it the turn fetches.
   const listable = (await h.emulator.control.mailbox(EMAIL)).messages.filter(
     (m) => !m.labelIds.includes("SPAM") && !m.labelIds.includes("TRASH"),
   );
-  const victims = listable.slice(0, 400).map((m) => m.id);
+  const victims = listable.slice(0, 500).map((m) => m.id);
   for (const id of victims) await h.emulator.control.failMessage(EMAIL, id, { status: 404 });
   try {
     // A manual re-listing run re-fetches what it lists (rows stored before the run are not current for it).

@@ -9,6 +9,7 @@ import {
   createQueues,
   enqueueBackfill,
   enqueueIncremental,
+  enqueueLabelRepair,
   enqueueRetry,
   JOB_NAMES,
   JOBS,
@@ -17,6 +18,7 @@ import {
   type QueueName,
   type Queues,
 } from "../../src/jobs.ts";
+import { enqueueIncrementals, enqueueReconciles } from "../../src/fan-out.ts";
 import { enqueueWatchRenewal } from "../../src/maintenance.ts";
 import { jobDurationSeconds } from "../../src/metrics.ts";
 import { enqueueStartupTicks, TICKS, upsertSchedules } from "../../src/schedules.ts";
@@ -58,6 +60,10 @@ describe("the catalog", () => {
       });
       await enqueueIncremental(queues, 2, { reason: "after_backfill" });
       await enqueueRetry(queues, 1, new Date());
+      await enqueueLabelRepair(queues, 5, { priority: 3 });
+      await enqueueBackfill(queues, 6, { reason: "connect", resumeOnly: true, priority: 2 });
+      await enqueueReconciles(queues, [7], { spreadMs: 60_000, tickAt: 0 });
+      await enqueueIncrementals(queues, [8], { reason: "poll" });
 
       const names = new Set<string>();
       for (const q of Object.values(QUEUE_NAMES)) {
