@@ -115,20 +115,20 @@ async function getProfile(ctx: CallContext, api: gmail_v1.Gmail): Promise<Profil
   };
 }
 
+/** messages.list and threads.list take the same paging and filter parameters. */
+function listParams(o: ListMessagesOptions) {
+  return {
+    userId: "me",
+    maxResults: o.maxResults ?? 500,
+    ...(o.pageToken ? { pageToken: o.pageToken } : {}),
+    ...(o.q ? { q: o.q } : {}),
+    ...(o.labelIds && o.labelIds.length > 0 ? { labelIds: o.labelIds } : {}),
+    ...(o.includeSpamTrash !== undefined ? { includeSpamTrash: o.includeSpamTrash } : {}),
+  };
+}
+
 async function listMessages(ctx: CallContext, api: gmail_v1.Gmail, o: ListMessagesOptions): Promise<ListMessagesPage> {
-  const d = await callGmail(ctx, "messages.list", () =>
-    api.users.messages.list(
-      {
-        userId: "me",
-        maxResults: o.maxResults ?? 500,
-        ...(o.pageToken ? { pageToken: o.pageToken } : {}),
-        ...(o.q ? { q: o.q } : {}),
-        ...(o.labelIds && o.labelIds.length > 0 ? { labelIds: o.labelIds } : {}),
-        ...(o.includeSpamTrash !== undefined ? { includeSpamTrash: o.includeSpamTrash } : {}),
-      },
-      { retry: false },
-    ),
-  );
+  const d = await callGmail(ctx, "messages.list", () => api.users.messages.list(listParams(o), { retry: false }));
   const page: ListMessagesPage = {
     messages: (d.messages ?? [])
       .map((m) => ({ id: m.id ?? "", threadId: m.threadId ?? "" }))
@@ -140,19 +140,7 @@ async function listMessages(ctx: CallContext, api: gmail_v1.Gmail, o: ListMessag
 }
 
 async function listThreads(ctx: CallContext, api: gmail_v1.Gmail, o: ListMessagesOptions): Promise<ListThreadsPage> {
-  const d = await callGmail(ctx, "threads.list", () =>
-    api.users.threads.list(
-      {
-        userId: "me",
-        maxResults: o.maxResults ?? 500,
-        ...(o.pageToken ? { pageToken: o.pageToken } : {}),
-        ...(o.q ? { q: o.q } : {}),
-        ...(o.labelIds && o.labelIds.length > 0 ? { labelIds: o.labelIds } : {}),
-        ...(o.includeSpamTrash !== undefined ? { includeSpamTrash: o.includeSpamTrash } : {}),
-      },
-      { retry: false },
-    ),
-  );
+  const d = await callGmail(ctx, "threads.list", () => api.users.threads.list(listParams(o), { retry: false }));
   const page: ListThreadsPage = {
     threads: (d.threads ?? [])
       .map((t) => ({ id: t.id ?? "", historyId: t.historyId ?? "" }))

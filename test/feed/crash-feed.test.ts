@@ -28,6 +28,8 @@ let h: Harness;
 
 beforeAll(async () => {
   h = await startHarness({
+    // Post-push 404 off: the kills must land between a fetch and its commit, not in a ledger retry
+    // (the retry ledger's own crash behaviour is test/sync/retry-ledger.test.ts's subject).
     emulator: { accounts: [EMAIL], messages: 400, seed: 23, attachments: true, hostile: false, addedNotFoundRate: 0 },
     env: { INCLUDE_SPAM_TRASH: "true" },
   });

@@ -21,6 +21,7 @@ let h: Harness;
 
 beforeAll(async () => {
   h = await startHarness({
+    // Per-user quota off: the order of turns between accounts is the subject, not one user's limit.
     emulator: { accounts: [FIRST, LATE], messages: 1200, seed: 31, attachments: false, userQuotaUnitsPerMinute: 0 },
     env: { WORKER_CONCURRENCY: "1", INCLUDE_SPAM_TRASH: "true" },
   });
