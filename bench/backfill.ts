@@ -12,18 +12,18 @@
 // process; extraction children separately), peak RSS, failed jobs and 429s, the threads.get and
 // messages.get calls made, and the threads.get vs messages.get quota arithmetic for the mailbox.
 //   BACKFILL_FETCH_THREADS=false: the messages.get-only path, for comparison in the same conditions.
+import { connectEmulatorAccount } from "./lib/connect-account.ts";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { countMessageRows } from "../src/db/messages.ts";
-import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
+import { getSyncState } from "../src/db/sync-state.ts";
 import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
-import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+import { parseKeyRing } from "../src/token-crypto.ts";
 import { emulatorEnv } from "../src/demo/emulator-env.ts";
 import { createBenchDatabase } from "./lib/database.ts";
 
@@ -67,18 +67,7 @@ const config = loadConfig(env);
 const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
 
 const keyRing = parseKeyRing(env.TOKEN_ENCRYPTION_KEY);
-const refreshToken = await emu.control.issueRefreshToken(EMAIL);
-const account = await upsertConnectedAccount(app.db, {
-  email: EMAIL,
-  scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
-  accessTokenExpiresAt: null,
-  encrypt: (id) => ({
-    refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
-    accessTokenEncrypted: null,
-    keyId: keyRing.activeKeyId,
-  }),
-});
-await ensureSyncState(app.db, account.id);
+const account = { id: await connectEmulatorAccount(app, emu.control, keyRing, EMAIL) };
 
 const box = await emu.control.mailbox(EMAIL);
 const workers = app.startWorkers({ maintenance: false });

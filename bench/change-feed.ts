@@ -14,6 +14,7 @@
 //   BENCH_FEED_MESSAGES (default 1000)  BENCH_FEED_ROUNDS (default 5)  BENCH_FEED_ATTACHMENTS (true)
 //   BENCH_FEED_COMMITS (probe commits, default 200)  BENCH_FEED_LATENCY_MS (default 10)
 //   BENCH_FEED_DEBUG=1 lists the sync's slowest commits (commit → line)
+import { connectEmulatorAccount } from "./lib/connect-account.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, rm } from "node:fs/promises";
@@ -23,12 +24,11 @@ import { fileURLToPath } from "node:url";
 import { type Emulator, startEmulator } from "@gmail-sync/emulator";
 import { type App, createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { countMessageRows } from "../src/db/messages.ts";
-import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
+import { getSyncState } from "../src/db/sync-state.ts";
 import { emulatorEnv } from "../src/demo/emulator-env.ts";
 import { createLogger } from "../src/log.ts";
-import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+import { parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
 
 const MESSAGES = Number(process.env.BENCH_FEED_MESSAGES ?? 1000);
@@ -76,21 +76,7 @@ async function withApp<T>(
   const config = loadConfig(env);
   const app = createApp(config, { log: createLogger(config.LOG_LEVEL) });
   const keyRing = parseKeyRing(env.TOKEN_ENCRYPTION_KEY as string);
-  const connect = async (email: string) => {
-    const refreshToken = await emu.control.issueRefreshToken(email);
-    const account = await upsertConnectedAccount(app.db, {
-      email,
-      scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
-      accessTokenExpiresAt: null,
-      encrypt: (id) => ({
-        refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
-        accessTokenEncrypted: null,
-        keyId: keyRing.activeKeyId,
-      }),
-    });
-    await ensureSyncState(app.db, account.id);
-    return account.id;
-  };
+  const connect = (email: string) => connectEmulatorAccount(app, emu.control, keyRing, email);
   try {
     return await fn(app, env, connect);
   } finally {

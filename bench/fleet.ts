@@ -21,6 +21,7 @@
 //     attachment row; scrape, poll-tick, watch-renew-tick and reconcile-tick times at 10,000 accounts;
 //     reconcile units per listing unit.
 // Not a test. --json: one JSON object, the last line of stdout.
+import { connectEmulatorAccount } from "./lib/connect-account.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
@@ -31,18 +32,17 @@ import { DEFAULT_SETTINGS, type Emulator, startEmulator, unitHash } from "@gmail
 import type { Redis } from "ioredis";
 import { type App, createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { insertHeldMessages, insertSyncedAccounts, markSynced } from "../src/db/bulk-fixtures.ts";
 import { backfillPhases, storedGmailIds, storedPerAccountSecond, tableSizes } from "../src/db/fleet-stats.ts";
 import { accountTotals } from "../src/db/metrics-queries.ts";
 import { countMessageRows } from "../src/db/messages.ts";
-import { ensureSyncState, getSyncState } from "../src/db/sync-state.ts";
+import { getSyncState } from "../src/db/sync-state.ts";
 import { emulatorEnv } from "../src/demo/emulator-env.ts";
 import { freePort } from "../src/http.ts";
 import { createLogger } from "../src/log.ts";
 import { enqueueWatchRenewal } from "../src/maintenance.ts";
 import { startServer } from "../src/server.ts";
-import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+import { parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
 
 const ACCOUNTS = Number(process.env.BENCH_FLEET_ACCOUNTS ?? 150);
@@ -144,19 +144,7 @@ async function connectAccounts(app: App, emu: Emulator, emails: string[]): Promi
     ids.push(
       ...(await Promise.all(
         chunk.map(async (email) => {
-          const refreshToken = await emu.control.issueRefreshToken(email);
-          const row = await upsertConnectedAccount(app.db, {
-            email,
-            scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
-            accessTokenExpiresAt: null,
-            encrypt: (id) => ({
-              refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
-              accessTokenEncrypted: null,
-              keyId: keyRing.activeKeyId,
-            }),
-          });
-          await ensureSyncState(app.db, row.id);
-          return row.id;
+          return connectEmulatorAccount(app, emu.control, keyRing, email);
         }),
       )),
     );

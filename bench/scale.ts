@@ -12,6 +12,7 @@
 //   BENCH_SCALE_LATENCY_MS (100)  BENCH_SCALE_WORKERS ("1,3")  BENCH_SCALE_HOSTILE (default false:
 //   ordinary attachments; true adds the generator's hostile files, among them a PDF built to hit the
 //   extraction timeout, so EXTRACT_TIMEOUT_MS is then set to 2000 unless given)
+import { connectEmulatorAccount } from "./lib/connect-account.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
@@ -20,12 +21,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { upsertConnectedAccount } from "../src/db/accounts.ts";
 import { countMessageRows } from "../src/db/messages.ts";
-import { countBackfillsDone, ensureSyncState } from "../src/db/sync-state.ts";
+import { countBackfillsDone } from "../src/db/sync-state.ts";
 import { startEmulator } from "@gmail-sync/emulator";
 import { createLogger } from "../src/log.ts";
-import { encryptToken, parseKeyRing } from "../src/token-crypto.ts";
+import { parseKeyRing } from "../src/token-crypto.ts";
 import { createBenchDatabase } from "./lib/database.ts";
 import { emulatorEnv } from "../src/demo/emulator-env.ts";
 
@@ -107,19 +107,7 @@ async function run(workerCount: number): Promise<RunResult> {
     const keyRing = parseKeyRing(env.TOKEN_ENCRYPTION_KEY as string);
     const ids: number[] = [];
     for (const email of emails) {
-      const refreshToken = await emu.control.issueRefreshToken(email);
-      const row = await upsertConnectedAccount(app.db, {
-        email,
-        scopes: ["https://www.googleapis.com/auth/gmail.readonly"],
-        accessTokenExpiresAt: null,
-        encrypt: (id) => ({
-          refreshTokenEncrypted: encryptToken(keyRing, "refresh_token", id, refreshToken),
-          accessTokenEncrypted: null,
-          keyId: keyRing.activeKeyId,
-        }),
-      });
-      await ensureSyncState(app.db, row.id);
-      ids.push(row.id);
+      ids.push(await connectEmulatorAccount(app, emu.control, keyRing, email));
     }
     for (let i = 0; i < workerCount; i++) {
       // Worker logs go to our stderr: stdout carries only the result.
