@@ -3,7 +3,8 @@
 // (Gmail answers a batch's parts in parallel and counts each). Only a chunk's failed parts are sent
 // again, per the retry policy; a 401 — of the whole POST or of parts — gets the same one token
 // refresh as a single call (refresh-on-401.ts). Per-id failures (not_found, permanent, transient
-// after retries) are outcomes; auth_revoked and a rate limit past the retry budget are thrown.
+// after retries) are outcomes; auth_revoked and a rate limit past the retry budget are thrown, the
+// latter after giving the ids it refused that outcome (get-by-ids.ts keeps what was fetched).
 import type { OAuth2Client } from "google-auth-library";
 import { GmailError } from "../errors.ts";
 import {
@@ -51,12 +52,11 @@ export async function getBatch<T>(
   spec: GetById<T>,
   ids: string[],
   concurrency: number,
-): Promise<Map<string, Got<T>>> {
-  const out = new Map<string, Got<T>>();
+  out: Map<string, Got<T>>,
+): Promise<void> {
   const chunks: string[][] = [];
   for (let i = 0; i < ids.length; i += spec.perBatch) chunks.push(ids.slice(i, i + spec.perBatch));
   await pool(chunks, concurrency, (chunk) => getChunk(ctx, spec, chunk, out));
-  return out;
 }
 
 /** Sends one chunk round after round until every id has its outcome in `out` or retries run out. */
@@ -84,7 +84,13 @@ async function getChunk<T>(
     }
     const { worst } = verdict;
     if (!worst) return;
-    if (!(await waitToRetry(ctx, spec.method, { ...verdict, worst }, answers, attempt))) return;
+    try {
+      if (!(await waitToRetry(ctx, spec.method, { ...verdict, worst }, answers, attempt))) return;
+    } catch (err) {
+      // Past the budget: every id still pending ends with the rate limit, not a transient failure.
+      if (verdict.rateLimited) for (const id of verdict.retry) out.set(id, { id, error: verdict.rateLimited });
+      throw err;
+    }
     pending = verdict.retry;
   }
 }

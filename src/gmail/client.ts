@@ -7,7 +7,9 @@
 // Account-level failures end the account's work instead of being returned per id: auth_revoked
 // (after one forced token refresh on a 401, refresh-on-401.ts) calls onAuthRevoked once and makes
 // every later call on this port fail without touching the network (call-context.ts); a rate limit
-// that outlasts the retry budget is thrown so the job can be parked with its retryAfterMs.
+// that outlasts the retry budget is thrown so the job can be parked with its retryAfterMs — except
+// inside getMessages/getThreads, which return it as the outcome of the ids it left unfetched and
+// keep the ones fetched before it (get-by-ids.ts).
 import { gmail, type gmail_v1 } from "@googleapis/gmail";
 import type { OAuth2Client } from "google-auth-library";
 import type { GmailError } from "../errors.ts";
@@ -51,8 +53,8 @@ export interface GmailPortDeps {
   /** Longest in-process wait for the quota bucket before throwing rate_limited (single calls). */
   maxQuotaWaitMs?: number;
   /**
-   * The same inside getMessages (default 10 s): throwing there discards the messages already
-   * fetched by that call, which the retried job pays for again, so waiting is cheaper.
+   * The same inside getMessages (default 10 s): giving up there stops the call, and the job is
+   * parked with the ids left unfetched, so waiting a little is cheaper.
    */
   fetchQuotaWaitMs?: number;
 }

@@ -1,8 +1,11 @@
 // getMessages / getThreads: one resource by id, as HTTP batches (batch-get.ts) or bounded parallel
 // GETs (parallel-get.ts). Ids are fetched once however often they are asked for, and the outcomes
-// come back in input order, one per id asked.
+// come back in input order, one per id asked. A rate limit that outlasts the retry budget stops the
+// fetch but is not thrown: what was fetched before it comes back with the rest answered by the
+// rate limit (a whole-call outcome the caller stops on). Thrown, it would discard messages Gmail had
+// already served and charged, and the retried job would fetch and pay for them again.
 import type { gmail_v1 } from "@googleapis/gmail";
-import { GmailError } from "../errors.ts";
+import { GmailError, isGmailError } from "../errors.ts";
 import { getBatch } from "./batch-get.ts";
 import { throwIfRevoked, type CallContext } from "./call-context.ts";
 import { getParallel } from "./parallel-get.ts";
@@ -60,10 +63,16 @@ export async function getByIds<T>(
   throwIfRevoked(ctx);
   const unique = [...new Set(ids)];
   if (unique.length === 0) return [];
-  const got =
-    plan.strategy === "batch"
-      ? await getBatch(ctx, spec, unique, plan.concurrency)
-      : await getParallel(ctx, spec, unique, plan.concurrency);
-  const unanswered = (id: string) => new GmailError("transient", `${spec.method} of ${id} was not answered`);
+  const got = new Map<string, Got<T>>();
+  let stopped: GmailError | undefined;
+  try {
+    if (plan.strategy === "batch") await getBatch(ctx, spec, unique, plan.concurrency, got);
+    else await getParallel(ctx, spec, unique, plan.concurrency, got);
+  } catch (err) {
+    if (!isGmailError(err, "rate_limited")) throw err;
+    stopped = err;
+  }
+  const unanswered = (id: string) =>
+    stopped ?? new GmailError("transient", `${spec.method} of ${id} was not answered`);
   return ids.map((id) => got.get(id) ?? { id, error: unanswered(id) });
 }

@@ -1,6 +1,7 @@
 // The parallel strategy of getMessages / getThreads: one plain GET per id, `concurrency` at a time,
 // each a full call (call.ts). An id's own failure is its outcome; account-level failures
-// (auth_revoked, rate_limited past the inline wait) are thrown.
+// (auth_revoked, rate_limited past the inline wait) are thrown, once the GETs already running have
+// settled into `out` (get-by-ids.ts keeps them).
 import { isGmailError } from "../errors.ts";
 import type { CallContext } from "./call-context.ts";
 import { callGmail } from "./call.ts";
@@ -12,12 +13,11 @@ export async function getParallel<T>(
   spec: GetById<T>,
   ids: string[],
   concurrency: number,
-): Promise<Map<string, Got<T>>> {
-  const out = new Map<string, Got<T>>();
+  out: Map<string, Got<T>>,
+): Promise<void> {
   await pool(ids, concurrency, async (id) => {
     out.set(id, await getOne(ctx, spec, id));
   });
-  return out;
 }
 
 async function getOne<T>(ctx: CallContext, spec: GetById<T>, id: string): Promise<Got<T>> {

@@ -5,7 +5,7 @@
 // the rest. src/sync/store-prepared.ts writes the batch; nothing here touches the database.
 import type { MessageRecord } from "../db/messages.ts";
 import type { GmailError } from "../errors.ts";
-import type { GmailMessage } from "../gmail/port.ts";
+import type { GmailMessage, GmailPort } from "../gmail/port.ts";
 import { syncErrorsTotal } from "../metrics.ts";
 import { type MessageFailure, type PrepareDeps, prepareMessage } from "./prepare-message.ts";
 
@@ -31,7 +31,7 @@ export interface PreparedBatch {
 }
 
 // Small enough that one getMessages call fits the client's quota wait even after AIMD has cut the
-// account's rate (a call that gives up loses its fetched messages); progress is kept per chunk.
+// account's rate; a call that gives up still returns what it fetched (get-by-ids.ts).
 const FETCH_CHUNK = 25;
 // The same quota per call for threads (10 units each): 12 threads ≈ 25 messages.get.
 const THREAD_CHUNK = 12;
@@ -94,6 +94,14 @@ export async function fetchMessages(deps: FetchDeps, ids: string[], plan?: Threa
 
   const listed = new Set(ids);
   const seen = new Set<string>();
+  // Once the batch has stopped (rate limit, revoked grant), a message already fetched is still
+  // prepared and stored — Gmail has served and charged it — but makes no further Gmail call: one
+  // that needs its body or an attachment downloaded ends with the stop, and the retry fetches it.
+  const gmail: GmailPort = {
+    ...deps.gmail,
+    getAttachment: (messageId, attachmentId) =>
+      out.abort !== undefined ? Promise.reject(out.abort) : deps.gmail.getAttachment(messageId, attachmentId),
+  };
   const prepare = (msg: GmailMessage, extra: boolean) => {
     // One row per id: an upsert may not touch a row twice (a message listed under one thread and
     // found in another, moved meanwhile).
@@ -101,8 +109,7 @@ export async function fetchMessages(deps: FetchDeps, ids: string[], plan?: Threa
     if (seen.has(id)) return;
     seen.add(id);
     const p = limit(async () => {
-      if (out.abort !== undefined) return; // stopping: leave the rest to the retry
-      const r = await prepareMessage(deps, msg);
+      const r = await prepareMessage({ ...deps, gmail }, msg);
       if ("record" in r) {
         out.records.push(r.record);
         if (r.incomplete !== undefined && !extra) out.incomplete.push(r.incomplete);

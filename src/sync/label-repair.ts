@@ -6,6 +6,7 @@
 // listed plus 10 per changed thread — where re-fetching the mailbox cost 5–10 units per message.
 // One threads.list page per job; the page token waits in a Redis key of the account (deleted at the
 // end; lost with Redis, the repair stops there and the labels stay as the resync left them).
+import { isGmailError } from "../errors.ts";
 import { getSyncState } from "../db/sync-state.ts";
 import { setLabelsAt, threadHistoryMax } from "../db/thread-labels.ts";
 import { storeTransaction } from "./store-prepared.ts";
@@ -79,6 +80,10 @@ export async function runLabelRepairPage(deps: SyncDeps, job: LabelRepairJob): P
       relabelled += await storeTransaction(deps, accountId, "backfill", (trx, feed) =>
         setLabelsAt(trx, accountId, rows, feed),
       );
+      // Rate limited (or revoked) part-way: what was fetched is stored above; the job is parked and
+      // lists this page again, where the threads just repaired no longer look changed.
+      const stop = fetched.find((f) => isGmailError(f.error, "rate_limited") || isGmailError(f.error, "auth_revoked"));
+      if (stop?.error !== undefined) throw stop.error;
     }
     const done = page.nextPageToken === undefined;
     if (done) await redis.del(key);

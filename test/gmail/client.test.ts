@@ -288,6 +288,49 @@ describe("rate limits", () => {
     expect((await q.inspect(id)).rate).toBeLessThan(2000);
   });
 
+  // Found by test/sync/two-workers.test.ts in CI: a worker woken into an exhausted bucket had its
+  // batch refused past the budget, getMessages threw, and the 15 messages it had already been served
+  // were fetched (and charged) again by the retried job.
+  for (const fetchStrategy of ["batch", "parallel"] as const)
+    it(`a rate limit past the retry budget keeps what was fetched before it (${fetchStrategy})`, async () => {
+      const id = await connect(BOB);
+      const row = await getAccount(t.db, id);
+      const auth = createOAuthClient(config);
+      auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
+      const gmail = createGmailPort({
+        auth,
+        accountId: id,
+        quota,
+        rootUrl: config.GMAIL_API_ROOT_URL,
+        log,
+        retry: { maxAttempts: 1 },
+        fetchStrategy,
+        batchSize: 10,
+        concurrency: fetchStrategy === "batch" ? 1 : 5,
+      });
+      await gmail.getProfile(); // refresh the token before the quota goes down
+      const ids = (await emu.control.mailbox(BOB)).messages.map((m) => m.id);
+      const getsBefore = await emu.control.messageGets(BOB);
+      // One second of burst is 50 units: ten messages.get, then refusals.
+      await emu.control.updateSettings({ quotaUnitsPerSecond: 50 });
+      let res: Awaited<ReturnType<typeof gmail.getMessages>>;
+      try {
+        res = await gmail.getMessages(ids);
+      } finally {
+        await emu.control.updateSettings({ quotaUnitsPerSecond: 0 });
+      }
+      expect(res.map((f) => f.id)).toEqual(ids);
+      const fetched = res.filter((f) => f.message !== undefined).map((f) => f.id);
+      const limited = res.filter((f) => isGmailError(f.error, "rate_limited")).map((f) => f.id);
+      expect(fetched.length).toBeGreaterThanOrEqual(10);
+      expect(limited.length).toBeGreaterThan(0);
+      expect(fetched.length + limited.length, "every other id answered by the rate limit").toBe(ids.length);
+      // What came back is exactly what Gmail served since the quota went down.
+      const gets = await emu.control.messageGets(BOB);
+      const served = ids.filter((m) => (gets[m] ?? 0) > (getsBefore[m] ?? 0));
+      expect(served.sort()).toEqual([...fetched].sort());
+    });
+
   it("without retry budget, a 429 surfaces as rate_limited with Gmail's retryAfterMs", async () => {
     const id = await connect(BOB);
     const row = await getAccount(t.db, id);

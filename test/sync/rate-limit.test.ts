@@ -1,7 +1,8 @@
 // Gmail answering 429 for one account (the emulator's per-user quota far below what we assume):
 // that account's job is parked with moveToDelayed + DelayedError (no attempt used, nothing
 // failed) and the account shows throttled; once Gmail relents, the parked backfill and another
-// account's completes with every message.
+// account's completes with every message — and no message is fetched twice: what an interrupted
+// job was served before the refusal is stored, not thrown away and paid for again.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { quotaDelayedJobsTotal } from "../../src/metrics.ts";
 import { accountStatuses } from "../../src/sync/status.ts";
@@ -69,4 +70,6 @@ it("a rate-limited account is parked (not an attempt, not failed), shows throttl
   expect(await h.app.queues.backfill.getFailed()).toHaveLength(0);
   await expectDbEqualsMailbox(h, gus, GUS);
   await expectDbEqualsMailbox(h, hal, HAL);
+  const twice = Object.entries(await h.emulator.control.messageGets(GUS)).filter(([, n]) => n > 1);
+  expect(twice, "messages fetched more than once").toEqual([]);
 });
