@@ -72,7 +72,6 @@ export async function getByIds<T>(
     if (!isGmailError(err, "rate_limited")) throw err;
     stopped = err;
   }
-  const unanswered = (id: string) =>
-    stopped ?? new GmailError("transient", `${spec.method} of ${id} was not answered`);
+  const unanswered = (id: string) => stopped ?? new GmailError("transient", `${spec.method} of ${id} was not answered`);
   return ids.map((id) => got.get(id) ?? { id, error: unanswered(id) });
 }
