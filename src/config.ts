@@ -110,6 +110,9 @@ const schema = z.object({
   // Backfill fetches a thread whole (threads.get) when a page lists two or more of its messages:
   // never more quota than messages.get, usually less. false: messages.get only.
   BACKFILL_FETCH_THREADS: bool.default(true),
+  // Every account with a backfill in progress gets a turn at least this often while the project
+  // quota binds: turns shrink (to 2 messages) as accounts grow (src/sync/fair-share.ts).
+  BACKFILL_ROUND_SECONDS: int(1, 3600).default(30),
   POLL_FALLBACK_MINUTES: int(1).default(10),
   RECONCILE_CRON: z.string().default("0 3 * * 0"),
   // The reconcile tick spreads its accounts over this many hours (a stable hash of each account

@@ -204,6 +204,14 @@ export async function clearThrottleAndError(db: Executor, accountId: number): Pr
     .execute();
 }
 
+/** How many accounts have a backfill run in progress (they take turns: src/sync/fair-share.ts). */
+export async function countBackfillsInProgress(db: Executor): Promise<number> {
+  const { n } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM sync_state WHERE backfill_phase = 'listing'`
+    .execute(db)
+    .then((r) => r.rows[0] as { n: number });
+  return n;
+}
+
 /** How many accounts' backfill runs have finished (a benchmark's end condition). */
 export async function countBackfillsDone(db: Executor): Promise<number> {
   const { done } = await sql<{

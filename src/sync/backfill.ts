@@ -11,15 +11,14 @@ import { runInQuotaClass } from "../gmail/quota-class.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
 import type { GmailMessage } from "../gmail/port.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
+import { fairTurnSize } from "./fair-share.ts";
 import { fetchMessages, type ThreadPlan } from "./fetch-messages.ts";
 import { withSyncLock } from "./lock.ts";
 import {
   backfillPriority,
   currentIds,
-  FIRST_SLICE,
   groupByThread,
   loadSlices,
-  SLICE,
   saveSlices,
   sliceKey,
   takeSlice,
@@ -128,8 +127,10 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
       pageState.held += held.size;
       pageState.refs = pageState.refs.filter((r) => !held.has(r[0]));
     }
-    // The run's very first slice is small, so that a new account shows mail within seconds.
-    const { slice, rest } = takeSlice(pageState.refs, fresh && state.backfill_pages === 0 ? FIRST_SLICE : SLICE);
+    // The run's very first slice is small, so that a new account shows mail within seconds; every
+    // turn shrinks when so many accounts take turns that a round would outlast BACKFILL_ROUND_SECONDS.
+    const turn = await fairTurnSize(deps.db, deps.config, fresh && state.backfill_pages === 0);
+    const { slice, rest } = takeSlice(pageState.refs, turn);
     const toFetch = slice.map((r) => r[0]);
     const listedHere = new Set(pageState.refs.map((r) => r[0]));
     const scoped = isScoped(scope);

@@ -17,7 +17,13 @@ export interface SyncDeps {
   log: Logger;
   config: Pick<
     Config,
-    "BACKFILL_QUERY" | "BACKFILL_LABEL_IDS" | "INCLUDE_SPAM_TRASH" | "BACKFILL_FETCH_THREADS" | "CHANGE_FEED"
+    | "BACKFILL_QUERY"
+    | "BACKFILL_LABEL_IDS"
+    | "INCLUDE_SPAM_TRASH"
+    | "BACKFILL_FETCH_THREADS"
+    | "BACKFILL_ROUND_SECONDS"
+    | "GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE"
+    | "CHANGE_FEED"
   >;
 }
 

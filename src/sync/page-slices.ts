@@ -8,7 +8,8 @@
 //   history-expired resync fetches only what it lacks (its label drift is repaired from threads.list
 //   by src/sync/label-repair.ts).
 // - Slices. A listed page of 500 ids is fetched in slices, one slice per job: the first slice of a
-//   run holds FIRST_SLICE messages (a new account shows mail within seconds), later ones SLICE. The
+//   run holds FIRST_SLICE messages (a new account shows mail within seconds), later ones SLICE —
+//   fewer when so many accounts take turns that a round would be long (src/sync/fair-share.ts). The
 //   page's ids still to fetch wait in one Redis key per account (deleted when the page completes),
 //   so a slice never lists again; the checkpoint in Postgres still moves page by page. A lost key
 //   (Redis data loss) only means the page is listed once more.
@@ -22,7 +23,7 @@ import { storedCurrentIds } from "../db/messages.ts";
 import type { SyncState } from "../db/sync-state.ts";
 import type { MessageRef } from "../gmail/port.ts";
 
-/** Messages fetched by the first job of a run, and by every later one. */
+/** Messages fetched by the first job of a run, and by every later one (at most: fair-share.ts). */
 export const FIRST_SLICE = 20;
 export const SLICE = 100;
 /** BullMQ's largest priority is 2^21; pages beyond this many share the last level. */

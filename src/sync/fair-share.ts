@@ -1,0 +1,52 @@
+// How many messages a backfill turn fetches. Every account with a backfill in progress takes turns
+// round-robin (src/sync/page-slices.ts), so the size of a turn decides how long one round — every
+// such account's turn once — takes. With a fixed turn, 2,000 accounts under a binding project bucket
+// would each be served once every several minutes, in connection order; instead a turn is sized so
+// that a round fits in BACKFILL_ROUND_SECONDS of the quota backfills may spend (the project's, less
+// the reserve live work keeps: quota-class.ts). Up to ~900 accounts at Gmail's default project quota
+// that is the full SLICE (a turn of 100 messages costs little besides its fetch); past that the turn
+// shrinks, down to MIN_SLICE, and each waiting account still gets mail every round. Turn size does
+// not change the quota a message costs (the page is listed once, whatever the slices), only the
+// number of jobs.
+import { countBackfillsInProgress } from "../db/sync-state.ts";
+import type { Db } from "../db/database.ts";
+import { PROJECT_RESERVE } from "../gmail/quota-class.ts";
+import { FIRST_SLICE, SLICE } from "./page-slices.ts";
+
+/** The smallest turn: below it, a job's own cost (locks, a transaction, a re-enqueue) outweighs its fetch. */
+export const MIN_SLICE = 2;
+/** messages.get's quota cost: a turn's budget in messages (a thread fetch only makes it cheaper). */
+const UNITS_PER_MESSAGE = 5;
+/** How long a count of running backfills is reused: every turn asks, and the count moves slowly. */
+const COUNT_TTL_MS = 5_000;
+
+export interface FairShareConfig {
+  GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: number;
+  BACKFILL_ROUND_SECONDS: number;
+}
+
+/** Messages per turn when `running` accounts take turns: a run's first turn, or a later one. */
+export function turnSize(config: FairShareConfig, running: number, first: boolean): number {
+  const cap = first ? FIRST_SLICE : SLICE;
+  const perSecond = (config.GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE / 60) * (1 - PROJECT_RESERVE.bulk);
+  const share = (perSecond * config.BACKFILL_ROUND_SECONDS) / Math.max(1, running) / UNITS_PER_MESSAGE;
+  return Math.max(MIN_SLICE, Math.min(cap, Math.floor(share)));
+}
+
+const counts = new WeakMap<Db, { at: number; value: Promise<number> }>();
+
+/** Accounts with a backfill in progress, as seen at most COUNT_TTL_MS ago by this process. */
+export function runningBackfills(db: Db, now = Date.now()): Promise<number> {
+  const cached = counts.get(db);
+  if (cached !== undefined && now - cached.at < COUNT_TTL_MS) return cached.value;
+  const value = countBackfillsInProgress(db);
+  counts.set(db, { at: now, value });
+  // A failed count is asked again by the next turn rather than remembered.
+  value.catch(() => counts.delete(db));
+  return value;
+}
+
+/** The size of this turn of the account's backfill. */
+export async function fairTurnSize(db: Db, config: FairShareConfig, first: boolean): Promise<number> {
+  return turnSize(config, await runningBackfills(db), first);
+}
