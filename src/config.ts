@@ -111,7 +111,7 @@ const schema = z.object({
   // never more quota than messages.get, usually less. false: messages.get only.
   BACKFILL_FETCH_THREADS: bool.default(true),
   // Every account with a backfill in progress gets a turn at least this often while the project
-  // quota binds: turns shrink (to 2 messages) as accounts grow (src/sync/fair-share.ts).
+  // quota binds: turns shrink (to 1 message) as accounts grow (src/sync/fair-share.ts).
   BACKFILL_ROUND_SECONDS: int(1, 3600).default(30),
   POLL_FALLBACK_MINUTES: int(1).default(10),
   RECONCILE_CRON: z.string().default("0 3 * * 0"),

@@ -52,3 +52,17 @@ export async function backfillPhases(db: Executor): Promise<Record<string, numbe
     .execute();
   return Object.fromEntries(rows.map((r) => [r.backfill_phase, Number(r.n)]));
 }
+
+/** When each of `accountIds` finished its backfill run (absent: not finished). */
+export async function backfillFinishedAt(db: Executor, accountIds: readonly number[]): Promise<Map<number, number>> {
+  if (accountIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("sync_state")
+    .select(["account_id", "backfill_finished_at"])
+    .where("account_id", "in", [...accountIds])
+    .where("backfill_phase", "=", "done")
+    .execute();
+  return new Map(
+    rows.flatMap((r) => (r.backfill_finished_at === null ? [] : [[r.account_id, r.backfill_finished_at.getTime()]])),
+  );
+}

@@ -204,9 +204,14 @@ export async function clearThrottleAndError(db: Executor, accountId: number): Pr
     .execute();
 }
 
-/** How many accounts have a backfill run in progress (they take turns: src/sync/fair-share.ts). */
+/**
+ * How many active accounts have backfill work: a run in progress, or none yet (connected, its first
+ * turn queued: no sync_state row until it runs). They take turns (src/sync/fair-share.ts).
+ */
 export async function countBackfillsInProgress(db: Executor): Promise<number> {
-  const { n } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM sync_state WHERE backfill_phase = 'listing'`
+  const { n } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM accounts a LEFT JOIN sync_state s ON s.account_id = a.id
+    WHERE a.status = 'active' AND (s.account_id IS NULL OR s.backfill_phase <> 'done')`
     .execute(db)
     .then((r) => r.rows[0] as { n: number });
   return n;

@@ -5,7 +5,7 @@
 // that a round fits in BACKFILL_ROUND_SECONDS of the quota backfills may spend (the project's, less
 // the reserve live work keeps: quota-class.ts). Up to ~900 accounts at Gmail's default project quota
 // that is the full SLICE (a turn of 100 messages costs little besides its fetch); past that the turn
-// shrinks, down to MIN_SLICE, and each waiting account still gets mail every round. Turn size does
+// shrinks, down to one message, and each waiting account still gets mail every round. Turn size does
 // not change the quota a message costs (the page is listed once, whatever the slices), only the
 // number of jobs.
 import { countBackfillsInProgress } from "../db/sync-state.ts";
@@ -13,8 +13,11 @@ import type { Db } from "../db/database.ts";
 import { PROJECT_RESERVE } from "../gmail/quota-class.ts";
 import { FIRST_SLICE, SLICE } from "./page-slices.ts";
 
-/** The smallest turn: below it, a job's own cost (locks, a transaction, a re-enqueue) outweighs its fetch. */
-export const MIN_SLICE = 2;
+/**
+ * The smallest turn. One message is the least a turn can fetch; the job's own cost (locks, a
+ * transaction, a re-enqueue) is then most of the turn's, but the quota a message costs is the same.
+ */
+export const MIN_SLICE = 1;
 /** messages.get's quota cost: a turn's budget in messages (a thread fetch only makes it cheaper). */
 const UNITS_PER_MESSAGE = 5;
 /** How long a count of running backfills is reused: every turn asks, and the count moves slowly. */
@@ -35,7 +38,7 @@ export function turnSize(config: FairShareConfig, running: number, first: boolea
 
 const counts = new WeakMap<Db, { at: number; value: Promise<number> }>();
 
-/** Accounts with a backfill in progress, as seen at most COUNT_TTL_MS ago by this process. */
+/** Accounts with backfill work (in progress or about to start), as seen at most COUNT_TTL_MS ago by this process. */
 export function runningBackfills(db: Db, now = Date.now()): Promise<number> {
   const cached = counts.get(db);
   if (cached !== undefined && now - cached.at < COUNT_TTL_MS) return cached.value;

@@ -31,7 +31,7 @@ describe("quota classes", () => {
     const gov = createQuotaGovernor(t.redis, {
       prefix: `${t.prefix}:reserve`,
       unitsPerSecond: 10_000,
-      projectUnitsPerMinute: 6_000,
+      projectUnitsPerMinute: 6_100, // 100 units/s: a minute's quota is 61 s of the bucket (quota.ts)
     });
     expect(PROJECT_RESERVE).toEqual({ live: 0, first: 0.1, bulk: 0.25 });
     expect(await runInQuotaClass("bulk", () => gov.take(1, 70))).toEqual({ ok: true });
@@ -49,7 +49,7 @@ describe("quota classes", () => {
     const project = createQuotaGovernor(t.redis, {
       prefix: `${t.prefix}:projwait`,
       unitsPerSecond: 10_000,
-      projectUnitsPerMinute: 600, // 10 units/s, a 10-unit bucket
+      projectUnitsPerMinute: 610, // 10 units/s, a 10-unit bucket
     });
     expect(await project.take(1, 10)).toEqual({ ok: true });
     const refused = await project.take(2, 5);
@@ -72,7 +72,7 @@ describe("quota classes", () => {
     const gov = createQuotaGovernor(t.redis, {
       prefix: `${t.prefix}:contend`,
       unitsPerSecond: 10_000,
-      projectUnitsPerMinute: 12_000, // 200 units/s
+      projectUnitsPerMinute: 12_000, // ~200 units/s (12,000 / 61)
     });
     const until = Date.now() + 1_500;
     let bulkUnits = 0;
