@@ -6,52 +6,14 @@
 //   BENCH_MESSAGES (default 2000, mailbox for the request-rate runs)  BENCH_READY_MESSAGES (default 20000; 0 skips)
 //   --json: also prints one JSON object as the last line of stdout (requestsPerSecond = messages.get
 //   full over keep-alive fetch, the warm-cache figure).
-import { spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { gmail } from "@googleapis/gmail";
 import { OAuth2Client } from "google-auth-library";
-import { createControlClient } from "@gmail-sync/emulator";
+import { startEmulatorProcess } from "./lib/emulator-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const READY_MESSAGES = Number(process.env.BENCH_READY_MESSAGES ?? 20000);
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/gmail-sync.js");
-
-interface Info {
-  url: string;
-  gmailRootUrl: string;
-  tokenUrl: string;
-  controlUrl: string;
-  clientId: string;
-  clientSecret: string;
-  accounts: string[];
-  readyMs: number;
-}
-
-async function startCli(args: string[]): Promise<{ child: ChildProcess; info: Info; wallMs: number }> {
-  const started = performance.now();
-  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const info = await new Promise<Info>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString();
-      const line = out.split("\n").find((l) => l.startsWith("{"));
-      if (line && out.includes("\n")) resolve(JSON.parse(line) as Info);
-    });
-    child.on("exit", (code) => reject(new Error(`emulator exited with ${code}`)));
-  });
-  return { child, info, wallMs: performance.now() - started };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await exited;
-}
 
 /** Runs `worker` from CONCURRENCY loops for SECONDS; returns completed calls per second. */
 async function rate(worker: (i: number) => Promise<void>): Promise<{ perSecond: number; errors: number }> {
@@ -80,7 +42,7 @@ const rows: Array<Record<string, string | number>> = [];
   // Serving capacity is what is measured here, so Gmail's per-user and per-project limits and the
   // concurrency cap are off by name; every other realistic behaviour (pretty JSON, varying
   // attachment ids, converted charsets, expanded forwarded mail) stays on.
-  const { child, info } = await startCli([
+  const { emulator: info } = await startEmulatorProcess([
     "--messages",
     String(MESSAGES),
     "--user-quota-per-minute",
@@ -96,7 +58,7 @@ const rows: Array<Record<string, string | number>> = [];
   ]);
   try {
     const email = info.accounts[0] as string;
-    const control = createControlClient(info.controlUrl);
+    const { control } = info;
     const ids = (await control.mailbox(email)).messages.map((m) => m.id);
     const auth = new OAuth2Client({
       clientId: info.clientId,
@@ -162,18 +124,18 @@ const rows: Array<Record<string, string | number>> = [];
       errors: viaClient.errors,
     });
   } finally {
-    await stop(child);
+    await info.close();
   }
 }
 
 if (READY_MESSAGES > 0) {
-  const { child, info, wallMs } = await startCli(["--messages", String(READY_MESSAGES), "--seed", "1"]);
+  const ready = await startEmulatorProcess(["--messages", String(READY_MESSAGES), "--seed", "1"]);
   rows.push({
     measure: `ready with --messages ${READY_MESSAGES} (process start → JSON line)`,
-    "ms (wall)": Math.round(wallMs),
-    "ms (readyMs)": info.readyMs,
+    "ms (wall)": Math.round(ready.wallMs),
+    "ms (readyMs)": ready.readyMs,
   });
-  await stop(child);
+  await ready.emulator.close();
 }
 
 console.table(rows);

@@ -24,6 +24,7 @@
 //     reconcile units per listing unit.
 // Not a test. --json: one JSON object, the last line of stdout.
 import { connectEmulatorAccount } from "./lib/connect-account.ts";
+import { startEmulatorProcess } from "./lib/emulator-process.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
@@ -170,16 +171,25 @@ const base = `http://127.0.0.1:${port}`;
 say(
   `fleet: ${ACCOUNTS} accounts × ${MESSAGES} messages, ${WORKERS} worker processes, project quota ${PROJECT_UNITS} units/s, ${LIVE} live accounts at ${PUSH_RATE} deliveries/s`,
 );
-const emu = await startEmulator({
-  accounts: [...fleetEmails, ...liveEmails, PROBE],
-  messages: MESSAGES,
-  seed: SEED,
-  attachments: true,
-  latencyMs: LATENCY_MS,
-  projectQuotaUnitsPerMinute: PROJECT_UNITS * 60,
-  pushEndpoint: `${base}/pubsub/push`,
-  pushAudience: `${base}/pubsub/push`,
-});
+// In its own process: 2,000 mailboxes are ~4 GB of heap, whose collection would stall this
+// process's push endpoint and latency probe.
+const { emulator: emu, child: emuChild } = await startEmulatorProcess([
+  "--accounts",
+  [...fleetEmails, ...liveEmails, PROBE].join(","),
+  "--messages",
+  String(MESSAGES),
+  "--seed",
+  String(SEED),
+  "--latency-ms",
+  String(LATENCY_MS),
+  "--project-quota-per-minute",
+  String(PROJECT_UNITS * 60),
+  "--push-endpoint",
+  `${base}/pubsub/push`,
+  "--push-audience",
+  `${base}/pubsub/push`,
+]);
+const emuPid = emuChild.pid as number;
 const bdb = await createBenchDatabase("fleet");
 const prefix = `{bench-fleet-${randomBytes(3).toString("hex")}}`;
 const env: Record<string, string> = {
@@ -282,6 +292,7 @@ try {
   await sleep(2_000); // their after-backfill syncs
 
   const statsBefore = await emu.control.stats();
+  const emulatorCpuBefore = await cpuSeconds(emuPid);
   const t0 = Date.now();
   for (let i = 0; i < fleetIds.length; i += 100)
     await Promise.all(fleetIds.slice(i, i + 100).map((id) => app.enqueueBackfill(id, { reason: "connect" })));
@@ -365,6 +376,15 @@ try {
   pending.clear();
   await poller;
   const statsAfter = await emu.control.stats();
+  // Where a live sync's time goes: waiting in its queue (from enqueue, or from its last park), and running.
+  const liveJobs = (await app.queues.incremental.getCompleted(0, 999)).filter(
+    (j) => (j.processedOn ?? 0) >= t0 && j.finishedOn !== undefined,
+  );
+  const liveWait = liveJobs
+    .map((j) => (j.processedOn as number) - (j.timestamp + (j.delay ?? 0)))
+    .sort((a, b) => a - b);
+  const liveRun = liveJobs.map((j) => (j.finishedOn as number) - (j.processedOn as number)).sort((a, b) => a - b);
+  const emulatorCpu = (await cpuSeconds(emuPid)) - emulatorCpuBefore;
 
   // Throughput against the project ceiling (every account's units: the project's).
   const sumUnits = (s: typeof statsAfter) => Object.values(s.quotaUnits).reduce((a, u) => a + u, 0);
@@ -471,6 +491,18 @@ try {
       // The worker processes' CPU over the whole run (live syncs included; extraction children not).
       workerCpuSecondsPer1000Messages: round((workerCpuSeconds / Math.max(1, fleetStored + pushAll.length)) * 1000, 2),
       gmail429: statsAfter.rateLimited - statsBefore.rateLimited,
+      // Successful Gmail requests during the fleet stretch, by method: where the units went.
+      requestsByMethod: Object.fromEntries(
+        Object.entries(statsAfter.requests)
+          .map(([m, byStatus]) => [m, (byStatus["200"] ?? 0) - (statsBefore.requests[m]?.["200"] ?? 0)] as const)
+          .filter(([, n]) => n > 0),
+      ),
+      emulatorCpuSeconds: round(emulatorCpu, 1),
+      liveSyncs: liveJobs.length,
+      liveSyncWaitP50Ms: pct(liveWait, 50),
+      liveSyncWaitP99Ms: pct(liveWait, 99),
+      liveSyncRunP50Ms: pct(liveRun, 50),
+      liveSyncRunP99Ms: pct(liveRun, 99),
       fairnessIndex: fairness.length > 0 ? round(Math.min(...fairness.map((w) => w.index)), 3) : null,
       fairnessIndexMean: round(mean(fairness.map((w) => w.index)) ?? Number.NaN, 3),
       fairnessWindows: fairness.map((w) => ({ ...w, index: round(w.index, 3) })),

@@ -59,6 +59,10 @@ export async function silentAccounts(db: Executor, minutes: number): Promise<num
     .select("accounts.id")
     .where("accounts.status", "=", "active")
     .where("sync_state.history_id", "is not", null)
+    // A backfill in progress ends with an incremental sync from its pinned cursor, and its turns
+    // keep coming: polling it meanwhile only re-reads history. (2,000 new accounts polled every
+    // minute flooded the live queue ahead of pushes in the fleet benchmark: push p99 19 s.)
+    .where("sync_state.backfill_phase", "<>", "listing")
     .where((eb) => eb.or([eb("sync_state.last_push_at", "is", null), eb("sync_state.last_push_at", "<", cutoff)]))
     .where((eb) => eb.or([eb("sync_state.last_sync_at", "is", null), eb("sync_state.last_sync_at", "<", cutoff)]))
     .execute();

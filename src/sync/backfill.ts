@@ -11,7 +11,7 @@ import { runInQuotaClass } from "../gmail/quota-class.ts";
 import { type BackfillJob, enqueueBackfill, enqueueIncremental } from "../jobs.ts";
 import type { GmailMessage } from "../gmail/port.ts";
 import { activeAccountPort, type SyncDeps, type SyncSkip } from "./deps.ts";
-import { fairTurnSize } from "./fair-share.ts";
+import { fairTurnSize, WHOLE_THREAD_TURN } from "./fair-share.ts";
 import { fetchMessages, type ThreadPlan } from "./fetch-messages.ts";
 import { withSyncLock } from "./lock.ts";
 import {
@@ -51,8 +51,12 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     const port = await activeAccountPort(deps, accountId);
     if ("skipped" in port) return port;
     const { gmail } = port;
-    await ensureSyncState(db, accountId);
+    // Read first: a turn of a running backfill (most of them) has its row, and needs no write to learn so.
     let state = await getSyncState(db, accountId);
+    if (state === undefined) {
+      await ensureSyncState(db, accountId);
+      state = await getSyncState(db, accountId);
+    }
     if (state?.backfill_phase !== "listing" || job.restart === true) {
       if (job.resumeOnly && job.restart !== true) return { skipped: "nothing_to_resume" };
       await startRun(deps, gmail, accountId, { reason: job.reason, query: job.query ?? null });
@@ -130,24 +134,28 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     // The run's very first slice is small, so that a new account shows mail within seconds; every
     // turn shrinks when so many accounts take turns that a round would outlast BACKFILL_ROUND_SECONDS.
     const turn = await fairTurnSize(deps.db, deps.config, fresh && state.backfill_pages === 0);
-    const { slice, rest } = takeSlice(pageState.refs, turn);
+    // A turn too small for whole threads fetches exactly its share, message by message: thread groups
+    // (2.9 messages on average, up to dozens) would make equal turns unequal (fair-share.ts).
+    const wholeThreads = turn >= WHOLE_THREAD_TURN;
+    const { slice, rest } = takeSlice(pageState.refs, turn, { wholeThreads });
     const toFetch = slice.map((r) => r[0]);
     const listedHere = new Set(pageState.refs.map((r) => r[0]));
     const scoped = isScoped(scope);
-    const plan: ThreadPlan | undefined = deps.config.BACKFILL_FETCH_THREADS
-      ? {
-          threadOf: new Map(slice),
-          // Unscoped, a thread's other messages are in the listing too (bar spam and trash when
-          // those are left out): storing them now saves their own page the quota. A q or label
-          // scope cannot be judged from a message, so a scoped run stores only what it listed.
-          ...(scoped
-            ? {}
-            : {
-                pickExtras: (messages: GmailMessage[]) =>
-                  pickUnstored(deps, accountId, state, runStartedAt, scope.includeSpamTrash, messages),
-              }),
-        }
-      : undefined;
+    const plan: ThreadPlan | undefined =
+      deps.config.BACKFILL_FETCH_THREADS && wholeThreads
+        ? {
+            threadOf: new Map(slice),
+            // Unscoped, a thread's other messages are in the listing too (bar spam and trash when
+            // those are left out): storing them now saves their own page the quota. A q or label
+            // scope cannot be judged from a message, so a scoped run stores only what it listed.
+            ...(scoped
+              ? {}
+              : {
+                  pickExtras: (messages: GmailMessage[]) =>
+                    pickUnstored(deps, accountId, state, runStartedAt, scope.includeSpamTrash, messages),
+                }),
+          }
+        : undefined;
     const prepared = await inClass(() => fetchMessages({ gmail, pipeline: deps.pipeline }, toFetch, plan));
     // A listed message that answers 404 may be one Gmail has just announced: ask again before
     // taking it as deleted since it was listed (nothing else would bring it back).

@@ -109,11 +109,16 @@ export function groupByThread(refs: readonly MessageRef[], skip: ReadonlySet<str
   return [...byThread.values()].flat();
 }
 
-/** The next slice: whole thread groups until at least `limit` ids (one group may exceed it). */
+/**
+ * The next slice: whole thread groups until at least `limit` ids (one group may exceed it), or —
+ * `wholeThreads: false` — exactly `limit` ids.
+ */
 export function takeSlice(
   refs: ReadonlyArray<[string, string]>,
   limit: number,
+  opts: { wholeThreads?: boolean } = {},
 ): { slice: Array<[string, string]>; rest: Array<[string, string]> } {
+  if (opts.wholeThreads === false) return { slice: refs.slice(0, limit), rest: refs.slice(limit) };
   let n = 0;
   while (n < refs.length && n < limit) {
     const thread = refs[n]?.[1];

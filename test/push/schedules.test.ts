@@ -81,7 +81,7 @@ describe("fan-out queries", () => {
   }
   const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
 
-  it("polls active accounts with a cursor that no push or sync touched recently", async () => {
+  it("polls active accounts with a cursor that no push or sync touched recently, none mid-backfill", async () => {
     const silent = await account("silent@example.com", {
       history_id: "100",
       last_push_at: minutesAgo(30),
@@ -99,6 +99,8 @@ describe("fan-out queries", () => {
       last_sync_at: minutesAgo(2),
     });
     await account("nocursor@example.com", { history_id: null });
+    // Mid-backfill: its run ends with an incremental sync from the pinned cursor.
+    await account("backfilling@example.com", { history_id: "100", backfill_phase: "listing" });
     await account("revoked@example.com", { history_id: "100", last_sync_at: minutesAgo(60) }, "reauth_required");
     expect((await silentAccounts(t.db, 10)).sort()).toEqual([silent, neverPushed].sort());
   });

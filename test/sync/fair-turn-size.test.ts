@@ -1,10 +1,10 @@
 // Turns shrink as accounts grow (src/sync/fair-share.ts): a round of every running backfill's turn
 // fits in BACKFILL_ROUND_SECONDS of the project quota backfills may spend. The sizes themselves,
-// then a real backfill whose project quota and round make each turn 3 messages: its jobs fetch that
-// much each (a thread group may round a turn up), not the fixed 20 then 100.
+// then a real backfill whose project quota and round make each turn 3 messages: its jobs fetch
+// exactly that much each (too small a turn for whole threads), not the fixed 20 then 100.
 import type { Job } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MIN_SLICE, runningBackfills, turnSize } from "../../src/sync/fair-share.ts";
+import { MIN_SLICE, runningBackfills, turnSize, WHOLE_THREAD_TURN } from "../../src/sync/fair-share.ts";
 import { FIRST_SLICE, SLICE } from "../../src/sync/page-slices.ts";
 import {
   backfillDone,
@@ -45,7 +45,6 @@ beforeAll(async () => {
       INCLUDE_SPAM_TRASH: "true",
       GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: "1200",
       BACKFILL_ROUND_SECONDS: "1",
-      BACKFILL_FETCH_THREADS: "false",
       WORKER_CONCURRENCY: "1",
     },
   });
@@ -72,11 +71,8 @@ it("a backfill under a small project quota fetches in small turns, and completes
   } finally {
     await workers.close();
   }
-  const threads = new Map<string, number>();
-  for (const m of (await h.emulator.control.mailbox(EMAIL)).messages)
-    threads.set(m.threadId, (threads.get(m.threadId) ?? 0) + 1);
-  const largestThread = Math.max(...threads.values());
-  expect(fetched.length).toBeGreaterThanOrEqual(Math.ceil(MESSAGES / (turn + largestThread)));
-  // A turn takes whole thread groups until it has at least `turn` messages.
-  expect(Math.max(...fetched)).toBeLessThanOrEqual(turn - 1 + largestThread);
+  // A turn this small takes exactly its messages, not whole threads (WHOLE_THREAD_TURN).
+  expect(turn).toBeLessThan(WHOLE_THREAD_TURN);
+  expect(Math.max(...fetched)).toBe(turn);
+  expect(fetched.length).toBeGreaterThanOrEqual(Math.ceil(MESSAGES / turn));
 });
