@@ -8,8 +8,9 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import { getAccount, saveAccessToken } from "../../src/db/accounts.ts";
 import { startEmulator, type Emulator } from "@gmail-sync/emulator";
 import { isGmailError } from "../../src/errors.ts";
-import { createGmailPort } from "../../src/gmail/client.ts";
+import { createGmailPort, type GmailPortDeps } from "../../src/gmail/client.ts";
 import { createGmailFactory } from "../../src/gmail/factory.ts";
+import type { GmailPort } from "../../src/gmail/port.ts";
 import { buildConsentUrl, connectAccount, createOAuthClient } from "../../src/gmail/oauth.ts";
 import { parseGmailMessage } from "../../src/gmail/parse-message.ts";
 import { createQuotaGovernor, type QuotaGovernor } from "../../src/gmail/quota.ts";
@@ -60,6 +61,14 @@ function gmailCalls(stats: Awaited<ReturnType<Emulator["control"]["stats"]>>): n
   return Object.entries(stats.requests)
     .filter(([m]) => m.startsWith("gmail.") || m === "batch")
     .reduce((n, [, byStatus]) => n + Object.values(byStatus).reduce((a, b) => a + b, 0), 0);
+}
+
+/** A port for a connected account, built directly (no factory): its refresh token, these options. */
+async function directPort(id: number, opts: Partial<GmailPortDeps> = {}): Promise<GmailPort> {
+  const row = await getAccount(t.db, id);
+  const auth = createOAuthClient(config);
+  auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
+  return createGmailPort({ auth, accountId: id, quota, rootUrl: config.GMAIL_API_ROOT_URL, log, ...opts });
 }
 
 beforeAll(async () => {
@@ -219,18 +228,7 @@ describe("port over the emulator", () => {
   });
 
   it("batch: injected 500s are retried per sub-request until every message is fetched", async () => {
-    const id = await connect(ALICE);
-    const auth = createOAuthClient(config);
-    const row = await getAccount(t.db, id);
-    auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
-    const gmail = createGmailPort({
-      auth,
-      accountId: id,
-      quota,
-      rootUrl: config.GMAIL_API_ROOT_URL,
-      log,
-      retry: { baseDelayMs: 20, maxAttempts: 8 },
-    });
+    const gmail = await directPort(await connect(ALICE), { retry: { baseDelayMs: 20, maxAttempts: 8 } });
     const ids = (await emu.control.mailbox(ALICE)).messages.map((m) => m.id);
     await emu.control.updateSettings({ faultRate: 0.3 });
     try {
@@ -293,16 +291,7 @@ describe("rate limits", () => {
   // were fetched (and charged) again by the retried job.
   for (const fetchStrategy of ["batch", "parallel"] as const)
     it(`a rate limit past the retry budget keeps what was fetched before it (${fetchStrategy})`, async () => {
-      const id = await connect(BOB);
-      const row = await getAccount(t.db, id);
-      const auth = createOAuthClient(config);
-      auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
-      const gmail = createGmailPort({
-        auth,
-        accountId: id,
-        quota,
-        rootUrl: config.GMAIL_API_ROOT_URL,
-        log,
+      const gmail = await directPort(await connect(BOB), {
         retry: { maxAttempts: 1 },
         fetchStrategy,
         batchSize: 10,
@@ -333,22 +322,12 @@ describe("rate limits", () => {
 
   it("without retry budget, a 429 surfaces as rate_limited with Gmail's retryAfterMs", async () => {
     const id = await connect(BOB);
-    const row = await getAccount(t.db, id);
-    const auth = createOAuthClient(config);
-    auth.setCredentials({ refresh_token: decryptToken(keyRing, "refresh_token", id, row!.refresh_token_encrypted!) });
     const q = createQuotaGovernor(r.redis, {
       prefix: `${r.prefix}:rl2`,
       unitsPerSecond: 2000,
       projectUnitsPerMinute: 10_000_000,
     });
-    const gmail = createGmailPort({
-      auth,
-      accountId: id,
-      quota: q,
-      rootUrl: config.GMAIL_API_ROOT_URL,
-      log,
-      retry: { maxAttempts: 1 },
-    });
+    const gmail = await directPort(id, { quota: q, retry: { maxAttempts: 1 } });
     await gmail.getProfile(); // refresh the token before the quota goes down
     // The form that carries a retry time is the subject here (Gmail also refuses without one).
     await emu.control.updateSettings({ quotaUnitsPerSecond: 5, quotaErrorForms: "retry-after" });
