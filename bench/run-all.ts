@@ -69,13 +69,19 @@ const steps: Step[] = [
     timeoutS: 420,
   },
   { name: "scale", script: "scale.ts", args: ["--json"], env: { BENCH_SCALE_MESSAGES: "100" }, timeoutS: 300 },
-  // Issue 20, small: 30 accounts under a 100 units/s project; the 10,000-account overhead and the
+  // Issue 20, small: 60 accounts under a 100 units/s project (enough for one full minute of turns
+  // after the newcomers' first ones); the 10,000-account overhead and the
   // 20,000-message reconcile at full size (`npm run bench:fleet` alone: 2,000 accounts by default).
   {
     name: "fleet",
     script: "fleet.ts",
     args: ["--json"],
-    env: { BENCH_FLEET_ACCOUNTS: "30", BENCH_FLEET_PROJECT_UNITS: "100", BENCH_FLEET_PROBE_RUNNING: "15" },
+    env: {
+      BENCH_FLEET_ACCOUNTS: "60",
+      BENCH_FLEET_PROJECT_UNITS: "100",
+      BENCH_FLEET_PROBE_RUNNING: "30",
+      BENCH_FLEET_SECONDS: "180",
+    },
     timeoutS: 420,
   },
   {

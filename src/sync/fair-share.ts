@@ -3,7 +3,7 @@
 // such account's turn once — takes. With a fixed turn, 2,000 accounts under a binding project bucket
 // would each be served once every several minutes, in connection order; instead a turn is sized so
 // that a round fits in BACKFILL_ROUND_SECONDS of the quota backfills may spend (the project's, less
-// the reserve live work keeps: quota-class.ts). Up to ~900 accounts at Gmail's default project quota
+// the reserve live work keeps: quota-class.ts). Up to ~640 accounts at Gmail's default project quota
 // that is the full SLICE (a turn of 100 messages costs little besides its fetch); past that the turn
 // shrinks, down to one message, and each waiting account still gets mail every round. Turn size does
 // not change the quota a message costs (the page is listed once, whatever the slices), only the
@@ -22,11 +22,15 @@ export const MIN_SLICE = 1;
  * From this turn size on, a turn takes whole threads (threads.get: a thread's messages for 10 units,
  * 1.46× the messages per unit on the generated mailbox); below it, exactly its messages, since a
  * thread group would make one turn several times another. At Gmail's default project quota only a
- * fleet of over ~9,000 accounts backfilling at once turns this small.
+ * fleet of over ~6,400 accounts backfilling at once turns this small.
  */
 export const WHOLE_THREAD_TURN = 10;
-/** messages.get's quota cost: a turn's budget in messages (a thread fetch only makes it cheaper). */
-const UNITS_PER_MESSAGE = 5;
+/**
+ * What a message costs, to turn a turn's budget into messages: messages.get (5 units) and the
+ * attachments.get its parts need (0.41 a message on the generated mail in the fleet benchmark, ~2
+ * units). With 5, a 60-account round overran its 30 s by a third (Jain 0.87 per minute).
+ */
+const UNITS_PER_MESSAGE = 7;
 /** How long a count of running backfills is reused: every turn asks, and the count moves slowly. */
 const COUNT_TTL_MS = 5_000;
 

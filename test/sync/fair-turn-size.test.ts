@@ -18,15 +18,16 @@ import {
 
 describe("turn size", () => {
   const gmailDefault = { GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: 1_200_000, BACKFILL_ROUND_SECONDS: 30 };
-  it("is the full slice while a round fits: Gmail's default project, up to ~900 accounts", () => {
+  it("is the full slice while a round fits: Gmail's default project, up to ~640 accounts", () => {
     expect(turnSize(gmailDefault, 1, true)).toBe(FIRST_SLICE);
     expect(turnSize(gmailDefault, 1, false)).toBe(SLICE);
-    expect(turnSize(gmailDefault, 900, false)).toBe(SLICE);
+    expect(turnSize(gmailDefault, 640, false)).toBe(SLICE);
+    expect(turnSize(gmailDefault, 700, false)).toBeLessThan(SLICE);
   });
   it("shrinks past that, so that every running account is served each round, down to MIN_SLICE", () => {
-    // 20,000 units/s × 0.75 (backfills leave a quarter to live work) × 30 s ÷ 10,000 accounts ÷ 5 units.
-    expect(turnSize(gmailDefault, 10_000, false)).toBe(9);
-    expect(turnSize(gmailDefault, 10_000, true)).toBe(9);
+    // 20,000 units/s × 0.75 (backfills leave a quarter to live work) × 30 s ÷ 10,000 accounts ÷ 7 units.
+    expect(turnSize(gmailDefault, 10_000, false)).toBe(6);
+    expect(turnSize(gmailDefault, 10_000, true)).toBe(6);
     expect(turnSize(gmailDefault, 1_000_000, false)).toBe(MIN_SLICE);
     // The fleet benchmark's 2,000 accounts under a 450 units/s project: one message a turn.
     expect(turnSize({ GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: 27_000, BACKFILL_ROUND_SECONDS: 30 }, 2000, false)).toBe(1);
@@ -40,10 +41,10 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     emulator: { accounts: [EMAIL], messages: MESSAGES, seed: 77, attachments: false },
-    // 1,200 units/min × 0.75 ÷ 60 × 1 s ÷ 1 account ÷ 5 units = 3 messages a turn.
+    // 1,680 units/min ÷ 60 × 0.75 × 1 s ÷ 1 account ÷ 7 units = 3 messages a turn.
     env: {
       INCLUDE_SPAM_TRASH: "true",
-      GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: "1200",
+      GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: "1680",
       BACKFILL_ROUND_SECONDS: "1",
       WORKER_CONCURRENCY: "1",
     },
