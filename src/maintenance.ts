@@ -3,13 +3,19 @@
 // payloads are the catalog's (src/jobs.ts); the worker has checked each job before it gets here.
 import type { Queue } from "bullmq";
 import type { Config } from "./config.ts";
-import { accountsNeedingWatch, activeAccountsInPhase, silentAccounts } from "./db/account-status.ts";
+import {
+  accountsNeedingWatch,
+  activeAccountsInPhase,
+  backfillsInProgress,
+  silentAccounts,
+} from "./db/account-status.ts";
 import { pruneChanges } from "./db/changes.ts";
 import type { Db } from "./db/database.ts";
 import { accountsWithDueMessages } from "./db/dead-letters.ts";
 import { type CatalogJob, dispatchJob, JOB_NAMES, type JobData, type JobHandlers, type QUEUE_NAMES } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { GmailError } from "./errors.ts";
+import { backfillPriority } from "./sync/page-slices.ts";
 import { renewWatch, type WatchDeps } from "./watch.ts";
 
 /** A backfill run still listing after this many days is started again by the reconcile tick. */
@@ -22,7 +28,10 @@ export interface MaintenanceDeps extends WatchDeps {
   maintenance: Queue;
   /** One poll sync per account, all in a few Redis pipelines (src/fan-out.ts). */
   enqueueIncrementals: (accountIds: number[], opts: { reason: "poll" }) => Promise<unknown>;
-  enqueueBackfill: (accountId: number, opts: { reason: "reconcile"; restart?: boolean }) => Promise<unknown>;
+  enqueueBackfill: (
+    accountId: number,
+    opts: { reason: "reconcile" | "manual"; restart?: boolean; resumeOnly?: boolean; priority?: number },
+  ) => Promise<unknown>;
   /** Each account's reconcile at its stable moment within `spreadMs` of the tick (src/fan-out.ts). */
   enqueueReconciles: (accountIds: number[], opts: { spreadMs: number; tickAt: number }) => Promise<unknown>;
   enqueueRetry: (accountId: number) => Promise<unknown>;
@@ -72,7 +81,18 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     const ids = await silentAccounts(deps.db, deps.config.POLL_FALLBACK_MINUTES);
     if (ids.length > 0) await deps.enqueueIncrementals(ids, { reason: "poll" });
     if (ids.length > 0) deps.log.info({ accounts: ids.length }, "poll fallback: syncing accounts with no push");
-    return { accounts: ids.length };
+    // A backfill's turns are a chain of jobs, each enqueueing the next: one lost with Redis's data
+    // would leave the run listing until the reconcile tick restarts it days later. Each running
+    // backfill is asked to resume at its own turn's priority; de-duplication makes this a no-op
+    // while its next turn is queued (the usual case), on the backfill queue, not the live one.
+    const running = await backfillsInProgress(deps.db);
+    for (const { accountId, pagesDone } of running)
+      await deps.enqueueBackfill(accountId, {
+        reason: "manual",
+        resumeOnly: true,
+        priority: backfillPriority(pagesDone),
+      });
+    return { accounts: ids.length, backfills: running.length };
   },
   async [JOB_NAMES.reconcileTick](deps) {
     // Spread over RECONCILE_SPREAD_HOURS, each account at the same moment every week: never the

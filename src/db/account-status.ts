@@ -49,6 +49,16 @@ export async function activeAccountsInPhase(
   return rows.map((r) => r.id);
 }
 
+/** Active accounts with a backfill run in progress, and the pages each has completed. */
+export async function backfillsInProgress(db: Executor): Promise<Array<{ accountId: number; pagesDone: number }>> {
+  const rows = await accountsJoinSyncState(db, "inner")
+    .select(["accounts.id", "sync_state.backfill_pages"])
+    .where("accounts.status", "=", "active")
+    .where("sync_state.backfill_phase", "=", "listing")
+    .execute();
+  return rows.map((r) => ({ accountId: r.id, pagesDone: r.backfill_pages }));
+}
+
 /**
  * Active accounts with a cursor (first backfill pinned it) that neither a push nor a sync has
  * touched for `minutes`: a dropped push or a lapsed watch must not leave a mailbox behind.
@@ -59,9 +69,10 @@ export async function silentAccounts(db: Executor, minutes: number): Promise<num
     .select("accounts.id")
     .where("accounts.status", "=", "active")
     .where("sync_state.history_id", "is not", null)
-    // A backfill in progress ends with an incremental sync from its pinned cursor, and its turns
-    // keep coming: polling it meanwhile only re-reads history. (2,000 new accounts polled every
-    // minute flooded the live queue ahead of pushes in the fleet benchmark: push p99 19 s.)
+    // A backfill in progress ends with an incremental sync from its pinned cursor: polling it
+    // meanwhile only re-reads history (2,000 new accounts polled every minute flooded the live
+    // queue ahead of pushes in the fleet benchmark: push p99 19 s). The poll tick nudges its turns
+    // instead (src/maintenance.ts).
     .where("sync_state.backfill_phase", "<>", "listing")
     .where((eb) => eb.or([eb("sync_state.last_push_at", "is", null), eb("sync_state.last_push_at", "<", cutoff)]))
     .where((eb) => eb.or([eb("sync_state.last_sync_at", "is", null), eb("sync_state.last_sync_at", "<", cutoff)]))

@@ -3,7 +3,7 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { accountsNeedingWatch, silentAccounts } from "../../src/db/account-status.ts";
+import { accountsNeedingWatch, backfillsInProgress, silentAccounts } from "../../src/db/account-status.ts";
 import { enqueueStartupTicks, ensureSchedules, TICKS, upsertSchedules } from "../../src/schedules.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
@@ -100,9 +100,15 @@ describe("fan-out queries", () => {
     });
     await account("nocursor@example.com", { history_id: null });
     // Mid-backfill: its run ends with an incremental sync from the pinned cursor.
-    await account("backfilling@example.com", { history_id: "100", backfill_phase: "listing" });
+    const backfilling = await account("backfilling@example.com", {
+      history_id: "100",
+      backfill_phase: "listing",
+      backfill_pages: 3,
+    });
     await account("revoked@example.com", { history_id: "100", last_sync_at: minutesAgo(60) }, "reauth_required");
     expect((await silentAccounts(t.db, 10)).sort()).toEqual([silent, neverPushed].sort());
+    // ... whose turns the poll tick nudges instead (a chain lost with Redis's data resumes).
+    expect(await backfillsInProgress(t.db)).toEqual([{ accountId: backfilling, pagesDone: 3 }]);
   });
 
   it("renews missing and soon-lapsing watches, soonest first, active accounts only", async () => {

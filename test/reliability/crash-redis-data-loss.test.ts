@@ -1,9 +1,9 @@
 // Redis restarted EMPTY in the middle of a backfill (no persistence: a host that lost its Redis
 // along with the worker): every job, lock, de-duplication key and job scheduler is gone; only
 // Postgres remembers that the backfill is half done. The deploy's init step (`gmail-sync migrate`)
-// recreates the schedulers, a new worker starts, and the poll fallback recovers: the silent
-// account gets an incremental sync, which nudges the broken backfill chain, which resumes from its
-// Postgres checkpoint. Ends converged: database = mailbox, no duplicate, no temp file, no stuck or
+// recreates the schedulers, a new worker starts, and the poll tick recovers: it asks every backfill
+// in progress to resume (a no-op while its next turn is queued), and the broken chain resumes from
+// its Postgres checkpoint. Ends converged: database = mailbox, no duplicate, no temp file, no stuck or
 // failed job.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
@@ -44,7 +44,7 @@ afterAll(async () => {
   await redis?.destroy();
 });
 
-it("Redis loses all its data mid-backfill: after init recreates the schedules, the poll fallback resumes the backfill", {
+it("Redis loses all its data mid-backfill: after init recreates the schedules, the poll tick resumes the backfill", {
   timeout: 90_000,
 }, async () => {
   const accountId = await connectTestAccount(h, EMAIL);
