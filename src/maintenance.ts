@@ -86,12 +86,19 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     // backfill is asked to resume at its own turn's priority; de-duplication makes this a no-op
     // while its next turn is queued (the usual case), on the backfill queue, not the live one.
     const running = await backfillsInProgress(deps.db);
-    for (const { accountId, pagesDone } of running)
-      await deps.enqueueBackfill(accountId, {
-        reason: "manual",
-        resumeOnly: true,
-        priority: backfillPriority(pagesDone),
-      });
+    // 200 at a time: their Redis round trips overlap (2,000 one by one took 1.7 s of a tick).
+    for (let i = 0; i < running.length; i += 200)
+      await Promise.all(
+        running
+          .slice(i, i + 200)
+          .map(({ accountId, pagesDone }) =>
+            deps.enqueueBackfill(accountId, {
+              reason: "manual",
+              resumeOnly: true,
+              priority: backfillPriority(pagesDone),
+            }),
+          ),
+      );
     return { accounts: ids.length, backfills: running.length };
   },
   async [JOB_NAMES.reconcileTick](deps) {
