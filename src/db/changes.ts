@@ -16,9 +16,9 @@
 // transaction holds, by a step that waits for no row lock, so it cannot close a deadlock cycle. A
 // transaction that rolls back draws no seq; a commit that fails after the trigger leaves a gap that
 // nothing will ever fill, which a consumer passes by resuming after the highest seq it read.
-import { sql, type Transaction } from "kysely";
+import { type Selectable, sql, type Transaction } from "kysely";
 import pg from "pg";
-import type { Database, Db, Executor } from "./database.ts";
+import type { ChangesTable, Database, Db, Executor } from "./database.ts";
 
 export const CHANGE_KINDS = [
   "message.added",
@@ -130,23 +130,8 @@ export async function inTransaction<T>(db: Executor, fn: (trx: Transaction<Datab
   return db.transaction().execute(fn);
 }
 
-export interface ChangeRow {
-  seq: number;
-  account_id: number;
-  /** Null once the account is purged. */
-  email: string | null;
-  kind: ChangeKind;
-  historic: boolean;
-  gmail_id: string | null;
-  thread_id: string | null;
-  labels_added: string[] | null;
-  labels_removed: string[] | null;
-  attachment_id: number | null;
-  part_id: string | null;
-  status: string | null;
-  reason: string | null;
-  created_at: Date;
-}
+/** A changes row as read, with its account's address (null once the account is purged). */
+export type ChangeRow = Omit<Selectable<ChangesTable>, "kind"> & { kind: ChangeKind; email: string | null };
 
 /**
  * Changes with seq > `after` (of one account, given), oldest first, at most `limit`, and the seq

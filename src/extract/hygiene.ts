@@ -81,3 +81,12 @@ export function countCharacters(text: string): number {
   for (const _ of text.matchAll(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)) pairs++;
   return text.length - pairs;
 }
+
+/**
+ * Whether pages read so far already fill the text cap, so reading more would only be thrown away.
+ * Raw text only shrinks in cleaning: the cleaned size is checked only once the raw one could fill
+ * the cap. Shared by the PDF engines (pdfium.ts, pdf.ts).
+ */
+export function textCapReached(texts: readonly string[], rawLength: number, maxBytes: number): boolean {
+  return rawLength > maxBytes && Buffer.byteLength(cleanText(texts.join("\n\n"), maxBytes + 1).text) > maxBytes;
+}

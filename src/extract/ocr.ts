@@ -15,7 +15,7 @@ import { gunzipSync } from "node:zlib";
 import { cleanText, countWords } from "./hygiene.ts";
 import { languageDir } from "./ocr-languages.ts";
 import { type OpenPdf, openPdf, pageText, renderPageGray } from "./pdfium.ts";
-import type { ExtractLimits, ExtractOutcome, OcrOptions } from "./protocol.ts";
+import type { ChildSkipReason, ExtractLimits, ExtractOutcome, OcrOptions } from "./protocol.ts";
 
 const require = createRequire(import.meta.url);
 const version = (name: string) =>
@@ -105,6 +105,15 @@ function base(languages: string[]) {
   };
 }
 
+/** An outcome without text: why, and what was known. */
+function skipped(
+  ids: { detectedType: string; extractor: string; extractorVersion: string },
+  skippedReason: ChildSkipReason,
+  details: Record<string, unknown>,
+): ExtractOutcome {
+  return { text: null, textTruncated: false, ...ids, skippedReason, details };
+}
+
 /** An image attachment (PNG, JPEG, TIFF, GIF, WebP, BMP) → its text. */
 export async function extractImage(
   bytes: Uint8Array,
@@ -114,21 +123,14 @@ export async function extractImage(
 ): Promise<ExtractOutcome> {
   const { extractor, extractorVersion, ocrDetails } = base(options.languages);
   const size = imageSize(bytes);
+  const ids = { detectedType, extractor, extractorVersion };
   if (size !== null && size.width * size.height > options.maxPixels) {
-    return {
-      text: null,
-      textTruncated: false,
-      detectedType,
-      extractor,
-      extractorVersion,
-      skippedReason: "too_complex",
-      details: {
-        ...ocrDetails,
-        width: size.width,
-        height: size.height,
-        reason: `image over ${options.maxPixels} pixels`,
-      },
-    };
+    return skipped(ids, "too_complex", {
+      ...ocrDetails,
+      width: size.width,
+      height: size.height,
+      reason: `image over ${options.maxPixels} pixels`,
+    });
   }
   await ensureReady(options.languages);
   let result: { text: string; confidence: number };
@@ -137,15 +139,7 @@ export async function extractImage(
     // 11 MB BMP drove a child past 1 GB); decoded here instead, to the grey PGM Leptonica reads.
     result = await recognize(detectedType === "image/bmp" ? bmpToPgm(bytes) : bytes);
   } catch (err) {
-    return {
-      text: null,
-      textTruncated: false,
-      detectedType,
-      extractor,
-      extractorVersion,
-      skippedReason: "corrupt",
-      details: { ...ocrDetails, reason: String((err as Error).message).slice(0, 200) },
-    };
+    return skipped(ids, "corrupt", { ...ocrDetails, reason: String((err as Error).message).slice(0, 200) });
   }
   const clean = cleanText(result.text, limits.maxTextBytes);
   return {
@@ -178,15 +172,8 @@ export async function extractPdfOcr(
   const extractor = "pdfium+tesseract";
   const pdf = await openPdf(bytes);
   if ("error" in pdf) {
-    return {
-      text: null,
-      textTruncated: false,
-      detectedType: "application/pdf",
-      extractor,
-      extractorVersion,
-      skippedReason: pdf.encrypted ? "encrypted" : "corrupt",
-      details: { reason: pdf.message },
-    };
+    const ids = { detectedType: "application/pdf", extractor, extractorVersion };
+    return skipped(ids, pdf.encrypted ? "encrypted" : "corrupt", { reason: pdf.message });
   }
   try {
     await ensureReady(options.languages);

@@ -5,7 +5,7 @@ import path from "node:path";
 // Before pdf-parse: the globals pdf.js wants at load time (see pdf-globals.ts).
 import "./pdf-globals.ts";
 import { PDFParse } from "pdf-parse";
-import { cleanText, countWords } from "./hygiene.ts";
+import { cleanText, countWords, textCapReached } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 
 // CJK character maps and the 14 standard fonts come from the pdfjs-dist that pdf-parse itself
@@ -65,12 +65,7 @@ export async function extractPdf(bytes: Uint8Array, limits: ExtractLimits): Prom
         rawLength += page.text.length;
       }
       pagesRead += batch.pages.length;
-      // Raw text only shrinks in cleaning; check the cleaned size only once the raw one could fill the cap.
-      if (
-        to < lastPage &&
-        rawLength > limits.maxTextBytes &&
-        Buffer.byteLength(cleanText(texts.join("\n\n"), limits.maxTextBytes + 1).text) > limits.maxTextBytes
-      ) {
+      if (to < lastPage && textCapReached(texts, rawLength, limits.maxTextBytes)) {
         textLimitReached = true;
         break;
       }

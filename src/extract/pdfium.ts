@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { PDFiumLibrary } from "@hyzyla/pdfium";
-import { cleanText, countWords } from "./hygiene.ts";
+import { cleanText, countWords, textCapReached } from "./hygiene.ts";
 import type { ExtractLimits, ExtractOutcome } from "./protocol.ts";
 
 const require = createRequire(import.meta.url);
@@ -290,13 +290,8 @@ export async function extractPdfium(bytes: Uint8Array, limits: ExtractLimits): P
       pagesRead++;
       if (!/[\p{L}\p{N}]/u.test(text)) pagesWithoutText++;
       rawLength += text.length;
-      // Raw text only shrinks in cleaning; clean once the raw size could fill the cap, then stop
-      // reading pages whose text would be thrown away.
-      if (
-        i + 1 < lastPage &&
-        rawLength > limits.maxTextBytes &&
-        Buffer.byteLength(cleanText(texts.join("\n\n"), limits.maxTextBytes + 1).text) > limits.maxTextBytes
-      ) {
+      // Stop reading pages whose text would be thrown away.
+      if (i + 1 < lastPage && textCapReached(texts, rawLength, limits.maxTextBytes)) {
         textLimitReached = true;
         break;
       }
