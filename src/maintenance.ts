@@ -86,7 +86,8 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     // backfill is asked to resume at its own turn's priority; de-duplication makes this a no-op
     // while its next turn is queued (the usual case), on the backfill queue, not the live one.
     const running = await backfillsInProgress(deps.db);
-    // 200 at a time: their Redis round trips overlap (2,000 one by one took 1.7 s of a tick).
+    // 200 at a time, so their Redis round trips overlap (one by one, 2,001 of them made the fleet
+    // benchmark's poll tick at 12,011 accounts 3.1 s against 1.4 s without them).
     for (let i = 0; i < running.length; i += 200)
       await Promise.all(
         running.slice(i, i + 200).map(({ accountId, pagesDone }) =>

@@ -8,6 +8,7 @@
 // shrinks, down to one message, and each waiting account still gets mail every round. Turn size does
 // not change the quota a message costs (the page is listed once, whatever the slices), only the
 // number of jobs.
+import type { Config } from "../config.ts";
 import { countBackfillsInProgress } from "../db/sync-state.ts";
 import type { Db } from "../db/database.ts";
 import { PROJECT_RESERVE } from "../gmail/quota-class.ts";
@@ -34,10 +35,7 @@ const UNITS_PER_MESSAGE = 7;
 /** How long a count of running backfills is reused: every turn asks, and the count moves slowly. */
 const COUNT_TTL_MS = 5_000;
 
-export interface FairShareConfig {
-  GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE: number;
-  BACKFILL_ROUND_SECONDS: number;
-}
+export type FairShareConfig = Pick<Config, "GMAIL_PROJECT_QUOTA_UNITS_PER_MINUTE" | "BACKFILL_ROUND_SECONDS">;
 
 /** Messages per turn when `running` accounts take turns: a run's first turn, or a later one. */
 export function turnSize(config: FairShareConfig, running: number, first: boolean): number {
