@@ -1,5 +1,5 @@
 // Following the change feed, on real Postgres: `gmail-sync changes --follow --json` as a child
-// process wakes on NOTIFY within milliseconds of a commit, keeps going by polling when its LISTEN
+// process is woken by NOTIFY on each commit (not its 30 s safety poll), keeps going by polling when its LISTEN
 // connection is killed (and listens again), and ends with exit 0 on SIGTERM; GET /changes on the
 // internal listener is refused without its token (404 with none configured), long-polls until a
 // change commits, and answers 410 to a pruned cursor, as the CLI exits 1.
@@ -58,14 +58,13 @@ function follower(args: string[]) {
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
-  const lines: Array<{ at: number; change: { seq: number; gmailId?: string } }> = [];
+  const lines: Array<{ change: { seq: number; gmailId?: string } }> = [];
   let buf = "";
   let stderr = "";
   child.stdout?.on("data", (d: Buffer) => {
-    const now = performance.now();
     buf += d.toString();
     for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      lines.push({ at: now, change: JSON.parse(buf.slice(0, i)) });
+      lines.push({ change: JSON.parse(buf.slice(0, i)) });
       buf = buf.slice(i + 1);
     }
   });
@@ -104,7 +103,7 @@ afterAll(async () => {
 });
 
 describe("gmail-sync changes --follow", () => {
-  it("prints each commit within milliseconds (NOTIFY), polls when LISTEN is lost, and exits 0 on SIGTERM", {
+  it("prints each commit when NOTIFY wakes it, polls when LISTEN is lost, and exits 0 on SIGTERM", {
     timeout: 60_000,
   }, async () => {
     await commitChange("before");
@@ -115,19 +114,17 @@ describe("gmail-sync changes --follow", () => {
     expect(f.lines[0]?.change.gmailId).toBe("before");
     await waitUntil("the LISTEN connection", async () => (await listeners()).length === 1);
 
-    const latencies: number[] = [];
+    // Woken by NOTIFY: while LISTEN is connected the only other wake is the 30 s safety poll, so
+    // each change arriving within the 5 s wait below shows the notification woke the follower.
     for (let i = 0; i < 40; i++) {
-      const t0 = performance.now();
       await commitChange(`c${i}`);
-      await waitUntil(`change c${i}`, async () => f.lines.length === i + 2, 5_000);
-      latencies.push((f.lines[i + 1]?.at ?? 0) - t0);
+      await waitUntil(
+        `change c${i} (woken by NOTIFY, not the 30 s safety poll)`,
+        async () => f.lines.length === i + 2,
+        5_000,
+      );
     }
     expect(f.lines.map((l) => l.change.gmailId)).toEqual(["before", ...Array.from({ length: 40 }, (_, i) => `c${i}`)]);
-    latencies.sort((a, b) => a - b);
-    const median = latencies[20] as number;
-    // Woken by NOTIFY, not by a poll (the safety poll is 30 s, the fallback 1 s): typically 2-10 ms
-    // from the start of the commit to the line read here. The bound is generous for a loaded CI.
-    expect(median, `commit → line, ms: ${latencies.map((l) => l.toFixed(1)).join(" ")}`).toBeLessThan(100);
 
     // The LISTEN connection dies: the follower polls meanwhile (within about a second) and listens again.
     const [pid] = await listeners();
