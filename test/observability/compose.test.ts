@@ -135,7 +135,13 @@ describe("compose structure", () => {
     expect(env.GMAIL_API_ROOT_URL).toBe("${GMAIL_API_ROOT_URL:-http://emulator:8085/}");
     expect(env.PUBSUB_AUDIENCE).toContain("http://worker:9464/pubsub/push");
     expect((svc("emulator").command as string[]).join(" ")).toContain("--push-endpoint http://worker:9464/pubsub/push");
-    expect(svc("migrate").environment).toEqual(env);
+    // The same app settings everywhere; the worker alone adds the operator's and the feed's tokens.
+    const { OPERATOR_TOKEN_FILE, CHANGES_API_TOKEN_FILE, ...shared } = env;
+    expect([OPERATOR_TOKEN_FILE, CHANGES_API_TOKEN_FILE]).toEqual([
+      "/run/secrets/operator_token",
+      "/run/secrets/changes_api_token",
+    ]);
+    expect(svc("migrate").environment).toEqual(shared);
   });
 
   it("the app environment is a valid configuration naming only known variables", () => {
@@ -148,26 +154,27 @@ describe("compose structure", () => {
           .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(32).toString("base64")),
       ]),
     );
-    // Secrets are files compose mounts under /run/secrets: stand-ins with what deploy/make-secrets.sh
-    // writes (a DB URL as the app role, a fresh key).
+    // Secrets are files compose mounts under /run/secrets: the ones deploy/make-secrets.sh makes.
     const dir = mkdtempSync(path.join(tmpdir(), "compose-secrets-"));
     try {
-      const values: Record<string, string> = {
-        database_url: "postgres://gmail_sync:pw@postgres:5432/gmail_sync",
-        token_encryption_key: randomBytes(32).toString("base64"),
-        google_client_secret: "GOCSPX-gmail-sync-emulator",
-      };
+      const made = run("sh", [rel("deploy/make-secrets.sh")], { env: { SECRETS_DIR: dir } });
+      expect(made.status, made.stderr).toBe(0);
+      const values = Object.fromEntries(
+        readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), "utf8").replace(/\n$/, "")]),
+      );
       for (const [k, v] of Object.entries(resolved)) {
         const secret = /^\/run\/secrets\/(\w+)$/.exec(v)?.[1];
         if (secret === undefined) continue;
+        expect(values, `${k}: make-secrets.sh makes ${secret}`).toHaveProperty(secret);
         resolved[k] = path.join(dir, secret);
-        writeFileSync(resolved[k], `${values[secret]}\n`);
       }
       const config = loadConfig(resolved) as Record<string, unknown>;
       expect(Object.keys(resolved).filter((k) => !(k.replace(/_FILE$/, "") in config))).toEqual([]);
       expect(config.GMAIL_API_ROOT_URL).toBe("http://emulator:8085/");
       expect(config.DATABASE_URL).toBe(values.database_url);
       expect(() => parseKeyRing(config.TOKEN_ENCRYPTION_KEY as string)).not.toThrow();
+      expect(config.OPERATOR_TOKEN).toBe(values.operator_token);
+      expect(config.CHANGES_API_TOKEN).toBe(values.changes_api_token);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

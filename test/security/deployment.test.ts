@@ -37,8 +37,11 @@ const svc = (name: string): Service => {
   if (!s) throw new Error(`no service ${name}`);
   return s;
 };
-const APP_SERVICES = ["migrate", "worker"];
-const SECRETS = ["TOKEN_ENCRYPTION_KEY", "DATABASE_URL", "GOOGLE_CLIENT_SECRET"];
+// The secrets each app service is given; only the worker serves the operator page and the feed.
+const APP_SECRETS: Record<string, string[]> = {
+  migrate: ["TOKEN_ENCRYPTION_KEY", "DATABASE_URL", "GOOGLE_CLIENT_SECRET"],
+  worker: ["TOKEN_ENCRYPTION_KEY", "DATABASE_URL", "GOOGLE_CLIENT_SECRET", "OPERATOR_TOKEN", "CHANGES_API_TOKEN"],
+};
 
 /** Host address a published port binds to ("" = every interface). Short and long syntax. */
 function hostIps(s: Service): string[] {
@@ -74,10 +77,10 @@ describe("docker-compose.yml", () => {
   });
 
   it("gives the app its secrets as files (compose secrets), never as environment values", () => {
-    for (const name of APP_SERVICES) {
+    for (const [name, secrets] of Object.entries(APP_SECRETS)) {
       const env = svc(name).environment ?? {};
       const mounted = (svc(name).secrets ?? []).map((s) => (typeof s === "string" ? s : s.source));
-      for (const secret of SECRETS) {
+      for (const secret of secrets) {
         expect(env[secret], `${name}: ${secret}`).toBeUndefined();
         const file = env[`${secret}_FILE`] ?? "";
         const source = /^\/run\/secrets\/(\w+)$/.exec(file)?.[1];
@@ -87,6 +90,9 @@ describe("docker-compose.yml", () => {
         expect(compose.secrets?.[source as string]?.file).toBe(`\${SECRETS_DIR:-./secrets}/${source}`);
       }
     }
+    // Every secret file compose mounts is one deploy/make-secrets.sh makes.
+    const script = readFileSync(rel("deploy/make-secrets.sh"), "utf8");
+    for (const source of Object.keys(compose.secrets ?? {})) expect(script, source).toContain(`put ${source} `);
     // No credentials written into the file itself.
     expect(composeText).not.toMatch(/postgres:\/\/[^\s/]*:[^\s/@]*@/);
     expect(composeText).not.toMatch(/POSTGRES_PASSWORD:/);
@@ -124,7 +130,7 @@ describe("docker-compose.yml", () => {
       const b = svc(name).build;
       return typeof b === "object" ? b.target : undefined;
     };
-    for (const name of APP_SERVICES) expect(target(name), name).toBe("production");
+    for (const name of Object.keys(APP_SECRETS)) expect(target(name), name).toBe("production");
     for (const name of ["emulator", "traffic"]) expect(target(name), name).toBe("demo");
   });
 });
