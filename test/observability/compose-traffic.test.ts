@@ -29,12 +29,14 @@ interface ComposeService {
   environment: Record<string, string>;
   healthcheck: { test: string[] };
 }
-const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8")) as {
+const compose = parseYaml(readFileSync(rel("docker-compose.yml"), "utf8"), { merge: true }) as {
   services: Record<string, ComposeService>;
 };
 const service = (name: string) => compose.services[name] as ComposeService;
 
 const ACCOUNTS = ["alice@example.com", "bob@example.com"];
+const OPERATOR_TOKEN = randomBytes(32).toString("base64");
+const CHANGES_TOKEN = randomBytes(32).toString("hex");
 let emulator: Emulator;
 let tdb: TestDatabase;
 let tredis: TestRedis;
@@ -76,6 +78,8 @@ beforeAll(async () => {
     database_url: tdb.url,
     token_encryption_key: randomBytes(32).toString("base64"),
     google_client_secret: DEFAULT_CLIENT_SECRET, // what deploy/make-secrets.sh writes for the demo
+    operator_token: OPERATOR_TOKEN,
+    changes_api_token: CHANGES_TOKEN,
   };
   for (const [k, v] of Object.entries(env)) {
     const secret = /^\/run\/secrets\/(\w+)$/.exec(v)?.[1];
@@ -217,6 +221,20 @@ it("connects both mailboxes through the OAuth flow and delivered mail reaches Po
   expect(traffic?.exitCode).toBeNull(); // still running: it loops until stopped
   expect(worker?.exitCode).toBeNull();
 }, 120_000);
+
+it("serves the operator page and the change feed on the internal listener, each behind its own token", async () => {
+  const get = (p: string, token?: string) =>
+    fetch(`${internalBase}${p}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  expect((await get("/operator/accounts")).status).not.toBe(200);
+  const page = await get("/operator/accounts", OPERATOR_TOKEN);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain("alice@example.com");
+  expect((await get("/changes?limit=1")).status).toBe(401);
+  expect((await get("/changes?limit=1", "x".repeat(32))).status).toBe(401);
+  const feed = await get("/changes?limit=5", CHANGES_TOKEN);
+  expect(feed.status).toBe(200);
+  expect(((await feed.json()) as { changes: unknown[] }).changes.length).toBeGreaterThan(0);
+});
 
 it("a real Prometheus scraping it runs every dashboard and alert query; the core panels have data", async (ctx) => {
   if (!hasBinary("prometheus")) {
