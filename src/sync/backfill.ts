@@ -119,17 +119,6 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
         held: held.size,
         refs: groupByThread(page.messages, held),
       };
-    } else if (pageState.refs.length > 0) {
-      // Stored since the last slice (thread members of it, the incremental sync): nothing to fetch.
-      const held = await currentIds(
-        db,
-        accountId,
-        pageState.refs.map((r) => r[0]),
-        state,
-        runStartedAt,
-      );
-      pageState.held += held.size;
-      pageState.refs = pageState.refs.filter((r) => !held.has(r[0]));
     }
     // The run's very first slice is small, so that a new account shows mail within seconds; every
     // turn shrinks when so many accounts take turns that a round would outlast BACKFILL_ROUND_SECONDS.
@@ -137,7 +126,32 @@ export async function runBackfillPage(deps: SyncDeps, job: BackfillJob): Promise
     // A turn too small for whole threads fetches exactly its share, message by message: thread groups
     // (2.9 messages on average, up to dozens) would make equal turns unequal (fair-share.ts).
     const wholeThreads = turn >= WHOLE_THREAD_TURN;
-    const { slice, rest } = takeSlice(pageState.refs, turn, { wholeThreads });
+    let { slice, rest } = takeSlice(pageState.refs, turn, { wholeThreads });
+    if (!fresh && slice.length > 0) {
+      // Stored since the page was listed (thread members of a slice, the incremental sync): nothing
+      // to fetch. Only the slice about to be fetched is checked — checking the page's whole
+      // remainder every turn made a page of one-message turns (a large fleet) cost 500 × 250 id
+      // look-ups. When the slice holds some, the rest of the page likely does too (one check of it).
+      const heldInSlice = await currentIds(
+        db,
+        accountId,
+        slice.map((r) => r[0]),
+        state,
+        runStartedAt,
+      );
+      if (heldInSlice.size > 0) {
+        const held = await currentIds(
+          db,
+          accountId,
+          pageState.refs.map((r) => r[0]),
+          state,
+          runStartedAt,
+        );
+        pageState.held += held.size;
+        pageState.refs = pageState.refs.filter((r) => !held.has(r[0]));
+        ({ slice, rest } = takeSlice(pageState.refs, turn, { wholeThreads }));
+      }
+    }
     const toFetch = slice.map((r) => r[0]);
     const listedHere = new Set(pageState.refs.map((r) => r[0]));
     const scoped = isScoped(scope);
