@@ -770,7 +770,7 @@ async function main(): Promise<void> {
     say("RSS: one 50 MB attachment (temp-file route) ...");
     await Promise.all([mkdir(path.join(dir, "big")), mkdir(path.join(dir, "small"))]);
     await writeFile(path.join(dir, "warm.pdf"), await makePdf({ pages: 2 }));
-    await makeBigPdf(path.join(dir, "big", "big.pdf"), 38);
+    await makeBigPdf(path.join(dir, "big", "big.pdf"), 42);
     const bigSize = (await stat(path.join(dir, "big", "big.pdf"))).size;
     const big = await runScenario("big", dir);
 
