@@ -24,6 +24,8 @@ let queues: { backfill: Queue; incremental: Queue; maintenance: Queue };
 const config = loadConfig({
   HTTP_HOST: "127.0.0.1",
   HTTP_PORT: "0",
+  // Not the default 9465: the demo (test/cli/demo.test.ts) takes that port when it is free.
+  INTERNAL_HTTP_PORT: "0",
   HTTP_BODY_LIMIT_BYTES: "2048",
   GMAIL_QUOTA_UNITS_PER_SECOND: "250",
 });
