@@ -110,8 +110,9 @@ async function run(workerCount: number): Promise<RunResult> {
       ids.push(await connectEmulatorAccount(app, emu.control, keyRing, email));
     }
     for (let i = 0; i < workerCount; i++) {
-      // Worker logs go to our stderr: stdout carries only the result.
-      const child = spawn(process.execPath, [cli, "worker"], {
+      // Worker logs go to our stderr: stdout carries only the result. No metrics listener: the
+      // workers would contend for INTERNAL_HTTP_PORT (and a running serve's), and nothing here scrapes them.
+      const child = spawn(process.execPath, [cli, "worker", "--no-http"], {
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "inherit"],
       });
