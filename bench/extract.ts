@@ -29,6 +29,7 @@ import { PDFParse } from "pdf-parse";
 import pino from "pino";
 import { DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, startEmulator } from "@gmail-sync/emulator";
 import { makeCsv, makeDocx, makeHtml, makeLoopingPdf, makePdf } from "@gmail-sync/emulator/generate";
+import { PDF_PAGES, prose, rng, writeGeneratedPdfs } from "./lib/generated-pdfs.ts";
 import { createExtractionApp } from "../src/app.ts";
 import { skipBeforeDownload } from "../src/attachments/declared-type.ts";
 import type { AttachmentPipeline, AttachmentRef } from "../src/attachments/types.ts";
@@ -43,31 +44,7 @@ const log = pino({ level: "silent" });
 const self = fileURLToPath(import.meta.url);
 const MB = 1024 * 1024;
 
-// --- deterministic pseudo-English -----------------------------------------------------------
-const WORDS = (
-  "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were " +
-  "her she there been one all we their has would when if so no will more can who out up about than into them only time " +
-  "budget committee quarterly report revenue northern region review approved figures growth market customer service " +
-  "contract delivery schedule invoice payment account balance forecast analysis strategy policy research development"
-).split(" ");
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-}
-function prose(seed: number, chars: number): string {
-  const r = rng(seed);
-  const out: string[] = [];
-  let n = 0;
-  while (n < chars) {
-    const w = WORDS[Math.floor(r() * WORDS.length)]!;
-    out.push(w);
-    n += w.length + 1;
-  }
-  return out.join(" ");
-}
-
 // --- fixtures ---------------------------------------------------------------------------------
-const PDF_PAGES = [10, 50, 100, 250, 500];
 const RUNS = Math.max(1, Number(process.env.BENCH_EXTRACT_RUNS ?? 5));
 
 async function makeBigPdf(file: string, images: number): Promise<void> {
@@ -104,15 +81,7 @@ async function makeBigPdf(file: string, images: number): Promise<void> {
 }
 
 async function buildCorpus(dir: string) {
-  const pdfs: Array<{ file: string; pages: number; size: number }> = [];
-  for (const pages of PDF_PAGES) {
-    const file = path.join(dir, `gen-${pages}p.pdf`);
-    await writeFile(
-      file,
-      await makePdf({ pages, text: (p) => prose(pages * 10_000 + p, 4300), title: `Generated ${pages} pages` }),
-    );
-    pdfs.push({ file, pages, size: (await stat(file)).size });
-  }
+  const pdfs = await writeGeneratedPdfs(dir);
   const docxs: Array<{ file: string; size: number }> = [];
   for (const paragraphs of [200, 1000, 3000]) {
     const file = path.join(dir, `gen-${paragraphs}para.docx`);

@@ -2,9 +2,9 @@
 // (PDF_ENGINE=pdfium). Runs only inside an extraction child. Measured on this project's machine
 // (bench/extract.ts, README "PDF extraction"): 0.93–0.96× pdftotext on real PDFs on an idle
 // machine (1.1–1.5× on a loaded one, where pdftotext's process starts cost more) and 0.6–0.7× on
-// text-dense generated ones (its text layout is the bound; native PDFium measured no better than
-// parity either), 1.5–3.5× pdf.js, with equal or better word recall. WebAssembly also confines
-// a memory-safety bug in PDFium to the module's own memory.
+// text-dense generated ones (its text layout is the bound; native PDFium, measured by
+// bench/pdf-engines.ts, reaches 0.80× there), 1.5–3.5× pdf.js, with equal or better word recall.
+// WebAssembly also confines a memory-safety bug in PDFium to the module's own memory.
 //
 // The wrapper's own page API is not used: its getText() leaves the page loaded (FPDF_LoadPage
 // without FPDF_ClosePage), which held 1.28 GB on a 1,170-page document. Here every page is
