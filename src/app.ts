@@ -9,7 +9,7 @@ import type { AttachmentPipeline, AttachmentResult, ReusableText, SkippedReason 
 import type { Config } from "./config.ts";
 import { findReusableText } from "./db/attachments.ts";
 import { createDb, type Db } from "./db/database.ts";
-import { enqueueIncrementals, enqueueReconciles } from "./fan-out.ts";
+import { enqueueIncrementals, enqueueReconciles, resumeBackfills } from "./fan-out.ts";
 import { sweepOrphanTempFiles } from "./attachments/temp-files.ts";
 import { createGmailFactory } from "./gmail/factory.ts";
 import type { GmailFactory } from "./gmail/port.ts";
@@ -148,6 +148,7 @@ export function createApp(config: Config, deps: AppOptions): App {
       enqueueIncrementals: (accountIds, o) => enqueueIncrementals(queues, accountIds, o),
       enqueueBackfill: (accountId, o) => enqueueBackfill(queues, accountId, o),
       enqueueReconciles: (accountIds, o) => enqueueReconciles(queues, accountIds, o),
+      resumeBackfills: (runs) => resumeBackfills(queues, runs),
       enqueueRetry: (accountId) => enqueueRetry(queues, accountId, new Date()),
       sweepTempFiles: () => sweepOrphanTempFiles(config.ATTACHMENT_TEMP_DIR, config.TEMP_FILE_ORPHAN_MINUTES, log),
     });

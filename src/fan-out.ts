@@ -2,7 +2,7 @@
 // pipeline per thousand jobs instead of a round trip per account, so a tick over 10,000 accounts
 // costs a few pipelines. Job names, payloads and de-duplication are the catalog's (src/jobs.ts).
 import { createHash, randomUUID } from "node:crypto";
-import { JOB_NAMES, type Queues } from "./jobs.ts";
+import { backfillJob, JOB_NAMES, type Queues } from "./jobs.ts";
 
 const CHUNK = 1_000;
 
@@ -22,6 +22,24 @@ export async function enqueueIncrementals(
           deduplication: { id: `inc-${accountId}`, keepLastIfActive: true },
         },
       })),
+    );
+  }
+}
+
+/**
+ * Asks each running backfill to take its next turn at its own priority, de-duplicated per account
+ * exactly as enqueueBackfill's: a no-op for a run whose next turn is already queued, and the way
+ * back for a run whose chain of turns was lost with Redis's data.
+ */
+export async function resumeBackfills(
+  queues: Queues,
+  runs: ReadonlyArray<{ accountId: number; priority: number }>,
+): Promise<void> {
+  for (let i = 0; i < runs.length; i += CHUNK) {
+    await queues.backfill.addBulk(
+      runs
+        .slice(i, i + CHUNK)
+        .map(({ accountId, priority }) => backfillJob(accountId, { reason: "manual", resumeOnly: true, priority })),
     );
   }
 }

@@ -211,19 +211,26 @@ export async function enqueueIncremental(
  * de-duplication as incremental, so a backfill job enqueueing its next page while it runs gets
  * exactly one follow-up, and no account can flood the queue.
  */
-export async function enqueueBackfill(
-  queues: Queues,
+export async function enqueueBackfill(queues: Queues, accountId: number, opts: BackfillRequest): Promise<void> {
+  const job = backfillJob(accountId, opts);
+  await queues.backfill.add(job.name, job.data, job.opts);
+}
+
+export interface BackfillRequest {
+  reason: BackfillJob["reason"];
+  query?: string;
+  delayMs?: number;
+  resumeOnly?: boolean;
+  restart?: boolean;
+  /** BullMQ priority (1 runs first); none: before every prioritized job (a run's first turn). */
+  priority?: number;
+}
+
+/** The backfill job enqueueBackfill adds, for adding many at once (src/fan-out.ts) the same way. */
+export function backfillJob(
   accountId: number,
-  opts: {
-    reason: BackfillJob["reason"];
-    query?: string;
-    delayMs?: number;
-    resumeOnly?: boolean;
-    restart?: boolean;
-    /** BullMQ priority (1 runs first); none: before every prioritized job (a run's first turn). */
-    priority?: number;
-  },
-): Promise<void> {
+  opts: BackfillRequest,
+): { name: typeof JOB_NAMES.backfillPage; data: BackfillJob; opts: JobsOptions } {
   const data: BackfillJob = {
     accountId,
     reason: opts.reason,
@@ -231,14 +238,18 @@ export async function enqueueBackfill(
     ...(opts.resumeOnly ? { resumeOnly: true } : {}),
     ...(opts.restart ? { restart: true } : {}),
   };
-  await queues.backfill.add(JOB_NAMES.backfillPage, data, {
-    jobId: `bf-${accountId}-${randomUUID()}`,
-    // A restart must not fold into the run's queued next page (it would be lost): it has its own
-    // de-duplication id; the account's backfill lock still runs the two one after the other.
-    deduplication: { id: opts.restart ? `bf-restart-${accountId}` : `bf-${accountId}`, keepLastIfActive: true },
-    ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
-    ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
-  });
+  return {
+    name: JOB_NAMES.backfillPage,
+    data,
+    opts: {
+      jobId: `bf-${accountId}-${randomUUID()}`,
+      // A restart must not fold into the run's queued next page (it would be lost): it has its own
+      // de-duplication id; the account's backfill lock still runs the two one after the other.
+      deduplication: { id: opts.restart ? `bf-restart-${accountId}` : `bf-${accountId}`, keepLastIfActive: true },
+      ...(opts.delayMs !== undefined ? { delay: opts.delayMs } : {}),
+      ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
+    },
+  };
 }
 
 /** The account's next label-repair page (one queued per account), at backfill priority `priority`. */

@@ -28,10 +28,9 @@ export interface MaintenanceDeps extends WatchDeps {
   maintenance: Queue;
   /** One poll sync per account, all in a few Redis pipelines (src/fan-out.ts). */
   enqueueIncrementals: (accountIds: number[], opts: { reason: "poll" }) => Promise<unknown>;
-  enqueueBackfill: (
-    accountId: number,
-    opts: { reason: "reconcile" | "manual"; restart?: boolean; resumeOnly?: boolean; priority?: number },
-  ) => Promise<unknown>;
+  enqueueBackfill: (accountId: number, opts: { reason: "reconcile"; restart?: boolean }) => Promise<unknown>;
+  /** Each running backfill's next turn, in a few Redis pipelines (src/fan-out.ts). */
+  resumeBackfills: (runs: Array<{ accountId: number; priority: number }>) => Promise<unknown>;
   /** Each account's reconcile at its stable moment within `spreadMs` of the tick (src/fan-out.ts). */
   enqueueReconciles: (accountIds: number[], opts: { spreadMs: number; tickAt: number }) => Promise<unknown>;
   enqueueRetry: (accountId: number) => Promise<unknown>;
@@ -86,17 +85,9 @@ const maintenanceHandlers: JobHandlers<typeof QUEUE_NAMES.maintenance, Maintenan
     // backfill is asked to resume at its own turn's priority; de-duplication makes this a no-op
     // while its next turn is queued (the usual case), on the backfill queue, not the live one.
     const running = await backfillsInProgress(deps.db);
-    // 200 at a time, so their Redis round trips overlap (one by one, 2,001 of them made the fleet
-    // benchmark's poll tick at 12,011 accounts 3.1 s against 1.4 s without them).
-    for (let i = 0; i < running.length; i += 200)
-      await Promise.all(
-        running.slice(i, i + 200).map(({ accountId, pagesDone }) =>
-          deps.enqueueBackfill(accountId, {
-            reason: "manual",
-            resumeOnly: true,
-            priority: backfillPriority(pagesDone),
-          }),
-        ),
+    if (running.length > 0)
+      await deps.resumeBackfills(
+        running.map(({ accountId, pagesDone }) => ({ accountId, priority: backfillPriority(pagesDone) })),
       );
     return { accounts: ids.length, backfills: running.length };
   },

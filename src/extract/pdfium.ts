@@ -1,6 +1,6 @@
 // PDF text through PDFium (Chrome's PDF engine) compiled to WebAssembly: the default PDF engine
 // (PDF_ENGINE=pdfium). Runs only inside an extraction child. Measured on this project's machine
-// (bench/extract.ts, README "PDF extraction"): 0.93–0.96× pdftotext on real PDFs on an idle
+// (bench/extract.ts, README "PDF extraction"): 0.93–1.04× pdftotext on real PDFs on an idle
 // machine (1.1–1.5× on a loaded one, where pdftotext's process starts cost more) and 0.6–0.7× on
 // text-dense generated ones (its text layout is the bound; native PDFium, measured by
 // bench/pdf-engines.ts, reaches 0.80× there), 1.5–3.5× pdf.js, with equal or better word recall.

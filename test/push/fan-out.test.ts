@@ -1,8 +1,8 @@
 // What the ticks enqueue for many accounts (src/fan-out.ts): reconciles spread over the window by a
 // stable hash of the account, each once per tick, never folding into the account's other backfill
-// turns; poll syncs in bulk, de-duplicated per account like single ones.
+// turns; poll syncs and backfill resumes in bulk, de-duplicated per account like single ones.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { enqueueIncrementals, enqueueReconciles, reconcileOffsetMs } from "../../src/fan-out.ts";
+import { enqueueIncrementals, enqueueReconciles, reconcileOffsetMs, resumeBackfills } from "../../src/fan-out.ts";
 import { createQueues, enqueueBackfill, enqueueIncremental, type Queues } from "../../src/jobs.ts";
 import { createTestRedis, type TestRedis } from "../helpers/redis.ts";
 
@@ -56,5 +56,19 @@ describe("fan-out", () => {
     await enqueueIncrementals(queues, [8], { reason: "poll" });
     const waiting = await queues.incremental.getJobs(["waiting"]);
     expect(waiting.map((j) => j.data.accountId).sort()).toEqual([7, 8, 9]);
+  });
+
+  it("backfill resumes in bulk fold into a run's queued turn; a run without one gets a turn at its priority", async () => {
+    await enqueueBackfill(queues, 40, { reason: "connect", resumeOnly: true, priority: 2 });
+    await resumeBackfills(queues, [
+      { accountId: 40, priority: 2 },
+      { accountId: 41, priority: 7 },
+    ]);
+    await resumeBackfills(queues, [{ accountId: 41, priority: 7 }]); // the next tick, before it ran
+    const queued = (await queues.backfill.getJobs(["prioritized"])).filter((j) => j.data.accountId >= 40);
+    expect(queued.map((j) => [j.data, j.opts.priority]).sort()).toEqual([
+      [{ accountId: 40, reason: "connect", resumeOnly: true }, 2],
+      [{ accountId: 41, reason: "manual", resumeOnly: true }, 7],
+    ]);
   });
 });

@@ -18,7 +18,7 @@ import {
   type QueueName,
   type Queues,
 } from "../../src/jobs.ts";
-import { enqueueIncrementals, enqueueReconciles } from "../../src/fan-out.ts";
+import { enqueueIncrementals, enqueueReconciles, resumeBackfills } from "../../src/fan-out.ts";
 import { enqueueWatchRenewal } from "../../src/maintenance.ts";
 import { jobDurationSeconds } from "../../src/metrics.ts";
 import { enqueueStartupTicks, TICKS, upsertSchedules } from "../../src/schedules.ts";
@@ -64,6 +64,7 @@ describe("the catalog", () => {
       await enqueueBackfill(queues, 6, { reason: "connect", resumeOnly: true, priority: 2 });
       await enqueueReconciles(queues, [7], { spreadMs: 60_000, tickAt: 0 });
       await enqueueIncrementals(queues, [8], { reason: "poll" });
+      await resumeBackfills(queues, [{ accountId: 9, priority: 4 }]);
 
       const names = new Set<string>();
       for (const q of Object.values(QUEUE_NAMES)) {
